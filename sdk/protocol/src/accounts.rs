@@ -1,0 +1,109 @@
+//! Accounts and tokens: `/api/accounts/*` and `POST /api/sync/auth`.
+//!
+//! The raw password never leaves the device. The client derives
+//! `login_key = Argon2id(password, salt, 65536 KiB, 3 iterations, parallelism 1, 32 bytes)` with the salt it chose at
+//! sign-up (and fetches again with pre-login), and sends only that.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::Base64Bytes;
+
+/// `POST /api/accounts/register`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub email: String,
+    /// The Argon2id salt the login key was derived with, 16 to 64 bytes.
+    pub salt: Base64Bytes,
+    /// The 32-byte Argon2id login key.
+    pub login_key: Base64Bytes,
+}
+
+/// Answer to [`RegisterRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RegisterResponse {
+    pub user_id: Uuid,
+}
+
+/// `POST /api/accounts/prelogin`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PreloginRequest {
+    pub email: String,
+}
+
+/// What a client needs to derive its login key. An unknown email gets a stable made-up salt, so pre-login does
+/// not reveal who has an account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PreloginResponse {
+    pub kdf: KdfParams,
+    pub salt: Base64Bytes,
+}
+
+/// Argon2id parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KdfParams {
+    /// Always `"argon2id"` in protocol v1.
+    pub algorithm: KdfAlgorithm,
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+/// The key derivation function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum KdfAlgorithm {
+    Argon2id,
+}
+
+impl KdfParams {
+    /// The login derivation of protocol v1: Argon2id, 64 MiB, 3 iterations, parallelism 1.
+    pub const LOGIN: KdfParams = KdfParams {
+        algorithm: KdfAlgorithm::Argon2id,
+        memory_kib: 65536,
+        iterations: 3,
+        parallelism: 1,
+    };
+}
+
+/// `POST /api/accounts/password` (bearer token): replaces the login key. Every token issued before is revoked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_login_key: Base64Bytes,
+    pub salt: Base64Bytes,
+    pub login_key: Base64Bytes,
+}
+
+/// `POST /api/sync/auth`: exchanges credentials and an app's API key for a token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AuthRequest {
+    pub email: String,
+    pub login_key: Base64Bytes,
+    pub api_key: String,
+}
+
+/// A bearer token for one user in one app, valid for seven days. Also the answer to a password change, since that
+/// revokes the token it was made with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuthResponse {
+    pub token: String,
+    pub user_id: Uuid,
+    pub app_id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub expires_at: OffsetDateTime,
+}

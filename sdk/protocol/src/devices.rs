@@ -1,0 +1,28 @@
+//! The device registry: `/api/sync/devices`.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// `POST /api/sync/devices`: registers a device, or returns the existing one of that name (updating its platform).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegisterDeviceRequest {
+    /// Unique per user and app, e.g. "MacBook".
+    pub name: String,
+    /// Free-form, e.g. "macos", "ios", "linux".
+    pub platform: String,
+}
+
+/// A device of the user in this app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Device {
+    pub id: Uuid,
+    pub name: String,
+    pub platform: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: OffsetDateTime,
+}

@@ -1,0 +1,24 @@
+//! The SyncKit wire protocol, version 1: every request and response body of the HTTP API and the error codes,
+//! shared by the server and the SDK so the two can never disagree about a field.
+//!
+//! JSON over HTTP. Binary fields are standard base64 with padding ([`Base64Bytes`]); timestamps are RFC 3339.
+//! Errors are [`ErrorBody`] with a machine-readable [`ErrorCode`].
+//!
+//! # Layout
+//! - [`accounts`]: sign-up, pre-login, password change and token issue.
+//! - [`sync`]: the changelog: push, pull, status.
+//! - [`devices`] and [`keys`]: device registry and the wrapped master-key envelope.
+//! - [`error`]: the error body and every code the server answers with.
+//! - [`limits`]: the sizes the server enforces.
+
+mod base64;
+
+pub mod accounts;
+pub mod devices;
+pub mod error;
+pub mod keys;
+pub mod limits;
+pub mod sync;
+
+pub use base64::Base64Bytes;
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};

@@ -1,0 +1,88 @@
+//! The changelog: `POST /api/sync/push`, `POST /api/sync/pull`, `GET /api/sync/status`.
+//!
+//! A stream is one (app, user). Every pushed entry gets the stream's next sequence number; a cursor is the sequence
+//! number of the last entry a client has seen (0 before the first).
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::Base64Bytes;
+
+/// `POST /api/sync/push`: up to [`crate::limits::MAX_PUSH_ENTRIES`] entries from one device.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PushRequest {
+    pub device_id: Uuid,
+    pub entries: Vec<PushEntry>,
+}
+
+/// One change, already encrypted on the device.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PushEntry {
+    /// Client-generated (UUIDv7), unique per stream: a retried push with the same ids stores nothing twice.
+    pub change_id: Uuid,
+    pub payload: Base64Bytes,
+}
+
+/// Answer to [`PushRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PushResponse {
+    /// The stream's head after this push: the sequence number of its newest entry.
+    pub cursor: u64,
+    /// Entries stored by this push.
+    pub accepted: u32,
+    /// Entries skipped because their change id was already stored (a retry) or repeated in the request.
+    pub duplicates: u32,
+}
+
+/// `POST /api/sync/pull`: the entries after `cursor`, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PullRequest {
+    pub cursor: u64,
+    /// Page size, 1 to [`crate::limits::MAX_PULL_LIMIT`] (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// A page of the changelog.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PullResponse {
+    pub entries: Vec<PulledEntry>,
+    /// Pass this to the next pull: the last entry's sequence number, or the request's cursor for an empty page.
+    pub cursor: u64,
+    /// More entries remain after this page.
+    pub has_more: bool,
+}
+
+/// One stored change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PulledEntry {
+    pub seq: u64,
+    pub change_id: Uuid,
+    /// The device that pushed it.
+    pub device_id: Uuid,
+    pub payload: Base64Bytes,
+    /// When the server stored it.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: OffsetDateTime,
+}
+
+/// `GET /api/sync/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatusResponse {
+    /// Entries stored in the stream.
+    pub change_count: u64,
+    /// The newest entry's sequence number (0 for an empty stream).
+    pub cursor: u64,
+}

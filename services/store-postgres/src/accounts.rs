@@ -1,0 +1,259 @@
+use async_trait::async_trait;
+use synckit_store::{
+    AccountStore, App, ChangelogStore, Device, KeyEnvelope, NewUser, PutKeyOutcome, StoreError,
+    StreamId, User,
+};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::error::db_error;
+use crate::{PgStore, to_i64, to_u64};
+
+const USER_COLUMNS: &str = "id, email, salt, login_key_hash, token_version";
+
+fn user(row: &Row) -> User {
+    User {
+        id: row.get(0),
+        email: row.get(1),
+        salt: row.get(2),
+        login_key_hash: row.get(3),
+        token_version: to_u64(row.get(4)),
+    }
+}
+
+fn device(row: &Row) -> Device {
+    Device {
+        id: row.get(0),
+        name: row.get(1),
+        platform: row.get(2),
+        created_at: row.get(3),
+    }
+}
+
+#[async_trait]
+impl AccountStore for PgStore {
+    async fn create_user(&self, u: NewUser) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO users (id, email, salt, login_key_hash) VALUES ($1, $2, $3, $4)",
+                &[&u.id, &u.email, &u.salt, &u.login_key_hash],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
+        Ok(client
+            .query_opt(&stmt, &[&email])
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(user))
+    }
+
+    async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        // On every authenticated request (the token version check): keep it prepared.
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
+        Ok(client
+            .query_opt(&stmt, &[&id])
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(user))
+    }
+
+    async fn change_login_key(
+        &self,
+        id: Uuid,
+        expected_token_version: u64,
+        salt: &[u8],
+        login_key_hash: &[u8],
+    ) -> Result<Option<u64>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "UPDATE users SET salt = $3, login_key_hash = $4, token_version = token_version + 1 \
+                 WHERE id = $1 AND token_version = $2 RETURNING token_version",
+                &[&id, &to_i64(expected_token_version), &salt, &login_key_hash],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|r| to_u64(r.get(0))))
+    }
+
+    async fn create_app(&self, app: App, api_key_hash: &[u8]) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO apps (id, name, api_key_hash) VALUES ($1, $2, $3)",
+                &[&app.id, &app.name, &api_key_hash],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn app_by_key_hash(&self, api_key_hash: &[u8]) -> Result<Option<App>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT id, name FROM apps WHERE api_key_hash = $1",
+                &[&api_key_hash],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|r| App {
+            id: r.get(0),
+            name: r.get(1),
+        }))
+    }
+
+    async fn upsert_device(
+        &self,
+        stream: StreamId,
+        new_id: Uuid,
+        name: &str,
+        platform: &str,
+    ) -> Result<Device, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "INSERT INTO devices (id, app_id, user_id, name, platform) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (app_id, user_id, name) DO UPDATE SET platform = EXCLUDED.platform \
+                 RETURNING id, name, platform, created_at",
+                &[&new_id, &stream.app_id, &stream.user_id, &name, &platform],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(device(&row))
+    }
+
+    async fn devices(&self, stream: StreamId) -> Result<Vec<Device>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT id, name, platform, created_at FROM devices WHERE app_id = $1 AND user_id = $2 \
+                 ORDER BY created_at, id",
+                &[&stream.app_id, &stream.user_id],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(rows.iter().map(device).collect())
+    }
+
+    async fn has_device(&self, stream: StreamId, id: Uuid) -> Result<bool, StoreError> {
+        // On every push: keep it prepared.
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT 1 FROM devices WHERE id = $1 AND app_id = $2 AND user_id = $3")
+            .await
+            .map_err(db_error)?;
+        let row = client
+            .query_opt(&stmt, &[&id, &stream.app_id, &stream.user_id])
+            .await
+            .map_err(db_error)?;
+        Ok(row.is_some())
+    }
+
+    async fn delete_device(&self, stream: StreamId, id: Uuid) -> Result<bool, StoreError> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "DELETE FROM devices WHERE id = $1 AND app_id = $2 AND user_id = $3",
+                &[&id, &stream.app_id, &stream.user_id],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(n > 0)
+    }
+
+    async fn put_key(
+        &self,
+        stream: StreamId,
+        envelope: &[u8],
+        expected_version: u64,
+    ) -> Result<PutKeyOutcome, StoreError> {
+        let (app, user) = (&stream.app_id, &stream.user_id);
+        let client = self.client().await?;
+        let written = if expected_version == 0 {
+            client
+                .query_opt(
+                    "INSERT INTO key_envelopes (app_id, user_id, envelope, version) VALUES ($1, $2, $3, 1) \
+                     ON CONFLICT DO NOTHING RETURNING version",
+                    &[app, user, &envelope],
+                )
+                .await
+        } else {
+            client
+                .query_opt(
+                    "UPDATE key_envelopes SET envelope = $3, version = version + 1, updated_at = now() \
+                     WHERE app_id = $1 AND user_id = $2 AND version = $4 RETURNING version",
+                    &[app, user, &envelope, &to_i64(expected_version)],
+                )
+                .await
+        }
+        .map_err(db_error)?;
+        if let Some(row) = written {
+            return Ok(PutKeyOutcome::Stored {
+                version: to_u64(row.get(0)),
+            });
+        }
+        let current = client
+            .query_opt(
+                "SELECT version FROM key_envelopes WHERE app_id = $1 AND user_id = $2",
+                &[app, user],
+            )
+            .await
+            .map_err(db_error)?
+            .map_or(0, |r| to_u64(r.get(0)));
+        Ok(PutKeyOutcome::Conflict { current })
+    }
+
+    async fn key(&self, stream: StreamId) -> Result<Option<KeyEnvelope>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT envelope, version FROM key_envelopes WHERE app_id = $1 AND user_id = $2",
+                &[&stream.app_id, &stream.user_id],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|r| KeyEnvelope {
+            envelope: r.get(0),
+            version: to_u64(r.get(1)),
+        }))
+    }
+
+    async fn secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        // The SELECT half does not see the INSERT half's row, but then the INSERT half returns it.
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "WITH ins AS (INSERT INTO server_secrets (name, value) VALUES ($1, $2) \
+                     ON CONFLICT DO NOTHING RETURNING value) \
+                 SELECT value FROM ins UNION ALL SELECT value FROM server_secrets WHERE name = $1 LIMIT 1",
+                &[&name, &candidate],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(row.get(0))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        <Self as ChangelogStore>::ping(self).await
+    }
+}

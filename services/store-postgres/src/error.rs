@@ -1,0 +1,30 @@
+use deadpool_postgres::PoolError;
+use synckit_store::StoreError;
+use tokio_postgres::error::SqlState;
+
+/// Engine errors that a retry after a moment can fix are "unavailable"; the rest are failures.
+pub(crate) fn db_error(err: tokio_postgres::Error) -> StoreError {
+    match err.code() {
+        Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::AlreadyExists,
+        Some(code) if is_transient(code.code()) => StoreError::unavailable(err),
+        Some(_) => StoreError::other(err),
+        // No SQLSTATE: the connection broke or could not be made.
+        None => StoreError::unavailable(err),
+    }
+}
+
+pub(crate) fn pool_error(err: PoolError) -> StoreError {
+    match err {
+        PoolError::Backend(e) => db_error(e),
+        PoolError::Timeout(_) | PoolError::Closed => StoreError::unavailable(err),
+        other => StoreError::other(other),
+    }
+}
+
+/// Connection exceptions (08), insufficient resources (53), operator intervention (57: shutdown, recovery) and
+/// serialization failures or deadlocks (40).
+fn is_transient(code: &str) -> bool {
+    ["08", "53", "57", "40"]
+        .iter()
+        .any(|class| code.starts_with(class))
+}

@@ -1,0 +1,127 @@
+//! SyncKit storage on PostgreSQL, the production engine.
+//!
+//! [`PgStore`] implements both ports over one deadpool connection pool. The schema lives in `migrations/postgres`
+//! at the top of the repository and is embedded here; [`PgStore::migrate`] applies it with refinery under an
+//! advisory lock, so instances starting together do not race.
+//!
+//! # Layout
+//! - `changelog.rs`: the push and pull paths, the ones that must be fast.
+//! - `accounts.rs`: users, apps, devices, keys, secrets.
+//! - `error.rs`: which engine failures mean "unavailable, retry" and which are bugs.
+
+mod accounts;
+mod changelog;
+mod error;
+
+use std::time::Duration;
+
+use deadpool_postgres::{
+    Manager, ManagerConfig, Pool, PoolConfig, RecyclingMethod, Runtime, Timeouts,
+};
+use synckit_store::StoreError;
+
+use error::db_error;
+
+refinery::embed_migrations!("../../migrations/postgres");
+
+/// Arbitrary but fixed: the advisory lock instances take while migrating.
+const MIGRATION_LOCK: i64 = 0x5359_4e43_4b49_54; // "SYNCKIT"
+
+/// Connection settings for [`PgStore::connect`].
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// Connections kept at most.
+    pub max_connections: usize,
+    /// How long a request waits for a connection (or for a new one to be made) before it is answered 503.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The Postgres adapter: a cheap handle over a connection pool.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let status = self.pool.status();
+        f.debug_struct("PgStore")
+            .field("size", &status.size)
+            .field("available", &status.available)
+            .finish()
+    }
+}
+
+impl PgStore {
+    /// Builds the pool. Connections are made on demand, so this succeeds while the database is down; requests made
+    /// then fail as unavailable, and the pool recovers by itself when the database returns.
+    pub fn connect(url: &str, options: &PgOptions) -> Result<Self, StoreError> {
+        let mut pg: tokio_postgres::Config = url.parse().map_err(StoreError::other)?;
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(options.acquire_timeout);
+        }
+        let manager = Manager::from_config(
+            pg,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let timeouts = Timeouts {
+            wait: Some(options.acquire_timeout),
+            create: Some(options.acquire_timeout),
+            recycle: Some(options.acquire_timeout),
+        };
+        let pool = Pool::builder(manager)
+            .config(PoolConfig {
+                max_size: options.max_connections,
+                timeouts,
+                ..Default::default()
+            })
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(StoreError::other)?;
+        Ok(Self { pool })
+    }
+
+    /// Applies the embedded migrations that have not run yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(db_error)?;
+        let report = migrations::runner().run_async(&mut **client).await;
+        // Unlock even when migrating failed; the connection going away would release it too.
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(db_error)?;
+        let report = report.map_err(StoreError::other)?;
+        for m in report.applied_migrations() {
+            tracing::info!(migration = %m, "applied migration");
+        }
+        Ok(())
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(error::pool_error)
+    }
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).expect("stored sequence numbers and versions are never negative")
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,128 @@
+//! The account port: users, apps, devices, key envelopes and server secrets.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{StoreError, StreamId};
+
+/// An account. Accounts are shared by every app of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: Uuid,
+    /// Normalised (trimmed, lower case).
+    pub email: String,
+    /// The salt the client derives its login key with.
+    pub salt: Vec<u8>,
+    /// SHA-256 of the login key. The login key is itself an Argon2id output, so a fast hash loses nothing.
+    pub login_key_hash: Vec<u8>,
+    /// Bumped by every password change; tokens carrying an older version are refused.
+    pub token_version: u64,
+}
+
+/// A user to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub id: Uuid,
+    pub email: String,
+    pub salt: Vec<u8>,
+    pub login_key_hash: Vec<u8>,
+}
+
+/// An app of the deployment; its API key is stored only as a hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    pub id: Uuid,
+    pub name: String,
+}
+
+/// A registered device of one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub id: Uuid,
+    pub name: String,
+    pub platform: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// A wrapped master key and its version (1 for the first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEnvelope {
+    pub envelope: Vec<u8>,
+    pub version: u64,
+}
+
+/// What an optimistic key write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutKeyOutcome {
+    /// Stored under this new version.
+    Stored { version: u64 },
+    /// The stored version (0 for none) was not the expected one; nothing was written.
+    Conflict { current: u64 },
+}
+
+/// Users, apps, devices, key envelopes and server secrets.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
+    /// Creates a user; [`StoreError::AlreadyExists`] when the email is taken.
+    async fn create_user(&self, user: NewUser) -> Result<(), StoreError>;
+
+    /// The user with this (normalised) email.
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+
+    /// The user with this id.
+    async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+
+    /// Replaces the salt and login key hash and bumps the token version, if the token version is still
+    /// `expected_token_version`. Returns the new token version, or `None` when another change came first.
+    async fn change_login_key(
+        &self,
+        id: Uuid,
+        expected_token_version: u64,
+        salt: &[u8],
+        login_key_hash: &[u8],
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// Creates an app whose API key hashes to `api_key_hash`.
+    async fn create_app(&self, app: App, api_key_hash: &[u8]) -> Result<(), StoreError>;
+
+    /// The app whose API key hashes to `api_key_hash`.
+    async fn app_by_key_hash(&self, api_key_hash: &[u8]) -> Result<Option<App>, StoreError>;
+
+    /// Registers a device under `new_id`, or, when the stream already has one named `name`, updates its platform
+    /// and returns it with its original id.
+    async fn upsert_device(
+        &self,
+        stream: StreamId,
+        new_id: Uuid,
+        name: &str,
+        platform: &str,
+    ) -> Result<Device, StoreError>;
+
+    /// The stream's devices, oldest first.
+    async fn devices(&self, stream: StreamId) -> Result<Vec<Device>, StoreError>;
+
+    /// Whether the stream has this device.
+    async fn has_device(&self, stream: StreamId, id: Uuid) -> Result<bool, StoreError>;
+
+    /// Removes the device; false when the stream had none with this id.
+    async fn delete_device(&self, stream: StreamId, id: Uuid) -> Result<bool, StoreError>;
+
+    /// Stores a new envelope if the current version (0 for none) is `expected_version`.
+    async fn put_key(
+        &self,
+        stream: StreamId,
+        envelope: &[u8],
+        expected_version: u64,
+    ) -> Result<PutKeyOutcome, StoreError>;
+
+    /// The stream's envelope.
+    async fn key(&self, stream: StreamId) -> Result<Option<KeyEnvelope>, StoreError>;
+
+    /// The secret stored under `name`; stores `candidate` first when there is none, so that every instance of a
+    /// deployment ends up with the same value.
+    async fn secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
+
+    /// Succeeds when the engine answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,79 @@
+//! The changelog port.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::StoreError;
+
+/// One (app, user): the unit of ordering. Always taken from a verified token, never from a request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StreamId {
+    pub app_id: Uuid,
+    pub user_id: Uuid,
+}
+
+/// A change to append: opaque ciphertext under a client-chosen id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    pub change_id: Uuid,
+    pub payload: Vec<u8>,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The stream's head after the append: the newest sequence number.
+    pub head: u64,
+    /// Entries stored, numbered `head - accepted + 1 ..= head`.
+    pub accepted: u32,
+    /// Entries skipped: their change id was already in the stream, or repeated earlier in the same batch.
+    pub duplicates: u32,
+}
+
+/// A stored change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub seq: u64,
+    pub change_id: Uuid,
+    pub device_id: Uuid,
+    pub payload: Vec<u8>,
+    pub created_at: OffsetDateTime,
+}
+
+/// A slice of a stream, read in one snapshot together with the stream's head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// Consecutive entries, oldest first.
+    pub entries: Vec<Entry>,
+    /// The stream's newest sequence number when the page was read (0 for an empty stream). Because sequence
+    /// numbers are contiguous, it is also the number of entries in the stream.
+    pub head: u64,
+}
+
+/// The append-only log of changes.
+///
+/// Guarantees every adapter keeps (and the conformance suite checks):
+/// - sequence numbers of a stream are 1, 2, 3, … with no gaps, and commit order equals sequence order, so a reader
+///   that has seen `n` has seen everything up to `n`;
+/// - a change id is stored at most once per stream, so retries are harmless;
+/// - streams never wait on each other.
+#[async_trait]
+pub trait ChangelogStore: Send + Sync + 'static {
+    /// Appends the entries not already in the stream, in order, all from `device_id`.
+    async fn append(
+        &self,
+        stream: StreamId,
+        device_id: Uuid,
+        entries: &[NewEntry],
+    ) -> Result<Appended, StoreError>;
+
+    /// Up to `limit` entries with sequence numbers greater than `after`, and the stream's head.
+    async fn read(&self, stream: StreamId, after: u64, limit: u32) -> Result<Page, StoreError>;
+
+    /// The stream's newest sequence number, 0 when it has none.
+    async fn head(&self, stream: StreamId) -> Result<u64, StoreError>;
+
+    /// Succeeds when the engine answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

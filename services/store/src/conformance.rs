@@ -1,0 +1,419 @@
+//! The conformance suite: the behaviour every storage adapter must show, written once against the ports.
+//!
+//! An adapter crate runs it with [`conformance_suite!`](crate::conformance_suite), giving an async expression
+//! that builds fresh [`Stores`]:
+//!
+//! ```ignore
+//! synckit_store::conformance_suite!(async { my_adapter::fresh_stores().await });
+//! ```
+//!
+//! Every case uses random ids and emails, so cases do not depend on each other's data.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::{
+    AccountStore, App, ChangelogStore, NewEntry, NewUser, PutKeyOutcome, StoreError, StreamId,
+};
+
+/// The two ports of one adapter.
+#[derive(Clone)]
+pub struct Stores {
+    pub changelog: Arc<dyn ChangelogStore>,
+    pub accounts: Arc<dyn AccountStore>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stores")
+    }
+}
+
+/// Emits one `#[tokio::test]` per conformance case, each on stores built by `$setup`.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($setup:expr) => {
+        $crate::conformance_suite!(@cases $setup;
+            append_numbers_entries_contiguously,
+            append_is_idempotent,
+            read_pages_by_cursor,
+            streams_are_isolated,
+            concurrent_appends_to_one_stream_stay_contiguous,
+            users,
+            apps_by_key_hash,
+            devices,
+            key_envelopes,
+            secrets,
+        );
+    };
+    (@cases $setup:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let stores: $crate::conformance::Stores = $setup.await;
+                $crate::conformance::$case(stores).await;
+            }
+        )*
+    };
+}
+
+fn stream() -> StreamId {
+    StreamId {
+        app_id: Uuid::now_v7(),
+        user_id: Uuid::now_v7(),
+    }
+}
+
+fn entries(n: usize) -> Vec<NewEntry> {
+    (0..n)
+        .map(|i| NewEntry {
+            change_id: Uuid::now_v7(),
+            payload: format!("payload-{i}-{}", Uuid::new_v4()).into_bytes(),
+        })
+        .collect()
+}
+
+async fn read_all(store: &dyn ChangelogStore, s: StreamId) -> Vec<crate::Entry> {
+    let mut all = Vec::new();
+    loop {
+        let page = store.read(s, all.len() as u64, 500).await.unwrap();
+        if page.entries.is_empty() {
+            return all;
+        }
+        all.extend(page.entries);
+    }
+}
+
+pub async fn append_numbers_entries_contiguously(stores: Stores) {
+    let log = &*stores.changelog;
+    let s = stream();
+    let device = Uuid::now_v7();
+    assert_eq!(log.head(s).await.unwrap(), 0);
+
+    let first = entries(3);
+    let second = entries(2);
+    let a = log.append(s, device, &first).await.unwrap();
+    assert_eq!((a.head, a.accepted, a.duplicates), (3, 3, 0));
+    let b = log.append(s, device, &second).await.unwrap();
+    assert_eq!((b.head, b.accepted, b.duplicates), (5, 2, 0));
+    assert_eq!(log.head(s).await.unwrap(), 5);
+
+    let all = read_all(log, s).await;
+    let seqs: Vec<u64> = all.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    for (stored, sent) in all.iter().zip(first.iter().chain(&second)) {
+        assert_eq!(stored.change_id, sent.change_id);
+        assert_eq!(stored.payload, sent.payload);
+        assert_eq!(stored.device_id, device);
+    }
+
+    // An empty append changes nothing and reports the head.
+    let empty = log.append(s, device, &[]).await.unwrap();
+    assert_eq!((empty.head, empty.accepted, empty.duplicates), (5, 0, 0));
+}
+
+pub async fn append_is_idempotent(stores: Stores) {
+    let log = &*stores.changelog;
+    let s = stream();
+    let device = Uuid::now_v7();
+    let batch = entries(3);
+
+    log.append(s, device, &batch[..2]).await.unwrap();
+    // A retry overlapping the first push stores only what is new.
+    let retry = log.append(s, device, &batch).await.unwrap();
+    assert_eq!((retry.head, retry.accepted, retry.duplicates), (3, 1, 2));
+    let again = log.append(s, device, &batch).await.unwrap();
+    assert_eq!((again.head, again.accepted, again.duplicates), (3, 0, 3));
+
+    // The same id twice in one batch is stored once, with the first payload.
+    let twice = entries(1).remove(0);
+    let copy = NewEntry {
+        change_id: twice.change_id,
+        payload: b"second copy".to_vec(),
+    };
+    let r = log.append(s, device, &[twice.clone(), copy]).await.unwrap();
+    assert_eq!((r.head, r.accepted, r.duplicates), (4, 1, 1));
+
+    let all = read_all(log, s).await;
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[3].payload, twice.payload);
+    // A duplicate never rewrites the stored payload.
+    assert_eq!(all[0].payload, batch[0].payload);
+}
+
+pub async fn read_pages_by_cursor(stores: Stores) {
+    let log = &*stores.changelog;
+    let s = stream();
+    log.append(s, Uuid::now_v7(), &entries(7)).await.unwrap();
+
+    let p = log.read(s, 0, 3).await.unwrap();
+    assert_eq!(p.head, 7);
+    assert_eq!(
+        p.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    let p = log.read(s, 3, 3).await.unwrap();
+    assert_eq!(
+        p.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [4, 5, 6]
+    );
+    let p = log.read(s, 6, 3).await.unwrap();
+    assert_eq!(p.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [7]);
+    let p = log.read(s, 7, 3).await.unwrap();
+    assert!(p.entries.is_empty());
+    assert_eq!(p.head, 7);
+
+    // Beyond the head: no entries, and the head tells the caller so.
+    let p = log.read(s, 100, 3).await.unwrap();
+    assert!(p.entries.is_empty());
+    assert_eq!(p.head, 7);
+
+    // A stream nobody wrote to reads as empty.
+    let p = log.read(stream(), 0, 500).await.unwrap();
+    assert_eq!((p.entries.len(), p.head), (0, 0));
+
+    // Timestamps come back as stored, to the second at least.
+    let now = time::OffsetDateTime::now_utc();
+    let first = &log.read(s, 0, 1).await.unwrap().entries[0];
+    assert!(
+        (now - first.created_at).whole_seconds().abs() < 60,
+        "created_at {}",
+        first.created_at
+    );
+}
+
+pub async fn streams_are_isolated(stores: Stores) {
+    let log = &*stores.changelog;
+    let app = Uuid::now_v7();
+    let user_a = StreamId {
+        app_id: app,
+        user_id: Uuid::now_v7(),
+    };
+    let user_b = StreamId {
+        app_id: app,
+        user_id: Uuid::now_v7(),
+    };
+    let other_app = StreamId {
+        app_id: Uuid::now_v7(),
+        user_id: user_a.user_id,
+    };
+    let shared = entries(2);
+
+    // The same change ids in three streams are three independent sets of entries.
+    for s in [user_a, user_b, other_app] {
+        let r = log.append(s, Uuid::now_v7(), &shared).await.unwrap();
+        assert_eq!((r.head, r.accepted), (2, 2));
+    }
+    log.append(user_a, Uuid::now_v7(), &entries(3))
+        .await
+        .unwrap();
+    assert_eq!(log.head(user_a).await.unwrap(), 5);
+    assert_eq!(log.head(user_b).await.unwrap(), 2);
+    assert_eq!(log.head(other_app).await.unwrap(), 2);
+    assert_eq!(read_all(log, user_b).await.len(), 2);
+}
+
+pub async fn concurrent_appends_to_one_stream_stay_contiguous(stores: Stores) {
+    let s = stream();
+    let writers = 8;
+    let pushes = 10;
+    let per_push = 5;
+    let mut tasks = Vec::new();
+    for _ in 0..writers {
+        let log = stores.changelog.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut sent = Vec::new();
+            for _ in 0..pushes {
+                let batch = entries(per_push);
+                // Each push is sent twice, as a client retrying after a lost response would.
+                let first = log.append(s, Uuid::now_v7(), &batch).await.unwrap();
+                let retry = log.append(s, Uuid::now_v7(), &batch).await.unwrap();
+                assert_eq!(first.accepted as usize, per_push);
+                assert_eq!(retry.duplicates as usize, per_push);
+                sent.extend(batch.into_iter().map(|e| e.change_id));
+            }
+            sent
+        }));
+    }
+    let mut sent = HashSet::new();
+    for t in futures::future::join_all(tasks).await {
+        sent.extend(t.unwrap());
+    }
+
+    let all = read_all(&*stores.changelog, s).await;
+    assert_eq!(all.len(), writers * pushes * per_push);
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1, "sequence numbers must be contiguous");
+    }
+    let stored: HashSet<Uuid> = all.iter().map(|e| e.change_id).collect();
+    assert_eq!(stored, sent, "every change stored exactly once");
+}
+
+fn new_user() -> NewUser {
+    NewUser {
+        id: Uuid::now_v7(),
+        email: format!("{}@example.com", Uuid::new_v4()),
+        salt: vec![7; 32],
+        login_key_hash: vec![9; 32],
+    }
+}
+
+pub async fn users(stores: Stores) {
+    let accounts = &*stores.accounts;
+    let user = new_user();
+    accounts.create_user(user.clone()).await.unwrap();
+
+    let mut same_email = new_user();
+    same_email.email = user.email.clone();
+    assert!(matches!(
+        accounts.create_user(same_email).await,
+        Err(StoreError::AlreadyExists)
+    ));
+
+    let found = accounts
+        .user_by_email(&user.email)
+        .await
+        .unwrap()
+        .expect("user by email");
+    assert_eq!(
+        (found.id, &found.salt, &found.login_key_hash),
+        (user.id, &user.salt, &user.login_key_hash)
+    );
+    assert_eq!(found.token_version, 0);
+    assert_eq!(accounts.user(user.id).await.unwrap(), Some(found));
+    assert_eq!(
+        accounts.user_by_email("nobody@example.com").await.unwrap(),
+        None
+    );
+    assert_eq!(accounts.user(Uuid::now_v7()).await.unwrap(), None);
+
+    // A password change bumps the token version, and only one of two racing changes wins.
+    let v = accounts
+        .change_login_key(user.id, 0, &[1; 32], &[2; 32])
+        .await
+        .unwrap();
+    assert_eq!(v, Some(1));
+    assert_eq!(
+        accounts
+            .change_login_key(user.id, 0, &[3; 32], &[4; 32])
+            .await
+            .unwrap(),
+        None
+    );
+    let changed = accounts.user(user.id).await.unwrap().unwrap();
+    assert_eq!(
+        (changed.salt, changed.login_key_hash, changed.token_version),
+        (vec![1; 32], vec![2; 32], 1)
+    );
+}
+
+pub async fn apps_by_key_hash(stores: Stores) {
+    let accounts = &*stores.accounts;
+    let app = App {
+        id: Uuid::now_v7(),
+        name: "Notes".into(),
+    };
+    let hash = Uuid::new_v4().as_bytes().repeat(2);
+    accounts.create_app(app.clone(), &hash).await.unwrap();
+    assert_eq!(accounts.app_by_key_hash(&hash).await.unwrap(), Some(app));
+    assert_eq!(accounts.app_by_key_hash(&[0; 32]).await.unwrap(), None);
+}
+
+pub async fn devices(stores: Stores) {
+    let accounts = &*stores.accounts;
+    let s = stream();
+    let other = StreamId {
+        app_id: s.app_id,
+        user_id: Uuid::now_v7(),
+    };
+
+    let mac = accounts
+        .upsert_device(s, Uuid::now_v7(), "MacBook", "macos")
+        .await
+        .unwrap();
+    let phone = accounts
+        .upsert_device(s, Uuid::now_v7(), "Phone", "ios")
+        .await
+        .unwrap();
+    // Same name again: same device, platform updated.
+    let again = accounts
+        .upsert_device(s, Uuid::now_v7(), "MacBook", "linux")
+        .await
+        .unwrap();
+    assert_eq!(again.id, mac.id);
+    assert_eq!(again.platform, "linux");
+    // Another user may use the same name for a device of their own.
+    let theirs = accounts
+        .upsert_device(other, Uuid::now_v7(), "MacBook", "macos")
+        .await
+        .unwrap();
+    assert_ne!(theirs.id, mac.id);
+
+    let listed = accounts.devices(s).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [mac.id, phone.id]
+    );
+    assert!(accounts.has_device(s, phone.id).await.unwrap());
+    assert!(!accounts.has_device(other, phone.id).await.unwrap());
+
+    // Deleting goes only through the owning stream.
+    assert!(!accounts.delete_device(other, phone.id).await.unwrap());
+    assert!(accounts.delete_device(s, phone.id).await.unwrap());
+    assert!(!accounts.delete_device(s, phone.id).await.unwrap());
+    assert!(!accounts.has_device(s, phone.id).await.unwrap());
+    assert_eq!(accounts.devices(s).await.unwrap().len(), 1);
+    assert_eq!(accounts.devices(other).await.unwrap().len(), 1);
+}
+
+pub async fn key_envelopes(stores: Stores) {
+    let accounts = &*stores.accounts;
+    let s = stream();
+    assert_eq!(accounts.key(s).await.unwrap(), None);
+
+    assert_eq!(
+        accounts.put_key(s, b"v1", 0).await.unwrap(),
+        PutKeyOutcome::Stored { version: 1 }
+    );
+    // A second "first" write loses instead of overwriting the key.
+    assert_eq!(
+        accounts.put_key(s, b"other", 0).await.unwrap(),
+        PutKeyOutcome::Conflict { current: 1 }
+    );
+    assert_eq!(
+        accounts.put_key(s, b"v2", 1).await.unwrap(),
+        PutKeyOutcome::Stored { version: 2 }
+    );
+    assert_eq!(
+        accounts.put_key(s, b"stale", 1).await.unwrap(),
+        PutKeyOutcome::Conflict { current: 2 }
+    );
+    assert_eq!(
+        accounts.put_key(s, b"ahead", 7).await.unwrap(),
+        PutKeyOutcome::Conflict { current: 2 }
+    );
+
+    let key = accounts.key(s).await.unwrap().unwrap();
+    assert_eq!((key.envelope.as_slice(), key.version), (&b"v2"[..], 2));
+    assert_eq!(
+        accounts
+            .key(StreamId {
+                app_id: s.app_id,
+                user_id: Uuid::now_v7()
+            })
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn secrets(stores: Stores) {
+    let accounts = &*stores.accounts;
+    let name = format!("test-{}", Uuid::new_v4());
+    assert_eq!(accounts.secret(&name, b"first").await.unwrap(), b"first");
+    assert_eq!(accounts.secret(&name, b"second").await.unwrap(), b"first");
+    stores.accounts.ping().await.unwrap();
+    stores.changelog.ping().await.unwrap();
+}

@@ -1,0 +1,22 @@
+//! SyncKit's storage ports: the small traits every service talks to, the models they exchange, and the one
+//! conformance suite every adapter must pass.
+//!
+//! # Layout
+//! - [`changelog`]: [`ChangelogStore`], the append-only log of encrypted changes, one stream per (app, user).
+//! - [`accounts`]: [`AccountStore`], users, apps, devices, key envelopes and server secrets.
+//! - [`error`]: [`StoreError`], which tells unavailability (retry later) apart from everything else.
+//! - `conformance` (feature `conformance`): the suite, generic over the ports, run against every adapter.
+//!
+//! Adapters live in their own crates: `synckit-store-postgres` for production, `synckit-store-sqlite` for the
+//! embedded single-box default.
+
+pub mod accounts;
+pub mod changelog;
+pub mod error;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use accounts::{AccountStore, App, Device, KeyEnvelope, NewUser, PutKeyOutcome, User};
+pub use changelog::{Appended, ChangelogStore, Entry, NewEntry, Page, StreamId};
+pub use error::StoreError;
