@@ -67,12 +67,8 @@ pub enum KdfAlgorithm {
 
 impl KdfParams {
     /// The login derivation of protocol v1: Argon2id, 64 MiB, 3 iterations, parallelism 1.
-    pub const LOGIN: KdfParams = KdfParams {
-        algorithm: KdfAlgorithm::Argon2id,
-        memory_kib: 65536,
-        iterations: 3,
-        parallelism: 1,
-    };
+    pub const LOGIN: KdfParams =
+        KdfParams { algorithm: KdfAlgorithm::Argon2id, memory_kib: 65536, iterations: 3, parallelism: 1 };
 }
 
 /// `POST /api/accounts/password` (bearer token): replaces the login key. Every token issued before is revoked.

@@ -67,10 +67,7 @@ impl<'de> Deserialize<'de> for Base64Bytes {
                 f.write_str("a standard base64 string with padding")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                STANDARD
-                    .decode(v)
-                    .map(Base64Bytes)
-                    .map_err(|e| E::custom(format_args!("invalid base64: {e}")))
+                STANDARD.decode(v).map(Base64Bytes).map_err(|e| E::custom(format_args!("invalid base64: {e}")))
             }
         }
         deserializer.deserialize_str(B64)

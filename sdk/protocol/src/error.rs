@@ -133,15 +133,8 @@ mod tests {
 
     #[test]
     fn as_str_matches_serde() {
-        for code in [
-            ErrorCode::InvalidJson,
-            ErrorCode::CursorBeyondHead,
-            ErrorCode::TokenExpired,
-        ] {
-            assert_eq!(
-                serde_json::to_string(&code).unwrap(),
-                format!("\"{}\"", code.as_str())
-            );
+        for code in [ErrorCode::InvalidJson, ErrorCode::CursorBeyondHead, ErrorCode::TokenExpired] {
+            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
         }
         let unknown: ErrorCode = serde_json::from_str(r#""from_the_future""#).unwrap();
         assert_eq!(unknown, ErrorCode::Unknown);

@@ -1,7 +1,6 @@
 use async_trait::async_trait;
 use synckit_store::{
-    AccountStore, App, ChangelogStore, Device, KeyEnvelope, NewUser, PutKeyOutcome, StoreError,
-    StreamId, User,
+    AccountStore, App, ChangelogStore, Device, KeyEnvelope, NewUser, PutKeyOutcome, StoreError, StreamId, User,
 };
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -22,12 +21,7 @@ fn user(row: &Row) -> User {
 }
 
 fn device(row: &Row) -> Device {
-    Device {
-        id: row.get(0),
-        name: row.get(1),
-        platform: row.get(2),
-        created_at: row.get(3),
-    }
+    Device { id: row.get(0), name: row.get(1), platform: row.get(2), created_at: row.get(3) }
 }
 
 #[async_trait]
@@ -48,12 +42,7 @@ impl AccountStore for PgStore {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
         let client = self.client().await?;
         let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
-        Ok(client
-            .query_opt(&stmt, &[&email])
-            .await
-            .map_err(db_error)?
-            .as_ref()
-            .map(user))
+        Ok(client.query_opt(&stmt, &[&email]).await.map_err(db_error)?.as_ref().map(user))
     }
 
     async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
@@ -61,12 +50,7 @@ impl AccountStore for PgStore {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
         let client = self.client().await?;
         let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
-        Ok(client
-            .query_opt(&stmt, &[&id])
-            .await
-            .map_err(db_error)?
-            .as_ref()
-            .map(user))
+        Ok(client.query_opt(&stmt, &[&id]).await.map_err(db_error)?.as_ref().map(user))
     }
 
     async fn change_login_key(
@@ -105,16 +89,10 @@ impl AccountStore for PgStore {
         let row = self
             .client()
             .await?
-            .query_opt(
-                "SELECT id, name FROM apps WHERE api_key_hash = $1",
-                &[&api_key_hash],
-            )
+            .query_opt("SELECT id, name FROM apps WHERE api_key_hash = $1", &[&api_key_hash])
             .await
             .map_err(db_error)?;
-        Ok(row.map(|r| App {
-            id: r.get(0),
-            name: r.get(1),
-        }))
+        Ok(row.map(|r| App { id: r.get(0), name: r.get(1) }))
     }
 
     async fn upsert_device(
@@ -159,10 +137,7 @@ impl AccountStore for PgStore {
             .prepare_cached("SELECT 1 FROM devices WHERE id = $1 AND app_id = $2 AND user_id = $3")
             .await
             .map_err(db_error)?;
-        let row = client
-            .query_opt(&stmt, &[&id, &stream.app_id, &stream.user_id])
-            .await
-            .map_err(db_error)?;
+        let row = client.query_opt(&stmt, &[&id, &stream.app_id, &stream.user_id]).await.map_err(db_error)?;
         Ok(row.is_some())
     }
 
@@ -206,15 +181,10 @@ impl AccountStore for PgStore {
         }
         .map_err(db_error)?;
         if let Some(row) = written {
-            return Ok(PutKeyOutcome::Stored {
-                version: to_u64(row.get(0)),
-            });
+            return Ok(PutKeyOutcome::Stored { version: to_u64(row.get(0)) });
         }
         let current = client
-            .query_opt(
-                "SELECT version FROM key_envelopes WHERE app_id = $1 AND user_id = $2",
-                &[app, user],
-            )
+            .query_opt("SELECT version FROM key_envelopes WHERE app_id = $1 AND user_id = $2", &[app, user])
             .await
             .map_err(db_error)?
             .map_or(0, |r| to_u64(r.get(0)));
@@ -231,10 +201,7 @@ impl AccountStore for PgStore {
             )
             .await
             .map_err(db_error)?;
-        Ok(row.map(|r| KeyEnvelope {
-            envelope: r.get(0),
-            version: to_u64(r.get(1)),
-        }))
+        Ok(row.map(|r| KeyEnvelope { envelope: r.get(0), version: to_u64(r.get(1)) }))
     }
 
     async fn secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {

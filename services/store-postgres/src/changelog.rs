@@ -11,11 +11,10 @@ use crate::{PgStore, to_i64, to_u64};
 // one stream until commit; the duplicate check comes after the lock so that a concurrent retry of the same push
 // cannot slip between check and insert.
 const LOCK_HEAD: &str = "SELECT head FROM streams WHERE app_id = $1 AND user_id = $2 FOR UPDATE";
-const CREATE_HEAD: &str =
-    "INSERT INTO streams (app_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-const EXISTING_IDS: &str = "SELECT change_id FROM changes WHERE app_id = $1 AND user_id = $2 AND change_id = ANY($3::uuid[])";
-const ADVANCE_HEAD: &str =
-    "UPDATE streams SET head = head + $3 WHERE app_id = $1 AND user_id = $2 RETURNING head";
+const CREATE_HEAD: &str = "INSERT INTO streams (app_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+const EXISTING_IDS: &str =
+    "SELECT change_id FROM changes WHERE app_id = $1 AND user_id = $2 AND change_id = ANY($3::uuid[])";
+const ADVANCE_HEAD: &str = "UPDATE streams SET head = head + $3 WHERE app_id = $1 AND user_id = $2 RETURNING head";
 const INSERT_ENTRIES: &str = "INSERT INTO changes (app_id, user_id, seq, change_id, device_id, payload) \
      SELECT $1, $2, seq, change_id, $3, payload \
      FROM UNNEST($4::bigint[], $5::uuid[], $6::bytea[]) AS t(seq, change_id, payload)";
@@ -31,12 +30,7 @@ const HEAD: &str = "SELECT head FROM streams WHERE app_id = $1 AND user_id = $2"
 
 #[async_trait]
 impl ChangelogStore for PgStore {
-    async fn append(
-        &self,
-        stream: StreamId,
-        device_id: Uuid,
-        entries: &[NewEntry],
-    ) -> Result<Appended, StoreError> {
+    async fn append(&self, stream: StreamId, device_id: Uuid, entries: &[NewEntry]) -> Result<Appended, StoreError> {
         let (app, user) = (&stream.app_id, &stream.user_id);
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_error)?;
@@ -47,76 +41,41 @@ impl ChangelogStore for PgStore {
             None => {
                 // First push to this stream. Two first pushes may race here; ON CONFLICT lets both through to the
                 // lock, which then orders them.
-                tx.execute(CREATE_HEAD, &[app, user])
-                    .await
-                    .map_err(db_error)?;
-                tx.query_one(&lock, &[app, user])
-                    .await
-                    .map_err(db_error)?
-                    .get::<_, i64>(0)
+                tx.execute(CREATE_HEAD, &[app, user]).await.map_err(db_error)?;
+                tx.query_one(&lock, &[app, user]).await.map_err(db_error)?.get::<_, i64>(0)
             }
         };
 
         let ids: Vec<Uuid> = entries.iter().map(|e| e.change_id).collect();
         let existing = tx.prepare_cached(EXISTING_IDS).await.map_err(db_error)?;
-        let mut seen: HashSet<Uuid> = tx
-            .query(&existing, &[app, user, &ids])
-            .await
-            .map_err(db_error)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let fresh: Vec<&NewEntry> = entries
-            .iter()
-            .filter(|e| seen.insert(e.change_id))
-            .collect();
+        let mut seen: HashSet<Uuid> =
+            tx.query(&existing, &[app, user, &ids]).await.map_err(db_error)?.iter().map(|r| r.get(0)).collect();
+        let fresh: Vec<&NewEntry> = entries.iter().filter(|e| seen.insert(e.change_id)).collect();
         let duplicates = (entries.len() - fresh.len()) as u32;
 
         if fresh.is_empty() {
             // Nothing to write: let the transaction roll back and report the head as it is.
-            return Ok(Appended {
-                head: to_u64(head),
-                accepted: 0,
-                duplicates,
-            });
+            return Ok(Appended { head: to_u64(head), accepted: 0, duplicates });
         }
 
         let n = fresh.len() as i64;
         let advance = tx.prepare_cached(ADVANCE_HEAD).await.map_err(db_error)?;
-        let new_head: i64 = tx
-            .query_one(&advance, &[app, user, &n])
-            .await
-            .map_err(db_error)?
-            .get(0);
+        let new_head: i64 = tx.query_one(&advance, &[app, user, &n]).await.map_err(db_error)?.get(0);
         let seqs: Vec<i64> = (new_head - n + 1..=new_head).collect();
         let ids: Vec<Uuid> = fresh.iter().map(|e| e.change_id).collect();
         let payloads: Vec<&[u8]> = fresh.iter().map(|e| e.payload.as_slice()).collect();
         let insert = tx.prepare_cached(INSERT_ENTRIES).await.map_err(db_error)?;
-        tx.execute(&insert, &[app, user, &device_id, &seqs, &ids, &payloads])
-            .await
-            .map_err(db_error)?;
+        tx.execute(&insert, &[app, user, &device_id, &seqs, &ids, &payloads]).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
 
-        Ok(Appended {
-            head: to_u64(new_head),
-            accepted: fresh.len() as u32,
-            duplicates,
-        })
+        Ok(Appended { head: to_u64(new_head), accepted: fresh.len() as u32, duplicates })
     }
 
     async fn read(&self, stream: StreamId, after: u64, limit: u32) -> Result<Page, StoreError> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(READ_PAGE).await.map_err(db_error)?;
         let rows = client
-            .query(
-                &stmt,
-                &[
-                    &stream.app_id,
-                    &stream.user_id,
-                    &to_i64(after),
-                    &i64::from(limit),
-                ],
-            )
+            .query(&stmt, &[&stream.app_id, &stream.user_id, &to_i64(after), &i64::from(limit)])
             .await
             .map_err(db_error)?;
         let head = rows.first().map_or(0, |r| to_u64(r.get(0)));
@@ -139,19 +98,12 @@ impl ChangelogStore for PgStore {
     async fn head(&self, stream: StreamId) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(HEAD).await.map_err(db_error)?;
-        let row = client
-            .query_opt(&stmt, &[&stream.app_id, &stream.user_id])
-            .await
-            .map_err(db_error)?;
+        let row = client.query_opt(&stmt, &[&stream.app_id, &stream.user_id]).await.map_err(db_error)?;
         Ok(row.map_or(0, |r| to_u64(r.get(0))))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.client()
-            .await?
-            .simple_query("SELECT 1")
-            .await
-            .map_err(db_error)?;
+        self.client().await?.simple_query("SELECT 1").await.map_err(db_error)?;
         Ok(())
     }
 }

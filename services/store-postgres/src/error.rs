@@ -24,7 +24,5 @@ pub(crate) fn pool_error(err: PoolError) -> StoreError {
 /// Connection exceptions (08), insufficient resources (53), operator intervention (57: shutdown, recovery) and
 /// serialization failures or deadlocks (40).
 fn is_transient(code: &str) -> bool {
-    ["08", "53", "57", "40"]
-        .iter()
-        .any(|class| code.starts_with(class))
+    ["08", "53", "57", "40"].iter().any(|class| code.starts_with(class))
 }

@@ -15,9 +15,7 @@ mod error;
 
 use std::time::Duration;
 
-use deadpool_postgres::{
-    Manager, ManagerConfig, Pool, PoolConfig, RecyclingMethod, Runtime, Timeouts,
-};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolConfig, RecyclingMethod, Runtime, Timeouts};
 use synckit_store::StoreError;
 
 use error::db_error;
@@ -38,10 +36,7 @@ pub struct PgOptions {
 
 impl Default for PgOptions {
     fn default() -> Self {
-        Self {
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(5),
-        }
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -54,10 +49,7 @@ pub struct PgStore {
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let status = self.pool.status();
-        f.debug_struct("PgStore")
-            .field("size", &status.size)
-            .field("available", &status.available)
-            .finish()
+        f.debug_struct("PgStore").field("size", &status.size).field("available", &status.available).finish()
     }
 }
 
@@ -69,24 +61,15 @@ impl PgStore {
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(options.acquire_timeout);
         }
-        let manager = Manager::from_config(
-            pg,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager =
+            Manager::from_config(pg, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let timeouts = Timeouts {
             wait: Some(options.acquire_timeout),
             create: Some(options.acquire_timeout),
             recycle: Some(options.acquire_timeout),
         };
         let pool = Pool::builder(manager)
-            .config(PoolConfig {
-                max_size: options.max_connections,
-                timeouts,
-                ..Default::default()
-            })
+            .config(PoolConfig { max_size: options.max_connections, timeouts, ..Default::default() })
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(StoreError::other)?;
@@ -96,16 +79,10 @@ impl PgStore {
     /// Applies the embedded migrations that have not run yet.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let mut client = self.client().await?;
-        client
-            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
-            .await
-            .map_err(db_error)?;
+        client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(db_error)?;
         let report = migrations::runner().run_async(&mut **client).await;
         // Unlock even when migrating failed; the connection going away would release it too.
-        client
-            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
-            .await
-            .map_err(db_error)?;
+        client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await.map_err(db_error)?;
         let report = report.map_err(StoreError::other)?;
         for m in report.applied_migrations() {
             tracing::info!(migration = %m, "applied migration");

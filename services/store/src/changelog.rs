@@ -61,12 +61,7 @@ pub struct Page {
 #[async_trait]
 pub trait ChangelogStore: Send + Sync + 'static {
     /// Appends the entries not already in the stream, in order, all from `device_id`.
-    async fn append(
-        &self,
-        stream: StreamId,
-        device_id: Uuid,
-        entries: &[NewEntry],
-    ) -> Result<Appended, StoreError>;
+    async fn append(&self, stream: StreamId, device_id: Uuid, entries: &[NewEntry]) -> Result<Appended, StoreError>;
 
     /// Up to `limit` entries with sequence numbers greater than `after`, and the stream's head.
     async fn read(&self, stream: StreamId, after: u64, limit: u32) -> Result<Page, StoreError>;

@@ -14,9 +14,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::{
-    AccountStore, App, ChangelogStore, NewEntry, NewUser, PutKeyOutcome, StoreError, StreamId,
-};
+use crate::{AccountStore, App, ChangelogStore, NewEntry, NewUser, PutKeyOutcome, StoreError, StreamId};
 
 /// The two ports of one adapter.
 #[derive(Clone)]
@@ -60,10 +58,7 @@ macro_rules! conformance_suite {
 }
 
 fn stream() -> StreamId {
-    StreamId {
-        app_id: Uuid::now_v7(),
-        user_id: Uuid::now_v7(),
-    }
+    StreamId { app_id: Uuid::now_v7(), user_id: Uuid::now_v7() }
 }
 
 fn entries(n: usize) -> Vec<NewEntry> {
@@ -129,10 +124,7 @@ pub async fn append_is_idempotent(stores: Stores) {
 
     // The same id twice in one batch is stored once, with the first payload.
     let twice = entries(1).remove(0);
-    let copy = NewEntry {
-        change_id: twice.change_id,
-        payload: b"second copy".to_vec(),
-    };
+    let copy = NewEntry { change_id: twice.change_id, payload: b"second copy".to_vec() };
     let r = log.append(s, device, &[twice.clone(), copy]).await.unwrap();
     assert_eq!((r.head, r.accepted, r.duplicates), (4, 1, 1));
 
@@ -150,15 +142,9 @@ pub async fn read_pages_by_cursor(stores: Stores) {
 
     let p = log.read(s, 0, 3).await.unwrap();
     assert_eq!(p.head, 7);
-    assert_eq!(
-        p.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        [1, 2, 3]
-    );
+    assert_eq!(p.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
     let p = log.read(s, 3, 3).await.unwrap();
-    assert_eq!(
-        p.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        [4, 5, 6]
-    );
+    assert_eq!(p.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5, 6]);
     let p = log.read(s, 6, 3).await.unwrap();
     assert_eq!(p.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [7]);
     let p = log.read(s, 7, 3).await.unwrap();
@@ -177,28 +163,15 @@ pub async fn read_pages_by_cursor(stores: Stores) {
     // Timestamps come back as stored, to the second at least.
     let now = time::OffsetDateTime::now_utc();
     let first = &log.read(s, 0, 1).await.unwrap().entries[0];
-    assert!(
-        (now - first.created_at).whole_seconds().abs() < 60,
-        "created_at {}",
-        first.created_at
-    );
+    assert!((now - first.created_at).whole_seconds().abs() < 60, "created_at {}", first.created_at);
 }
 
 pub async fn streams_are_isolated(stores: Stores) {
     let log = &*stores.changelog;
     let app = Uuid::now_v7();
-    let user_a = StreamId {
-        app_id: app,
-        user_id: Uuid::now_v7(),
-    };
-    let user_b = StreamId {
-        app_id: app,
-        user_id: Uuid::now_v7(),
-    };
-    let other_app = StreamId {
-        app_id: Uuid::now_v7(),
-        user_id: user_a.user_id,
-    };
+    let user_a = StreamId { app_id: app, user_id: Uuid::now_v7() };
+    let user_b = StreamId { app_id: app, user_id: Uuid::now_v7() };
+    let other_app = StreamId { app_id: Uuid::now_v7(), user_id: user_a.user_id };
     let shared = entries(2);
 
     // The same change ids in three streams are three independent sets of entries.
@@ -206,9 +179,7 @@ pub async fn streams_are_isolated(stores: Stores) {
         let r = log.append(s, Uuid::now_v7(), &shared).await.unwrap();
         assert_eq!((r.head, r.accepted), (2, 2));
     }
-    log.append(user_a, Uuid::now_v7(), &entries(3))
-        .await
-        .unwrap();
+    log.append(user_a, Uuid::now_v7(), &entries(3)).await.unwrap();
     assert_eq!(log.head(user_a).await.unwrap(), 5);
     assert_eq!(log.head(user_b).await.unwrap(), 2);
     assert_eq!(log.head(other_app).await.unwrap(), 2);
@@ -267,54 +238,26 @@ pub async fn users(stores: Stores) {
 
     let mut same_email = new_user();
     same_email.email = user.email.clone();
-    assert!(matches!(
-        accounts.create_user(same_email).await,
-        Err(StoreError::AlreadyExists)
-    ));
+    assert!(matches!(accounts.create_user(same_email).await, Err(StoreError::AlreadyExists)));
 
-    let found = accounts
-        .user_by_email(&user.email)
-        .await
-        .unwrap()
-        .expect("user by email");
-    assert_eq!(
-        (found.id, &found.salt, &found.login_key_hash),
-        (user.id, &user.salt, &user.login_key_hash)
-    );
+    let found = accounts.user_by_email(&user.email).await.unwrap().expect("user by email");
+    assert_eq!((found.id, &found.salt, &found.login_key_hash), (user.id, &user.salt, &user.login_key_hash));
     assert_eq!(found.token_version, 0);
     assert_eq!(accounts.user(user.id).await.unwrap(), Some(found));
-    assert_eq!(
-        accounts.user_by_email("nobody@example.com").await.unwrap(),
-        None
-    );
+    assert_eq!(accounts.user_by_email("nobody@example.com").await.unwrap(), None);
     assert_eq!(accounts.user(Uuid::now_v7()).await.unwrap(), None);
 
     // A password change bumps the token version, and only one of two racing changes wins.
-    let v = accounts
-        .change_login_key(user.id, 0, &[1; 32], &[2; 32])
-        .await
-        .unwrap();
+    let v = accounts.change_login_key(user.id, 0, &[1; 32], &[2; 32]).await.unwrap();
     assert_eq!(v, Some(1));
-    assert_eq!(
-        accounts
-            .change_login_key(user.id, 0, &[3; 32], &[4; 32])
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(accounts.change_login_key(user.id, 0, &[3; 32], &[4; 32]).await.unwrap(), None);
     let changed = accounts.user(user.id).await.unwrap().unwrap();
-    assert_eq!(
-        (changed.salt, changed.login_key_hash, changed.token_version),
-        (vec![1; 32], vec![2; 32], 1)
-    );
+    assert_eq!((changed.salt, changed.login_key_hash, changed.token_version), (vec![1; 32], vec![2; 32], 1));
 }
 
 pub async fn apps_by_key_hash(stores: Stores) {
     let accounts = &*stores.accounts;
-    let app = App {
-        id: Uuid::now_v7(),
-        name: "Notes".into(),
-    };
+    let app = App { id: Uuid::now_v7(), name: "Notes".into() };
     let hash = Uuid::new_v4().as_bytes().repeat(2);
     accounts.create_app(app.clone(), &hash).await.unwrap();
     assert_eq!(accounts.app_by_key_hash(&hash).await.unwrap(), Some(app));
@@ -324,38 +267,20 @@ pub async fn apps_by_key_hash(stores: Stores) {
 pub async fn devices(stores: Stores) {
     let accounts = &*stores.accounts;
     let s = stream();
-    let other = StreamId {
-        app_id: s.app_id,
-        user_id: Uuid::now_v7(),
-    };
+    let other = StreamId { app_id: s.app_id, user_id: Uuid::now_v7() };
 
-    let mac = accounts
-        .upsert_device(s, Uuid::now_v7(), "MacBook", "macos")
-        .await
-        .unwrap();
-    let phone = accounts
-        .upsert_device(s, Uuid::now_v7(), "Phone", "ios")
-        .await
-        .unwrap();
+    let mac = accounts.upsert_device(s, Uuid::now_v7(), "MacBook", "macos").await.unwrap();
+    let phone = accounts.upsert_device(s, Uuid::now_v7(), "Phone", "ios").await.unwrap();
     // Same name again: same device, platform updated.
-    let again = accounts
-        .upsert_device(s, Uuid::now_v7(), "MacBook", "linux")
-        .await
-        .unwrap();
+    let again = accounts.upsert_device(s, Uuid::now_v7(), "MacBook", "linux").await.unwrap();
     assert_eq!(again.id, mac.id);
     assert_eq!(again.platform, "linux");
     // Another user may use the same name for a device of their own.
-    let theirs = accounts
-        .upsert_device(other, Uuid::now_v7(), "MacBook", "macos")
-        .await
-        .unwrap();
+    let theirs = accounts.upsert_device(other, Uuid::now_v7(), "MacBook", "macos").await.unwrap();
     assert_ne!(theirs.id, mac.id);
 
     let listed = accounts.devices(s).await.unwrap();
-    assert_eq!(
-        listed.iter().map(|d| d.id).collect::<Vec<_>>(),
-        [mac.id, phone.id]
-    );
+    assert_eq!(listed.iter().map(|d| d.id).collect::<Vec<_>>(), [mac.id, phone.id]);
     assert!(accounts.has_device(s, phone.id).await.unwrap());
     assert!(!accounts.has_device(other, phone.id).await.unwrap());
 
@@ -373,40 +298,16 @@ pub async fn key_envelopes(stores: Stores) {
     let s = stream();
     assert_eq!(accounts.key(s).await.unwrap(), None);
 
-    assert_eq!(
-        accounts.put_key(s, b"v1", 0).await.unwrap(),
-        PutKeyOutcome::Stored { version: 1 }
-    );
+    assert_eq!(accounts.put_key(s, b"v1", 0).await.unwrap(), PutKeyOutcome::Stored { version: 1 });
     // A second "first" write loses instead of overwriting the key.
-    assert_eq!(
-        accounts.put_key(s, b"other", 0).await.unwrap(),
-        PutKeyOutcome::Conflict { current: 1 }
-    );
-    assert_eq!(
-        accounts.put_key(s, b"v2", 1).await.unwrap(),
-        PutKeyOutcome::Stored { version: 2 }
-    );
-    assert_eq!(
-        accounts.put_key(s, b"stale", 1).await.unwrap(),
-        PutKeyOutcome::Conflict { current: 2 }
-    );
-    assert_eq!(
-        accounts.put_key(s, b"ahead", 7).await.unwrap(),
-        PutKeyOutcome::Conflict { current: 2 }
-    );
+    assert_eq!(accounts.put_key(s, b"other", 0).await.unwrap(), PutKeyOutcome::Conflict { current: 1 });
+    assert_eq!(accounts.put_key(s, b"v2", 1).await.unwrap(), PutKeyOutcome::Stored { version: 2 });
+    assert_eq!(accounts.put_key(s, b"stale", 1).await.unwrap(), PutKeyOutcome::Conflict { current: 2 });
+    assert_eq!(accounts.put_key(s, b"ahead", 7).await.unwrap(), PutKeyOutcome::Conflict { current: 2 });
 
     let key = accounts.key(s).await.unwrap().unwrap();
     assert_eq!((key.envelope.as_slice(), key.version), (&b"v2"[..], 2));
-    assert_eq!(
-        accounts
-            .key(StreamId {
-                app_id: s.app_id,
-                user_id: Uuid::now_v7()
-            })
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(accounts.key(StreamId { app_id: s.app_id, user_id: Uuid::now_v7() }).await.unwrap(), None);
 }
 
 pub async fn secrets(stores: Stores) {

@@ -9,8 +9,7 @@ use uuid::Uuid;
 
 /// The admin connection tests create their databases through.
 pub fn admin_url() -> String {
-    std::env::var("SYNCKIT_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    std::env::var("SYNCKIT_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 /// Creates an empty database with a unique name and returns its URL. Databases are left behind for inspection;
@@ -19,17 +18,10 @@ pub async fn fresh_database() -> Result<String> {
     let admin = admin_url();
     let (client, connection) = tokio_postgres::connect(&admin, NoTls)
         .await
-        .with_context(|| {
-            format!(
-                "cannot reach the test Postgres at {admin}: run ops/test, or ops/ensure-postgres"
-            )
-        })?;
+        .with_context(|| format!("cannot reach the test Postgres at {admin}: run ops/test, or ops/ensure-postgres"))?;
     let conn = tokio::spawn(connection);
     let name = format!("synckit_test_{}", Uuid::new_v4().simple());
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .context("creating the test database")?;
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.context("creating the test database")?;
     drop(client);
     let _ = conn.await;
 
@@ -37,13 +29,8 @@ pub async fn fresh_database() -> Result<String> {
 }
 
 fn url_with_dbname(url: &str, name: &str) -> String {
-    let (base, _) = url
-        .rsplit_once('/')
-        .expect("a postgres URL has a database path");
-    let query = url
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
+    let (base, _) = url.rsplit_once('/').expect("a postgres URL has a database path");
+    let query = url.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
     format!("{base}/{name}{query}")
 }
 
@@ -51,10 +38,7 @@ fn url_with_dbname(url: &str, name: &str) -> String {
 mod tests {
     #[test]
     fn replaces_the_database_name() {
-        assert_eq!(
-            super::url_with_dbname("postgres://u@h:1/test", "x"),
-            "postgres://u@h:1/x"
-        );
+        assert_eq!(super::url_with_dbname("postgres://u@h:1/test", "x"), "postgres://u@h:1/x");
         assert_eq!(
             super::url_with_dbname("postgres://u@h:1/test?sslmode=disable", "x"),
             "postgres://u@h:1/x?sslmode=disable"

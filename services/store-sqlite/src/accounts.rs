@@ -1,0 +1,222 @@
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, Row, params};
+use synckit_store::{
+    AccountStore, App, ChangelogStore, Device, KeyEnvelope, NewUser, PutKeyOutcome, StoreError, StreamId, User,
+};
+use uuid::Uuid;
+
+use crate::{SqliteStore, from_micros, now_micros, to_i64, to_u64, uuid_at};
+
+const USER_COLUMNS: &str = "id, email, salt, login_key_hash, token_version";
+
+fn user(r: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: uuid_at(r, 0)?,
+        email: r.get(1)?,
+        salt: r.get(2)?,
+        login_key_hash: r.get(3)?,
+        token_version: to_u64(r.get(4)?),
+    })
+}
+
+fn device(r: &Row<'_>) -> rusqlite::Result<Device> {
+    Ok(Device { id: uuid_at(r, 0)?, name: r.get(1)?, platform: r.get(2)?, created_at: from_micros(r.get(3)?) })
+}
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn create_user(&self, u: NewUser) -> Result<(), StoreError> {
+        self.with_writer(move |conn| {
+            conn.execute(
+                "INSERT INTO users (id, email, salt, login_key_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![u.id.as_bytes(), u.email, u.salt, u.login_key_hash, now_micros()],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        let email = email.to_owned();
+        self.with_reader(move |conn| {
+            conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"))?
+                .query_row([email], user)
+                .optional()
+        })
+        .await
+    }
+
+    async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        self.with_reader(move |conn| {
+            conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?
+                .query_row([id.as_bytes()], user)
+                .optional()
+        })
+        .await
+    }
+
+    async fn change_login_key(
+        &self,
+        id: Uuid,
+        expected_token_version: u64,
+        salt: &[u8],
+        login_key_hash: &[u8],
+    ) -> Result<Option<u64>, StoreError> {
+        let (salt, hash) = (salt.to_vec(), login_key_hash.to_vec());
+        self.with_writer(move |conn| {
+            conn.query_row(
+                "UPDATE users SET salt = ?3, login_key_hash = ?4, token_version = token_version + 1 \
+                 WHERE id = ?1 AND token_version = ?2 RETURNING token_version",
+                params![id.as_bytes(), to_i64(expected_token_version), salt, hash],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|v| v.map(to_u64))
+        })
+        .await
+    }
+
+    async fn create_app(&self, app: App, api_key_hash: &[u8]) -> Result<(), StoreError> {
+        let hash = api_key_hash.to_vec();
+        self.with_writer(move |conn| {
+            conn.execute(
+                "INSERT INTO apps (id, name, api_key_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![app.id.as_bytes(), app.name, hash, now_micros()],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn app_by_key_hash(&self, api_key_hash: &[u8]) -> Result<Option<App>, StoreError> {
+        let hash = api_key_hash.to_vec();
+        self.with_reader(move |conn| {
+            conn.query_row("SELECT id, name FROM apps WHERE api_key_hash = ?1", [hash], |r| {
+                Ok(App { id: uuid_at(r, 0)?, name: r.get(1)? })
+            })
+            .optional()
+        })
+        .await
+    }
+
+    async fn upsert_device(
+        &self,
+        stream: StreamId,
+        new_id: Uuid,
+        name: &str,
+        platform: &str,
+    ) -> Result<Device, StoreError> {
+        let (name, platform) = (name.to_owned(), platform.to_owned());
+        self.with_writer(move |conn| {
+            conn.query_row(
+                "INSERT INTO devices (id, app_id, user_id, name, platform, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT (app_id, user_id, name) DO UPDATE SET platform = excluded.platform \
+                 RETURNING id, name, platform, created_at",
+                params![
+                    new_id.as_bytes(),
+                    stream.app_id.as_bytes(),
+                    stream.user_id.as_bytes(),
+                    name,
+                    platform,
+                    now_micros()
+                ],
+                device,
+            )
+        })
+        .await
+    }
+
+    async fn devices(&self, stream: StreamId) -> Result<Vec<Device>, StoreError> {
+        self.with_reader(move |conn| {
+            conn.prepare_cached(
+                "SELECT id, name, platform, created_at FROM devices WHERE app_id = ?1 AND user_id = ?2 \
+                 ORDER BY created_at, id",
+            )?
+            .query_map(params![stream.app_id.as_bytes(), stream.user_id.as_bytes()], device)?
+            .collect()
+        })
+        .await
+    }
+
+    async fn has_device(&self, stream: StreamId, id: Uuid) -> Result<bool, StoreError> {
+        self.with_reader(move |conn| {
+            conn.prepare_cached("SELECT 1 FROM devices WHERE id = ?1 AND app_id = ?2 AND user_id = ?3")?
+                .exists(params![id.as_bytes(), stream.app_id.as_bytes(), stream.user_id.as_bytes()])
+        })
+        .await
+    }
+
+    async fn delete_device(&self, stream: StreamId, id: Uuid) -> Result<bool, StoreError> {
+        self.with_writer(move |conn| {
+            conn.execute(
+                "DELETE FROM devices WHERE id = ?1 AND app_id = ?2 AND user_id = ?3",
+                params![id.as_bytes(), stream.app_id.as_bytes(), stream.user_id.as_bytes()],
+            )
+            .map(|n| n > 0)
+        })
+        .await
+    }
+
+    async fn put_key(
+        &self,
+        stream: StreamId,
+        envelope: &[u8],
+        expected_version: u64,
+    ) -> Result<PutKeyOutcome, StoreError> {
+        let envelope = envelope.to_vec();
+        self.with_writer(move |conn| {
+            let tx = conn.transaction()?;
+            let current: u64 = tx
+                .query_row(
+                    "SELECT version FROM key_envelopes WHERE app_id = ?1 AND user_id = ?2",
+                    params![stream.app_id.as_bytes(), stream.user_id.as_bytes()],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?
+                .map_or(0, to_u64);
+            if current != expected_version {
+                return Ok(PutKeyOutcome::Conflict { current });
+            }
+            let version = current + 1;
+            tx.execute(
+                "INSERT INTO key_envelopes (app_id, user_id, envelope, version, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (app_id, user_id) DO UPDATE SET \
+                     envelope = excluded.envelope, version = excluded.version, updated_at = excluded.updated_at",
+                params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), envelope, to_i64(version), now_micros()],
+            )?;
+            tx.commit()?;
+            Ok(PutKeyOutcome::Stored { version })
+        })
+        .await
+    }
+
+    async fn key(&self, stream: StreamId) -> Result<Option<KeyEnvelope>, StoreError> {
+        self.with_reader(move |conn| {
+            conn.query_row(
+                "SELECT envelope, version FROM key_envelopes WHERE app_id = ?1 AND user_id = ?2",
+                params![stream.app_id.as_bytes(), stream.user_id.as_bytes()],
+                |r| Ok(KeyEnvelope { envelope: r.get(0)?, version: to_u64(r.get(1)?) }),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let (name, candidate) = (name.to_owned(), candidate.to_vec());
+        self.with_writer(move |conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?1, ?2)",
+                params![name, candidate],
+            )?;
+            conn.query_row("SELECT value FROM server_secrets WHERE name = ?1", [name], |r| r.get(0))
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        <Self as ChangelogStore>::ping(self).await
+    }
+}

@@ -1,0 +1,110 @@
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use synckit_store::{Appended, ChangelogStore, Entry, NewEntry, Page, StoreError, StreamId};
+use uuid::Uuid;
+
+use crate::{SqliteStore, from_micros, now_micros, to_i64, to_u64, uuid_at};
+
+fn head(conn: &rusqlite::Connection, s: StreamId) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT head FROM streams WHERE app_id = ?1 AND user_id = ?2")?
+        .query_row(params![s.app_id.as_bytes(), s.user_id.as_bytes()], |r| r.get(0))
+        .optional()
+        .map(|h| h.unwrap_or(0))
+}
+
+#[async_trait]
+impl ChangelogStore for SqliteStore {
+    async fn append(&self, stream: StreamId, device_id: Uuid, entries: &[NewEntry]) -> Result<Appended, StoreError> {
+        let entries = entries.to_vec();
+        self.with_writer(move |conn| {
+            // IMMEDIATE takes the write lock up front: the whole check-then-insert runs alone.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let head = head(&tx, stream)?;
+            let mut seen = HashSet::with_capacity(entries.len());
+            let fresh: Vec<&NewEntry> = {
+                let mut exists =
+                    tx.prepare_cached("SELECT 1 FROM changes WHERE app_id = ?1 AND user_id = ?2 AND change_id = ?3")?;
+                let mut fresh = Vec::with_capacity(entries.len());
+                for e in &entries {
+                    if seen.insert(e.change_id)
+                        && !exists.exists(params![
+                            stream.app_id.as_bytes(),
+                            stream.user_id.as_bytes(),
+                            e.change_id.as_bytes()
+                        ])?
+                    {
+                        fresh.push(e);
+                    }
+                }
+                fresh
+            };
+            let duplicates = (entries.len() - fresh.len()) as u32;
+            if fresh.is_empty() {
+                return Ok(Appended { head: to_u64(head), accepted: 0, duplicates });
+            }
+
+            let new_head = head + fresh.len() as i64;
+            tx.execute(
+                "INSERT INTO streams (app_id, user_id, head) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (app_id, user_id) DO UPDATE SET head = excluded.head",
+                params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), new_head],
+            )?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO changes (app_id, user_id, seq, change_id, device_id, payload, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?;
+                let now = now_micros();
+                for (seq, e) in (head + 1..).zip(&fresh) {
+                    insert.execute(params![
+                        stream.app_id.as_bytes(),
+                        stream.user_id.as_bytes(),
+                        seq,
+                        e.change_id.as_bytes(),
+                        device_id.as_bytes(),
+                        e.payload,
+                        now
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(Appended { head: to_u64(new_head), accepted: fresh.len() as u32, duplicates })
+        })
+        .await
+    }
+
+    async fn read(&self, stream: StreamId, after: u64, limit: u32) -> Result<Page, StoreError> {
+        self.with_reader(move |conn| {
+            // One read transaction: the head and the entries come from the same snapshot.
+            let tx = conn.transaction()?;
+            let head = head(&tx, stream)?;
+            let entries = tx
+                .prepare_cached(
+                    "SELECT seq, change_id, device_id, payload, created_at FROM changes \
+                     WHERE app_id = ?1 AND user_id = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
+                )?
+                .query_map(params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), to_i64(after), limit], |r| {
+                    Ok(Entry {
+                        seq: to_u64(r.get(0)?),
+                        change_id: uuid_at(r, 1)?,
+                        device_id: uuid_at(r, 2)?,
+                        payload: r.get(3)?,
+                        created_at: from_micros(r.get(4)?),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Page { entries, head: to_u64(head) })
+        })
+        .await
+    }
+
+    async fn head(&self, stream: StreamId) -> Result<u64, StoreError> {
+        self.with_reader(move |conn| head(conn, stream).map(to_u64)).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with_reader(|conn| conn.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+}
