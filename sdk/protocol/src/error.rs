@@ -73,6 +73,8 @@ pub enum ErrorCode {
     NotFound,
     /// 405: the endpoint exists but not with that method.
     MethodNotAllowed,
+    /// 408: the request took longer than the server allows.
+    RequestTimeout,
     /// 429: too many requests; retry after the `Retry-After` seconds.
     RateLimited,
     /// 503: a backing service (the database) is unavailable; retry after the `Retry-After` seconds.
@@ -113,6 +115,7 @@ impl ErrorCode {
             Self::VersionConflict => "version_conflict",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::RequestTimeout => "request_timeout",
             Self::RateLimited => "rate_limited",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",

@@ -1,1 +1,77 @@
+//! The SyncKit auth service: accounts, tokens, devices and key envelopes.
+//!
+//! # Layout
+//! - [`router`] and [`AuthState`]: the service as an axum router, composed by `synckit-server`.
+//! - `accounts.rs`: sign-up, pre-login, password change, and `POST /api/sync/auth` which issues tokens.
+//! - `devices.rs`, `keys.rs`: the device registry and the wrapped master key, per (app, user).
+//! - [`credentials`]: how login keys and API keys are hashed and API keys made; shared with the admin commands.
+//! - [`ApiDoc`]: this service's part of the OpenAPI document.
 
+mod accounts;
+pub mod credentials;
+mod devices;
+mod keys;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::{delete, get, post};
+use synckit_http::{Authenticator, TokenKeys};
+use synckit_store::AccountStore;
+
+/// What the auth service's handlers share.
+#[derive(Clone, Debug, FromRef)]
+pub struct AuthState {
+    pub accounts: Arc<dyn AccountStore>,
+    pub authenticator: Authenticator,
+    pub keys: Arc<TokenKeys>,
+    pub settings: AuthSettings,
+}
+
+impl AuthState {
+    /// State over one account store and signing key.
+    pub fn new(accounts: Arc<dyn AccountStore>, keys: Arc<TokenKeys>, settings: AuthSettings) -> Self {
+        let authenticator = Authenticator { keys: keys.clone(), accounts: accounts.clone() };
+        Self { accounts, authenticator, keys, settings }
+    }
+}
+
+/// Policy of the auth service.
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    /// Anyone may sign up (`SYNCKIT_OPEN_REGISTRATION`, on by default).
+    pub open_registration: bool,
+    /// Keys the made-up salts pre-login answers for unknown emails, so they are stable per email and
+    /// unpredictable to others.
+    pub prelogin_key: Arc<[u8; 32]>,
+}
+
+/// The auth service's routes.
+pub fn router(state: AuthState) -> Router {
+    Router::new()
+        .route("/api/accounts/register", post(accounts::register))
+        .route("/api/accounts/prelogin", post(accounts::prelogin))
+        .route("/api/accounts/password", post(accounts::change_password))
+        .route("/api/sync/auth", post(accounts::authenticate))
+        .route("/api/sync/devices", post(devices::register).get(devices::list))
+        .route("/api/sync/devices/{id}", delete(devices::remove))
+        .route("/api/sync/keys", get(keys::get).put(keys::put))
+        .with_state(state)
+}
+
+/// The auth service's endpoints in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    accounts::register,
+    accounts::prelogin,
+    accounts::change_password,
+    accounts::authenticate,
+    devices::register,
+    devices::list,
+    devices::remove,
+    keys::put,
+    keys::get,
+))]
+#[derive(Debug)]
+pub struct ApiDoc;

@@ -1,1 +1,21 @@
+//! HTTP plumbing every SyncKit service shares, so that each service crate holds only its handlers.
+//!
+//! # Layout
+//! - [`error`]: [`ApiError`], the one error type handlers return; each wire code maps to its status in one place.
+//! - [`json`]: [`Json`], a JSON extractor whose rejections are protocol errors instead of plain text.
+//! - [`auth`]: [`TokenKeys`] issues and verifies tokens; [`Authenticated`] is the extractor that gives a handler
+//!   the (app, user) stream, taken from a verified, unrevoked token and never from the body.
+//! - [`serve`]: the accept loop, with a header read timeout and graceful shutdown.
+//! - [`timeout`]: a whole-request deadline.
+//! - [`fallback`]: JSON answers for unknown routes and wrong methods.
 
+pub mod auth;
+pub mod error;
+pub mod fallback;
+pub mod json;
+pub mod serve;
+pub mod timeout;
+
+pub use auth::{Authenticated, Authenticator, TokenKeys};
+pub use error::ApiError;
+pub use json::Json;

@@ -1,1 +1,43 @@
+//! The SyncKit ingest service: `POST /api/sync/push` appends a device's encrypted changes to its stream.
+//!
+//! The handler checks the request against the protocol's limits and that the device belongs to the caller, then
+//! hands the batch to the [`ChangelogStore`], which assigns sequence numbers and drops retried change ids.
+//!
+//! # Layout
+//! - [`router`] and [`IngestState`]: the service, composed by `synckit-server`.
+//! - `push.rs`: the push handler.
+//! - [`ApiDoc`]: this service's part of the OpenAPI document.
 
+mod push;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::post;
+use synckit_http::Authenticator;
+use synckit_store::{AccountStore, ChangelogStore};
+
+/// The largest push body accepted: 500 entries of a few KiB each fit with room to spare; clients split larger
+/// batches.
+pub const MAX_PUSH_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// What the ingest handlers share.
+#[derive(Clone, Debug, FromRef)]
+pub struct IngestState {
+    pub changelog: Arc<dyn ChangelogStore>,
+    pub accounts: Arc<dyn AccountStore>,
+    pub authenticator: Authenticator,
+}
+
+/// The ingest service's routes.
+pub fn router(state: IngestState) -> Router {
+    Router::new()
+        .route("/api/sync/push", post(push::push).layer(DefaultBodyLimit::max(MAX_PUSH_BODY_BYTES)))
+        .with_state(state)
+}
+
+/// The ingest service's endpoints in the OpenAPI document.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(push::push))]
+pub struct ApiDoc;

@@ -1,1 +1,109 @@
+//! The SyncKit server: every service in one binary.
+//!
+//! With no configuration it runs all services in one process on the embedded default: SQLite in a data directory.
+//! `SYNCKIT_DATABASE_URL=postgres://…` switches to Postgres, and `--role` runs a single service so each can be
+//! scaled on its own; services keep no state of their own, so any number of instances can run side by side.
+//!
+//! # Layout
+//! - [`settings`]: configuration from defaults, an optional TOML file, `SYNCKIT_*` variables and flags.
+//! - [`engines`]: opens the storage engines the settings name, and the deployment's secrets.
+//! - [`Server`]: composes the service routers for a role, with health checks, the OpenAPI document and limits.
+//! - [`admin`]: operator commands (create an app).
+//! - `health.rs`, `openapi.rs`, `telemetry.rs`: `/healthz` and `/readyz`, `/api/openapi.json`, logging.
 
+pub mod admin;
+pub mod engines;
+mod health;
+mod openapi;
+pub mod settings;
+pub mod telemetry;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use synckit_auth::{AuthSettings, AuthState};
+use synckit_http::serve::{ServeOptions, serve};
+use synckit_http::{Authenticator, TokenKeys, fallback};
+use synckit_ingest::IngestState;
+use synckit_query::QueryState;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+pub use engines::Engines;
+pub use openapi::openapi;
+pub use settings::{Role, Settings};
+
+/// A server ready to accept connections: its engines open, migrations applied, routes composed.
+#[derive(Debug)]
+pub struct Server {
+    pub engines: Engines,
+    router: Router,
+    serve_options: ServeOptions,
+}
+
+impl Server {
+    /// Opens the engines the settings name and builds the routes of the settings' role.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let engines = Engines::open(settings).await?;
+        let router = routes(settings, &engines).await?;
+        let serve_options = ServeOptions {
+            header_read_timeout: Duration::from_secs(settings.header_read_timeout_secs),
+            ..ServeOptions::default()
+        };
+        Ok(Self { engines, router, serve_options })
+    }
+
+    /// The composed routes, for serving or for driving in tests.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then drains in-flight requests.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        serve(listener, self.router, self.serve_options, shutdown).await;
+    }
+}
+
+async fn routes(settings: &Settings, engines: &Engines) -> anyhow::Result<Router> {
+    let secrets = engines.secrets(settings).await?;
+    let keys = Arc::new(TokenKeys::new(&secrets.token_key));
+    let authenticator = Authenticator { keys: keys.clone(), accounts: engines.accounts.clone() };
+    let role = settings.role;
+
+    let mut api = Router::new();
+    if role.runs(Role::Auth) {
+        let auth_settings = AuthSettings {
+            open_registration: settings.open_registration,
+            prelogin_key: Arc::new(secrets.prelogin_key),
+        };
+        api = api.merge(synckit_auth::router(AuthState::new(engines.accounts.clone(), keys.clone(), auth_settings)));
+    }
+    if role.runs(Role::Ingest) {
+        api = api.merge(synckit_ingest::router(IngestState {
+            changelog: engines.changelog.clone(),
+            accounts: engines.accounts.clone(),
+            authenticator: authenticator.clone(),
+        }));
+    }
+    if role.runs(Role::Query) {
+        api = api.merge(synckit_query::router(QueryState {
+            changelog: engines.changelog.clone(),
+            authenticator: authenticator.clone(),
+        }));
+    }
+    let api = api.layer(from_fn_with_state(
+        Duration::from_secs(settings.request_timeout_secs),
+        synckit_http::timeout::request_timeout,
+    ));
+
+    Ok(Router::new()
+        .merge(api)
+        .merge(health::router(engines.clone()))
+        .merge(openapi::router())
+        .fallback(fallback::not_found)
+        .method_not_allowed_fallback(fallback::method_not_allowed)
+        .layer(TraceLayer::new_for_http()))
+}

@@ -1,1 +1,120 @@
-fn main() {}
+//! `synckit-server`: run the server, apply migrations, or administer a deployment.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use synckit_server::settings::{FlagOverrides, Role, Settings};
+use synckit_server::{Engines, Server, admin, telemetry};
+use tokio::net::TcpListener;
+
+/// End-to-end encrypted sync server. With no arguments, serves every service on the embedded default.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// A TOML file of settings (keys as the SYNCKIT_* variables, lower case, without the prefix).
+    #[arg(long, global = true, env = "SYNCKIT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, global = true)]
+    listen: Option<std::net::SocketAddr>,
+    /// Data directory of the embedded default [default: ./synckit-data].
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Run only one service [default: all].
+    #[arg(long, global = true, value_enum)]
+    role: Option<Role>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Administer the deployment.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an app; prints {"app_id", "api_key"} as JSON on stdout.
+    CreateApp {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let flags = FlagOverrides { listen: cli.listen, data_dir: cli.data_dir.clone(), role: cli.role };
+    let settings = match Settings::load(cli.config.as_deref(), &flags) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("synckit-server: bad configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log_format);
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("synckit-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let server = Server::build(&settings).await?;
+            let listener = TcpListener::bind(settings.listen)
+                .await
+                .with_context(|| format!("listening on {}", settings.listen))?;
+            tracing::info!(addr = %listener.local_addr()?, role = ?settings.role, "synckit-server listening");
+            server.run(listener, shutdown_signal()).await;
+            Ok(())
+        }
+        Command::Migrate => {
+            Engines::open(&settings).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Admin(AdminCommand::CreateApp { name }) => {
+            let engines = Engines::open(&settings).await?;
+            let created = admin::create_app(&engines, &name).await?;
+            println!("{}", serde_json::to_string(&created)?);
+            Ok(())
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -126,3 +126,9 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Succeeds when the engine answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }
+
+impl std::fmt::Debug for dyn AccountStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("dyn AccountStore")
+    }
+}

@@ -72,3 +72,9 @@ pub trait ChangelogStore: Send + Sync + 'static {
     /// Succeeds when the engine answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }
+
+impl std::fmt::Debug for dyn ChangelogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("dyn ChangelogStore")
+    }
+}

@@ -17,16 +17,10 @@ use uuid::Uuid;
 use crate::{AccountStore, App, ChangelogStore, NewEntry, NewUser, PutKeyOutcome, StoreError, StreamId};
 
 /// The two ports of one adapter.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Stores {
     pub changelog: Arc<dyn ChangelogStore>,
     pub accounts: Arc<dyn AccountStore>,
-}
-
-impl std::fmt::Debug for Stores {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Stores")
-    }
 }
 
 /// Emits one `#[tokio::test]` per conformance case, each on stores built by `$setup`.

@@ -1,0 +1,172 @@
+//! Sign-up, pre-login, password change and token issue.
+
+use axum::extract::State;
+use synckit_http::auth::TokenClaims;
+use synckit_http::{ApiError, Authenticated, Json};
+use synckit_protocol::accounts::{
+    AuthRequest, AuthResponse, ChangePasswordRequest, KdfParams, PreloginRequest, PreloginResponse, RegisterRequest,
+    RegisterResponse,
+};
+use synckit_protocol::limits::{LOGIN_KEY_BYTES, SALT_BYTES};
+use synckit_protocol::{Base64Bytes, ErrorBody, ErrorCode};
+use synckit_store::{NewUser, StoreError};
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::AuthState;
+use crate::credentials::{api_key_hash, fake_salt, login_key_hash, login_key_matches};
+
+/// Creates an account.
+#[utoipa::path(post, path = "/api/accounts/register", tag = "accounts", request_body = RegisterRequest, responses(
+    (status = 200, body = RegisterResponse),
+    (status = 400, description = "malformed email, salt or login key", body = ErrorBody),
+    (status = 403, description = "registration_closed", body = ErrorBody),
+    (status = 409, description = "email_taken", body = ErrorBody),
+))]
+#[instrument(skip_all, err(Display, level = "debug"), fields(user.id))]
+pub async fn register(
+    State(state): State<AuthState>,
+    Json(req): Json<RegisterRequest>,
+) -> Result<Json<RegisterResponse>, ApiError> {
+    if !state.settings.open_registration {
+        return Err(ApiError::new(ErrorCode::RegistrationClosed, "this server does not allow sign-up"));
+    }
+    let email = normalize_email(&req.email)?;
+    check_salt(&req.salt)?;
+    check_login_key(&req.login_key, "login_key")?;
+
+    let id = Uuid::now_v7();
+    let user =
+        NewUser { id, email, salt: req.salt.into_vec(), login_key_hash: login_key_hash(req.login_key.as_bytes()) };
+    match state.accounts.create_user(user).await {
+        Ok(()) => {}
+        Err(StoreError::AlreadyExists) => {
+            return Err(ApiError::new(ErrorCode::EmailTaken, "an account with this email exists"));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::Span::current().record("user.id", tracing::field::display(id));
+    Ok(Json(RegisterResponse { user_id: id }))
+}
+
+/// The salt and KDF parameters to derive a login key with.
+#[utoipa::path(post, path = "/api/accounts/prelogin", tag = "accounts", request_body = PreloginRequest, responses(
+    (status = 200, description = "an unknown email gets a stable made-up salt", body = PreloginResponse),
+    (status = 400, body = ErrorBody),
+))]
+#[instrument(skip_all, err(Display, level = "debug"))]
+pub async fn prelogin(
+    State(state): State<AuthState>,
+    Json(req): Json<PreloginRequest>,
+) -> Result<Json<PreloginResponse>, ApiError> {
+    let email = normalize_email(&req.email)?;
+    let salt = match state.accounts.user_by_email(&email).await? {
+        Some(user) => user.salt,
+        None => fake_salt(&state.settings.prelogin_key, &email),
+    };
+    Ok(Json(PreloginResponse { kdf: KdfParams::LOGIN, salt: salt.into() }))
+}
+
+/// Exchanges credentials and an app's API key for a token.
+#[utoipa::path(post, path = "/api/sync/auth", tag = "accounts", request_body = AuthRequest, responses(
+    (status = 200, body = AuthResponse),
+    (status = 401, description = "invalid_credentials or invalid_api_key", body = ErrorBody),
+))]
+#[instrument(skip_all, err(Display, level = "debug"), fields(user.id, app.id))]
+pub async fn authenticate(
+    State(state): State<AuthState>,
+    Json(req): Json<AuthRequest>,
+) -> Result<Json<AuthResponse>, ApiError> {
+    let app = state
+        .accounts
+        .app_by_key_hash(&api_key_hash(&req.api_key))
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "the API key does not belong to any app"))?;
+    tracing::Span::current().record("app.id", tracing::field::display(app.id));
+
+    let bad_credentials = || ApiError::new(ErrorCode::InvalidCredentials, "wrong email or password");
+    let email = normalize_email(&req.email).map_err(|_| bad_credentials())?;
+    let user = state.accounts.user_by_email(&email).await?.ok_or_else(bad_credentials)?;
+    if !login_key_matches(req.login_key.as_bytes(), &user.login_key_hash) {
+        return Err(bad_credentials());
+    }
+    tracing::Span::current().record("user.id", tracing::field::display(user.id));
+
+    let claims = TokenClaims { user_id: user.id, app_id: app.id, token_version: user.token_version };
+    let (token, expires_at) = state.keys.issue(claims);
+    Ok(Json(AuthResponse { token, user_id: user.id, app_id: app.id, expires_at }))
+}
+
+/// Replaces the login key. Every token issued before is revoked; the answer carries a fresh one.
+#[utoipa::path(post, path = "/api/accounts/password", tag = "accounts", request_body = ChangePasswordRequest,
+    security(("bearer" = [])), responses(
+    (status = 200, description = "a new token; older tokens no longer work", body = AuthResponse),
+    (status = 401, description = "invalid_credentials: the current login key is wrong", body = ErrorBody),
+))]
+#[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id))]
+pub async fn change_password(
+    State(state): State<AuthState>,
+    auth: Authenticated,
+    Json(req): Json<ChangePasswordRequest>,
+) -> Result<Json<AuthResponse>, ApiError> {
+    check_salt(&req.salt)?;
+    check_login_key(&req.login_key, "login_key")?;
+    let user = state.accounts.user(auth.user_id).await?.ok_or_else(|| ApiError::invalid("no such account"))?;
+    if !login_key_matches(req.current_login_key.as_bytes(), &user.login_key_hash) {
+        return Err(ApiError::new(ErrorCode::InvalidCredentials, "the current password is wrong"));
+    }
+    let hash = login_key_hash(req.login_key.as_bytes());
+    let token_version = state
+        .accounts
+        .change_login_key(user.id, auth.token_version, req.salt.as_bytes(), &hash)
+        .await?
+        // Another password change got there first and revoked this token.
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidToken, "the token was revoked by a password change"))?;
+
+    let claims = TokenClaims { user_id: user.id, app_id: auth.app_id, token_version };
+    let (token, expires_at) = state.keys.issue(claims);
+    Ok(Json(AuthResponse { token, user_id: user.id, app_id: auth.app_id, expires_at }))
+}
+
+/// Trimmed and lower-cased, with one `@` between a non-empty local part and domain.
+fn normalize_email(email: &str) -> Result<String, ApiError> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
+    if valid { Ok(email) } else { Err(ApiError::invalid("email must look like name@example.com")) }
+}
+
+fn check_salt(salt: &Base64Bytes) -> Result<(), ApiError> {
+    if SALT_BYTES.contains(&salt.as_bytes().len()) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "salt must be {} to {} bytes, got {}",
+            SALT_BYTES.start(),
+            SALT_BYTES.end(),
+            salt.as_bytes().len()
+        )))
+    }
+}
+
+fn check_login_key(key: &Base64Bytes, field: &str) -> Result<(), ApiError> {
+    if key.as_bytes().len() == LOGIN_KEY_BYTES {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!("{field} must be {LOGIN_KEY_BYTES} bytes, got {}", key.as_bytes().len())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_email;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(normalize_email("  Ada@Example.COM ").unwrap(), "ada@example.com");
+        for bad in ["", "ada", "@example.com", "ada@", "a b@example.com", "a@b@c"] {
+            assert!(normalize_email(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The wrapped master key of one (app, user).
+
+use axum::extract::State;
+use synckit_http::{ApiError, Authenticated, Json};
+use synckit_protocol::keys::{KeyEnvelope, PutKeyRequest, PutKeyResponse};
+use synckit_protocol::limits::MAX_ENVELOPE_BYTES;
+use synckit_protocol::{ErrorBody, ErrorCode};
+use synckit_store::PutKeyOutcome;
+use tracing::instrument;
+
+use crate::AuthState;
+
+/// Stores a new envelope if the stored version is the expected one (none, when `expected_version` is omitted).
+#[utoipa::path(put, path = "/api/sync/keys", tag = "keys", request_body = PutKeyRequest, security(("bearer" = [])),
+    responses(
+        (status = 200, body = PutKeyResponse),
+        (status = 409, description = "version_conflict: the stored version differs", body = ErrorBody),
+        (status = 413, description = "envelope_too_large", body = ErrorBody),
+    ))]
+#[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
+pub async fn put(
+    State(state): State<AuthState>,
+    auth: Authenticated,
+    Json(req): Json<PutKeyRequest>,
+) -> Result<Json<PutKeyResponse>, ApiError> {
+    let size = req.envelope.as_bytes().len();
+    if size > MAX_ENVELOPE_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::EnvelopeTooLarge,
+            format!("the envelope is {size} bytes; at most {MAX_ENVELOPE_BYTES}"),
+        ));
+    }
+    if size == 0 {
+        return Err(ApiError::invalid("the envelope is empty"));
+    }
+    let expected = req.expected_version.unwrap_or(0);
+    match state.accounts.put_key(auth.stream(), req.envelope.as_bytes(), expected).await? {
+        PutKeyOutcome::Stored { version } => Ok(Json(PutKeyResponse { version })),
+        PutKeyOutcome::Conflict { current } => Err(ApiError::new(
+            ErrorCode::VersionConflict,
+            format!("the stored envelope is at version {current}, not {expected}; fetch it and retry"),
+        )),
+    }
+}
+
+/// The stored envelope and its version.
+#[utoipa::path(get, path = "/api/sync/keys", tag = "keys", security(("bearer" = [])), responses(
+    (status = 200, body = KeyEnvelope),
+    (status = 404, description = "key_not_found", body = ErrorBody),
+))]
+#[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
+pub async fn get(State(state): State<AuthState>, auth: Authenticated) -> Result<Json<KeyEnvelope>, ApiError> {
+    let key = state
+        .accounts
+        .key(auth.stream())
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::KeyNotFound, "no key envelope stored yet"))?;
+    Ok(Json(KeyEnvelope { envelope: key.envelope.into(), version: key.version }))
+}

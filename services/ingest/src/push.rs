@@ -1,0 +1,48 @@
+use axum::extract::State;
+use synckit_http::{ApiError, Authenticated, Json};
+use synckit_protocol::limits::{MAX_ENTRY_BYTES, MAX_PUSH_ENTRIES};
+use synckit_protocol::sync::{PushRequest, PushResponse};
+use synckit_protocol::{ErrorBody, ErrorCode};
+use synckit_store::NewEntry;
+use tracing::instrument;
+
+use crate::IngestState;
+
+/// Appends up to 500 encrypted changes from one of the caller's devices. Change ids already stored are skipped,
+/// so retrying a push whose answer was lost is safe.
+#[utoipa::path(post, path = "/api/sync/push", tag = "sync", request_body = PushRequest, security(("bearer" = [])),
+    responses(
+        (status = 200, body = PushResponse),
+        (status = 400, description = "too_many_entries, invalid_request", body = ErrorBody),
+        (status = 404, description = "device_not_found: not a device of this user in this app", body = ErrorBody),
+        (status = 413, description = "entry_too_large, body_too_large", body = ErrorBody),
+    ))]
+#[instrument(skip_all, err(Display, level = "debug"),
+    fields(user.id = %auth.user_id, app.id = %auth.app_id, entries = req.entries.len()))]
+pub async fn push(
+    State(state): State<IngestState>,
+    auth: Authenticated,
+    Json(req): Json<PushRequest>,
+) -> Result<Json<PushResponse>, ApiError> {
+    if req.entries.len() > MAX_PUSH_ENTRIES {
+        return Err(ApiError::new(
+            ErrorCode::TooManyEntries,
+            format!("a push takes at most {MAX_PUSH_ENTRIES} entries, got {}", req.entries.len()),
+        ));
+    }
+    if let Some((i, e)) = req.entries.iter().enumerate().find(|(_, e)| e.payload.as_bytes().len() > MAX_ENTRY_BYTES) {
+        return Err(ApiError::new(
+            ErrorCode::EntryTooLarge,
+            format!("entry {i} ({}) is {} bytes; at most {MAX_ENTRY_BYTES}", e.change_id, e.payload.as_bytes().len()),
+        ));
+    }
+    let stream = auth.stream();
+    if !state.accounts.has_device(stream, req.device_id).await? {
+        return Err(ApiError::new(ErrorCode::DeviceNotFound, "device_id is not a registered device of this user"));
+    }
+
+    let entries: Vec<NewEntry> =
+        req.entries.into_iter().map(|e| NewEntry { change_id: e.change_id, payload: e.payload.into_vec() }).collect();
+    let appended = state.changelog.append(stream, req.device_id, &entries).await?;
+    Ok(Json(PushResponse { cursor: appended.head, accepted: appended.accepted, duplicates: appended.duplicates }))
+}

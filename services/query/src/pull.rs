@@ -1,0 +1,60 @@
+use axum::extract::State;
+use synckit_http::{ApiError, Authenticated, Json};
+use synckit_protocol::limits::MAX_PULL_LIMIT;
+use synckit_protocol::sync::{PullRequest, PullResponse, PulledEntry, StatusResponse};
+use synckit_protocol::{ErrorBody, ErrorCode};
+use tracing::instrument;
+
+use crate::QueryState;
+
+/// The caller's entries after `cursor`, oldest first, at most `limit` (500 by default).
+#[utoipa::path(post, path = "/api/sync/pull", tag = "sync", request_body = PullRequest, security(("bearer" = [])),
+    responses(
+        (status = 200, body = PullResponse),
+        (status = 400, description = "invalid_limit, cursor_beyond_head", body = ErrorBody),
+    ))]
+#[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id, cursor = req.cursor))]
+pub async fn pull(
+    State(state): State<QueryState>,
+    auth: Authenticated,
+    Json(req): Json<PullRequest>,
+) -> Result<Json<PullResponse>, ApiError> {
+    let limit = req.limit.unwrap_or(MAX_PULL_LIMIT);
+    if !(1..=MAX_PULL_LIMIT).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidLimit,
+            format!("limit must be 1 to {MAX_PULL_LIMIT}, got {limit}"),
+        ));
+    }
+    let page = state.changelog.read(auth.stream(), req.cursor, limit).await?;
+    if req.cursor > page.head {
+        return Err(ApiError::new(
+            ErrorCode::CursorBeyondHead,
+            format!("cursor {} is past the newest entry ({}): wrong server or user?", req.cursor, page.head),
+        ));
+    }
+    let cursor = page.entries.last().map_or(req.cursor, |e| e.seq);
+    let entries = page
+        .entries
+        .into_iter()
+        .map(|e| PulledEntry {
+            seq: e.seq,
+            change_id: e.change_id,
+            device_id: e.device_id,
+            payload: e.payload.into(),
+            created_at: e.created_at,
+        })
+        .collect();
+    // Sequence numbers are contiguous, so anything below the head not yet returned is still to come.
+    Ok(Json(PullResponse { entries, cursor, has_more: cursor < page.head }))
+}
+
+/// How many changes the caller's stream holds and its newest cursor.
+#[utoipa::path(get, path = "/api/sync/status", tag = "sync", security(("bearer" = [])),
+    responses((status = 200, body = StatusResponse)))]
+#[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
+pub async fn status(State(state): State<QueryState>, auth: Authenticated) -> Result<Json<StatusResponse>, ApiError> {
+    let head = state.changelog.head(auth.stream()).await?;
+    // Contiguous sequence numbers from 1: the head is also the count.
+    Ok(Json(StatusResponse { change_count: head, cursor: head }))
+}

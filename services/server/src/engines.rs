@@ -1,0 +1,90 @@
+//! The storage engines a deployment runs on, chosen by the settings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use synckit_store::{AccountStore, ChangelogStore, StoreError};
+use synckit_store_postgres::{PgOptions, PgStore};
+use synckit_store_sqlite::SqliteStore;
+
+use crate::Settings;
+
+/// How long start-up keeps retrying a database that does not answer yet (it may be starting too).
+const STARTUP_RETRY: Duration = Duration::from_secs(30);
+
+/// The two storage ports, on Postgres or on the embedded SQLite file.
+#[derive(Clone, Debug)]
+pub struct Engines {
+    pub changelog: Arc<dyn ChangelogStore>,
+    pub accounts: Arc<dyn AccountStore>,
+}
+
+/// Deployment-wide secrets, the same in every instance.
+pub(crate) struct Secrets {
+    pub token_key: Vec<u8>,
+    pub prelogin_key: [u8; 32],
+}
+
+impl Engines {
+    /// Opens the engines and applies pending migrations.
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        match &settings.database_url {
+            Some(url) => {
+                let options = PgOptions { max_connections: settings.db_max_connections, ..PgOptions::default() };
+                let store = Arc::new(PgStore::connect(url.expose_secret(), &options).context("SYNCKIT_DATABASE_URL")?);
+                migrate_with_retry(&store).await?;
+                tracing::info!("storage: postgres");
+                Ok(Self { changelog: store.clone(), accounts: store })
+            }
+            None => {
+                let dir = &settings.data_dir;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating the data directory {}", dir.display()))?;
+                let path = dir.join("synckit.db");
+                let store = Arc::new(
+                    SqliteStore::open(&path).with_context(|| format!("opening the database {}", path.display()))?,
+                );
+                tracing::info!(path = %path.display(), "storage: embedded sqlite");
+                Ok(Self { changelog: store.clone(), accounts: store })
+            }
+        }
+    }
+
+    /// The deployment's secrets: stored in the database on first use, so every instance agrees on them.
+    pub(crate) async fn secrets(&self, settings: &Settings) -> anyhow::Result<Secrets> {
+        let token_key = match &settings.token_secret {
+            Some(secret) => {
+                let secret = secret.expose_secret().as_bytes().to_vec();
+                anyhow::ensure!(secret.len() >= 32, "SYNCKIT_TOKEN_SECRET must be at least 32 bytes");
+                secret
+            }
+            None => self.accounts.secret("token-signing-key", &random_32()).await?,
+        };
+        let prelogin_key = self.accounts.secret("prelogin-salt-key", &random_32()).await?;
+        let prelogin_key =
+            prelogin_key.try_into().map_err(|_| anyhow::anyhow!("stored prelogin key is not 32 bytes"))?;
+        Ok(Secrets { token_key, prelogin_key })
+    }
+}
+
+async fn migrate_with_retry(store: &PgStore) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + STARTUP_RETRY;
+    loop {
+        match store.migrate().await {
+            Ok(()) => return Ok(()),
+            Err(StoreError::Unavailable(e)) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "database not answering yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e).context("migrating the database"),
+        }
+    }
+}
+
+fn random_32() -> [u8; 32] {
+    let mut bytes = [0; 32];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    bytes
+}

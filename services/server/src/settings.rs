@@ -1,0 +1,150 @@
+//! Configuration: defaults, then an optional TOML file (`--config` or `SYNCKIT_CONFIG`), then `SYNCKIT_*`
+//! environment variables, then flags; later sources win. Secrets are [`SecretString`]s and never printed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// Everything the server can be told.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Address to listen on (`SYNCKIT_LISTEN`).
+    pub listen: SocketAddr,
+    /// Where the embedded default keeps its files (`SYNCKIT_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// `postgres://…` to run on Postgres instead of the embedded SQLite file (`SYNCKIT_DATABASE_URL`).
+    pub database_url: Option<SecretString>,
+    /// Token signing secret, at least 32 bytes (`SYNCKIT_TOKEN_SECRET`). Without it, a random one is made once and
+    /// kept in the database, so every instance of a deployment shares it with no configuration.
+    pub token_secret: Option<SecretString>,
+    /// Anyone may sign up (`SYNCKIT_OPEN_REGISTRATION`).
+    pub open_registration: bool,
+    /// Which services this process runs (`SYNCKIT_ROLE`).
+    pub role: Role,
+    /// `text` for people, `json` for log collectors (`SYNCKIT_LOG_FORMAT`).
+    pub log_format: LogFormat,
+    /// Postgres connections kept per process (`SYNCKIT_DB_MAX_CONNECTIONS`).
+    pub db_max_connections: usize,
+    /// Seconds a client has to send a request's headers (`SYNCKIT_HEADER_READ_TIMEOUT_SECS`).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request may take in all, body included (`SYNCKIT_REQUEST_TIMEOUT_SECS`).
+    pub request_timeout_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./synckit-data"),
+            database_url: None,
+            token_secret: None,
+            open_registration: true,
+            role: Role::All,
+            log_format: LogFormat::Text,
+            db_max_connections: 16,
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+/// A subset of the services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Every service in this process.
+    All,
+    /// Accounts, tokens, devices, key envelopes.
+    Auth,
+    /// Push.
+    Ingest,
+    /// Pull and status.
+    Query,
+}
+
+impl Role {
+    /// Whether a process of this role runs `service`.
+    pub fn runs(self, service: Role) -> bool {
+        self == Role::All || self == service
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings given as flags, which override every other source.
+#[derive(Debug, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+}
+
+impl Settings {
+    /// Reads the layered configuration.
+    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Self, figment::Error> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(figment::Error::from(format!("config file {} does not exist", file.display())));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment.merge(Env::prefixed("SYNCKIT_").ignore(&["config"])).merge(Serialized::globals(flags)).extract()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_sources_win() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "synckit.toml",
+                "listen = \"127.0.0.1:9000\"\nrole = \"query\"\nopen_registration = false",
+            )?;
+            jail.set_env("SYNCKIT_ROLE", "ingest");
+            jail.set_env("SYNCKIT_DATABASE_URL", "postgres://u:secret@db/x");
+            let flags = FlagOverrides { data_dir: Some("/tmp/flag".into()), ..Default::default() };
+            let s = Settings::load(Some(Path::new("synckit.toml")), &flags)?;
+            assert_eq!(s.listen.port(), 9000);
+            assert_eq!(s.role, Role::Ingest);
+            assert!(!s.open_registration);
+            assert_eq!(s.data_dir, PathBuf::from("/tmp/flag"));
+            // Secrets never show in debug output.
+            assert!(!format!("{s:?}").contains("secret@"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn defaults_and_bad_values() {
+        figment::Jail::expect_with(|jail| {
+            let s = Settings::load(None, &FlagOverrides::default())?;
+            assert_eq!(s.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+            assert_eq!(s.role, Role::All);
+            assert!(s.open_registration && s.database_url.is_none());
+
+            jail.set_env("SYNCKIT_ROLE", "everything");
+            let err = Settings::load(None, &FlagOverrides::default()).unwrap_err();
+            assert!(err.to_string().contains("everything"), "{err}");
+            assert!(Settings::load(Some(Path::new("missing.toml")), &FlagOverrides::default()).is_err());
+            Ok(())
+        });
+    }
+}
