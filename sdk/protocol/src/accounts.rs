@@ -16,7 +16,7 @@ use crate::Base64Bytes;
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     pub email: String,
-    /// The Argon2id salt the login key was derived with, 16 to 64 bytes.
+    /// The Argon2id salt the login key was derived with: 32 random bytes.
     pub salt: Base64Bytes,
     /// The 32-byte Argon2id login key.
     pub login_key: Base64Bytes,

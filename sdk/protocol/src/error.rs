@@ -39,7 +39,7 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// 413: the request body is larger than the server accepts.
     BodyTooLarge,
-    /// 400: a push with more entries than [`crate::limits::MAX_PUSH_ENTRIES`], or none.
+    /// 400: a push with more entries than [`crate::limits::MAX_PUSH_ENTRIES`].
     TooManyEntries,
     /// 413: one entry's payload is larger than [`crate::limits::MAX_ENTRY_BYTES`].
     EntryTooLarge,

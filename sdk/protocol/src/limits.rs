@@ -10,7 +10,10 @@ pub const MAX_ENTRY_BYTES: usize = 64 * 1024;
 pub const MAX_ENVELOPE_BYTES: usize = 4 * 1024;
 /// A device name or platform, in bytes.
 pub const MAX_DEVICE_FIELD_BYTES: usize = 200;
-/// A pre-login salt, decoded, in bytes (inclusive range).
-pub const SALT_BYTES: std::ops::RangeInclusive<usize> = 16..=64;
+/// A push request body, in bytes: room for the largest push (500 entries of the largest size, base64-encoded).
+pub const MAX_PUSH_BODY_BYTES: usize = 48 * 1024 * 1024;
+/// A login salt, decoded, in bytes. One fixed size, so the made-up salts pre-login answers for unknown emails
+/// cannot be told from real ones.
+pub const LOGIN_SALT_BYTES: usize = 32;
 /// A login key, decoded, in bytes.
 pub const LOGIN_KEY_BYTES: usize = 32;

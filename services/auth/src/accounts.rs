@@ -7,7 +7,7 @@ use synckit_protocol::accounts::{
     AuthRequest, AuthResponse, ChangePasswordRequest, KdfParams, PreloginRequest, PreloginResponse, RegisterRequest,
     RegisterResponse,
 };
-use synckit_protocol::limits::{LOGIN_KEY_BYTES, SALT_BYTES};
+use synckit_protocol::limits::{LOGIN_KEY_BYTES, LOGIN_SALT_BYTES};
 use synckit_protocol::{Base64Bytes, ErrorBody, ErrorCode};
 use synckit_store::{NewUser, StoreError};
 use tracing::instrument;
@@ -111,7 +111,11 @@ pub async fn change_password(
 ) -> Result<Json<AuthResponse>, ApiError> {
     check_salt(&req.salt)?;
     check_login_key(&req.login_key, "login_key")?;
-    let user = state.accounts.user(auth.user_id).await?.ok_or_else(|| ApiError::invalid("no such account"))?;
+    let user = state
+        .accounts
+        .user(auth.user_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidToken, "the account no longer exists"))?;
     if !login_key_matches(req.current_login_key.as_bytes(), &user.login_key_hash) {
         return Err(ApiError::new(ErrorCode::InvalidCredentials, "the current password is wrong"));
     }
@@ -138,15 +142,10 @@ fn normalize_email(email: &str) -> Result<String, ApiError> {
 }
 
 fn check_salt(salt: &Base64Bytes) -> Result<(), ApiError> {
-    if SALT_BYTES.contains(&salt.as_bytes().len()) {
+    if salt.as_bytes().len() == LOGIN_SALT_BYTES {
         Ok(())
     } else {
-        Err(ApiError::invalid(format!(
-            "salt must be {} to {} bytes, got {}",
-            SALT_BYTES.start(),
-            SALT_BYTES.end(),
-            salt.as_bytes().len()
-        )))
+        Err(ApiError::invalid(format!("salt must be {LOGIN_SALT_BYTES} bytes, got {}", salt.as_bytes().len())))
     }
 }
 

@@ -58,6 +58,9 @@ fn check_field<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
     if value.is_empty() || value.len() > MAX_DEVICE_FIELD_BYTES {
         return Err(ApiError::invalid(format!("{field} must be 1 to {MAX_DEVICE_FIELD_BYTES} bytes")));
     }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!("{field} must not contain control characters")));
+    }
     Ok(value)
 }
 

@@ -154,10 +154,14 @@ where
             .headers
             .get(AUTHORIZATION)
             .ok_or_else(|| ApiError::new(ErrorCode::MissingToken, "send Authorization: Bearer <token>"))?;
-        let token =
-            header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")).ok_or_else(|| {
-                ApiError::new(ErrorCode::MissingToken, "the Authorization header must be Bearer <token>")
-            })?;
+        // The scheme name is case-insensitive (RFC 9110).
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
+            .ok_or_else(|| ApiError::new(ErrorCode::MissingToken, "the Authorization header must be Bearer <token>"))?;
         let claims = Authenticator::from_ref(state).authenticate(token.trim()).await?;
         Ok(Self { user_id: claims.user_id, app_id: claims.app_id, token_version: claims.token_version })
     }

@@ -16,11 +16,8 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::post;
 use synckit_http::Authenticator;
+use synckit_protocol::limits::MAX_PUSH_BODY_BYTES;
 use synckit_store::{AccountStore, ChangelogStore};
-
-/// The largest push body accepted: 500 entries of a few KiB each fit with room to spare; clients split larger
-/// batches.
-pub const MAX_PUSH_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// What the ingest handlers share.
 #[derive(Clone, Debug, FromRef)]

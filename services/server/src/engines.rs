@@ -11,9 +11,6 @@ use synckit_store_sqlite::SqliteStore;
 
 use crate::Settings;
 
-/// How long start-up keeps retrying a database that does not answer yet (it may be starting too).
-const STARTUP_RETRY: Duration = Duration::from_secs(30);
-
 /// The two storage ports, on Postgres or on the embedded SQLite file.
 #[derive(Clone, Debug)]
 pub struct Engines {
@@ -34,7 +31,7 @@ impl Engines {
             Some(url) => {
                 let options = PgOptions { max_connections: settings.db_max_connections, ..PgOptions::default() };
                 let store = Arc::new(PgStore::connect(url.expose_secret(), &options).context("SYNCKIT_DATABASE_URL")?);
-                migrate_with_retry(&store).await?;
+                migrate_with_retry(&store, Duration::from_secs(settings.db_startup_retry_secs)).await?;
                 tracing::info!("storage: postgres");
                 Ok(Self { changelog: store.clone(), accounts: store })
             }
@@ -69,8 +66,8 @@ impl Engines {
     }
 }
 
-async fn migrate_with_retry(store: &PgStore) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + STARTUP_RETRY;
+async fn migrate_with_retry(store: &PgStore, retry_for: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + retry_for;
     loop {
         match store.migrate().await {
             Ok(()) => return Ok(()),

@@ -30,6 +30,9 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Postgres connections kept per process (`SYNCKIT_DB_MAX_CONNECTIONS`).
     pub db_max_connections: usize,
+    /// Seconds start-up keeps retrying a database that does not answer yet, since it may be starting too
+    /// (`SYNCKIT_DB_STARTUP_RETRY_SECS`).
+    pub db_startup_retry_secs: u64,
     /// Seconds a client has to send a request's headers (`SYNCKIT_HEADER_READ_TIMEOUT_SECS`).
     pub header_read_timeout_secs: u64,
     /// Seconds a request may take in all, body included (`SYNCKIT_REQUEST_TIMEOUT_SECS`).
@@ -47,6 +50,7 @@ impl Default for Settings {
             role: Role::All,
             log_format: LogFormat::Text,
             db_max_connections: 16,
+            db_startup_retry_secs: 30,
             header_read_timeout_secs: 10,
             request_timeout_secs: 30,
         }
@@ -95,19 +99,24 @@ pub struct FlagOverrides {
 
 impl Settings {
     /// Reads the layered configuration.
-    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Self, figment::Error> {
+    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Self, Box<figment::Error>> {
         let mut figment = Figment::new();
         if let Some(file) = file {
             if !file.exists() {
-                return Err(figment::Error::from(format!("config file {} does not exist", file.display())));
+                return Err(Box::new(format!("config file {} does not exist", file.display()).into()));
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment.merge(Env::prefixed("SYNCKIT_").ignore(&["config"])).merge(Serialized::globals(flags)).extract()
+        figment
+            .merge(Env::prefixed("SYNCKIT_").ignore(&["config"]))
+            .merge(Serialized::globals(flags))
+            .extract()
+            .map_err(Box::new)
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail API
 mod tests {
     use super::*;
 
@@ -121,7 +130,7 @@ mod tests {
             jail.set_env("SYNCKIT_ROLE", "ingest");
             jail.set_env("SYNCKIT_DATABASE_URL", "postgres://u:secret@db/x");
             let flags = FlagOverrides { data_dir: Some("/tmp/flag".into()), ..Default::default() };
-            let s = Settings::load(Some(Path::new("synckit.toml")), &flags)?;
+            let s = Settings::load(Some(Path::new("synckit.toml")), &flags).map_err(|e| *e)?;
             assert_eq!(s.listen.port(), 9000);
             assert_eq!(s.role, Role::Ingest);
             assert!(!s.open_registration);
@@ -135,7 +144,7 @@ mod tests {
     #[test]
     fn defaults_and_bad_values() {
         figment::Jail::expect_with(|jail| {
-            let s = Settings::load(None, &FlagOverrides::default())?;
+            let s = Settings::load(None, &FlagOverrides::default()).map_err(|e| *e)?;
             assert_eq!(s.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
             assert_eq!(s.role, Role::All);
             assert!(s.open_registration && s.database_url.is_none());

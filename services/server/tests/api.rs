@@ -96,7 +96,7 @@ async fn wrong_credentials_are_refused(app: TestApp) {
     // Malformed sign-ups name the problem.
     for (body, needle) in [
         (json!({"email": "not-an-email", "salt": b64(&[0; 32]), "login_key": b64(&[0; 32])}), "email"),
-        (json!({"email": "x@example.com", "salt": b64(&[0; 4]), "login_key": b64(&[0; 32])}), "salt"),
+        (json!({"email": "x@example.com", "salt": b64(&[0; 16]), "login_key": b64(&[0; 32])}), "salt"),
         (json!({"email": "x@example.com", "salt": b64(&[0; 32]), "login_key": b64(&[0; 31])}), "login_key"),
         (json!({"email": "x@example.com", "salt": "%%%", "login_key": b64(&[0; 32])}), "base64"),
         (
@@ -190,9 +190,20 @@ async fn devices_upsert_list_delete(app: TestApp) {
     let (_, list) = app.get("/api/sync/devices", Some(&user.token)).await;
     assert_eq!(list.as_array().unwrap().len(), 1);
 
-    let (status, body) =
-        app.post("/api/sync/devices", Some(&user.token), json!({"name": "  ", "platform": "ios"})).await;
-    assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "invalid_request"));
+    for name in ["  ", "nul\u{0}byte", &"x".repeat(201)] {
+        let (status, body) =
+            app.post("/api/sync/devices", Some(&user.token), json!({"name": name, "platform": "ios"})).await;
+        assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "invalid_request"), "{name:?}");
+    }
+    // The scheme name of the Authorization header is case-insensitive.
+    let resp = app
+        .http
+        .get(format!("{}/api/sync/devices", app.url))
+        .header("authorization", format!("bearer {}", user.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
 }
 
 async fn key_envelopes_are_versioned(app: TestApp) {
@@ -374,7 +385,7 @@ async fn bad_push_requests_change_nothing(app: TestApp) {
         "{{\"device_id\": \"{}\", \"entries\": [{{\"change_id\": \"{}\", \"payload\": \"{}\"}}]}}",
         user.device_id,
         Uuid::now_v7(),
-        "A".repeat(17 * 1024 * 1024)
+        "A".repeat(49 * 1024 * 1024)
     );
     let resp = app
         .http

@@ -23,7 +23,7 @@ use error::db_error;
 refinery::embed_migrations!("../../migrations/postgres");
 
 /// Arbitrary but fixed: the advisory lock instances take while migrating.
-const MIGRATION_LOCK: i64 = 0x5359_4e43_4b49_54; // "SYNCKIT"
+const MIGRATION_LOCK: i64 = 0x0053_594e_434b_4954; // "SYNCKIT" in ASCII
 
 /// Connection settings for [`PgStore::connect`].
 #[derive(Debug, Clone)]

@@ -1,0 +1,140 @@
+//! Operating behaviour: settings that change policy, slow clients, and the binary as an operator runs it.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{TestApp, b64, code, random_bytes};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use synckit_server::Settings;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[tokio::test]
+async fn closed_registration_refuses_sign_up() {
+    let app = TestApp::start(|s| Settings { open_registration: false, ..s }).await;
+    let (status, body) = app
+        .post(
+            "/api/accounts/register",
+            None,
+            json!({"email": "a@example.com", "salt": b64(&[1; 32]), "login_key": b64(&[2; 32])}),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "registration_closed"));
+}
+
+#[tokio::test]
+async fn slow_request_heads_are_cut_off() {
+    let app = TestApp::start(|s| Settings { header_read_timeout_secs: 1, ..s }).await;
+    let mut conn = TcpStream::connect(app.addr).await.unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap(); // never finishes its head
+    let mut buf = Vec::new();
+    // The guard only keeps a broken server from hanging the test; the server closes after about 1 s.
+    let read = tokio::time::timeout(Duration::from_secs(20), conn.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the server must close a connection whose head never completes");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(buf.is_empty() || text.starts_with("HTTP/1.1 408"), "unexpected answer: {text}");
+}
+
+#[tokio::test]
+async fn slow_request_bodies_time_out_with_a_protocol_error() {
+    let app = TestApp::start(|s| Settings { request_timeout_secs: 1, ..s }).await;
+    let mut conn = TcpStream::connect(app.addr).await.unwrap();
+    let head = "POST /api/accounts/prelogin HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\":";
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(20), conn.read(&mut buf)).await.expect("an answer").unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+}
+
+fn server_command(data_dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_synckit-server"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SYNCKIT_DATA_DIR", data_dir)
+        .env("SYNCKIT_LOG_FORMAT", "json");
+    cmd
+}
+
+/// The README's first command, as a user runs it: the binary with no configuration but a data directory.
+#[tokio::test]
+async fn the_binary_serves_on_the_embedded_default_and_creates_apps() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let out = server_command(dir.path()).args(["admin", "create-app", "--name", "Notes"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let created: Value = serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON object");
+    let keys: Vec<&String> = created.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["api_key", "app_id"]);
+    let api_key = created["api_key"].as_str().unwrap().to_owned();
+
+    let mut child =
+        server_command(dir.path()).env("SYNCKIT_LISTEN", "127.0.0.1:0").stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("the server logs where it listens").unwrap();
+        let log: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if log["message"] == "synckit-server listening" {
+            break log["addr"].as_str().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop)); // keep draining stderr
+
+    let url = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    let login_key = random_bytes(32);
+    let resp = http
+        .post(format!("{url}/api/accounts/register"))
+        .json(&json!({"email": "cli@example.com", "salt": b64(&[3; 32]), "login_key": b64(&login_key)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = http
+        .post(format!("{url}/api/sync/auth"))
+        .json(&json!({"email": "cli@example.com", "login_key": b64(&login_key), "api_key": api_key}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "the app created by the admin command works with the server");
+
+    // SIGTERM: a graceful, successful exit.
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert!(dir.path().join("synckit.db").exists(), "state lives in the data directory");
+}
+
+#[tokio::test]
+async fn migrate_prepares_a_postgres_database() {
+    let url = synckit_testkit::fresh_database().await.unwrap();
+    // The test server trusts local connections, so a password in the URL is accepted and ignored: it must
+    // still never be printed.
+    let with_password = url.replacen("://postgres@", "://postgres:hunter2-secret@", 1);
+    assert_ne!(with_password, url);
+    let dir = tempfile::tempdir().unwrap();
+    let out = server_command(dir.path()).env("SYNCKIT_DATABASE_URL", &with_password).arg("migrate").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "credentials leaked into the logs: {stderr}");
+
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let row = client.query_one("SELECT count(*) FROM streams", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 0);
+
+    let out = server_command(dir.path())
+        .env("SYNCKIT_DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .env("SYNCKIT_DB_STARTUP_RETRY_SECS", "0")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an unreachable database is a loud failure");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("storage unavailable"), "and says why");
+}
