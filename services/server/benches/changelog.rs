@@ -1,1 +1,308 @@
-fn main() {}
+//! Changelog throughput through the real HTTP API, beside raw PostgreSQL doing the same work in the same run.
+//!
+//! ```sh
+//! cargo bench -p synckit-server --bench changelog                 # defaults below
+//! cargo bench -p synckit-server --bench changelog -- --streams 32 --pushes 10 --pull 200000
+//! ```
+//!
+//! - ingest: `streams` clients, one per stream, each sending `pushes` pushes of 500 entries of 1 KiB, all at once;
+//!   reference: raw binary COPY of the same rows into a table of the same shape, one 500-row COPY per
+//!   transaction on `streams` connections (synchronous_commit on, as for the server).
+//! - pull: one client paging through a `pull`-entry stream in pages of 500; reference: the same range scans
+//!   issued directly.
+//!
+//! Runs on Postgres (a fresh database on `SYNCKIT_TEST_DATABASE_URL`, default the local test server) and on the
+//! embedded SQLite default, with the server in this process listening on loopback.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use futures::future::join_all;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use synckit_protocol::sync::PullResponse;
+use synckit_server::{Server, Settings, admin};
+use tokio::net::TcpListener;
+use tokio_postgres::NoTls;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use uuid::Uuid;
+
+const ENTRIES_PER_PUSH: usize = 500;
+const PAYLOAD_BYTES: usize = 1024;
+
+struct Options {
+    streams: usize,
+    pushes: usize,
+    pull: usize,
+}
+
+fn options() -> Options {
+    let mut o = Options { streams: 32, pushes: 10, pull: 200_000 };
+    let args: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < args.len() {
+        let value = || args.get(i + 1).and_then(|v| v.parse().ok()).expect("a number after the flag");
+        match args[i].as_str() {
+            "--streams" => o.streams = value(),
+            "--pushes" => o.pushes = value(),
+            "--pull" => o.pull = value(),
+            _ => {} // cargo bench passes --bench
+        }
+        i += 1;
+    }
+    o
+}
+
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    device_id: Uuid,
+    app_id: Uuid,
+    user_id: Uuid,
+}
+
+async fn start(database_url: Option<String>, dir: &std::path::Path) -> (String, synckit_server::Engines) {
+    let settings = Settings {
+        data_dir: dir.to_owned(),
+        database_url: database_url.map(SecretString::from),
+        db_max_connections: 32,
+        ..Settings::default()
+    };
+    let server = Server::build(&settings).await.expect("server");
+    let engines = server.engines.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(server.run(listener, std::future::pending()));
+    (url, engines)
+}
+
+async fn client(url: &str, api_key: &str) -> Client {
+    let http = reqwest::Client::new();
+    let email = format!("{}@bench.example", Uuid::new_v4());
+    let login_key = STANDARD.encode(random(32));
+    let post = |path: &str, token: Option<&str>, body: Value| {
+        let mut req = http.post(format!("{url}{path}")).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move { req.send().await.unwrap().error_for_status().unwrap().json::<Value>().await.unwrap() }
+    };
+    post("/api/accounts/register", None, json!({"email": email, "salt": STANDARD.encode(random(32)), "login_key": login_key}))
+        .await;
+    let auth = post("/api/sync/auth", None, json!({"email": email, "login_key": login_key, "api_key": api_key})).await;
+    let token = auth["token"].as_str().unwrap().to_owned();
+    let device = post("/api/sync/devices", Some(&token), json!({"name": "bench", "platform": "linux"})).await;
+    Client {
+        http: http.clone(),
+        url: url.to_owned(),
+        device_id: device["id"].as_str().unwrap().parse().unwrap(),
+        app_id: auth["app_id"].as_str().unwrap().parse().unwrap(),
+        user_id: auth["user_id"].as_str().unwrap().parse().unwrap(),
+        token,
+    }
+}
+
+fn random(n: usize) -> Vec<u8> {
+    let mut bytes = vec![0; n];
+    getrandom::fill(&mut bytes).unwrap();
+    bytes
+}
+
+/// A push body and the rows it holds, as (change id, payload).
+fn batch() -> (Vec<u8>, Vec<(Uuid, Vec<u8>)>) {
+    let rows: Vec<(Uuid, Vec<u8>)> = (0..ENTRIES_PER_PUSH).map(|_| (Uuid::now_v7(), random(PAYLOAD_BYTES))).collect();
+    let entries: Vec<Value> =
+        rows.iter().map(|(id, p)| json!({"change_id": id, "payload": STANDARD.encode(p)})).collect();
+    (serde_json::to_vec(&json!({"entries": entries, "device_id": Uuid::nil()})).unwrap(), rows)
+}
+
+async fn push(c: &Client, body: &[u8]) -> u64 {
+    // The prebuilt body carries a nil device; patch in this client's (same length, so a plain replace).
+    let body = String::from_utf8_lossy(body).replace(&Uuid::nil().to_string(), &c.device_id.to_string());
+    let resp = c
+        .http
+        .post(format!("{}/api/sync/push", c.url))
+        .bearer_auth(&c.token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+    resp.json::<Value>().await.unwrap()["cursor"].as_u64().unwrap()
+}
+
+/// Ingest through HTTP: entries/s.
+async fn ingest(clients: &[Arc<Client>], bodies: &[Vec<Vec<u8>>]) -> f64 {
+    let started = Instant::now();
+    let tasks = clients.iter().zip(bodies).map(|(c, bodies)| {
+        let (c, bodies) = (c.clone(), bodies.clone());
+        tokio::spawn(async move {
+            for body in &bodies {
+                push(&c, body).await;
+            }
+        })
+    });
+    for t in join_all(tasks).await {
+        t.unwrap();
+    }
+    let n = bodies.iter().map(Vec::len).sum::<usize>() * ENTRIES_PER_PUSH;
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The same rows by raw binary COPY, one 500-row COPY per transaction per stream: entries/s.
+async fn raw_copy(db_url: &str, rows: &[Vec<Vec<(Uuid, Vec<u8>)>>]) -> f64 {
+    let (setup, conn) = tokio_postgres::connect(db_url, NoTls).await.unwrap();
+    tokio::spawn(conn);
+    setup.batch_execute("DROP TABLE IF EXISTS raw_changes; CREATE TABLE raw_changes (LIKE changes INCLUDING ALL)").await.unwrap();
+    let started = Instant::now();
+    let tasks = rows.iter().map(|stream_rows| {
+        let (db_url, stream_rows) = (db_url.to_owned(), stream_rows.clone());
+        tokio::spawn(async move {
+            let (mut client, conn) = tokio_postgres::connect(&db_url, NoTls).await.unwrap();
+            tokio::spawn(conn);
+            let (app, user, device) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+            let types = [Type::UUID, Type::UUID, Type::INT8, Type::UUID, Type::UUID, Type::BYTEA];
+            let mut seq = 0i64;
+            for batch in &stream_rows {
+                let tx = client.transaction().await.unwrap();
+                let sink = tx
+                    .copy_in("COPY raw_changes (app_id, user_id, seq, change_id, device_id, payload) FROM STDIN BINARY")
+                    .await
+                    .unwrap();
+                let writer = BinaryCopyInWriter::new(sink, &types);
+                let mut writer = std::pin::pin!(writer);
+                for (id, payload) in batch {
+                    seq += 1;
+                    let row: [&(dyn ToSql + Sync); 6] = [&app, &user, &seq, id, &device, payload];
+                    writer.as_mut().write(&row).await.unwrap();
+                }
+                writer.finish().await.unwrap();
+                tx.commit().await.unwrap();
+            }
+        })
+    });
+    for t in join_all(tasks).await {
+        t.unwrap();
+    }
+    let n = rows.iter().map(Vec::len).sum::<usize>() * ENTRIES_PER_PUSH;
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// One client paging through its whole stream: entries/s.
+async fn pull_all(c: &Client, expected: usize) -> f64 {
+    let started = Instant::now();
+    let (mut cursor, mut seen) = (0u64, 0usize);
+    loop {
+        // Decoded into the protocol's types, base64 included, as an SDK client does.
+        let page: PullResponse = c
+            .http
+            .post(format!("{}/api/sync/pull", c.url))
+            .bearer_auth(&c.token)
+            .json(&json!({"cursor": cursor}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        seen += page.entries.len();
+        cursor = page.cursor;
+        if !page.has_more {
+            break;
+        }
+    }
+    assert_eq!(seen, expected);
+    seen as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The same pages read directly from Postgres: rows/s.
+async fn raw_scan(db_url: &str, c: &Client, expected: usize) -> f64 {
+    let (client, conn) = tokio_postgres::connect(db_url, NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let stmt = client
+        .prepare(
+            "SELECT seq, change_id, device_id, payload, created_at FROM changes \
+             WHERE app_id = $1 AND user_id = $2 AND seq > $3 ORDER BY seq LIMIT 500",
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (mut cursor, mut seen) = (0i64, 0usize);
+    loop {
+        let rows = client.query(&stmt, &[&c.app_id, &c.user_id, &cursor]).await.unwrap();
+        let Some(last) = rows.last() else { break };
+        cursor = last.get(0);
+        seen += rows.len();
+    }
+    assert_eq!(seen, expected);
+    seen as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn fill(c: &Client, entries: usize) {
+    for _ in 0..entries / ENTRIES_PER_PUSH {
+        push(c, &batch().0).await;
+    }
+}
+
+fn rate(v: f64) -> String {
+    format!("{:.1}k", v / 1000.0)
+}
+
+async fn run(o: &Options) {
+    println!("SyncKit changelog benchmark: {} streams x {} pushes x {ENTRIES_PER_PUSH} entries of {PAYLOAD_BYTES} B; pull of {} entries", o.streams, o.pushes, o.pull);
+    let prepared: Vec<(Vec<Vec<u8>>, Vec<Vec<(Uuid, Vec<u8>)>>)> =
+        (0..o.streams).map(|_| (0..o.pushes).map(|_| batch()).unzip()).collect();
+    let (bodies, rows): (Vec<_>, Vec<_>) = prepared.into_iter().unzip();
+
+    println!("\n| engine | ingest entries/s | raw COPY rows/s | ingest / COPY | pull entries/s | raw scan rows/s | pull / scan |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for engine in ["postgres", "sqlite"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db_url = match engine {
+            "postgres" => Some(synckit_testkit::fresh_database().await.expect("a Postgres to benchmark on")),
+            _ => None,
+        };
+        let (url, engines) = start(db_url.clone(), dir.path()).await;
+        let api_key = admin::create_app(&engines, "bench").await.unwrap().api_key;
+        let mut clients = Vec::new();
+        for _ in 0..o.streams {
+            clients.push(Arc::new(client(&url, &api_key).await));
+        }
+        // Warm up connections and caches with one push per stream, not counted.
+        join_all(clients.iter().map(|c| async move { push(c, &batch().0).await })).await;
+
+        let ingest_rate = ingest(&clients, &bodies).await;
+        let copy_rate = match &db_url {
+            Some(db) => Some(raw_copy(db, &rows).await),
+            None => None,
+        };
+        let reader = client(&url, &api_key).await;
+        fill(&reader, o.pull).await;
+        let pull_rate = pull_all(&reader, o.pull).await;
+        let scan_rate = match &db_url {
+            Some(db) => Some(raw_scan(db, &reader, o.pull).await),
+            None => None,
+        };
+        let na = || "n/a".to_owned();
+        println!(
+            "| {engine} | {} | {} | {} | {} | {} | {} |",
+            rate(ingest_rate),
+            copy_rate.map_or_else(na, rate),
+            copy_rate.map_or_else(na, |c| format!("{:.0}%", 100.0 * ingest_rate / c)),
+            rate(pull_rate),
+            scan_rate.map_or_else(na, rate),
+            scan_rate.map_or_else(na, |s| format!("{:.0}%", 100.0 * pull_rate / s)),
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn main() {
+    let o = options();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(run(&o));
+}

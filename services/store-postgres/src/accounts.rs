@@ -205,16 +205,20 @@ impl AccountStore for PgStore {
     }
 
     async fn secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
-        // The SELECT half does not see the INSERT half's row, but then the INSERT half returns it.
-        let row = self
-            .client()
-            .await?
-            .query_one(
-                "WITH ins AS (INSERT INTO server_secrets (name, value) VALUES ($1, $2) \
-                     ON CONFLICT DO NOTHING RETURNING value) \
-                 SELECT value FROM ins UNION ALL SELECT value FROM server_secrets WHERE name = $1 LIMIT 1",
+        let client = self.client().await?;
+        let inserted = client
+            .query_opt(
+                "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING value",
                 &[&name, &candidate],
             )
+            .await
+            .map_err(db_error)?;
+        if let Some(row) = inserted {
+            return Ok(row.get(0));
+        }
+        // Another instance stored one first (possibly while this insert waited on it): a new statement sees it.
+        let row = client
+            .query_one("SELECT value FROM server_secrets WHERE name = $1", &[&name])
             .await
             .map_err(db_error)?;
         Ok(row.get(0))

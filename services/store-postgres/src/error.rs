@@ -8,8 +8,9 @@ pub(crate) fn db_error(err: tokio_postgres::Error) -> StoreError {
         Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::AlreadyExists,
         Some(code) if is_transient(code.code()) => StoreError::unavailable(err),
         Some(_) => StoreError::other(err),
-        // No SQLSTATE: the connection broke or could not be made.
-        None => StoreError::unavailable(err),
+        // No SQLSTATE: the connection broke or could not be made, or the client itself failed (a bug).
+        None if err.is_closed() || source_is_io(&err) => StoreError::unavailable(err),
+        None => StoreError::other(err),
     }
 }
 
@@ -19,6 +20,17 @@ pub(crate) fn pool_error(err: PoolError) -> StoreError {
         PoolError::Timeout(_) | PoolError::Closed => StoreError::unavailable(err),
         other => StoreError::other(other),
     }
+}
+
+fn source_is_io(err: &tokio_postgres::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Connection exceptions (08), insufficient resources (53), operator intervention (57: shutdown, recovery) and

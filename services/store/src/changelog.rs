@@ -57,7 +57,8 @@ pub struct Page {
 /// - sequence numbers of a stream are 1, 2, 3, … with no gaps, and commit order equals sequence order, so a reader
 ///   that has seen `n` has seen everything up to `n`;
 /// - a change id is stored at most once per stream, so retries are harmless;
-/// - streams never wait on each other.
+/// - appends to one stream are serialised; the Postgres adapter never makes different streams wait on each other
+///   (the embedded SQLite adapter serialises all writes, which a single box can afford).
 #[async_trait]
 pub trait ChangelogStore: Send + Sync + 'static {
     /// Appends the entries not already in the stream, in order, all from `device_id`.
