@@ -91,8 +91,12 @@ async fn client(url: &str, api_key: &str) -> Client {
         }
         async move { req.send().await.unwrap().error_for_status().unwrap().json::<Value>().await.unwrap() }
     };
-    post("/api/accounts/register", None, json!({"email": email, "salt": STANDARD.encode(random(32)), "login_key": login_key}))
-        .await;
+    post(
+        "/api/accounts/register",
+        None,
+        json!({"email": email, "salt": STANDARD.encode(random(32)), "login_key": login_key}),
+    )
+    .await;
     let auth = post("/api/sync/auth", None, json!({"email": email, "login_key": login_key, "api_key": api_key})).await;
     let token = auth["token"].as_str().unwrap().to_owned();
     let device = post("/api/sync/devices", Some(&token), json!({"name": "bench", "platform": "linux"})).await;
@@ -112,9 +116,14 @@ fn random(n: usize) -> Vec<u8> {
     bytes
 }
 
-/// A push body and the rows it holds, as (change id, payload).
-fn batch() -> (Vec<u8>, Vec<(Uuid, Vec<u8>)>) {
-    let rows: Vec<(Uuid, Vec<u8>)> = (0..ENTRIES_PER_PUSH).map(|_| (Uuid::now_v7(), random(PAYLOAD_BYTES))).collect();
+/// One entry: change id and payload.
+type Row = (Uuid, Vec<u8>);
+/// One push's rows.
+type Batch = Vec<Row>;
+
+/// A push body and the rows it holds.
+fn batch() -> (Vec<u8>, Batch) {
+    let rows: Batch = (0..ENTRIES_PER_PUSH).map(|_| (Uuid::now_v7(), random(PAYLOAD_BYTES))).collect();
     let entries: Vec<Value> =
         rows.iter().map(|(id, p)| json!({"change_id": id, "payload": STANDARD.encode(p)})).collect();
     (serde_json::to_vec(&json!({"entries": entries, "device_id": Uuid::nil()})).unwrap(), rows)
@@ -155,10 +164,13 @@ async fn ingest(clients: &[Arc<Client>], bodies: &[Vec<Vec<u8>>]) -> f64 {
 }
 
 /// The same rows by raw binary COPY, one 500-row COPY per transaction per stream: entries/s.
-async fn raw_copy(db_url: &str, rows: &[Vec<Vec<(Uuid, Vec<u8>)>>]) -> f64 {
+async fn raw_copy(db_url: &str, rows: &[Vec<Batch>]) -> f64 {
     let (setup, conn) = tokio_postgres::connect(db_url, NoTls).await.unwrap();
     tokio::spawn(conn);
-    setup.batch_execute("DROP TABLE IF EXISTS raw_changes; CREATE TABLE raw_changes (LIKE changes INCLUDING ALL)").await.unwrap();
+    setup
+        .batch_execute("DROP TABLE IF EXISTS raw_changes; CREATE TABLE raw_changes (LIKE changes INCLUDING ALL)")
+        .await
+        .unwrap();
     let started = Instant::now();
     let tasks = rows.iter().map(|stream_rows| {
         let (db_url, stream_rows) = (db_url.to_owned(), stream_rows.clone());
@@ -254,12 +266,17 @@ fn rate(v: f64) -> String {
 }
 
 async fn run(o: &Options) {
-    println!("SyncKit changelog benchmark: {} streams x {} pushes x {ENTRIES_PER_PUSH} entries of {PAYLOAD_BYTES} B; pull of {} entries", o.streams, o.pushes, o.pull);
-    let prepared: Vec<(Vec<Vec<u8>>, Vec<Vec<(Uuid, Vec<u8>)>>)> =
+    println!(
+        "SyncKit changelog benchmark: {} streams x {} pushes x {ENTRIES_PER_PUSH} entries of {PAYLOAD_BYTES} B; pull of {} entries",
+        o.streams, o.pushes, o.pull
+    );
+    let prepared: Vec<(Vec<Vec<u8>>, Vec<Batch>)> =
         (0..o.streams).map(|_| (0..o.pushes).map(|_| batch()).unzip()).collect();
     let (bodies, rows): (Vec<_>, Vec<_>) = prepared.into_iter().unzip();
 
-    println!("\n| engine | ingest entries/s | raw COPY rows/s | ingest / COPY | pull entries/s | raw scan rows/s | pull / scan |");
+    println!(
+        "\n| engine | ingest entries/s | raw COPY rows/s | ingest / COPY | pull entries/s | raw scan rows/s | pull / scan |"
+    );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     for engine in ["postgres", "sqlite"] {
         let dir = tempfile::tempdir().unwrap();

@@ -217,10 +217,8 @@ impl AccountStore for PgStore {
             return Ok(row.get(0));
         }
         // Another instance stored one first (possibly while this insert waited on it): a new statement sees it.
-        let row = client
-            .query_one("SELECT value FROM server_secrets WHERE name = $1", &[&name])
-            .await
-            .map_err(db_error)?;
+        let row =
+            client.query_one("SELECT value FROM server_secrets WHERE name = $1", &[&name]).await.map_err(db_error)?;
         Ok(row.get(0))
     }
 
