@@ -72,6 +72,10 @@ impl KdfParams {
 }
 
 /// `POST /api/accounts/password` (bearer token): replaces the login key. Every token issued before is revoked.
+///
+/// `key`, when sent, is the master key envelope re-wrapped for the new password: the server stores it in the same
+/// transaction, so the password and the envelope change together or not at all (a stale `expected_version`
+/// answers `409 version_conflict` and changes nothing).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -79,6 +83,8 @@ pub struct ChangePasswordRequest {
     pub current_login_key: Base64Bytes,
     pub salt: Base64Bytes,
     pub login_key: Base64Bytes,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<crate::keys::PutKeyRequest>,
 }
 
 /// `POST /api/sync/auth`: exchanges credentials and an app's API key for a token.

@@ -9,12 +9,13 @@ use synckit_protocol::accounts::{
 };
 use synckit_protocol::limits::{LOGIN_KEY_BYTES, LOGIN_SALT_BYTES};
 use synckit_protocol::{Base64Bytes, ErrorBody, ErrorCode};
-use synckit_store::{NewUser, StoreError};
+use synckit_store::{KeyRewrap, LoginKeyChange, LoginKeyChanged, NewUser, StoreError};
 use tracing::instrument;
 use uuid::Uuid;
 
 use crate::AuthState;
 use crate::credentials::{api_key_hash, fake_salt, login_key_hash, login_key_matches};
+use crate::keys::{check_envelope, version_conflict};
 
 /// Creates an account.
 #[utoipa::path(post, path = "/api/accounts/register", tag = "accounts", request_body = RegisterRequest, responses(
@@ -102,6 +103,7 @@ pub async fn authenticate(
     security(("bearer" = [])), responses(
     (status = 200, description = "a new token; older tokens no longer work", body = AuthResponse),
     (status = 401, description = "invalid_credentials: the current login key is wrong", body = ErrorBody),
+    (status = 409, description = "version_conflict: the re-wrapped key's expected_version is stale; nothing changed", body = ErrorBody),
 ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id))]
 pub async fn change_password(
@@ -119,13 +121,33 @@ pub async fn change_password(
     if !login_key_matches(req.current_login_key.as_bytes(), &user.login_key_hash) {
         return Err(ApiError::new(ErrorCode::InvalidCredentials, "the current password is wrong"));
     }
-    let hash = login_key_hash(req.login_key.as_bytes());
-    let token_version = state
-        .accounts
-        .change_login_key(user.id, auth.token_version, req.salt.as_bytes(), &hash)
-        .await?
+    let rewrapped_key = match req.key {
+        Some(key) => {
+            check_envelope(&key.envelope)?;
+            Some(KeyRewrap {
+                stream: auth.stream(),
+                envelope: key.envelope.into_vec(),
+                expected_version: key.expected_version.unwrap_or(0),
+            })
+        }
+        None => None,
+    };
+    let expected_key_version = rewrapped_key.as_ref().map_or(0, |k| k.expected_version);
+    let change = LoginKeyChange {
+        user_id: user.id,
+        expected_token_version: auth.token_version,
+        salt: req.salt.into_vec(),
+        login_key_hash: login_key_hash(req.login_key.as_bytes()),
+        rewrapped_key,
+    };
+    let token_version = match state.accounts.change_login_key(change).await? {
+        LoginKeyChanged::Changed { token_version, .. } => token_version,
         // Another password change got there first and revoked this token.
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidToken, "the token was revoked by a password change"))?;
+        LoginKeyChanged::TokenRevoked => {
+            return Err(ApiError::new(ErrorCode::InvalidToken, "the token was revoked by a password change"));
+        }
+        LoginKeyChanged::KeyConflict { current } => return Err(version_conflict(current, expected_key_version)),
+    };
 
     let claims = TokenClaims { user_id: user.id, app_id: auth.app_id, token_version };
     let (token, expires_at) = state.keys.issue(claims);

@@ -4,7 +4,7 @@ use axum::extract::State;
 use synckit_http::{ApiError, Authenticated, Json};
 use synckit_protocol::keys::{KeyEnvelope, PutKeyRequest, PutKeyResponse};
 use synckit_protocol::limits::MAX_ENVELOPE_BYTES;
-use synckit_protocol::{ErrorBody, ErrorCode};
+use synckit_protocol::{Base64Bytes, ErrorBody, ErrorCode};
 use synckit_store::PutKeyOutcome;
 use tracing::instrument;
 
@@ -23,7 +23,17 @@ pub async fn put(
     auth: Authenticated,
     Json(req): Json<PutKeyRequest>,
 ) -> Result<Json<PutKeyResponse>, ApiError> {
-    let size = req.envelope.as_bytes().len();
+    check_envelope(&req.envelope)?;
+    let expected = req.expected_version.unwrap_or(0);
+    match state.accounts.put_key(auth.stream(), req.envelope.as_bytes(), expected).await? {
+        PutKeyOutcome::Stored { version } => Ok(Json(PutKeyResponse { version })),
+        PutKeyOutcome::Conflict { current } => Err(version_conflict(current, expected)),
+    }
+}
+
+/// An envelope is 1 to [`MAX_ENVELOPE_BYTES`] bytes.
+pub(crate) fn check_envelope(envelope: &Base64Bytes) -> Result<(), ApiError> {
+    let size = envelope.as_bytes().len();
     if size > MAX_ENVELOPE_BYTES {
         return Err(ApiError::new(
             ErrorCode::EnvelopeTooLarge,
@@ -33,14 +43,14 @@ pub async fn put(
     if size == 0 {
         return Err(ApiError::invalid("the envelope is empty"));
     }
-    let expected = req.expected_version.unwrap_or(0);
-    match state.accounts.put_key(auth.stream(), req.envelope.as_bytes(), expected).await? {
-        PutKeyOutcome::Stored { version } => Ok(Json(PutKeyResponse { version })),
-        PutKeyOutcome::Conflict { current } => Err(ApiError::new(
-            ErrorCode::VersionConflict,
-            format!("the stored envelope is at version {current}, not {expected}; fetch it and retry"),
-        )),
-    }
+    Ok(())
+}
+
+pub(crate) fn version_conflict(current: u64, expected: u64) -> ApiError {
+    ApiError::new(
+        ErrorCode::VersionConflict,
+        format!("the stored envelope is at version {current}, not {expected}; fetch it and retry"),
+    )
 }
 
 /// The stored envelope and its version.

@@ -11,6 +11,7 @@ on_both_engines!(
     register_prelogin_and_authenticate,
     wrong_credentials_are_refused,
     password_change_revokes_older_tokens,
+    password_change_rewraps_the_key_together,
     devices_upsert_list_delete,
     key_envelopes_are_versioned,
     push_pull_status_round_trip,
@@ -155,6 +156,32 @@ async fn password_change_revokes_older_tokens(app: TestApp) {
     app.login(&user.email, &new_key, &app.api_key).await;
     let (_, body) = app.post("/api/accounts/prelogin", None, json!({"email": user.email})).await;
     assert_eq!(unb64(&body["salt"]), new_salt);
+}
+
+async fn password_change_rewraps_the_key_together(app: TestApp) {
+    let user = app.user().await;
+    let t = Some(user.token.as_str());
+    let put = json!({"envelope": b64(b"wrapped-v1")});
+    assert_eq!(app.send(reqwest::Method::PUT, "/api/sync/keys", t, Some(put)).await.0, StatusCode::OK);
+    let (new_salt, new_key) = (random_bytes(32), random_bytes(32));
+    let change = |expected: u64| {
+        json!({"current_login_key": b64(&user.login_key), "salt": b64(&new_salt), "login_key": b64(&new_key),
+               "key": {"envelope": b64(b"wrapped-v2"), "expected_version": expected}})
+    };
+
+    // Another device re-wrapped the key meanwhile: nothing changes, not even the password.
+    let (status, body) = app.post("/api/accounts/password", t, change(0)).await;
+    assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "version_conflict"));
+    assert_eq!(app.get("/api/sync/status", t).await.0, StatusCode::OK, "the token still works");
+    app.login(&user.email, &user.login_key, &app.api_key).await;
+    assert_eq!(unb64(&app.get("/api/sync/keys", t).await.1["envelope"]), b"wrapped-v1");
+
+    let (status, body) = app.post("/api/accounts/password", t, change(1)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fresh = body["token"].as_str().unwrap();
+    let (_, key) = app.get("/api/sync/keys", Some(fresh)).await;
+    assert_eq!((unb64(&key["envelope"]), key["version"].as_u64()), (b"wrapped-v2".to_vec(), Some(2)));
+    app.login(&user.email, &new_key, &app.api_key).await;
 }
 
 async fn devices_upsert_list_delete(app: TestApp) {

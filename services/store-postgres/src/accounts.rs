@@ -1,6 +1,7 @@
 use async_trait::async_trait;
 use synckit_store::{
-    AccountStore, App, ChangelogStore, Device, KeyEnvelope, NewUser, PutKeyOutcome, StoreError, StreamId, User,
+    AccountStore, App, ChangelogStore, Device, KeyEnvelope, LoginKeyChange, LoginKeyChanged, NewUser, PutKeyOutcome,
+    StoreError, StreamId, User,
 };
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -22,6 +23,43 @@ fn user(row: &Row) -> User {
 
 fn device(row: &Row) -> Device {
     Device { id: row.get(0), name: row.get(1), platform: row.get(2), created_at: row.get(3) }
+}
+
+/// The optimistic envelope write, on a connection or inside the caller's transaction.
+async fn put_key_in(
+    client: &(impl tokio_postgres::GenericClient + Sync),
+    stream: StreamId,
+    envelope: &[u8],
+    expected_version: u64,
+) -> Result<PutKeyOutcome, StoreError> {
+    let (app, user) = (&stream.app_id, &stream.user_id);
+    let written = if expected_version == 0 {
+        client
+            .query_opt(
+                "INSERT INTO key_envelopes (app_id, user_id, envelope, version) VALUES ($1, $2, $3, 1) \
+                     ON CONFLICT DO NOTHING RETURNING version",
+                &[app, user, &envelope],
+            )
+            .await
+    } else {
+        client
+            .query_opt(
+                "UPDATE key_envelopes SET envelope = $3, version = version + 1, updated_at = now() \
+                     WHERE app_id = $1 AND user_id = $2 AND version = $4 RETURNING version",
+                &[app, user, &envelope, &to_i64(expected_version)],
+            )
+            .await
+    }
+    .map_err(db_error)?;
+    if let Some(row) = written {
+        return Ok(PutKeyOutcome::Stored { version: to_u64(row.get(0)) });
+    }
+    let current = client
+        .query_opt("SELECT version FROM key_envelopes WHERE app_id = $1 AND user_id = $2", &[app, user])
+        .await
+        .map_err(db_error)?
+        .map_or(0, |r| to_u64(r.get(0)));
+    Ok(PutKeyOutcome::Conflict { current })
 }
 
 #[async_trait]
@@ -53,24 +91,30 @@ impl AccountStore for PgStore {
         Ok(client.query_opt(&stmt, &[&id]).await.map_err(db_error)?.as_ref().map(user))
     }
 
-    async fn change_login_key(
-        &self,
-        id: Uuid,
-        expected_token_version: u64,
-        salt: &[u8],
-        login_key_hash: &[u8],
-    ) -> Result<Option<u64>, StoreError> {
-        let row = self
-            .client()
-            .await?
+    async fn change_login_key(&self, change: LoginKeyChange) -> Result<LoginKeyChanged, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        let row = tx
             .query_opt(
                 "UPDATE users SET salt = $3, login_key_hash = $4, token_version = token_version + 1 \
                  WHERE id = $1 AND token_version = $2 RETURNING token_version",
-                &[&id, &to_i64(expected_token_version), &salt, &login_key_hash],
+                &[&change.user_id, &to_i64(change.expected_token_version), &change.salt, &change.login_key_hash],
             )
             .await
             .map_err(db_error)?;
-        Ok(row.map(|r| to_u64(r.get(0))))
+        let Some(token_version) = row.map(|r| to_u64(r.get(0))) else {
+            return Ok(LoginKeyChanged::TokenRevoked);
+        };
+        let key_version = match &change.rewrapped_key {
+            None => None,
+            Some(k) => match put_key_in(&*tx, k.stream, &k.envelope, k.expected_version).await? {
+                PutKeyOutcome::Stored { version } => Some(version),
+                // Dropping the transaction rolls the password change back.
+                PutKeyOutcome::Conflict { current } => return Ok(LoginKeyChanged::KeyConflict { current }),
+            },
+        };
+        tx.commit().await.map_err(db_error)?;
+        Ok(LoginKeyChanged::Changed { token_version, key_version })
     }
 
     async fn create_app(&self, app: App, api_key_hash: &[u8]) -> Result<(), StoreError> {
@@ -160,35 +204,7 @@ impl AccountStore for PgStore {
         envelope: &[u8],
         expected_version: u64,
     ) -> Result<PutKeyOutcome, StoreError> {
-        let (app, user) = (&stream.app_id, &stream.user_id);
-        let client = self.client().await?;
-        let written = if expected_version == 0 {
-            client
-                .query_opt(
-                    "INSERT INTO key_envelopes (app_id, user_id, envelope, version) VALUES ($1, $2, $3, 1) \
-                     ON CONFLICT DO NOTHING RETURNING version",
-                    &[app, user, &envelope],
-                )
-                .await
-        } else {
-            client
-                .query_opt(
-                    "UPDATE key_envelopes SET envelope = $3, version = version + 1, updated_at = now() \
-                     WHERE app_id = $1 AND user_id = $2 AND version = $4 RETURNING version",
-                    &[app, user, &envelope, &to_i64(expected_version)],
-                )
-                .await
-        }
-        .map_err(db_error)?;
-        if let Some(row) = written {
-            return Ok(PutKeyOutcome::Stored { version: to_u64(row.get(0)) });
-        }
-        let current = client
-            .query_opt("SELECT version FROM key_envelopes WHERE app_id = $1 AND user_id = $2", &[app, user])
-            .await
-            .map_err(db_error)?
-            .map_or(0, |r| to_u64(r.get(0)));
-        Ok(PutKeyOutcome::Conflict { current })
+        put_key_in(&**self.client().await?, stream, envelope, expected_version).await
     }
 
     async fn key(&self, stream: StreamId) -> Result<Option<KeyEnvelope>, StoreError> {

@@ -1,7 +1,8 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 use synckit_store::{
-    AccountStore, App, ChangelogStore, Device, KeyEnvelope, NewUser, PutKeyOutcome, StoreError, StreamId, User,
+    AccountStore, App, ChangelogStore, Device, KeyEnvelope, LoginKeyChange, LoginKeyChanged, NewUser, PutKeyOutcome,
+    StoreError, StreamId, User,
 };
 use uuid::Uuid;
 
@@ -21,6 +22,34 @@ fn user(r: &Row<'_>) -> rusqlite::Result<User> {
 
 fn device(r: &Row<'_>) -> rusqlite::Result<Device> {
     Ok(Device { id: uuid_at(r, 0)?, name: r.get(1)?, platform: r.get(2)?, created_at: from_micros(r.get(3)?) })
+}
+
+/// The optimistic envelope write, inside the caller's transaction.
+fn put_key_in(
+    tx: &rusqlite::Transaction<'_>,
+    stream: StreamId,
+    envelope: &[u8],
+    expected_version: u64,
+) -> rusqlite::Result<PutKeyOutcome> {
+    let current: u64 = tx
+        .query_row(
+            "SELECT version FROM key_envelopes WHERE app_id = ?1 AND user_id = ?2",
+            params![stream.app_id.as_bytes(), stream.user_id.as_bytes()],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?
+        .map_or(0, to_u64);
+    if current != expected_version {
+        return Ok(PutKeyOutcome::Conflict { current });
+    }
+    let version = current + 1;
+    tx.execute(
+        "INSERT INTO key_envelopes (app_id, user_id, envelope, version, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (app_id, user_id) DO UPDATE SET \
+             envelope = excluded.envelope, version = excluded.version, updated_at = excluded.updated_at",
+        params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), envelope, to_i64(version), now_micros()],
+    )?;
+    Ok(PutKeyOutcome::Stored { version })
 }
 
 #[async_trait]
@@ -55,23 +84,35 @@ impl AccountStore for SqliteStore {
         .await
     }
 
-    async fn change_login_key(
-        &self,
-        id: Uuid,
-        expected_token_version: u64,
-        salt: &[u8],
-        login_key_hash: &[u8],
-    ) -> Result<Option<u64>, StoreError> {
-        let (salt, hash) = (salt.to_vec(), login_key_hash.to_vec());
+    async fn change_login_key(&self, change: LoginKeyChange) -> Result<LoginKeyChanged, StoreError> {
         self.with_writer(move |conn| {
-            conn.query_row(
-                "UPDATE users SET salt = ?3, login_key_hash = ?4, token_version = token_version + 1 \
-                 WHERE id = ?1 AND token_version = ?2 RETURNING token_version",
-                params![id.as_bytes(), to_i64(expected_token_version), salt, hash],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()
-            .map(|v| v.map(to_u64))
+            let tx = conn.transaction()?;
+            let token_version = tx
+                .query_row(
+                    "UPDATE users SET salt = ?3, login_key_hash = ?4, token_version = token_version + 1 \
+                     WHERE id = ?1 AND token_version = ?2 RETURNING token_version",
+                    params![
+                        change.user_id.as_bytes(),
+                        to_i64(change.expected_token_version),
+                        change.salt,
+                        change.login_key_hash
+                    ],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?;
+            let Some(token_version) = token_version.map(to_u64) else {
+                return Ok(LoginKeyChanged::TokenRevoked);
+            };
+            let key_version = match &change.rewrapped_key {
+                None => None,
+                Some(k) => match put_key_in(&tx, k.stream, &k.envelope, k.expected_version)? {
+                    PutKeyOutcome::Stored { version } => Some(version),
+                    // Dropping the transaction rolls the password change back.
+                    PutKeyOutcome::Conflict { current } => return Ok(LoginKeyChanged::KeyConflict { current }),
+                },
+            };
+            tx.commit()?;
+            Ok(LoginKeyChanged::Changed { token_version, key_version })
         })
         .await
     }
@@ -167,27 +208,9 @@ impl AccountStore for SqliteStore {
         let envelope = envelope.to_vec();
         self.with_writer(move |conn| {
             let tx = conn.transaction()?;
-            let current: u64 = tx
-                .query_row(
-                    "SELECT version FROM key_envelopes WHERE app_id = ?1 AND user_id = ?2",
-                    params![stream.app_id.as_bytes(), stream.user_id.as_bytes()],
-                    |r| r.get::<_, i64>(0),
-                )
-                .optional()?
-                .map_or(0, to_u64);
-            if current != expected_version {
-                return Ok(PutKeyOutcome::Conflict { current });
-            }
-            let version = current + 1;
-            tx.execute(
-                "INSERT INTO key_envelopes (app_id, user_id, envelope, version, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT (app_id, user_id) DO UPDATE SET \
-                     envelope = excluded.envelope, version = excluded.version, updated_at = excluded.updated_at",
-                params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), envelope, to_i64(version), now_micros()],
-            )?;
+            let outcome = put_key_in(&tx, stream, &envelope, expected_version)?;
             tx.commit()?;
-            Ok(PutKeyOutcome::Stored { version })
+            Ok(outcome)
         })
         .await
     }

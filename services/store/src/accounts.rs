@@ -52,6 +52,36 @@ pub struct KeyEnvelope {
     pub version: u64,
 }
 
+/// A password change: the new login salt and key hash, and optionally the master key re-wrapped for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginKeyChange {
+    pub user_id: Uuid,
+    /// The token version the change was authorised with; if it moved on, another change came first.
+    pub expected_token_version: u64,
+    pub salt: Vec<u8>,
+    pub login_key_hash: Vec<u8>,
+    pub rewrapped_key: Option<KeyRewrap>,
+}
+
+/// A key envelope write that goes with a password change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRewrap {
+    pub stream: StreamId,
+    pub envelope: Vec<u8>,
+    pub expected_version: u64,
+}
+
+/// What a password change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginKeyChanged {
+    /// Changed; the envelope too when one was given.
+    Changed { token_version: u64, key_version: Option<u64> },
+    /// The token version moved on (another password change came first); nothing was written.
+    TokenRevoked,
+    /// The envelope's version was not the expected one; nothing was written.
+    KeyConflict { current: u64 },
+}
+
 /// What an optimistic key write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutKeyOutcome {
@@ -73,15 +103,9 @@ pub trait AccountStore: Send + Sync + 'static {
     /// The user with this id.
     async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError>;
 
-    /// Replaces the salt and login key hash and bumps the token version, if the token version is still
-    /// `expected_token_version`. Returns the new token version, or `None` when another change came first.
-    async fn change_login_key(
-        &self,
-        id: Uuid,
-        expected_token_version: u64,
-        salt: &[u8],
-        login_key_hash: &[u8],
-    ) -> Result<Option<u64>, StoreError>;
+    /// Replaces the salt and login key hash and bumps the token version, together with the key envelope
+    /// re-wrapped for the new password when one is given: both change, or neither.
+    async fn change_login_key(&self, change: LoginKeyChange) -> Result<LoginKeyChanged, StoreError>;
 
     /// Creates an app whose API key hashes to `api_key_hash`.
     async fn create_app(&self, app: App, api_key_hash: &[u8]) -> Result<(), StoreError>;

@@ -14,7 +14,10 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::{AccountStore, App, ChangelogStore, NewEntry, NewUser, PutKeyOutcome, StoreError, StreamId};
+use crate::{
+    AccountStore, App, ChangelogStore, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewEntry, NewUser, PutKeyOutcome,
+    StoreError, StreamId,
+};
 
 /// The two ports of one adapter.
 #[derive(Clone, Debug)]
@@ -242,11 +245,34 @@ pub async fn users(stores: Stores) {
     assert_eq!(accounts.user(Uuid::now_v7()).await.unwrap(), None);
 
     // A password change bumps the token version, and only one of two racing changes wins.
-    let v = accounts.change_login_key(user.id, 0, &[1; 32], &[2; 32]).await.unwrap();
-    assert_eq!(v, Some(1));
-    assert_eq!(accounts.change_login_key(user.id, 0, &[3; 32], &[4; 32]).await.unwrap(), None);
+    let change = |expected_token_version, byte: u8, rewrapped_key| LoginKeyChange {
+        user_id: user.id,
+        expected_token_version,
+        salt: vec![byte; 32],
+        login_key_hash: vec![byte + 1; 32],
+        rewrapped_key,
+    };
+    let v = accounts.change_login_key(change(0, 1, None)).await.unwrap();
+    assert_eq!(v, LoginKeyChanged::Changed { token_version: 1, key_version: None });
+    assert_eq!(accounts.change_login_key(change(0, 3, None)).await.unwrap(), LoginKeyChanged::TokenRevoked);
     let changed = accounts.user(user.id).await.unwrap().unwrap();
     assert_eq!((changed.salt, changed.login_key_hash, changed.token_version), (vec![1; 32], vec![2; 32], 1));
+
+    // With a re-wrapped key: both change together, or neither does.
+    let s = stream();
+    accounts.put_key(s, b"wrapped for the old password", 0).await.unwrap();
+    let rewrap =
+        |expected_version| Some(KeyRewrap { stream: s, envelope: b"wrapped for the new".to_vec(), expected_version });
+    let stale = accounts.change_login_key(change(1, 5, rewrap(0))).await.unwrap();
+    assert_eq!(stale, LoginKeyChanged::KeyConflict { current: 1 });
+    let unchanged = accounts.user(user.id).await.unwrap().unwrap();
+    assert_eq!((unchanged.salt, unchanged.token_version), (vec![1; 32], 1), "a key conflict changes no password");
+    assert_eq!(accounts.key(s).await.unwrap().unwrap().envelope, b"wrapped for the old password");
+
+    let done = accounts.change_login_key(change(1, 7, rewrap(1))).await.unwrap();
+    assert_eq!(done, LoginKeyChanged::Changed { token_version: 2, key_version: Some(2) });
+    assert_eq!(accounts.user(user.id).await.unwrap().unwrap().salt, vec![7; 32]);
+    assert_eq!(accounts.key(s).await.unwrap().unwrap().envelope, b"wrapped for the new");
 }
 
 pub async fn apps_by_key_hash(stores: Stores) {

@@ -17,6 +17,8 @@ pub mod error;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use accounts::{AccountStore, App, Device, KeyEnvelope, NewUser, PutKeyOutcome, User};
+pub use accounts::{
+    AccountStore, App, Device, KeyEnvelope, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewUser, PutKeyOutcome, User,
+};
 pub use changelog::{Appended, ChangelogStore, Entry, NewEntry, Page, StreamId};
 pub use error::StoreError;
