@@ -1,0 +1,122 @@
+//! The SDK's one error type: a matchable [`ErrorKind`], a message, and the cause.
+
+use std::fmt;
+use std::time::Duration;
+
+use synckit_protocol::ErrorCode;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What went wrong, in a form a program can act on.
+///
+/// ```
+/// # async fn demo(client: &synckit::SyncKitClient) {
+/// use synckit::ErrorKind;
+/// match client.setup_encryption_existing("hunter2").await {
+///     Ok(()) => {}
+///     Err(e) if e.kind() == ErrorKind::WrongPassword => eprintln!("try again"),
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Not signed in, or the session's token expired or was revoked: authenticate again.
+    Unauthorized,
+    /// The thing asked for does not exist (a device, the key envelope, an account).
+    NotFound,
+    /// A concurrent change won (the key envelope changed, the email is taken).
+    Conflict,
+    /// The server asked to slow down; [`Error::retry_after`] says for how long.
+    RateLimited,
+    /// The server refused the request as malformed or too large: a bug in the caller or the SDK.
+    InvalidRequest,
+    /// The server failed, or stayed unavailable through every retry.
+    Server,
+    /// The network: connection refused, reset, timed out.
+    Transport,
+    /// Ciphertext that does not decrypt: tampered, truncated, swapped, or under another key.
+    Crypto,
+    /// The password does not open the key envelope (or sign in).
+    WrongPassword,
+    /// The OS keychain or the fallback key store failed.
+    Keystore,
+    /// Encryption is not set up on this client yet: call `setup_encryption_new`, `setup_encryption_existing` or
+    /// `try_load_key_from_keychain` first.
+    Locked,
+    /// The caller passed something unusable (an empty password, a bad URL).
+    InvalidInput,
+}
+
+/// An SDK error.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    code: Option<ErrorCode>,
+    retry_after: Option<Duration>,
+    source: Option<BoxError>,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), code: None, retry_after: None, source: None }
+    }
+
+    pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    pub(crate) fn from_server(code: ErrorCode, status: u16, message: String, retry_after: Option<Duration>) -> Self {
+        let kind = match (code, status) {
+            (ErrorCode::InvalidCredentials, _) => ErrorKind::WrongPassword,
+            (_, 401) => ErrorKind::Unauthorized,
+            (_, 404) => ErrorKind::NotFound,
+            (_, 409) => ErrorKind::Conflict,
+            (_, 429) => ErrorKind::RateLimited,
+            (_, 400..=499) => ErrorKind::InvalidRequest,
+            _ => ErrorKind::Server,
+        };
+        Self { kind, message, code: Some(code), retry_after, source: None }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The server's error code, when the server answered with one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        self.code
+    }
+
+    /// How long the server asked to wait, for [`ErrorKind::RateLimited`] and unavailability.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.kind, ErrorKind::Transport | ErrorKind::Server | ErrorKind::RateLimited)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.code {
+            Some(code) => write!(f, "{} ({code})", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// The SDK's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

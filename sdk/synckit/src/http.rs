@@ -1,0 +1,150 @@
+//! One HTTP call with the retry policy: per-attempt and total timeouts, exponential back-off with full jitter,
+//! `Retry-After` honoured, and retries only where repeating the request cannot do harm.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode, header};
+use serde::de::DeserializeOwned;
+use synckit_protocol::{ErrorBody, ErrorCode};
+use tokio::time::Instant;
+
+use crate::config::SyncKitConfig;
+use crate::error::{Error, ErrorKind, Result};
+
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+
+/// Whether a request may be sent again when its outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Repeating it is harmless (reads, and pushes, whose change ids make a repeat a no-op): retry transport
+    /// errors and every 5xx.
+    Idempotent,
+    /// Repeating it after it took effect would fail or do it twice: retry only answers that say it was not
+    /// processed (429, 503).
+    IfUnprocessed,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Transport {
+    http: reqwest::Client,
+    base: String,
+    attempt_timeout: Duration,
+    total_timeout: Duration,
+    max_retries: u32,
+}
+
+impl Transport {
+    pub(crate) fn new(config: &SyncKitConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("synckit-sdk/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .expect("the HTTP client builds with a TLS backend");
+        Self {
+            http,
+            base: config.server_url.trim_end_matches('/').to_owned(),
+            attempt_timeout: config.attempt_timeout,
+            total_timeout: config.total_timeout,
+            max_retries: config.max_retries,
+        }
+    }
+
+    pub(crate) fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends `body` (already serialised: a retry sends the identical bytes) and decodes the answer.
+    pub(crate) async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<bytes::Bytes>,
+        retry: Retry,
+    ) -> Result<T> {
+        let deadline = Instant::now() + self.total_timeout;
+        let url = format!("{}{path}", self.base);
+        let mut attempt = 0u32;
+        loop {
+            let mut req = self.http.request(method.clone(), &url).timeout(self.attempt_timeout);
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            if let Some(body) = &body {
+                req = req.header(header::CONTENT_TYPE, "application/json").body(body.clone());
+            }
+            let (err, retryable) = match tokio::time::timeout_at(deadline, req.send()).await {
+                Err(_) => return Err(Error::new(ErrorKind::Transport, format!("{method} {path} timed out"))),
+                Ok(Err(e)) => {
+                    let err = Error::new(ErrorKind::Transport, format!("{method} {path} failed: {e}")).with_source(e);
+                    (err, retry == Retry::Idempotent)
+                }
+                Ok(Ok(resp)) if resp.status().is_success() => return decode(resp, &method, path).await,
+                Ok(Ok(resp)) => {
+                    let status = resp.status();
+                    let err = server_error(resp).await;
+                    let unprocessed =
+                        status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE;
+                    (err, unprocessed || (status.is_server_error() && retry == Retry::Idempotent))
+                }
+            };
+            if !retryable || attempt >= self.max_retries {
+                return Err(err);
+            }
+            let delay = err.retry_after().unwrap_or_else(|| backoff(attempt));
+            if Instant::now() + delay >= deadline {
+                return Err(err);
+            }
+            tracing::debug!(%method, path, attempt, ?delay, error = %err, "retrying");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+}
+
+async fn decode<T: DeserializeOwned>(resp: reqwest::Response, method: &Method, path: &str) -> Result<T> {
+    let bytes = resp.bytes().await.map_err(|e| {
+        Error::new(ErrorKind::Transport, format!("{method} {path}: reading the answer failed")).with_source(e)
+    })?;
+    // An empty answer (204) decodes as JSON null, which `()` accepts.
+    let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+    serde_json::from_slice(bytes).map_err(|e| {
+        Error::new(ErrorKind::Server, format!("{method} {path}: the server's answer is not what the SDK expects"))
+            .with_source(e)
+    })
+}
+
+async fn server_error(resp: reqwest::Response) -> Error {
+    let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let (code, message) = match resp.json::<ErrorBody>().await {
+        Ok(body) => (body.error.code, body.error.message),
+        Err(_) => (ErrorCode::Unknown, format!("the server answered {status}")),
+    };
+    Error::from_server(code, status.as_u16(), message, retry_after)
+}
+
+/// Full jitter: a random delay up to base·2^attempt, capped.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_BASE.saturating_mul(1 << attempt.min(16)).min(BACKOFF_CAP);
+    let fraction = f64::from(u32::from_le_bytes(crate::crypto::random_bytes())) / f64::from(u32::MAX);
+    ceiling.mul_f64(fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 0..20 {
+            let ceiling = super::BACKOFF_BASE.saturating_mul(1 << attempt.min(16)).min(super::BACKOFF_CAP);
+            assert!(super::backoff(attempt) <= ceiling);
+        }
+        assert!(super::backoff(30) <= super::BACKOFF_CAP);
+    }
+}

@@ -1,0 +1,44 @@
+//! SyncKit: end-to-end encrypted sync for apps.
+//!
+//! The app describes each change to its own data as a [`ChangeEntry`]; the SDK encrypts the whole entry on the
+//! device (XChaCha20-Poly1305 under a per-user master key), pushes it, and pulls and decrypts what other devices
+//! pushed. The server stores ciphertext and never sees a table name, row id or value.
+//!
+//! ```no_run
+//! use synckit::{ChangeEntry, SyncKitClient, SyncKitConfig};
+//! # async fn demo() -> synckit::Result<()> {
+//! let client = SyncKitClient::new(SyncKitConfig {
+//!     server_url: "http://127.0.0.1:8080".into(),
+//!     api_key: "sk_…".into(),
+//!     ..Default::default()
+//! });
+//! let (user_id, app_id) = client.authenticate("user@example.com", "pass").await?;
+//! client.setup_encryption_new("pass").await?;
+//! let device = client.register_device("MacBook", "macos").await?;
+//! let changes = vec![ChangeEntry::insert("notes", "n1", serde_json::json!({"title": "Hello"}))];
+//! let cursor = client.push(device.id, changes).await?;
+//! let (changes, new_cursor, has_more) = client.pull(device.id, cursor).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`SyncKitClient`] and [`SyncKitConfig`]: the client and how it is configured.
+//! - [`ChangeEntry`], [`Device`], [`Status`], [`Session`]: what the client exchanges with the app.
+//! - [`crypto`]: the encryption model (master key, envelope, subkeys, entry sealing).
+//! - [`keystore`]: where the unlocked master key is cached (OS keychain, file, memory).
+//! - [`cursor`]: where each device's pull cursor is kept.
+//! - [`Error`] and [`ErrorKind`]: one error type with a matchable kind.
+
+mod client;
+mod config;
+pub mod crypto;
+pub mod cursor;
+mod error;
+mod http;
+pub mod keystore;
+mod model;
+
+pub use client::SyncKitClient;
+pub use config::SyncKitConfig;
+pub use error::{Error, ErrorKind, Result};
+pub use model::{ChangeEntry, ChangeOp, Device, Session, Status};

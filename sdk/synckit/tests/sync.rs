@@ -1,0 +1,199 @@
+//! The SDK against a real server, on the embedded default and on Postgres.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{TestServer, email};
+use serde_json::json;
+use synckit::keystore::MemoryKeyStore;
+use synckit::{ChangeEntry, ChangeOp, ErrorKind, SyncKitClient};
+use uuid::Uuid;
+
+on_both_engines!(
+    quickstart_and_two_devices_converge,
+    a_second_device_unlocks_with_the_password,
+    wrong_password_fails_and_changes_nothing,
+    change_password_then_unlock_elsewhere,
+    many_changes_are_split_into_pushes_and_pages,
+    tampered_or_swapped_payloads_are_rejected,
+    calls_need_a_session_and_a_key,
+);
+
+/// Signs up and unlocks on a fresh client; returns it and its device id.
+async fn first_device(server: &TestServer, email: &str, password: &str) -> (SyncKitClient, Uuid) {
+    let client = server.client();
+    client.register(email, password).await.unwrap();
+    client.authenticate(email, password).await.unwrap();
+    client.setup_encryption_new(password).await.unwrap();
+    let device = client.register_device("laptop", "linux").await.unwrap();
+    (client, device.id)
+}
+
+async fn other_device(server: &TestServer, email: &str, password: &str, name: &str) -> (SyncKitClient, Uuid) {
+    let client = server.client();
+    client.authenticate(email, password).await.unwrap();
+    client.setup_encryption_existing(password).await.unwrap();
+    let device = client.register_device(name, "ios").await.unwrap();
+    (client, device.id)
+}
+
+async fn pull_everything(client: &SyncKitClient, device: Uuid, mut cursor: u64) -> (Vec<ChangeEntry>, u64) {
+    let mut all = Vec::new();
+    loop {
+        let (changes, next, has_more) = client.pull(device, cursor).await.unwrap();
+        all.extend(changes);
+        cursor = next;
+        if !has_more {
+            return (all, cursor);
+        }
+    }
+}
+
+async fn quickstart_and_two_devices_converge(server: TestServer) {
+    let email = email();
+    server.client().register(&email, "pass").await.unwrap();
+
+    // The five lines of the README.
+    let client = server.client();
+    let (user_id, app_id) = client.authenticate(&email, "pass").await.unwrap();
+    client.setup_encryption_new("pass").await.unwrap();
+    let device = client.register_device("MacBook", "macos").await.unwrap();
+    let changes = vec![
+        ChangeEntry::insert("notes", "n1", json!({"title": "Groceries", "body": "milk"})),
+        ChangeEntry::insert("notes", "n2", json!({"title": "Ideas"})),
+    ];
+    let cursor = client.push(device.id, changes.clone()).await.unwrap();
+    assert_eq!(cursor, 2);
+    let (own, new_cursor, has_more) = client.pull(device.id, 0).await.unwrap();
+    assert!(own.is_empty(), "a device does not get its own changes back");
+    assert_eq!((new_cursor, has_more), (2, false));
+    assert_eq!(client.session().unwrap().user_id, user_id);
+    assert_eq!(client.session().unwrap().app_id, app_id);
+
+    // A second device sees them, decrypted, and its own changes reach the first.
+    let (phone, phone_id) = other_device(&server, &email, "pass", "iPhone").await;
+    let (seen, phone_cursor) = pull_everything(&phone, phone_id, 0).await;
+    assert_eq!(seen, changes);
+    let edit = ChangeEntry::upsert("notes", "n1", json!({"title": "Groceries", "body": "milk, eggs"}));
+    let gone = ChangeEntry::delete("notes", "n2");
+    phone.push(phone_id, vec![edit.clone(), gone.clone()]).await.unwrap();
+    let (seen, cursor) = pull_everything(&client, device.id, new_cursor).await;
+    assert_eq!(seen, vec![edit, gone]);
+    assert_eq!(cursor, 4);
+    assert_eq!(pull_everything(&phone, phone_id, phone_cursor).await.0, vec![]);
+    assert_eq!(client.status().await.unwrap().change_count, 4);
+
+    // The cursor store lets a device resume.
+    client.save_cursor(device.id, cursor).unwrap();
+    assert_eq!(client.load_cursor(device.id).unwrap(), 4);
+    assert_eq!(client.load_cursor(phone_id).unwrap(), 0);
+}
+
+async fn a_second_device_unlocks_with_the_password(server: TestServer) {
+    let email = email();
+    let (_laptop, _) = first_device(&server, &email, "correct horse").await;
+    let phone_keys = Arc::new(MemoryKeyStore::default());
+    let phone = server.client_with(&server.url, phone_keys.clone());
+    phone.authenticate(&email, "correct horse").await.unwrap();
+    assert!(phone.has_server_key().await.unwrap());
+    assert!(!phone.try_load_key_from_keychain().await.unwrap(), "nothing cached on a new device");
+    // Setting up "new" encryption on a second device must not replace the key.
+    assert_eq!(phone.setup_encryption_new("correct horse").await.unwrap_err().kind(), ErrorKind::Conflict);
+    phone.setup_encryption_existing("correct horse").await.unwrap();
+    assert!(phone.is_unlocked());
+
+    // The key is cached: a restored session unlocks without the password.
+    let session = phone.session().unwrap();
+    let restarted = server.client_with(&server.url, phone_keys);
+    restarted.restore_session(session);
+    assert!(restarted.try_load_key_from_keychain().await.unwrap());
+    // Logging out forgets it.
+    restarted.logout().unwrap();
+    assert!(restarted.session().is_none());
+}
+
+async fn wrong_password_fails_and_changes_nothing(server: TestServer) {
+    let email = email();
+    let (laptop, laptop_id) = first_device(&server, &email, "right").await;
+    laptop.push(laptop_id, vec![ChangeEntry::insert("t", "r", json!(1))]).await.unwrap();
+
+    let phone = server.client();
+    assert_eq!(phone.authenticate(&email, "wrong").await.unwrap_err().kind(), ErrorKind::WrongPassword);
+    assert!(phone.session().is_none());
+    phone.authenticate(&email, "right").await.unwrap();
+    assert_eq!(phone.setup_encryption_existing("wrong").await.unwrap_err().kind(), ErrorKind::WrongPassword);
+    assert!(!phone.is_unlocked());
+    assert_eq!(phone.pull(Uuid::nil(), 0).await.unwrap_err().kind(), ErrorKind::Locked);
+    assert_eq!(laptop.change_password("wrong", "new").await.unwrap_err().kind(), ErrorKind::WrongPassword);
+
+    // Nothing changed: the right password still signs in and unlocks, the data is intact.
+    let (again, again_id) = other_device(&server, &email, "right", "tablet").await;
+    assert_eq!(pull_everything(&again, again_id, 0).await.0.len(), 1);
+}
+
+async fn change_password_then_unlock_elsewhere(server: TestServer) {
+    let email = email();
+    let (laptop, laptop_id) = first_device(&server, &email, "old password").await;
+    laptop.push(laptop_id, vec![ChangeEntry::insert("t", "r", json!("before"))]).await.unwrap();
+    let (phone, _) = other_device(&server, &email, "old password", "phone").await;
+
+    laptop.change_password("old password", "new password").await.unwrap();
+    // The laptop carries on with its new token.
+    laptop.push(laptop_id, vec![ChangeEntry::insert("t", "r", json!("after"))]).await.unwrap();
+    // The phone's session was revoked.
+    assert_eq!(phone.status().await.unwrap_err().kind(), ErrorKind::Unauthorized);
+
+    let fresh = server.client();
+    assert_eq!(fresh.authenticate(&email, "old password").await.unwrap_err().kind(), ErrorKind::WrongPassword);
+    fresh.authenticate(&email, "new password").await.unwrap();
+    fresh.setup_encryption_existing("new password").await.unwrap();
+    let device = fresh.register_device("desktop", "linux").await.unwrap();
+    let (seen, _) = pull_everything(&fresh, device.id, 0).await;
+    assert_eq!(seen.iter().map(|c| c.data.clone().unwrap()).collect::<Vec<_>>(), [json!("before"), json!("after")]);
+}
+
+async fn many_changes_are_split_into_pushes_and_pages(server: TestServer) {
+    let email = email();
+    let (laptop, laptop_id) = first_device(&server, &email, "pw").await;
+    let changes: Vec<ChangeEntry> =
+        (0..1203).map(|i| ChangeEntry::insert("items", format!("row-{i}"), json!({"i": i}))).collect();
+    assert_eq!(laptop.push(laptop_id, changes.clone()).await.unwrap(), 1203);
+    let (phone, phone_id) = other_device(&server, &email, "pw", "phone").await;
+    let (first, cursor, has_more) = phone.pull(phone_id, 0).await.unwrap();
+    assert_eq!((first.len(), cursor, has_more), (500, 500, true));
+    let (rest, cursor) = pull_everything(&phone, phone_id, cursor).await;
+    assert_eq!(cursor, 1203);
+    assert_eq!([first, rest].concat(), changes);
+}
+
+async fn tampered_or_swapped_payloads_are_rejected(server: TestServer) {
+    let email = email();
+    let (laptop, laptop_id) = first_device(&server, &email, "pw").await;
+    laptop
+        .push(laptop_id, vec![ChangeEntry::insert("t", "a", json!("A")), ChangeEntry::insert("t", "b", json!("B"))])
+        .await
+        .unwrap();
+    // A hostile server moves one entry's payload onto another entry.
+    server.execute("UPDATE changes SET payload = (SELECT payload FROM changes WHERE seq = 2) WHERE seq = 1").await;
+    let (phone, phone_id) = other_device(&server, &email, "pw", "phone").await;
+    assert_eq!(phone.pull(phone_id, 0).await.unwrap_err().kind(), ErrorKind::Crypto);
+}
+
+async fn calls_need_a_session_and_a_key(server: TestServer) {
+    let client = server.client();
+    assert_eq!(client.status().await.unwrap_err().kind(), ErrorKind::Unauthorized);
+    assert_eq!(client.setup_encryption_new("pw").await.unwrap_err().kind(), ErrorKind::Unauthorized);
+    let email = email();
+    client.register(&email, "pw").await.unwrap();
+    assert_eq!(client.register(&email, "pw").await.unwrap_err().kind(), ErrorKind::Conflict);
+    client.authenticate(&email, "pw").await.unwrap();
+    let device = client.register_device("d", "linux").await.unwrap();
+    let err = client.push(device.id, vec![ChangeEntry::delete("t", "r")]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Locked);
+    assert!(!client.has_server_key().await.unwrap());
+    assert_eq!(client.setup_encryption_existing("pw").await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(client.delete_device(Uuid::now_v7()).await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(client.register("x@example.com", "").await.unwrap_err().kind(), ErrorKind::InvalidInput);
+    let _ = ChangeOp::Insert;
+}
