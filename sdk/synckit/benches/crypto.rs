@@ -1,1 +1,36 @@
-fn main() {}
+//! Entry encryption throughput and the cost of key derivation.
+//!
+//! ```sh
+//! cargo bench -p synckit --bench crypto
+//! ```
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use synckit::crypto::{KdfParams, Keys, SecretKey, derive_key};
+use uuid::Uuid;
+
+fn entries(c: &mut Criterion) {
+    let keys = Keys::derive(&SecretKey::generate());
+    let (app, user, change) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    for size in [256usize, 4096] {
+        let plaintext = vec![0x5a; size];
+        let sealed = keys.seal_entry(&plaintext, app, user, change);
+        let mut group = c.benchmark_group(format!("entry {size} B"));
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_function("encrypt", |b| b.iter(|| keys.seal_entry(black_box(&plaintext), app, user, change)));
+        group.bench_function("decrypt", |b| b.iter(|| keys.open_entry(black_box(&sealed), app, user, change).unwrap()));
+        group.finish();
+    }
+}
+
+fn key_derivation(c: &mut Criterion) {
+    let mut group = c.benchmark_group("argon2id 64 MiB, 3 iterations");
+    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    group.bench_function("derive", |b| b.iter(|| derive_key(black_box("correct horse"), &[7; 32], KdfParams::DEFAULT)));
+    group.finish();
+}
+
+criterion_group!(benches, entries, key_derivation);
+criterion_main!(benches);

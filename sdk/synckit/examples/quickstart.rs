@@ -1,0 +1,33 @@
+//! The five-line quickstart against a running server.
+//!
+//! ```sh
+//! cargo run --release -p synckit-server &                                   # a server on 127.0.0.1:8080
+//! export SYNCKIT_API_KEY=$(cargo run -q -p synckit-server -- admin create-app --name Demo | jq -r .api_key)
+//! cargo run -p synckit --example quickstart
+//! ```
+
+use synckit::{ChangeEntry, ErrorKind, SyncKitClient, SyncKitConfig};
+
+#[tokio::main]
+async fn main() -> synckit::Result<()> {
+    let url = std::env::var("SYNCKIT_SERVER").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
+    let key = std::env::var("SYNCKIT_API_KEY").expect("set SYNCKIT_API_KEY to an app's API key");
+    let email = format!("demo-{}@example.com", uuid::Uuid::new_v4());
+
+    let client = SyncKitClient::new(SyncKitConfig { server_url: url, api_key: key, ..Default::default() });
+    client.register(&email, "pass").await?;
+
+    let (user_id, app_id) = client.authenticate(&email, "pass").await?;
+    match client.setup_encryption_new("pass").await {
+        Err(e) if e.kind() == ErrorKind::Conflict => client.setup_encryption_existing("pass").await?,
+        other => other?,
+    }
+    let device = client.register_device("MacBook", "macos").await?;
+    let changes = vec![ChangeEntry::insert("notes", "n1", serde_json::json!({"title": "Hello"}))];
+    let cursor = client.push(device.id, changes).await?;
+    let (changes, new_cursor, has_more) = client.pull(device.id, 0).await?;
+
+    println!("user {user_id} in app {app_id}: pushed up to cursor {cursor}");
+    println!("pulled {} changes from other devices, now at {new_cursor}, more: {has_more}", changes.len());
+    Ok(())
+}
