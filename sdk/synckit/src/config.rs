@@ -70,41 +70,83 @@ impl Default for SyncKitConfig {
 
 impl SyncKitConfig {
     /// A configuration for this server and app, with defaults for the rest.
+    ///
+    /// ```
+    /// let config = synckit::SyncKitConfig::new("https://sync.example.com", "sk_…");
+    /// assert_eq!(config.server_url, "https://sync.example.com");
+    /// assert!(config.key_store.is_none());
+    /// ```
     pub fn new(server_url: impl Into<String>, api_key: impl Into<String>) -> Self {
         Self { server_url: server_url.into(), api_key: api_key.into(), ..Self::default() }
     }
 
     /// Sets [`SyncKitConfig::attempt_timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = synckit::SyncKitConfig::default().attempt_timeout(Duration::from_secs(5));
+    /// assert_eq!(config.attempt_timeout, Duration::from_secs(5));
+    /// ```
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
         self.attempt_timeout = timeout;
         self
     }
 
     /// Sets [`SyncKitConfig::total_timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = synckit::SyncKitConfig::default().total_timeout(Duration::from_secs(60));
+    /// assert_eq!(config.total_timeout, Duration::from_secs(60));
+    /// ```
     pub fn total_timeout(mut self, timeout: Duration) -> Self {
         self.total_timeout = timeout;
         self
     }
 
-    /// Sets [`SyncKitConfig::max_retries`].
+    /// Sets [`SyncKitConfig::max_retries`]; 0 makes a single attempt.
+    ///
+    /// ```
+    /// let config = synckit::SyncKitConfig::default().max_retries(0);
+    /// assert_eq!(config.max_retries, 0);
+    /// ```
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.max_retries = retries;
         self
     }
 
     /// Sets [`SyncKitConfig::key_store`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use synckit::keystore::MemoryKeyStore;
+    /// let config = synckit::SyncKitConfig::default().key_store(Arc::new(MemoryKeyStore::default()));
+    /// assert!(config.key_store.is_some());
+    /// ```
     pub fn key_store(mut self, store: Arc<dyn KeyStore>) -> Self {
         self.key_store = Some(store);
         self
     }
 
     /// Sets [`SyncKitConfig::cursor_store`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use synckit::cursor::MemoryCursorStore;
+    /// let config = synckit::SyncKitConfig::default().cursor_store(Arc::new(MemoryCursorStore::default()));
+    /// assert!(config.cursor_store.is_some());
+    /// ```
     pub fn cursor_store(mut self, store: Arc<dyn CursorStore>) -> Self {
         self.cursor_store = Some(store);
         self
     }
 
     /// Sets [`SyncKitConfig::data_dir`].
+    ///
+    /// ```
+    /// let config = synckit::SyncKitConfig::default().data_dir("/var/lib/myapp/synckit");
+    /// assert_eq!(config.data_dir.as_deref(), Some(std::path::Path::new("/var/lib/myapp/synckit")));
+    /// ```
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
         self

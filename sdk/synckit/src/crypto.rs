@@ -9,6 +9,15 @@
 //!   Payload = nonce ‖ ciphertext ‖ tag: 40 bytes of overhead.
 //!
 //! Key derivation is slow on purpose; callers run [`derive_key`] off the async runtime.
+//!
+//! ```
+//! use synckit::crypto::{Keys, SecretKey, unwrap_master_key, wrap_master_key};
+//! let (app, user, change) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+//! let envelope = wrap_master_key(&SecretKey::generate(), "correct horse", app, user).unwrap();
+//! let keys = Keys::derive(&unwrap_master_key(&envelope, "correct horse", app, user).unwrap());
+//! let payload = keys.seal_entry(b"secret", app, user, change);
+//! assert_eq!(keys.open_entry(&payload, app, user, change).unwrap(), b"secret");
+//! ```
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -20,12 +29,30 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// Key and salt sizes.
+/// Bytes in a key ([`SecretKey`], master key and subkeys).
+///
+/// ```
+/// let key = synckit::crypto::SecretKey::generate();
+/// assert_eq!(key.as_bytes().len(), synckit::crypto::KEY_BYTES);
+/// ```
 pub const KEY_BYTES: usize = 32;
+/// Bytes in the random salt of a key envelope.
+///
+/// ```
+/// use synckit::crypto::{SALT_BYTES, random_bytes};
+/// let salt: [u8; SALT_BYTES] = random_bytes();
+/// ```
 pub const SALT_BYTES: usize = 32;
 const NONCE_BYTES: usize = 24;
 const TAG_BYTES: usize = 16;
 /// Bytes an encrypted entry adds to its plaintext.
+///
+/// ```
+/// use synckit::crypto::{ENTRY_OVERHEAD, Keys, SecretKey};
+/// let id = uuid::Uuid::now_v7();
+/// let payload = Keys::derive(&SecretKey::generate()).seal_entry(b"hello", id, id, id);
+/// assert_eq!(payload.len(), 5 + ENTRY_OVERHEAD);
+/// ```
 pub const ENTRY_OVERHEAD: usize = NONCE_BYTES + TAG_BYTES;
 
 const ENVELOPE_VERSION: u8 = 1;
@@ -33,19 +60,42 @@ const ENVELOPE_HEADER: usize = 1 + 4 * 3;
 const ENVELOPE_BYTES: usize = ENVELOPE_HEADER + SALT_BYTES + NONCE_BYTES + KEY_BYTES + TAG_BYTES;
 
 /// Argon2id cost parameters.
+///
+/// ```
+/// use synckit::crypto::{KdfParams, derive_key};
+/// // Far cheaper than the default: fine for a test, not for a password.
+/// let cheap = KdfParams { memory_kib: 256, iterations: 1, parallelism: 1 };
+/// assert!(derive_key("pass", b"a salt of 16 b..", cheap).is_ok());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KdfParams {
+    /// Memory cost in KiB.
     pub memory_kib: u32,
+    /// Passes over that memory.
     pub iterations: u32,
+    /// Lanes (threads).
     pub parallelism: u32,
 }
 
 impl KdfParams {
     /// 64 MiB, 3 iterations, one lane: the protocol's login derivation and the envelope's wrapping key.
+    ///
+    /// ```
+    /// use synckit::crypto::KdfParams;
+    /// assert_eq!(KdfParams::DEFAULT.memory_kib, 64 * 1024);
+    /// assert_eq!(KdfParams::DEFAULT.iterations, 3);
+    /// ```
     pub const DEFAULT: KdfParams = KdfParams { memory_kib: 65536, iterations: 3, parallelism: 1 };
 }
 
 /// 32 secret bytes, wiped from memory when dropped.
+///
+/// ```
+/// use synckit::crypto::SecretKey;
+/// let key = SecretKey::generate();
+/// // Debug output never shows the bytes.
+/// assert_eq!(format!("{key:?}"), "SecretKey(..)");
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretKey(Zeroizing<[u8; KEY_BYTES]>);
 
@@ -57,13 +107,24 @@ impl std::fmt::Debug for SecretKey {
 
 impl SecretKey {
     /// A new random key.
+    ///
+    /// ```
+    /// use synckit::crypto::SecretKey;
+    /// assert_ne!(SecretKey::generate(), SecretKey::generate());
+    /// ```
     pub fn generate() -> Self {
         let mut key = Zeroizing::new([0u8; KEY_BYTES]);
         getrandom::fill(key.as_mut()).expect("the OS random source is available");
         Self(key)
     }
 
-    /// A key from exactly 32 bytes.
+    /// A key from exactly 32 bytes; any other length is [`ErrorKind::Crypto`].
+    ///
+    /// ```
+    /// use synckit::{ErrorKind, crypto::SecretKey};
+    /// assert_eq!(SecretKey::from_bytes(&[7; 32]).unwrap().as_bytes(), &[7; 32]);
+    /// assert_eq!(SecretKey::from_bytes(&[7; 31]).unwrap_err().kind(), ErrorKind::Crypto);
+    /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let mut key = Zeroizing::new([0u8; KEY_BYTES]);
         if bytes.len() != KEY_BYTES {
@@ -74,12 +135,23 @@ impl SecretKey {
     }
 
     /// The raw bytes.
+    ///
+    /// ```
+    /// use synckit::crypto::SecretKey;
+    /// let key = SecretKey::generate();
+    /// assert_eq!(SecretKey::from_bytes(key.as_bytes()).unwrap(), key);
+    /// ```
     pub fn as_bytes(&self) -> &[u8; KEY_BYTES] {
         &self.0
     }
 }
 
 /// Random bytes, e.g. a salt.
+///
+/// ```
+/// let salt: [u8; 16] = synckit::crypto::random_bytes();
+/// assert_ne!(salt, synckit::crypto::random_bytes::<16>());
+/// ```
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).expect("the OS random source is available");
@@ -88,6 +160,13 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 
 /// Argon2id(password, salt) with `params`, 32 bytes. Slow by design (~100 ms at the default cost): call it from a
 /// blocking thread.
+///
+/// ```
+/// use synckit::crypto::{KdfParams, derive_key, random_bytes};
+/// let salt: [u8; 32] = random_bytes();
+/// let key = derive_key("correct horse", &salt, KdfParams::DEFAULT).unwrap();
+/// assert_eq!(key, derive_key("correct horse", &salt, KdfParams::DEFAULT).unwrap());
+/// ```
 pub fn derive_key(password: &str, salt: &[u8], params: KdfParams) -> Result<SecretKey> {
     let argon_params = Params::new(params.memory_kib, params.iterations, params.parallelism, Some(KEY_BYTES))
         .map_err(|e| Error::new(ErrorKind::Crypto, format!("unusable key derivation parameters: {e}")))?;
@@ -104,7 +183,14 @@ fn envelope_aad(app_id: Uuid, user_id: Uuid) -> Vec<u8> {
 }
 
 /// Seals the master key under a key derived from `password` with a fresh salt. The result is at most 4 KiB (it is
-/// 121 bytes) and safe to hand to the server.
+/// 117 bytes) and safe to hand to the server.
+///
+/// ```
+/// use synckit::crypto::{SecretKey, wrap_master_key};
+/// let (app, user) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+/// let envelope = wrap_master_key(&SecretKey::generate(), "correct horse", app, user).unwrap();
+/// assert_eq!(envelope.len(), 117);
+/// ```
 pub fn wrap_master_key(master: &SecretKey, password: &str, app_id: Uuid, user_id: Uuid) -> Result<Vec<u8>> {
     wrap_with_params(master, password, app_id, user_id, KdfParams::DEFAULT)
 }
@@ -136,6 +222,14 @@ pub(crate) fn wrap_with_params(
 
 /// Opens an envelope with `password`. A wrong password is [`ErrorKind::WrongPassword`]; an envelope that is not
 /// one is [`ErrorKind::Crypto`].
+///
+/// ```
+/// use synckit::{ErrorKind, crypto::{SecretKey, unwrap_master_key, wrap_master_key}};
+/// let (app, user, master) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), SecretKey::generate());
+/// let envelope = wrap_master_key(&master, "correct horse", app, user).unwrap();
+/// assert_eq!(unwrap_master_key(&envelope, "correct horse", app, user).unwrap(), master);
+/// assert_eq!(unwrap_master_key(&envelope, "wrong", app, user).unwrap_err().kind(), ErrorKind::WrongPassword);
+/// ```
 pub fn unwrap_master_key(envelope: &[u8], password: &str, app_id: Uuid, user_id: Uuid) -> Result<SecretKey> {
     if envelope.len() != ENVELOPE_BYTES || envelope[0] != ENVELOPE_VERSION {
         return Err(Error::new(ErrorKind::Crypto, "the stored key envelope is not a SyncKit v1 envelope"));
@@ -160,6 +254,12 @@ pub fn unwrap_master_key(envelope: &[u8], password: &str, app_id: Uuid, user_id:
 }
 
 /// The keys derived from one master key.
+///
+/// ```
+/// use synckit::crypto::{Keys, SecretKey};
+/// let keys = Keys::derive(&SecretKey::generate());
+/// assert_eq!(format!("{keys:?}"), "Keys(..)");
+/// ```
 #[derive(Clone)]
 pub struct Keys {
     entries: XChaCha20Poly1305,
@@ -177,7 +277,15 @@ impl std::fmt::Debug for Keys {
 }
 
 impl Keys {
-    /// Derives the subkeys.
+    /// Derives the subkeys. The same master key always gives the same subkeys, so every device of a user opens
+    /// what the others sealed.
+    ///
+    /// ```
+    /// use synckit::crypto::{Keys, SecretKey};
+    /// let (master, id) = (SecretKey::generate(), uuid::Uuid::now_v7());
+    /// let payload = Keys::derive(&master).seal_entry(b"hi", id, id, id);
+    /// assert_eq!(Keys::derive(&master).open_entry(&payload, id, id, id).unwrap(), b"hi");
+    /// ```
     pub fn derive(master: &SecretKey) -> Self {
         let hkdf = Hkdf::<Sha256>::new(Some(b"synckit/v1"), master.as_bytes());
         let subkey = |label: &[u8]| {
@@ -193,7 +301,13 @@ impl Keys {
         }
     }
 
-    /// Seals one entry's plaintext for (app, user, change id).
+    /// Seals one entry's plaintext for (app, user, change id), under a fresh nonce each call.
+    ///
+    /// ```
+    /// use synckit::crypto::{Keys, SecretKey};
+    /// let (keys, id) = (Keys::derive(&SecretKey::generate()), uuid::Uuid::now_v7());
+    /// assert_ne!(keys.seal_entry(b"hi", id, id, id), keys.seal_entry(b"hi", id, id, id));
+    /// ```
     pub fn seal_entry(&self, plaintext: &[u8], app_id: Uuid, user_id: Uuid, change_id: Uuid) -> Vec<u8> {
         let nonce: [u8; NONCE_BYTES] = random_bytes();
         let aad = entry_aad(app_id, user_id, change_id);
@@ -207,7 +321,17 @@ impl Keys {
         payload
     }
 
-    /// Opens a payload sealed by [`Keys::seal_entry`] for the same (app, user, change id).
+    /// Opens a payload sealed by [`Keys::seal_entry`] for the same (app, user, change id). Anything else
+    /// (tampered, truncated, another change id, user, app or key) is [`ErrorKind::Crypto`].
+    ///
+    /// ```
+    /// use synckit::{ErrorKind, crypto::{Keys, SecretKey}};
+    /// let keys = Keys::derive(&SecretKey::generate());
+    /// let (app, user, change) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    /// let payload = keys.seal_entry(b"hi", app, user, change);
+    /// assert_eq!(keys.open_entry(&payload, app, user, change).unwrap(), b"hi");
+    /// assert_eq!(keys.open_entry(&payload, app, user, uuid::Uuid::now_v7()).unwrap_err().kind(), ErrorKind::Crypto);
+    /// ```
     pub fn open_entry(&self, payload: &[u8], app_id: Uuid, user_id: Uuid, change_id: Uuid) -> Result<Vec<u8>> {
         if payload.len() < ENTRY_OVERHEAD {
             return Err(Error::new(ErrorKind::Crypto, format!("entry {change_id} is too short to be ciphertext")));

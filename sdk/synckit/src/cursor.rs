@@ -1,4 +1,11 @@
 //! Where each device remembers how far it has pulled, so an app resumes where it left off.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use synckit::{SyncKitConfig, cursor::FileCursorStore};
+//! let config = SyncKitConfig::new("https://sync.example.com", "sk_…")
+//!     .cursor_store(Arc::new(FileCursorStore::new("/var/lib/myapp/cursors.json")));
+//! ```
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -6,11 +13,34 @@ use std::sync::Mutex;
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// Cursors by name (one per server, app, user and device).
+/// Cursors by name (one per server, app, user and device). Implement it to keep cursors with the app's own data
+/// (e.g. in the same database transaction as the pulled changes) and pass it to
+/// [`SyncKitConfig::cursor_store`](crate::SyncKitConfig::cursor_store).
+///
+/// ```
+/// use std::sync::Arc;
+/// use synckit::cursor::{CursorStore, MemoryCursorStore};
+/// let store: Arc<dyn CursorStore> = Arc::new(MemoryCursorStore::default());
+/// let config = synckit::SyncKitConfig::new("https://sync.example.com", "sk_…").cursor_store(store);
+/// ```
 pub trait CursorStore: Send + Sync + std::fmt::Debug {
     /// The saved cursor, if any.
+    ///
+    /// ```
+    /// use synckit::cursor::{CursorStore, MemoryCursorStore};
+    /// let start = MemoryCursorStore::default().load("laptop").unwrap().unwrap_or(0);
+    /// assert_eq!(start, 0);
+    /// ```
     fn load(&self, name: &str) -> Result<Option<u64>>;
-    /// Saves a cursor.
+    /// Saves a cursor, replacing the one saved under `name`.
+    ///
+    /// ```
+    /// use synckit::cursor::{CursorStore, MemoryCursorStore};
+    /// let store = MemoryCursorStore::default();
+    /// store.save("laptop", 10).unwrap();
+    /// store.save("laptop", 12).unwrap();
+    /// assert_eq!(store.load("laptop").unwrap(), Some(12));
+    /// ```
     fn save(&self, name: &str, cursor: u64) -> Result<()>;
 }
 
@@ -53,7 +83,14 @@ pub struct FileCursorStore {
 }
 
 impl FileCursorStore {
-    /// A store in the file at `path` (created on first save).
+    /// A store in the file at `path` (created on first save, with its directory).
+    ///
+    /// ```
+    /// use synckit::cursor::{CursorStore, FileCursorStore};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// FileCursorStore::new(dir.path().join("sync/cursors.json")).save("laptop", 1).unwrap();
+    /// assert!(dir.path().join("sync/cursors.json").is_file());
+    /// ```
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self { path: path.into(), lock: Mutex::new(()) }
     }

@@ -49,7 +49,21 @@ pub enum ErrorKind {
     InvalidInput,
 }
 
-/// An SDK error.
+/// An SDK error: match on [`kind`](Error::kind), show it with `Display`, retry when
+/// [`is_retryable`](Error::is_retryable) says so.
+///
+/// ```no_run
+/// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<synckit::Status> {
+/// loop {
+///     match client.status().await {
+///         Err(e) if e.is_retryable() => {
+///             tokio::time::sleep(e.retry_after().unwrap_or(std::time::Duration::from_secs(30))).await
+///         }
+///         other => return other,
+///     }
+/// }
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
@@ -83,21 +97,44 @@ impl Error {
     }
 
     /// What kind of failure this is.
+    ///
+    /// ```
+    /// use synckit::{ErrorKind, crypto::SecretKey};
+    /// let err = SecretKey::from_bytes(b"too short").unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Crypto);
+    /// ```
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
-    /// The server's error code, when the server answered with one.
+    /// The server's error code, when the server answered with one (see `synckit_protocol::ErrorCode` for the
+    /// list); errors raised on the device have none.
+    ///
+    /// ```
+    /// let err = synckit::crypto::SecretKey::from_bytes(b"too short").unwrap_err();
+    /// assert_eq!(err.code(), None);
+    /// ```
     pub fn code(&self) -> Option<ErrorCode> {
         self.code
     }
 
     /// How long the server asked to wait, for [`ErrorKind::RateLimited`] and unavailability.
+    ///
+    /// ```
+    /// let err = synckit::crypto::SecretKey::from_bytes(b"too short").unwrap_err();
+    /// assert_eq!(err.retry_after(), None);
+    /// ```
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
 
-    /// Whether trying again later may succeed.
+    /// Whether trying again later may succeed: true for [`ErrorKind::Transport`], [`ErrorKind::Server`] and
+    /// [`ErrorKind::RateLimited`].
+    ///
+    /// ```
+    /// let err = synckit::crypto::SecretKey::from_bytes(b"too short").unwrap_err();
+    /// assert!(!err.is_retryable());
+    /// ```
     pub fn is_retryable(&self) -> bool {
         matches!(self.kind, ErrorKind::Transport | ErrorKind::Server | ErrorKind::RateLimited)
     }
@@ -119,4 +156,12 @@ impl std::error::Error for Error {
 }
 
 /// The SDK's result type.
+///
+/// ```
+/// use synckit::crypto::SecretKey;
+/// fn load_key(bytes: &[u8]) -> synckit::Result<SecretKey> {
+///     SecretKey::from_bytes(bytes)
+/// }
+/// assert!(load_key(&[1; 32]).is_ok());
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;

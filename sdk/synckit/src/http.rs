@@ -77,7 +77,8 @@ impl Transport {
             let (err, retryable) = match tokio::time::timeout_at(deadline, req.send()).await {
                 Err(_) => return Err(Error::new(ErrorKind::Transport, format!("{method} {path} timed out"))),
                 Ok(Err(e)) => {
-                    let err = Error::new(ErrorKind::Transport, format!("{method} {path} failed: {e}")).with_source(e);
+                    // The cause is kept as the source, so it is not repeated in the message.
+                    let err = Error::new(ErrorKind::Transport, format!("{method} {path} failed")).with_source(e);
                     (err, retry == Retry::Idempotent)
                 }
                 Ok(Ok(resp)) if resp.status().is_success() => return decode(resp, &method, path).await,

@@ -7,6 +7,13 @@
 //! - [`MemoryKeyStore`]: for tests, and for apps that want the password at every start.
 //!
 //! [`default_key_store`] picks the keychain when one answers and the file store otherwise.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use synckit::{SyncKitConfig, keystore::MemoryKeyStore};
+//! // Ask for the password at every start: keep the unlocked key in memory only.
+//! let config = SyncKitConfig::new("https://sync.example.com", "sk_…").key_store(Arc::new(MemoryKeyStore::default()));
+//! ```
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,13 +24,44 @@ use zeroize::Zeroizing;
 use crate::crypto::SecretKey;
 use crate::error::{Error, ErrorKind, Result};
 
-/// Stores master keys by account name (one per server, app and user).
+/// Stores master keys by account name (one per server, app and user). Implement it to keep keys elsewhere and
+/// pass it to [`SyncKitConfig::key_store`](crate::SyncKitConfig::key_store).
+///
+/// ```
+/// use std::sync::Arc;
+/// use synckit::keystore::{FileKeyStore, KeyStore};
+/// let dir = tempfile::tempdir().unwrap();
+/// let store: Arc<dyn KeyStore> = Arc::new(FileKeyStore::new(dir.path()));
+/// let config = synckit::SyncKitConfig::new("https://sync.example.com", "sk_…").key_store(store);
+/// ```
 pub trait KeyStore: Send + Sync + std::fmt::Debug {
     /// The key stored under `account`, if any.
+    ///
+    /// ```
+    /// use synckit::keystore::{KeyStore, MemoryKeyStore};
+    /// assert!(MemoryKeyStore::default().load("nobody").unwrap().is_none());
+    /// ```
     fn load(&self, account: &str) -> Result<Option<SecretKey>>;
     /// Stores (or replaces) the key under `account`.
+    ///
+    /// ```
+    /// use synckit::{crypto::SecretKey, keystore::{KeyStore, MemoryKeyStore}};
+    /// let (store, key) = (MemoryKeyStore::default(), SecretKey::generate());
+    /// store.store("me", &SecretKey::generate()).unwrap();
+    /// store.store("me", &key).unwrap();
+    /// assert_eq!(store.load("me").unwrap(), Some(key));
+    /// ```
     fn store(&self, account: &str, key: &SecretKey) -> Result<()>;
     /// Forgets the key under `account`; forgetting a missing key is not an error.
+    ///
+    /// ```
+    /// use synckit::{crypto::SecretKey, keystore::{KeyStore, MemoryKeyStore}};
+    /// let store = MemoryKeyStore::default();
+    /// store.store("me", &SecretKey::generate()).unwrap();
+    /// store.delete("me").unwrap();
+    /// store.delete("me").unwrap();
+    /// assert!(store.load("me").unwrap().is_none());
+    /// ```
     fn delete(&self, account: &str) -> Result<()>;
 }
 
@@ -79,6 +117,13 @@ pub struct FileKeyStore {
 
 impl FileKeyStore {
     /// A store in `dir` (created on first write).
+    ///
+    /// ```
+    /// use synckit::{crypto::SecretKey, keystore::{FileKeyStore, KeyStore}};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// FileKeyStore::new(dir.path().join("keys")).store("me", &SecretKey::generate()).unwrap();
+    /// assert!(dir.path().join("keys").is_dir());
+    /// ```
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into() }
     }
@@ -130,6 +175,15 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// The OS keychain, through keyring-core.
+///
+/// ```
+/// use synckit::{ErrorKind, keystore::KeychainStore};
+/// // Headless machines and CI often have no keychain running: fall back as `default_key_store` does.
+/// match KeychainStore::open() {
+///     Ok(store) => println!("using {store:?}"),
+///     Err(e) => assert_eq!(e.kind(), ErrorKind::Keystore),
+/// }
+/// ```
 #[cfg(feature = "keychain")]
 #[derive(Clone)]
 pub struct KeychainStore {
@@ -148,7 +202,11 @@ const KEYCHAIN_SERVICE: &str = "synckit";
 
 #[cfg(feature = "keychain")]
 impl KeychainStore {
-    /// The platform's keychain, if this build has one and it answers.
+    /// The platform's keychain, if this build has one and it answers; [`ErrorKind::Keystore`] otherwise.
+    ///
+    /// ```
+    /// let keychain_available = synckit::keystore::KeychainStore::open().is_ok();
+    /// ```
     pub fn open() -> Result<Self> {
         let store = platform_store()?;
         // A Secret Service that is not running fails here rather than at the first unlock.
@@ -212,6 +270,12 @@ impl KeyStore for KeychainStore {
 }
 
 /// The OS keychain when one answers, otherwise a [`FileKeyStore`] in `fallback_dir`.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = synckit::keystore::default_key_store(&dir.path().join("keys"));
+/// let config = synckit::SyncKitConfig::new("https://sync.example.com", "sk_…").key_store(store);
+/// ```
 pub fn default_key_store(fallback_dir: &Path) -> Arc<dyn KeyStore> {
     #[cfg(feature = "keychain")]
     match KeychainStore::open() {

@@ -42,3 +42,5 @@ pub use client::SyncKitClient;
 pub use config::SyncKitConfig;
 pub use error::{Error, ErrorKind, Result};
 pub use model::{ChangeEntry, ChangeOp, Device, Session, Status};
+/// The server's error codes, as [`Error::code`] returns them.
+pub use synckit_protocol::ErrorCode;

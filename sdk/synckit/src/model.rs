@@ -2,6 +2,18 @@
 
 use serde::{Deserialize, Serialize};
 
+/// What [`SyncKitClient::register_device`](crate::SyncKitClient::register_device) and
+/// [`SyncKitClient::list_devices`](crate::SyncKitClient::list_devices) return. Its `id` names the device in
+/// [`push`](crate::SyncKitClient::push) and [`pull`](crate::SyncKitClient::pull).
+///
+/// ```no_run
+/// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
+/// let device: synckit::Device = client.register_device("MacBook", "macos").await?;
+/// let (changes, cursor, has_more) = client.pull(device.id, client.load_cursor(device.id)?).await?;
+/// # Ok(()) }
+/// ```
+// Docs on a re-export are allowed: rustdoc shows them before the protocol crate's own docs on `Device`'s page,
+// and runs the example with the others.
 pub use synckit_protocol::devices::Device;
 
 /// One change to one row of the app's own schema. The whole entry is encrypted on the device; the server sees
@@ -18,6 +30,7 @@ pub use synckit_protocol::devices::Device;
 pub struct ChangeEntry {
     /// The app's table (or collection, or type) name.
     pub table: String,
+    /// Whether the row was inserted, updated or deleted.
     pub op: ChangeOp,
     /// The row's id in the app's schema.
     pub row_id: String,
@@ -27,12 +40,21 @@ pub struct ChangeEntry {
     pub data: Option<serde_json::Value>,
 }
 
-/// What a change does.
+/// What a change does. It is serialised in lowercase.
+///
+/// ```
+/// use synckit::ChangeOp;
+/// assert_eq!(serde_json::to_string(&ChangeOp::Delete).unwrap(), r#""delete""#);
+/// assert_eq!(serde_json::from_str::<ChangeOp>(r#""insert""#).unwrap(), ChangeOp::Insert);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeOp {
+    /// A new row.
     Insert,
+    /// New content for a row (what [`ChangeEntry::upsert`] makes).
     Update,
+    /// The row is gone; the entry carries no data.
     Delete,
 }
 
@@ -85,8 +107,15 @@ impl ChangeEntry {
     }
 }
 
-/// A stream's size and newest cursor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A stream's size and newest cursor, from [`SyncKitClient::status`](crate::SyncKitClient::status).
+///
+/// ```no_run
+/// # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
+/// let status = client.status().await?;
+/// let caught_up = client.load_cursor(device)? >= status.cursor;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     /// Changes stored for this user in this app.
     pub change_count: u64,
@@ -105,10 +134,15 @@ pub struct Status {
 /// ```
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
+    /// The bearer token (left out of `Debug` output).
     pub token: String,
+    /// The signed-in user.
     pub user_id: uuid::Uuid,
+    /// The app the token is for.
     pub app_id: uuid::Uuid,
+    /// The email the user signed in with, trimmed and lowercased.
     pub email: String,
+    /// When the token stops working; sign in again after that.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: time::OffsetDateTime,
 }
