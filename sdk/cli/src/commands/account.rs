@@ -1,0 +1,147 @@
+//! The account and this profile's login: signup, login, passwd, logout.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use serde_json::json;
+use synckit::keystore::MemoryKeyStore;
+use synckit::{Device, ErrorKind, SyncKitClient, SyncKitConfig};
+use uuid::Uuid;
+
+use crate::profile::Profile;
+use crate::session::{self, LoggedIn};
+use crate::{Globals, output, password};
+
+/// The device name when the host has none to give.
+const FALLBACK_DEVICE_NAME: &str = "synckit-cli";
+
+/// `synckit signup EMAIL`: creates the account. It does not log in: login picks the app and the device.
+pub async fn signup(globals: &Globals, email: &str) -> Result<()> {
+    // Registering touches no key or cursor, so no profile is needed (nor a HOME to find one in).
+    let config = SyncKitConfig::new(globals.server(), globals.api_key.clone().unwrap_or_default())
+        .key_store(Arc::new(MemoryKeyStore::default()));
+    let client = SyncKitClient::new(config);
+    let password = password::for_new_account(email)?;
+    let user_id = client.register(email, &password).await?;
+    eprintln!("created the account {email}; next: synckit login {email}");
+    output::one(json!({ "user_id": user_id }))
+}
+
+/// `synckit login EMAIL [--device NAME]`: signs in, unlocks the key, registers the device, saves the profile.
+pub async fn login(globals: &Globals, email: &str, device_name: Option<String>) -> Result<()> {
+    let server = globals.server();
+    let api_key = globals
+        .api_key
+        .clone()
+        .context("logging in needs the app's API key: pass --api-key KEY or set SYNCKIT_API_KEY")?;
+    let dir = globals.profile_dir()?;
+    // A damaged profile must not stand in the way of the login that replaces it.
+    let previous = dir.load().ok().flatten();
+    let client = session::client(&dir, &server, &api_key, globals.keychain);
+
+    let password = password::current(email)?;
+    let (user_id, app_id) = client.authenticate(email, &password).await.map_err(|e| match e.kind() {
+        // The server does not say which of the two was wrong, so that no one can probe for accounts.
+        ErrorKind::WrongPassword => anyhow!("wrong password, or no account for {email}"),
+        _ => e.into(),
+    })?;
+    let previous =
+        previous.filter(|p| p.server == server && p.session.user_id == user_id && p.session.app_id == app_id);
+    // Created only now, so a failed sign-in leaves nothing behind.
+    dir.create()?;
+
+    let name = device_name.unwrap_or_else(host_name);
+    let device = match finish(&client, &password, &name, previous.as_ref().map(|p| p.device_id)).await {
+        Ok(device) => device,
+        Err(e) => {
+            // Without a saved session nothing would ever use (or remove) the unlocked key: forget it now. A profile
+            // still logged in to this account keeps it.
+            if previous.is_none() {
+                let _ = client.logout();
+            }
+            return Err(e);
+        }
+    };
+
+    let profile = Profile {
+        server,
+        api_key: Some(api_key),
+        session: client.session().expect("authenticate saved a session"),
+        device_id: device.id,
+        device_name: device.name.clone(),
+        keychain: globals.keychain,
+    };
+    dir.save(&profile)?;
+    eprintln!("logged in as {email} on device {}", device.name);
+    output::one(json!({ "user_id": user_id, "app_id": app_id, "device_id": device.id }))
+}
+
+/// Unlocks the key and registers the device, once signed in.
+async fn finish(client: &SyncKitClient, password: &str, name: &str, previous_device: Option<Uuid>) -> Result<Device> {
+    unlock(client, password).await?;
+    let existing = client.list_devices().await?.into_iter().find(|d| d.name == name);
+    let device = client.register_device(name, std::env::consts::OS).await?;
+    // Registering a name that exists returns that device. Two profiles under one name are one device, and a
+    // device never pulls its own pushes: say so, since the default name is the same for every profile on a host.
+    if existing.is_some_and(|d| Some(d.id) != previous_device) {
+        eprintln!(
+            "synckit: note: using the existing device {name} ({}); profiles sharing a device do not see each \
+             other's changes: pass --device NAME for a separate one",
+            device.id
+        );
+    }
+    Ok(device)
+}
+
+/// This device keeps the key from an earlier login; else the account's key is opened with the password; else this
+/// is the account's first device and creates it.
+async fn unlock(client: &SyncKitClient, password: &str) -> Result<()> {
+    if client.try_load_key_from_keychain().await? {
+        return Ok(());
+    }
+    if client.has_server_key().await? {
+        return Ok(client.setup_encryption_existing(password).await?);
+    }
+    match client.setup_encryption_new(password).await {
+        // Another device created it between the two calls: use that one.
+        Err(e) if e.kind() == ErrorKind::Conflict => Ok(client.setup_encryption_existing(password).await?),
+        result => Ok(result?),
+    }
+}
+
+/// The machine's host name, the default device name.
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| FALLBACK_DEVICE_NAME.to_owned())
+}
+
+/// `synckit passwd`: changes the password and keeps this profile signed in.
+pub async fn passwd(globals: &Globals) -> Result<()> {
+    let logged_in = LoggedIn::open(globals)?;
+    let email = logged_in.profile.session.email.clone();
+    let current = password::current(&email)?;
+    let new = password::replacement()?;
+    logged_in.client.change_password(&current, &new).await.map_err(|e| logged_in.explain(e.into()))?;
+    // The change revoked every earlier token, this profile's too: keep the fresh one it answered with.
+    let mut profile = logged_in.profile.clone();
+    profile.session = logged_in.client.session().expect("still signed in");
+    logged_in.dir.save(&profile).with_context(|| {
+        format!("the password was changed, but the new session was not saved: run synckit login {email}")
+    })?;
+    eprintln!("password changed; other devices must log in again with the new password");
+    Ok(())
+}
+
+/// `synckit logout`: forgets the session and the unlocked key. The protocol has no sign-out call: the token stays
+/// valid until it expires, but nothing keeps it any more.
+pub async fn logout(globals: &Globals) -> Result<()> {
+    let logged_in = LoggedIn::open_any(globals)?;
+    logged_in.client.logout()?;
+    logged_in.dir.remove()?;
+    eprintln!("logged out of {}", logged_in.profile.session.email);
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! The `synckit` binary as a user runs it: a real server in this process (the embedded default), the built binary
+//! in a subprocess with a clean environment, and each profile directory playing one device.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+use synckit_server::{Server, Settings, admin};
+use tokio::net::TcpListener;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct TestEnv {
+    url: String,
+    api_key: String,
+    /// HOME for every run, and the parent of the profiles.
+    home: tempfile::TempDir,
+    _data: tempfile::TempDir,
+}
+
+/// What one run of `synckit` did.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(self) -> Self {
+        assert_eq!(self.code, Some(0), "synckit failed: {self:#?}");
+        self
+    }
+
+    /// Asserts the run failed with `code` and said `message` on stderr, and printed no result.
+    fn fails(self, code: i32, message: &str) -> Self {
+        assert_eq!(self.code, Some(code), "expected exit {code}: {self:#?}");
+        assert!(self.stderr.contains(message), "expected {message:?} on stderr: {self:#?}");
+        assert_eq!(self.stdout, "", "a failed run printed a result: {self:#?}");
+        self
+    }
+
+    /// The one JSON object a command printed.
+    fn json(&self) -> Value {
+        let lines = self.lines();
+        assert_eq!(lines.len(), 1, "expected one JSON object: {self:#?}");
+        lines.into_iter().next().unwrap()
+    }
+
+    /// The JSON lines a command printed.
+    fn lines(&self) -> Vec<Value> {
+        self.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}"))).collect()
+    }
+}
+
+async fn start() -> TestEnv {
+    let data = tempfile::tempdir().unwrap();
+    let settings = Settings { data_dir: data.path().to_owned(), ..Settings::default() };
+    let server = Server::build(&settings).await.expect("server");
+    let engines = server.engines.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(server.run(listener, std::future::pending()));
+    let api_key = admin::create_app(&engines, "CLI tests").await.unwrap().api_key;
+    TestEnv { url, api_key, home: tempfile::tempdir().unwrap(), _data: data }
+}
+
+impl TestEnv {
+    fn profile(&self, name: &str) -> PathBuf {
+        self.home.path().join("profiles").join(name)
+    }
+
+    /// `synckit ARGS` in profile `profile`, with SYNCKIT_PASSWORD set to [`PASSWORD`].
+    async fn synckit(&self, profile: &str, args: &[&str]) -> Run {
+        self.synckit_with(profile, &[], args).await
+    }
+
+    /// `synckit ARGS` with variables set (`Some`) or removed (`None`) over the usual ones.
+    async fn synckit_with(&self, profile: &str, vars: &[(&str, Option<&str>)], args: &[&str]) -> Run {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_synckit"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("SYNCKIT_SERVER", &self.url)
+            .env("SYNCKIT_API_KEY", &self.api_key)
+            .env("SYNCKIT_PROFILE", self.profile(profile))
+            .env("SYNCKIT_PASSWORD", PASSWORD)
+            .stdin(Stdio::null())
+            .args(args);
+        for (name, value) in vars {
+            match value {
+                Some(value) => cmd.env(name, value),
+                None => cmd.env_remove(name),
+            };
+        }
+        // Blocking on the child in a worker thread keeps the runtime serving the server meanwhile.
+        let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().expect("synckit runs");
+        let run = Run {
+            code: out.status.code(),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        };
+        let passwords = vars.iter().filter(|(name, _)| name.contains("PASSWORD")).filter_map(|(_, value)| *value);
+        for password in passwords.chain([PASSWORD]) {
+            assert!(!run.stdout.contains(password) && !run.stderr.contains(password), "a password leaked: {run:#?}");
+        }
+        run
+    }
+
+    async fn signup_and_login(&self, profile: &str, device: &str) -> (String, Value) {
+        let email = email();
+        self.synckit(profile, &["signup", &email]).await.ok();
+        let login = self.synckit(profile, &["login", &email, "--device", device]).await.ok().json();
+        (email, login)
+    }
+}
+
+fn email() -> String {
+    format!("{}@example.com", uuid::Uuid::new_v4())
+}
+
+fn keys(object: &Value) -> BTreeSet<&str> {
+    object.as_object().expect("an object").keys().map(String::as_str).collect()
+}
+
+/// A pulled change without its timestamp (set on the device that pushed it), after checking it has one.
+fn without_timestamp(mut change: Value) -> Value {
+    assert_eq!(keys(&change), BTreeSet::from(["table", "op", "row_id", "timestamp", "data"]), "{change}");
+    let timestamp = change.as_object_mut().unwrap().remove("timestamp").unwrap();
+    assert!(timestamp.as_i64().is_some_and(|t| t > 1_600_000_000_000), "a millisecond timestamp: {timestamp}");
+    change
+}
+
+fn profile_file(dir: &Path) -> PathBuf {
+    dir.join("profile.json")
+}
+
+/// The files in `<profile>/keys`: where the unlocked key lives.
+fn key_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("keys")).map(|d| d.count()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_profiles_on_one_machine_sync_as_two_devices() {
+    let t = start().await;
+    let email = email();
+
+    let signup = t.synckit("a", &["signup", &email]).await.ok().json();
+    assert_eq!(keys(&signup), BTreeSet::from(["user_id"]));
+    let a = t.synckit("a", &["login", &email, "--device", "laptop"]).await.ok().json();
+    let b = t.synckit("b", &["login", &email, "--device", "desktop"]).await.ok().json();
+    assert_eq!(keys(&a), BTreeSet::from(["user_id", "app_id", "device_id"]));
+    assert_eq!(a["user_id"], signup["user_id"]);
+    assert_eq!((&b["user_id"], &b["app_id"]), (&a["user_id"], &a["app_id"]));
+    assert_ne!(a["device_id"], b["device_id"], "two profiles are two devices");
+
+    // The profile holds a bearer token: only its owner reads it, and it holds no password.
+    let saved = std::fs::read_to_string(profile_file(&t.profile("a"))).unwrap();
+    assert!(!saved.contains(PASSWORD));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(profile_file(&t.profile("a"))).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let first = t.synckit("a", &["push", "notes", "n1", r#"{"title":"Hi","tags":["x"]}"#]).await.ok().json();
+    let second = t.synckit("a", &["push", "notes", "n0", "--delete"]).await.ok().json();
+    assert_eq!(keys(&first), BTreeSet::from(["cursor"]));
+    assert!(second["cursor"].as_u64().unwrap() > first["cursor"].as_u64().unwrap());
+
+    let pulled: Vec<Value> = t.synckit("b", &["pull"]).await.ok().lines().into_iter().map(without_timestamp).collect();
+    assert_eq!(
+        pulled,
+        [
+            json!({"table": "notes", "op": "update", "row_id": "n1", "data": {"title": "Hi", "tags": ["x"]}}),
+            json!({"table": "notes", "op": "delete", "row_id": "n0", "data": null}),
+        ]
+    );
+    assert_eq!(t.synckit("b", &["pull"]).await.ok().stdout, "", "the second pull resumes after the first");
+    assert_eq!(t.synckit("a", &["pull"]).await.ok().stdout, "", "a device does not pull its own changes");
+
+    let third = t.synckit("b", &["push", "notes", "n2", "-42"]).await.ok().json();
+    let pulled: Vec<Value> = t.synckit("a", &["pull"]).await.ok().lines().into_iter().map(without_timestamp).collect();
+    assert_eq!(pulled, [json!({"table": "notes", "op": "update", "row_id": "n2", "data": -42})]);
+
+    let status = t.synckit("a", &["status"]).await.ok().json();
+    assert_eq!(status, json!({"change_count": 3, "cursor": third["cursor"]}));
+
+    let devices = t.synckit("a", &["devices"]).await.ok().lines();
+    assert_eq!(devices.len(), 2, "{devices:?}");
+    for device in &devices {
+        assert_eq!(keys(device), BTreeSet::from(["id", "name", "platform", "created_at"]));
+        assert_eq!(device["platform"], std::env::consts::OS);
+    }
+    // Oldest first.
+    let listed: Vec<(&Value, &Value)> = devices.iter().map(|d| (&d["id"], &d["name"])).collect();
+    assert_eq!(listed, [(&a["device_id"], &json!("laptop")), (&b["device_id"], &json!("desktop"))]);
+
+    let b_id = b["device_id"].as_str().unwrap();
+    let deleted = t.synckit("a", &["devices", "delete", b_id]).await.ok();
+    assert_eq!(deleted.stdout, "");
+    let devices = t.synckit("a", &["devices"]).await.ok().lines();
+    assert_eq!(devices.iter().map(|d| &d["id"]).collect::<Vec<_>>(), [&a["device_id"]]);
+    t.synckit("a", &["devices", "delete", b_id]).await.fails(1, "this account has no device");
+    t.synckit("b", &["push", "notes", "n3", "{}"]).await.fails(1, &format!("was deleted: run synckit login {email}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_on_login_fails_clearly_and_leaves_no_session() {
+    let t = start().await;
+    let email = email();
+    t.synckit("a", &["signup", &email]).await.ok();
+
+    let wrong = [("SYNCKIT_PASSWORD", Some("not the password"))];
+    t.synckit_with("a", &wrong, &["login", &email]).await.fails(1, "synckit: wrong password");
+    assert!(!profile_file(&t.profile("a")).exists());
+    assert_eq!(key_files(&t.profile("a")), 0);
+    t.synckit("a", &["status"]).await.fails(1, "not logged in: run synckit login EMAIL");
+
+    // No account at all reads the same, so no one can probe which emails have one.
+    t.synckit("a", &["login", "nobody@example.com"]).await.fails(1, "wrong password");
+    t.synckit("a", &["login", &email]).await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwd_changes_the_password_and_the_old_one_stops_working() {
+    let t = start().await;
+    let (email, _) = t.signup_and_login("a", "laptop").await;
+    t.synckit("b", &["login", &email, "--device", "desktop"]).await.ok();
+    t.synckit("a", &["push", "notes", "n1", r#"{"title":"before"}"#]).await.ok();
+
+    let new = "a brand new passphrase";
+    let wrong_current = [("SYNCKIT_PASSWORD", Some("not the password")), ("SYNCKIT_NEW_PASSWORD", Some(new))];
+    t.synckit_with("a", &wrong_current, &["passwd"]).await.fails(1, "wrong password");
+
+    let change = [("SYNCKIT_NEW_PASSWORD", Some(new))];
+    let changed = t.synckit_with("a", &change, &["passwd"]).await.ok();
+    assert_eq!(changed.stdout, "");
+    // The profile that changed it stays logged in; the other one must log in again, and is told how.
+    t.synckit("a", &["status"]).await.ok();
+    t.synckit("b", &["status"]).await.fails(1, &format!("run synckit login {email}"));
+
+    t.synckit("c", &["login", &email]).await.fails(1, "wrong password");
+    assert!(!profile_file(&t.profile("c")).exists());
+    let with_new = [("SYNCKIT_PASSWORD", Some(new))];
+    t.synckit_with("c", &with_new, &["login", &email, "--device", "tablet"]).await.ok();
+    // The key still opens under the new password: what was pushed before reads back.
+    let pulled: Vec<Value> = t.synckit("c", &["pull"]).await.ok().lines().into_iter().map(without_timestamp).collect();
+    assert_eq!(pulled, [json!({"table": "notes", "op": "update", "row_id": "n1", "data": {"title": "before"}})]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_forgets_the_session_and_the_key() {
+    let t = start().await;
+    let (email, _) = t.signup_and_login("a", "laptop").await;
+    assert!(profile_file(&t.profile("a")).exists());
+    assert_eq!(key_files(&t.profile("a")), 1);
+
+    let out = t.synckit("a", &["logout"]).await.ok();
+    assert_eq!(out.stdout, "");
+    assert!(!profile_file(&t.profile("a")).exists());
+    assert_eq!(key_files(&t.profile("a")), 0, "the unlocked key stays behind");
+    t.synckit("a", &["status"]).await.fails(1, "synckit: not logged in: run synckit login EMAIL");
+    t.synckit("a", &["logout"]).await.fails(1, "not logged in");
+
+    t.synckit("a", &["login", &email, "--device", "laptop"]).await.ok();
+    t.synckit("a", &["status"]).await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_under_one_device_name_are_told_they_share_a_device() {
+    let t = start().await;
+    let (email, a) = t.signup_and_login("a", "shared").await;
+    let b = t.synckit("b", &["login", &email, "--device", "shared"]).await.ok();
+    assert_eq!(b.json()["device_id"], a["device_id"]);
+    assert!(b.stderr.contains("using the existing device shared"), "{b:#?}");
+    assert!(b.stderr.contains("--device NAME"), "{b:#?}");
+
+    // Without --device the name is the host's, the same in every profile.
+    let c = t.synckit("c", &["login", &email]).await.ok();
+    let d = t.synckit("d", &["login", &email]).await.ok();
+    assert!(!c.stderr.contains("existing device"), "{c:#?}");
+    assert!(d.stderr.contains("existing device"), "{d:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mistakes_get_clear_messages() {
+    let t = start().await;
+    // Usage errors: exit 2, before anything else.
+    t.synckit("a", &["push", "notes", "n1"]).await.fails(2, "push needs the row's JSON, or --delete");
+    t.synckit("a", &["push", "notes", "n1", "{title: 1}"]).await.fails(2, "not valid JSON");
+    t.synckit("a", &["push", "notes", "n1", "{}", "--delete"]).await.fails(2, "cannot be used with '--delete'");
+    t.synckit("a", &["devices", "delete", "laptop"]).await.fails(2, "not a device id");
+
+    // Commands that need a login, without one.
+    for args in [&["pull"][..], &["push", "notes", "n1", "--delete"], &["devices"], &["passwd"]] {
+        t.synckit("a", args).await.fails(1, "not logged in: run synckit login EMAIL");
+    }
+
+    let email = email();
+    t.synckit("a", &["signup", &email]).await.ok();
+    t.synckit("a", &["signup", &email]).await.fails(1, "an account with this email exists");
+    t.synckit_with("a", &[("SYNCKIT_API_KEY", None)], &["login", &email]).await.fails(1, "SYNCKIT_API_KEY");
+    t.synckit_with("a", &[("SYNCKIT_API_KEY", Some("sk_wrong"))], &["login", &email])
+        .await
+        .fails(1, "the API key does not belong to any app");
+    t.synckit("a", &["login", &email, "--device", "laptop"]).await.ok();
+    let elsewhere = [("SYNCKIT_SERVER", Some("http://127.0.0.1:9"))];
+    t.synckit_with("a", &elsewhere, &["status"]).await.fails(1, "this profile is logged in to");
+}
