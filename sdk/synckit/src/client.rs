@@ -22,6 +22,7 @@ use crate::cursor::{CursorStore, FileCursorStore};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Retry, Transport};
 use crate::keystore::{KeyStore, default_key_store};
+use crate::live::{LiveOptions, LiveSync};
 use crate::model::{ChangeEntry, Device, Session, Status};
 
 /// The SyncKit client: cheap to clone, `Send + Sync`, every method takes `&self`. Share one per app (in an `Arc`
@@ -486,7 +487,39 @@ impl SyncKitClient {
         self.inner.cursor_store.save(&self.cursor_name(device_id)?, cursor)
     }
 
+    /// Starts live sync from `cursor`: whenever another device pushes, the server says so and the returned
+    /// [`LiveSync`] pulls, decrypts and hands over the new changes. It reconnects by itself after network or
+    /// server loss, and pulls on an interval while no events arrive. Needs a Tokio runtime.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
+    /// let mut live = client.live(device, 0);
+    /// while let Some(page) = live.next().await {
+    ///     println!("{} new changes, now at {}", page?.changes.len(), client.load_cursor(device)?);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn live(&self, device_id: Uuid, cursor: u64) -> LiveSync {
+        self.live_with(device_id, cursor, LiveOptions::default())
+    }
+
+    /// [`live`](Self::live) with non-default options.
+    ///
+    /// ```no_run
+    /// # fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) {
+    /// let options = synckit::LiveOptions { poll_interval: std::time::Duration::from_secs(5), ..Default::default() };
+    /// let live = client.live_with(device, 0, options);
+    /// # }
+    /// ```
+    pub fn live_with(&self, device_id: Uuid, cursor: u64, options: LiveOptions) -> LiveSync {
+        crate::live::start(self.clone(), device_id, cursor, options)
+    }
+
     // ----- internals -----
+
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.inner.transport
+    }
 
     async fn call<B: Serialize, T: DeserializeOwned>(
         &self,

@@ -54,6 +54,37 @@ impl Transport {
         &self.base
     }
 
+    /// Opens a server-sent-events stream. No per-attempt timeout: the stream is meant to stay open; the caller
+    /// watches for silence instead.
+    pub(crate) async fn event_stream(
+        &self,
+        path: &str,
+        token: &str,
+        last_event_id: u64,
+    ) -> Result<impl futures::Stream<Item = Result<eventsource_stream::Event>> + Send + use<>> {
+        use eventsource_stream::Eventsource;
+        use futures::StreamExt;
+
+        let url = format!("{}{path}", self.base);
+        let connect = self
+            .http
+            .get(&url)
+            .bearer_auth(token)
+            .header(header::ACCEPT, "text/event-stream")
+            .header("last-event-id", last_event_id.to_string())
+            .send();
+        let resp = tokio::time::timeout(self.attempt_timeout, connect)
+            .await
+            .map_err(|_| Error::new(ErrorKind::Transport, format!("GET {path} timed out")))?
+            .map_err(|e| Error::new(ErrorKind::Transport, format!("GET {path} failed")).with_source(e))?;
+        if !resp.status().is_success() {
+            return Err(server_error(resp).await);
+        }
+        Ok(resp.bytes_stream().eventsource().map(|item| {
+            item.map_err(|e| Error::new(ErrorKind::Transport, "the event stream broke").with_source(e.to_string()))
+        }))
+    }
+
     /// Sends `body` (already serialised: a retry sends the identical bytes) and decodes the answer.
     pub(crate) async fn call<T: DeserializeOwned>(
         &self,
@@ -132,7 +163,7 @@ async fn server_error(resp: reqwest::Response) -> Error {
 }
 
 /// Full jitter: a random delay up to base·2^attempt, capped.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let ceiling = BACKOFF_BASE.saturating_mul(1 << attempt.min(16)).min(BACKOFF_CAP);
     let fraction = f64::from(u32::from_le_bytes(crate::crypto::random_bytes())) / f64::from(u32::MAX);
     ceiling.mul_f64(fraction)

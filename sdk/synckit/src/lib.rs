@@ -27,6 +27,7 @@
 //! - [`crypto`]: the encryption model (master key, envelope, subkeys, entry sealing).
 //! - [`keystore`]: where the unlocked master key is cached (OS keychain, file, memory).
 //! - [`cursor`]: where each device's pull cursor is kept.
+//! - [`LiveSync`]: live sync, pulling whenever the server says another device pushed.
 //! - [`Error`] and [`ErrorKind`]: one error type with a matchable kind.
 
 mod client;
@@ -36,11 +37,13 @@ pub mod cursor;
 mod error;
 mod http;
 pub mod keystore;
+mod live;
 mod model;
 
 pub use client::SyncKitClient;
 pub use config::SyncKitConfig;
 pub use error::{Error, ErrorKind, Result};
+pub use live::{LiveOptions, LivePage, LiveSync};
 pub use model::{ChangeEntry, ChangeOp, Device, Session, Status};
 /// The server's error codes, as [`Error::code`] returns them.
 pub use synckit_protocol::ErrorCode;

@@ -1,7 +1,8 @@
 //! The SyncKit ingest service: `POST /api/sync/push` appends a device's encrypted changes to its stream.
 //!
 //! The handler checks the request against the protocol's limits and that the device belongs to the caller, then
-//! hands the batch to the [`ChangelogStore`], which assigns sequence numbers and drops retried change ids.
+//! hands the batch to the [`ChangelogStore`], which assigns sequence numbers and drops retried change ids. Once the
+//! append has committed it publishes a commit notice on the [`CommitBus`], waiting a bounded time at most.
 //!
 //! # Layout
 //! - [`router`] and [`IngestState`]: the service, composed by `synckit-server`.
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::post;
+use synckit_bus::CommitBus;
 use synckit_http::Authenticator;
 use synckit_protocol::limits::MAX_PUSH_BODY_BYTES;
 use synckit_store::{AccountStore, ChangelogStore};
@@ -25,6 +27,8 @@ pub struct IngestState {
     pub changelog: Arc<dyn ChangelogStore>,
     pub accounts: Arc<dyn AccountStore>,
     pub authenticator: Authenticator,
+    /// Where commit notices go after a push commits.
+    pub bus: Arc<dyn CommitBus>,
 }
 
 /// The ingest service's routes.

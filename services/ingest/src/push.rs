@@ -1,4 +1,7 @@
+use std::time::Duration;
+
 use axum::extract::State;
+use synckit_bus::{CommitBus, CommitNotice};
 use synckit_http::{ApiError, Authenticated, Json};
 use synckit_protocol::limits::{MAX_ENTRY_BYTES, MAX_PUSH_ENTRIES};
 use synckit_protocol::sync::{PushRequest, PushResponse};
@@ -7,6 +10,18 @@ use synckit_store::NewEntry;
 use tracing::instrument;
 
 use crate::IngestState;
+
+/// The longest a push waits for its notice to be published. The push has committed already: a notice that does
+/// not make it only delays other devices until their next pull.
+const PUBLISH_TIMEOUT: Duration = Duration::from_millis(250);
+
+async fn publish(bus: &dyn CommitBus, notice: CommitNotice) {
+    match tokio::time::timeout(PUBLISH_TIMEOUT, bus.publish(&notice)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "commit notice not published"),
+        Err(_) => tracing::warn!("commit notice not published within {PUBLISH_TIMEOUT:?}"),
+    }
+}
 
 /// Appends up to 500 encrypted changes from one of the caller's devices. Change ids already stored are skipped,
 /// so retrying a push whose answer was lost is safe.
@@ -44,5 +59,9 @@ pub async fn push(
     let entries: Vec<NewEntry> =
         req.entries.into_iter().map(|e| NewEntry { change_id: e.change_id, payload: e.payload.into_vec() }).collect();
     let appended = state.changelog.append(stream, req.device_id, &entries).await?;
+    if appended.accepted > 0 {
+        let notice = CommitNotice { stream, cursor: appended.head, device_id: req.device_id };
+        publish(&*state.bus, notice).await;
+    }
     Ok(Json(PushResponse { cursor: appended.head, accepted: appended.accepted, duplicates: appended.duplicates }))
 }

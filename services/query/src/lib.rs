@@ -3,8 +3,11 @@
 //! # Layout
 //! - [`router`] and [`QueryState`]: the service, composed by `synckit-server`.
 //! - `pull.rs`: `POST /api/sync/pull` and `GET /api/sync/status`.
+//! - [`events`]: `GET /api/sync/events`, the server-sent events that tell devices to pull, and the [`Hub`] that
+//!   fans commit notices out to this instance's connections.
 //! - [`ApiDoc`]: this service's part of the OpenAPI document.
 
+pub mod events;
 mod pull;
 
 use std::sync::Arc;
@@ -14,12 +17,19 @@ use axum::extract::FromRef;
 use axum::routing::{get, post};
 use synckit_http::Authenticator;
 use synckit_store::ChangelogStore;
+use tokio::sync::watch;
+
+pub use events::{EventSettings, Hub};
 
 /// What the query handlers share.
 #[derive(Clone, Debug, FromRef)]
 pub struct QueryState {
     pub changelog: Arc<dyn ChangelogStore>,
     pub authenticator: Authenticator,
+    pub hub: Arc<Hub>,
+    pub events: EventSettings,
+    /// Becomes true when the server shuts down: event streams end so connections can drain.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// The query service's routes.
@@ -27,10 +37,11 @@ pub fn router(state: QueryState) -> Router {
     Router::new()
         .route("/api/sync/pull", post(pull::pull))
         .route("/api/sync/status", get(pull::status))
+        .route("/api/sync/events", get(events::events))
         .with_state(state)
 }
 
 /// The query service's endpoints in the OpenAPI document.
 #[derive(Debug, utoipa::OpenApi)]
-#[openapi(paths(pull::pull, pull::status))]
+#[openapi(paths(pull::pull, pull::status, events::events))]
 pub struct ApiDoc;

@@ -5,17 +5,19 @@ use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
+use synckit_bus::{CommitBus, InProcessBus, NatsBus};
 use synckit_store::{AccountStore, ChangelogStore, StoreError};
 use synckit_store_postgres::{PgOptions, PgStore};
 use synckit_store_sqlite::SqliteStore;
 
 use crate::Settings;
 
-/// The two storage ports, on Postgres or on the embedded SQLite file.
+/// The storage ports, on Postgres or on the embedded SQLite file, and the commit bus, NATS or in process.
 #[derive(Clone, Debug)]
 pub struct Engines {
     pub changelog: Arc<dyn ChangelogStore>,
     pub accounts: Arc<dyn AccountStore>,
+    pub bus: Arc<dyn CommitBus>,
 }
 
 /// Deployment-wide secrets, the same in every instance.
@@ -27,13 +29,25 @@ pub(crate) struct Secrets {
 impl Engines {
     /// Opens the engines and applies pending migrations.
     pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let bus: Arc<dyn CommitBus> = match &settings.nats_url {
+            Some(url) => {
+                tracing::info!(%url, "commit bus: nats");
+                Arc::new(NatsBus::connect(url).await.context("SYNCKIT_NATS_URL")?)
+            }
+            None => Arc::new(InProcessBus::default()),
+        };
+        let (changelog, accounts) = Self::open_stores(settings).await?;
+        Ok(Self { changelog, accounts, bus })
+    }
+
+    async fn open_stores(settings: &Settings) -> anyhow::Result<(Arc<dyn ChangelogStore>, Arc<dyn AccountStore>)> {
         match &settings.database_url {
             Some(url) => {
                 let options = PgOptions { max_connections: settings.db_max_connections, ..PgOptions::default() };
                 let store = Arc::new(PgStore::connect(url.expose_secret(), &options).context("SYNCKIT_DATABASE_URL")?);
                 migrate_with_retry(&store, Duration::from_secs(settings.db_startup_retry_secs)).await?;
                 tracing::info!("storage: postgres");
-                Ok(Self { changelog: store.clone(), accounts: store })
+                Ok((store.clone(), store))
             }
             None => {
                 let dir = &settings.data_dir;
@@ -44,7 +58,7 @@ impl Engines {
                     SqliteStore::open(&path).with_context(|| format!("opening the database {}", path.display()))?,
                 );
                 tracing::info!(path = %path.display(), "storage: embedded sqlite");
-                Ok(Self { changelog: store.clone(), accounts: store })
+                Ok((store.clone(), store))
             }
         }
     }

@@ -28,8 +28,9 @@ use synckit_auth::{AuthSettings, AuthState};
 use synckit_http::serve::{ServeOptions, serve};
 use synckit_http::{Authenticator, TokenKeys, fallback};
 use synckit_ingest::IngestState;
-use synckit_query::QueryState;
+use synckit_query::{EventSettings, Hub, QueryState};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
 
 pub use engines::Engines;
@@ -42,18 +43,21 @@ pub struct Server {
     pub engines: Engines,
     router: Router,
     serve_options: ServeOptions,
+    /// Tells long-lived responses (event streams) to end when shutdown begins, so connections can drain.
+    shutting_down: watch::Sender<bool>,
 }
 
 impl Server {
     /// Opens the engines the settings name and builds the routes of the settings' role.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let engines = Engines::open(settings).await?;
-        let router = routes(settings, &engines).await?;
+        let (shutting_down, shutdown_rx) = watch::channel(false);
+        let router = routes(settings, &engines, shutdown_rx).await?;
         let serve_options = ServeOptions {
             header_read_timeout: Duration::from_secs(settings.header_read_timeout_secs),
             ..ServeOptions::default()
         };
-        Ok(Self { engines, router, serve_options })
+        Ok(Self { engines, router, serve_options, shutting_down })
     }
 
     /// The composed routes, for serving or for driving in tests.
@@ -63,11 +67,16 @@ impl Server {
 
     /// Serves on `listener` until `shutdown` completes, then drains in-flight requests.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let shutting_down = self.shutting_down;
+        let shutdown = async move {
+            shutdown.await;
+            let _ = shutting_down.send(true);
+        };
         serve(listener, self.router, self.serve_options, shutdown).await;
     }
 }
 
-async fn routes(settings: &Settings, engines: &Engines) -> anyhow::Result<Router> {
+async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receiver<bool>) -> anyhow::Result<Router> {
     let secrets = engines.secrets(settings).await?;
     let keys = Arc::new(TokenKeys::new(&secrets.token_key));
     let authenticator = Authenticator { keys: keys.clone(), accounts: engines.accounts.clone() };
@@ -86,12 +95,20 @@ async fn routes(settings: &Settings, engines: &Engines) -> anyhow::Result<Router
             changelog: engines.changelog.clone(),
             accounts: engines.accounts.clone(),
             authenticator: authenticator.clone(),
+            bus: engines.bus.clone(),
         }));
     }
     if role.runs(Role::Query) {
         api = api.merge(synckit_query::router(QueryState {
             changelog: engines.changelog.clone(),
             authenticator: authenticator.clone(),
+            hub: Hub::start(engines.bus.clone()),
+            events: EventSettings {
+                max_connections_per_user: settings.events_max_per_user,
+                max_lifetime: Duration::from_secs(settings.events_max_lifetime_secs),
+                heartbeat: Duration::from_secs(settings.events_heartbeat_secs),
+            },
+            shutdown,
         }));
     }
     let api = api.layer(from_fn_with_state(

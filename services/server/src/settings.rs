@@ -19,6 +19,16 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `postgres://…` to run on Postgres instead of the embedded SQLite file (`SYNCKIT_DATABASE_URL`).
     pub database_url: Option<SecretString>,
+    /// `nats://…` to fan commit notices out through NATS, so query instances in other processes hear pushes
+    /// (`SYNCKIT_NATS_URL`). Without it, notices stay inside this process.
+    pub nats_url: Option<String>,
+    /// Open event streams per user on one instance (`SYNCKIT_EVENTS_MAX_PER_USER`).
+    pub events_max_per_user: usize,
+    /// Seconds an event stream lives before the server closes it and the client reconnects
+    /// (`SYNCKIT_EVENTS_MAX_LIFETIME_SECS`).
+    pub events_max_lifetime_secs: u64,
+    /// Seconds between heartbeats on an idle event stream (`SYNCKIT_EVENTS_HEARTBEAT_SECS`).
+    pub events_heartbeat_secs: u64,
     /// Token signing secret, at least 32 bytes (`SYNCKIT_TOKEN_SECRET`). Without it, a random one is made once and
     /// kept in the database, so every instance of a deployment shares it with no configuration.
     pub token_secret: Option<SecretString>,
@@ -46,6 +56,10 @@ impl Default for Settings {
             data_dir: PathBuf::from("./synckit-data"),
             database_url: None,
             token_secret: None,
+            nats_url: None,
+            events_max_per_user: 16,
+            events_max_lifetime_secs: 3600,
+            events_heartbeat_secs: 15,
             open_registration: true,
             role: Role::All,
             log_format: LogFormat::Text,

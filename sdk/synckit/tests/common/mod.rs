@@ -35,6 +35,8 @@ macro_rules! on_both_engines {
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Dropping it (or sending) shuts the server down gracefully.
+    pub shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub url: String,
     pub api_key: String,
     pub engines: Engines,
@@ -52,19 +54,37 @@ impl TestServer {
     }
 
     async fn start(database_url: Option<String>) -> Self {
-        let data_dir = tempfile::tempdir().unwrap();
+        Self::start_with(database_url, None, "127.0.0.1:0".parse().unwrap(), tempfile::tempdir().unwrap(), None).await
+    }
+
+    /// A server on `addr` with its data in `data_dir`, commit notices through `nats_url` if given, and the app of
+    /// `api_key` (a new app when `None`).
+    pub async fn start_with(
+        database_url: Option<String>,
+        nats_url: Option<String>,
+        addr: SocketAddr,
+        data_dir: tempfile::TempDir,
+        api_key: Option<String>,
+    ) -> Self {
         let settings = Settings {
             data_dir: data_dir.path().to_owned(),
             database_url: database_url.clone().map(SecretString::from),
+            nats_url,
             ..Settings::default()
         };
         let server = Server::build(&settings).await.expect("server");
         let engines = server.engines.clone();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(server.run(listener, std::future::pending()));
-        let api_key = admin::create_app(&engines, "SDK tests").await.unwrap().api_key;
-        Self { addr, url: format!("http://{addr}"), api_key, engines, database_url, data_dir }
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.run(listener, async {
+            let _ = rx.await;
+        }));
+        let api_key = match api_key {
+            Some(key) => key,
+            None => admin::create_app(&engines, "SDK tests").await.unwrap().api_key,
+        };
+        Self { addr, shutdown: Some(tx), url: format!("http://{addr}"), api_key, engines, database_url, data_dir }
     }
 
     /// A client with its own in-memory key store: a separate device.

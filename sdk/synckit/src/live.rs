@@ -1,0 +1,183 @@
+//! Live sync: the server tells the device when to pull, and [`LiveSync`] pulls, decrypts and hands pages over.
+//!
+//! One background task per handle keeps a server-sent-events connection open (`GET /api/sync/events`). Each
+//! `hello` or `commit` event whose cursor is past the device's makes it pull everything new; events that arrive
+//! while it pulls are folded into that pull, so a burst of pushes costs one catch-up, not one per push. While no
+//! event arrives it still pulls every `poll_interval` (the bus may be down while pushes go on), and after a lost
+//! connection it reconnects with back-off and catches up from its cursor. Dropping the handle stops it.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::SyncKitClient;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::ChangeEntry;
+
+/// Changes that arrived live, decrypted, with the cursor to resume from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LivePage {
+    /// Other devices' changes, oldest first.
+    pub changes: Vec<ChangeEntry>,
+    /// The cursor after them: save it to resume after a restart.
+    pub cursor: u64,
+}
+
+/// How live sync behaves; the defaults suit most apps.
+///
+/// ```
+/// let options = synckit::LiveOptions { poll_interval: std::time::Duration::from_secs(60), ..Default::default() };
+/// assert_eq!(options.max_reconnect_delay, std::time::Duration::from_secs(30));
+/// ```
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// Pull at least this often while no event arrives.
+    pub poll_interval: Duration,
+    /// The longest wait between reconnection attempts.
+    pub max_reconnect_delay: Duration,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        Self { poll_interval: Duration::from_secs(30), max_reconnect_delay: Duration::from_secs(30) }
+    }
+}
+
+/// A running live sync; dropping it (or [`LiveSync::stop`]) stops it.
+///
+/// ```no_run
+/// # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
+/// let mut live = client.live(device, client.load_cursor(device)?);
+/// while let Some(page) = live.next().await {
+///     let page = page?;
+///     for change in &page.changes { /* apply */ }
+///     client.save_cursor(device, page.cursor)?;
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct LiveSync {
+    pages: mpsc::Receiver<Result<LivePage>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LiveSync {
+    /// The next page of changes; `None` once stopped. An `Err` is final (the session ended, or a change does not
+    /// decrypt); network and server trouble is retried inside and never surfaces here.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut live: synckit::LiveSync) {
+    /// if let Some(Ok(page)) = live.next().await { println!("now at {}", page.cursor); }
+    /// # }
+    /// ```
+    pub async fn next(&mut self) -> Option<Result<LivePage>> {
+        self.pages.recv().await
+    }
+
+    /// Stops live sync.
+    ///
+    /// ```no_run
+    /// # fn demo(live: synckit::LiveSync) { live.stop(); }
+    /// ```
+    pub fn stop(self) {}
+}
+
+impl Drop for LiveSync {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub(crate) fn start(client: SyncKitClient, device_id: Uuid, cursor: u64, options: LiveOptions) -> LiveSync {
+    // Small: a consumer that falls behind slows the pulling, never grows memory.
+    let (tx, pages) = mpsc::channel(4);
+    let task = tokio::spawn(async move {
+        let mut worker = Worker { client, device_id, cursor, options, tx };
+        if let Err(e) = worker.run().await {
+            let _ = worker.tx.send(Err(e)).await;
+        }
+    });
+    LiveSync { pages, task }
+}
+
+struct Worker {
+    client: SyncKitClient,
+    device_id: Uuid,
+    cursor: u64,
+    options: LiveOptions,
+    tx: mpsc::Sender<Result<LivePage>>,
+}
+
+/// Whether an error ends live sync or is worth a reconnect.
+fn is_final(e: &Error) -> bool {
+    matches!(e.kind(), ErrorKind::Unauthorized | ErrorKind::Crypto | ErrorKind::Locked | ErrorKind::InvalidRequest)
+}
+
+impl Worker {
+    async fn run(&mut self) -> Result<()> {
+        let mut failures = 0u32;
+        loop {
+            match self.connected().await {
+                Ok(()) => return Ok(()), // the consumer went away
+                Err(e) if is_final(&e) => return Err(e),
+                Err(e) => {
+                    let delay = crate::http::backoff(failures).min(self.options.max_reconnect_delay);
+                    tracing::debug!(error = %e, ?delay, "live sync reconnecting");
+                    failures = failures.saturating_add(1);
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// One connection's life: returns Ok when the consumer is gone, Err when the connection or a pull failed.
+    async fn connected(&mut self) -> Result<()> {
+        let token =
+            self.client.session().map(|s| s.token).ok_or_else(|| {
+                Error::new(ErrorKind::Unauthorized, "not signed in: call authenticate before live sync")
+            })?;
+        let events = self.client.transport().event_stream("/api/sync/events", &token, self.cursor).await?;
+        let mut events = std::pin::pin!(events);
+        // Whatever happened while disconnected.
+        if !self.catch_up().await? {
+            return Ok(());
+        }
+        loop {
+            let wanted = tokio::select! {
+                event = events.next() => match event {
+                    Some(Ok(event)) => event_cursor(&event).is_some_and(|c| c > self.cursor),
+                    Some(Err(e)) => return Err(e),
+                    None => return Err(Error::new(ErrorKind::Transport, "the server closed the event stream")),
+                },
+                () = tokio::time::sleep(self.options.poll_interval) => true,
+            };
+            if wanted && !self.catch_up().await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Pulls until nothing is left, handing each non-empty page over. False when the consumer is gone.
+    async fn catch_up(&mut self) -> Result<bool> {
+        loop {
+            let (changes, cursor, has_more) = self.client.pull(self.device_id, self.cursor).await?;
+            let moved = cursor != self.cursor;
+            self.cursor = cursor;
+            if (moved || !changes.is_empty()) && self.tx.send(Ok(LivePage { changes, cursor })).await.is_err() {
+                return Ok(false);
+            }
+            if !has_more {
+                return Ok(true);
+            }
+        }
+    }
+}
+
+fn event_cursor(event: &eventsource_stream::Event) -> Option<u64> {
+    if event.event != "hello" && event.event != "commit" {
+        return None;
+    }
+    serde_json::from_str::<serde_json::Value>(&event.data).ok()?.get("cursor")?.as_u64()
+}

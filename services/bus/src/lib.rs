@@ -1,0 +1,102 @@
+//! SyncKit's commit fan-out: after a push commits, ingest publishes a notice `(stream, cursor, device)`; every
+//! query instance subscribes to all notices and tells the stream's connected devices to pull.
+//!
+//! Notices carry no data: subscribers re-read the log, so a lost notice costs latency, never data. That is why
+//! the bus may drop notices (a lagging in-process subscriber, NATS down) and why publishing is best effort.
+//!
+//! # Layout
+//! - [`CommitBus`], [`CommitNotice`]: the port.
+//! - [`InProcessBus`]: a tokio broadcast channel, for the single-process embedded default.
+//! - [`NatsBus`]: core NATS pub/sub (not JetStream), one subject per stream under `synckit.commits.`.
+
+mod in_process;
+mod nats;
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use futures::Stream;
+use synckit_store::StreamId;
+use uuid::Uuid;
+
+pub use in_process::InProcessBus;
+pub use nats::NatsBus;
+
+/// A stream has entries up to `cursor`, the last ones pushed by `device_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitNotice {
+    pub stream: StreamId,
+    pub cursor: u64,
+    pub device_id: Uuid,
+}
+
+/// Every notice published after the subscription started, from any stream, until the bus closes.
+pub type NoticeStream = Pin<Box<dyn Stream<Item = CommitNotice> + Send>>;
+
+/// A failure to publish or subscribe.
+#[derive(Debug, thiserror::Error)]
+#[error("commit bus: {message}")]
+pub struct BusError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl BusError {
+    fn new(message: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self { message: message.into(), source: Some(source.into()) }
+    }
+}
+
+/// The fan-out port.
+#[async_trait]
+pub trait CommitBus: Send + Sync + std::fmt::Debug + 'static {
+    /// Publishes a notice. Best effort: callers bound the time they wait for it.
+    async fn publish(&self, notice: &CommitNotice) -> Result<(), BusError>;
+
+    /// Subscribes to the notices of every stream.
+    async fn subscribe(&self) -> Result<NoticeStream, BusError>;
+}
+
+#[cfg(feature = "conformance")]
+pub mod conformance {
+    //! Behaviour every bus adapter shows.
+
+    use futures::StreamExt;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn notice(cursor: u64) -> CommitNotice {
+        CommitNotice {
+            stream: StreamId { app_id: Uuid::now_v7(), user_id: Uuid::now_v7() },
+            cursor,
+            device_id: Uuid::now_v7(),
+        }
+    }
+
+    /// A guard so a broken bus fails the test instead of hanging it.
+    async fn next(sub: &mut NoticeStream) -> CommitNotice {
+        tokio::time::timeout(Duration::from_secs(10), sub.next()).await.expect("a notice within 10 s").expect("open")
+    }
+
+    /// Every subscriber receives every notice published after it subscribed, in publish order.
+    pub async fn subscribers_receive_every_notice(bus: &dyn CommitBus) {
+        let mut a = bus.subscribe().await.unwrap();
+        let mut b = bus.subscribe().await.unwrap();
+        let sent: Vec<CommitNotice> = (1..=3).map(notice).collect();
+        for n in &sent {
+            bus.publish(n).await.unwrap();
+        }
+        for sub in [&mut a, &mut b] {
+            for n in &sent {
+                assert_eq!(next(sub).await, *n);
+            }
+        }
+    }
+
+    /// Publishing with nobody listening is fine.
+    pub async fn publishing_without_subscribers_succeeds(bus: &dyn CommitBus) {
+        bus.publish(&notice(1)).await.unwrap();
+    }
+}

@@ -1,0 +1,123 @@
+//! `GET /api/sync/events` over real HTTP: what a raw client sees.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestApp, code, entries};
+use reqwest::StatusCode;
+use synckit_server::Settings;
+
+/// An open event stream and the text read from it so far.
+struct EventStream {
+    resp: reqwest::Response,
+    text: String,
+}
+
+impl EventStream {
+    async fn open(
+        app: &TestApp,
+        token: &str,
+        last_event_id: Option<u64>,
+    ) -> Result<Self, (StatusCode, serde_json::Value)> {
+        let mut req = app.http.get(format!("{}/api/sync/events", app.url)).bearer_auth(token);
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        if resp.status() != StatusCode::OK {
+            let status = resp.status();
+            return Err((status, resp.json().await.unwrap()));
+        }
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        Ok(Self { resp, text: String::new() })
+    }
+
+    /// Reads until the text contains `needle` (a guard keeps a broken server from hanging the test).
+    async fn until(&mut self, needle: &str) -> &str {
+        let guard = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !self.text.contains(needle) {
+            match tokio::time::timeout_at(guard, self.resp.chunk()).await {
+                Ok(Ok(Some(chunk))) => self.text.push_str(&String::from_utf8_lossy(&chunk)),
+                other => panic!("stream ended or stalled before {needle:?}: {other:?}; got {:?}", self.text),
+            }
+        }
+        &self.text
+    }
+
+    /// True when the server closes the stream (within the guard).
+    async fn closes(&mut self) -> bool {
+        let guard = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match tokio::time::timeout_at(guard, self.resp.chunk()).await {
+                Ok(Ok(Some(_))) => continue,
+                Ok(_) => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+on_both_engines!(hello_then_a_commit_after_each_push);
+
+async fn hello_then_a_commit_after_each_push(app: TestApp) {
+    let user = app.user().await;
+    app.push(&user, &entries(2)).await;
+    let mut events = EventStream::open(&app, &user.token, Some(1)).await.unwrap();
+    // The hello gives the current cursor and, with Last-Event-ID 1, that the client missed something.
+    events.until("event: hello\nid: 2\ndata: {\"cursor\":2,\"missed\":true}").await;
+    app.push(&user, &entries(3)).await;
+    let device = user.device_id;
+    events.until(&format!("event: commit\nid: 5\ndata: {{\"cursor\":5,\"device_id\":\"{device}\"}}")).await;
+    // Another user of the same app has a stream of their own.
+    let other = app.user().await;
+    let mut theirs = EventStream::open(&app, &other.token, None).await.unwrap();
+    theirs.until("\"missed\":null").await;
+    app.push(&user, &entries(1)).await;
+    events.until("id: 6").await;
+    assert!(!theirs.text.contains("commit"), "another user's stream hears nothing of this one");
+}
+
+#[tokio::test]
+async fn connections_per_user_are_capped() {
+    let app = TestApp::start(|s| Settings { events_max_per_user: 2, ..s }).await;
+    let user = app.user().await;
+    let _a = EventStream::open(&app, &user.token, None).await.unwrap();
+    let b = EventStream::open(&app, &user.token, None).await.unwrap();
+    let (status, body) = EventStream::open(&app, &user.token, None).await.err().expect("a third is refused");
+    assert_eq!((status, code(&body)), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+    // Closing one frees its place.
+    drop(b);
+    let mut reopened = None;
+    for _ in 0..50 {
+        if let Ok(stream) = EventStream::open(&app, &user.token, None).await {
+            reopened = Some(stream);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(reopened.is_some(), "a closed stream gives its place back");
+}
+
+#[tokio::test]
+async fn streams_end_at_their_lifetime_and_on_shutdown() {
+    let app = TestApp::start(|s| Settings { events_max_lifetime_secs: 1, ..s }).await;
+    let user = app.user().await;
+    let mut events = EventStream::open(&app, &user.token, None).await.unwrap();
+    events.until("event: hello").await;
+    assert!(events.closes().await, "the server closes a stream after its lifetime");
+
+    let app = TestApp::start(|s| s).await;
+    let user = app.user().await;
+    let mut events = EventStream::open(&app, &user.token, None).await.unwrap();
+    events.until("event: hello").await;
+    drop(app); // drops the shutdown sender: the server begins to shut down
+    assert!(events.closes().await, "shutdown ends open event streams");
+}
+
+#[tokio::test]
+async fn events_need_a_token() {
+    let app = TestApp::embedded().await;
+    let (status, body) = app.get("/api/sync/events", None).await;
+    assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "missing_token"));
+}
