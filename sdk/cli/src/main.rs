@@ -99,6 +99,9 @@ enum Command {
     /// far it got.
     Pull,
 
+    /// Like pull, then keep printing changes as other devices push them (live sync), until interrupted.
+    Watch,
+
     /// Print the account's stream: {"change_count", "cursor"}.
     Status,
 
@@ -189,6 +192,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         // clap leaves the JSON out exactly when --delete is given.
         Command::Push { table, row_id, json, .. } => sync::push(&globals, table, row_id, json).await,
         Command::Pull => sync::pull(&globals).await,
+        Command::Watch => sync::watch(&globals).await,
         Command::Status => sync::status(&globals).await,
         Command::Devices { action: None } => devices::list(&globals).await,
         Command::Devices { action: Some(DevicesAction::Delete { id }) } => devices::delete(&globals, id).await,

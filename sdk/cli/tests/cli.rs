@@ -310,3 +310,42 @@ async fn mistakes_get_clear_messages() {
     let elsewhere = [("SYNCKIT_SERVER", Some("http://127.0.0.1:9"))];
     t.synckit_with("a", &elsewhere, &["status"]).await.fails(1, "this profile is logged in to");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_prints_changes_as_other_devices_push_them() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let env = start().await;
+    let (email, _) = env.signup_and_login("a", "laptop").await;
+    env.synckit("b", &["login", &email, "--device", "phone"]).await.ok();
+    env.synckit("a", &["push", "notes", "before", r#"{"n":1}"#]).await.ok();
+
+    let mut watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_synckit"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", env.home.path())
+        .env("SYNCKIT_PROFILE", env.profile("b"))
+        .env("SYNCKIT_PASSWORD", PASSWORD)
+        .arg("watch")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    // A guard against hanging, not a performance bound: the lines come as soon as they are pulled.
+    let mut next_line = async || {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line()).await;
+        serde_json::from_str::<Value>(&line.expect("a line in time").unwrap().expect("watch is running")).unwrap()
+    };
+    // First what was there already, then what is pushed while it watches.
+    assert_eq!(next_line().await["row_id"], "before");
+    env.synckit("a", &["push", "notes", "live", r#"{"n":2}"#]).await.ok();
+    let live = next_line().await;
+    assert_eq!(without_timestamp(live), json!({"table": "notes", "op": "update", "row_id": "live", "data": {"n": 2}}));
+    watch.kill().await.unwrap();
+
+    // The cursor was saved as it went: a pull now has nothing new.
+    assert_eq!(env.synckit("b", &["pull"]).await.ok().stdout, "");
+}

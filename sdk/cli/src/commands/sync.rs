@@ -67,6 +67,28 @@ async fn pull_pages(logged_in: &LoggedIn) -> Result<()> {
     }
 }
 
+/// `synckit watch`: what `pull` prints, then every change as it arrives, until Ctrl-C.
+pub async fn watch(globals: &Globals) -> Result<()> {
+    let logged_in = LoggedIn::open(globals)?;
+    let watched = async {
+        let (client, device) = (&logged_in.client, logged_in.profile.device_id);
+        logged_in.unlock().await?;
+        let mut live = client.live(device, client.load_cursor(device)?);
+        loop {
+            let page = tokio::select! {
+                page = live.next() => page,
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+            };
+            let Some(page) = page else { return Ok(()) };
+            let page = page?;
+            output::lines(&page.changes)?;
+            // Saved once printed, as in pull.
+            client.save_cursor(device, page.cursor)?;
+        }
+    };
+    watched.await.map_err(|e: anyhow::Error| logged_in.explain(e))
+}
+
 /// `synckit status`: the size and head of the user's stream.
 pub async fn status(globals: &Globals) -> Result<()> {
     let logged_in = LoggedIn::open(globals)?;
