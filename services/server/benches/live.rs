@@ -1,0 +1,242 @@
+//! Live sync latency and the memory cost of idle event streams, against the `synckit-server` binary on Postgres
+//! and NATS (as deployed), with the load generator in this process.
+//!
+//! ```sh
+//! cargo bench -p synckit-server --bench live                       # 10,000 idle streams, 100 pushes/s for 20 s
+//! cargo bench -p synckit-server --bench live -- --idle 10000 --rate 100 --seconds 20
+//! ```
+//!
+//! - memory: the server's resident set before and after opening `idle` event streams that then stay idle.
+//! - latency: one listening connection; another device pushes one entry `rate` times a second; for each push,
+//!   the time from its answer (acknowledged) to the `commit` event carrying its cursor at the listener, in
+//!   microseconds (HdrHistogram). A notice can overtake the push's own answer (it is published before the answer
+//!   is written); those count as 0.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use uuid::Uuid;
+
+struct Options {
+    idle: usize,
+    rate: u64,
+    seconds: u64,
+}
+
+fn options() -> Options {
+    let mut o = Options { idle: 10_000, rate: 100, seconds: 20 };
+    let args: Vec<String> = std::env::args().collect();
+    for (i, arg) in args.iter().enumerate() {
+        let value = || args.get(i + 1).and_then(|v| v.parse().ok()).expect("a number after the flag");
+        match arg.as_str() {
+            "--idle" => o.idle = value(),
+            "--rate" => o.rate = value() as u64,
+            "--seconds" => o.seconds = value() as u64,
+            _ => {}
+        }
+    }
+    o
+}
+
+struct ServerProcess {
+    child: Child,
+    url: String,
+    addr: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+async fn start_server(db: &str, data: &std::path::Path) -> (ServerProcess, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let bin = env!("CARGO_BIN_EXE_synckit-server");
+    let vars = [
+        ("SYNCKIT_DATABASE_URL", db),
+        ("SYNCKIT_NATS_URL", "nats://127.0.0.1:4222"),
+        ("SYNCKIT_EVENTS_MAX_PER_USER", "1000000"),
+        ("SYNCKIT_LOG_FORMAT", "json"),
+        ("RUST_LOG", "warn"),
+    ];
+    let out = Command::new(bin)
+        .envs(vars)
+        .env("SYNCKIT_DATA_DIR", data)
+        .args(["admin", "create-app", "--name", "bench"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let api_key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
+    let child = Command::new(bin)
+        .envs(vars)
+        .env("SYNCKIT_DATA_DIR", data)
+        .env("SYNCKIT_LISTEN", &addr)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Owned at once, so the process is killed and reaped however this ends.
+    let server = ServerProcess { child, url: format!("http://{addr}"), addr };
+    for _ in 0..200 {
+        if reqwest::get(format!("{}/readyz", server.url)).await.is_ok_and(|r| r.status().is_success()) {
+            return (server, api_key);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server did not become ready");
+}
+
+/// Signs up a user, returns (token, device id).
+async fn user(http: &reqwest::Client, url: &str, api_key: &str) -> (String, Uuid) {
+    let email = format!("{}@bench.example", Uuid::new_v4());
+    let key = STANDARD.encode([7u8; 32]);
+    let post = |path: &str, token: Option<&str>, body: Value| {
+        let mut req = http.post(format!("{url}{path}")).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move { req.send().await.unwrap().error_for_status().unwrap().json::<Value>().await.unwrap() }
+    };
+    post("/api/accounts/register", None, json!({"email": email, "salt": STANDARD.encode([1u8; 32]), "login_key": key}))
+        .await;
+    let auth = post("/api/sync/auth", None, json!({"email": email, "login_key": key, "api_key": api_key})).await;
+    let token = auth["token"].as_str().unwrap().to_owned();
+    let device = post("/api/sync/devices", Some(&token), json!({"name": "bench", "platform": "linux"})).await;
+    (token, device["id"].as_str().unwrap().parse().unwrap())
+}
+
+/// An event stream over a raw socket (the cheapest client), read until its hello.
+async fn open_events(addr: &str, token: &str) -> BufReader<TcpStream> {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /api/sync/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+    );
+    conn.write_all(req.as_bytes()).await.unwrap();
+    let mut reader = BufReader::new(conn);
+    let mut line = String::new();
+    while !line.starts_with("event: hello") {
+        line.clear();
+        assert!(reader.read_line(&mut line).await.unwrap() > 0, "the stream closed before its hello");
+    }
+    reader
+}
+
+async fn run(o: &Options) {
+    // Every idle stream is a socket here and one in the server.
+    rlimit::increase_nofile_limit(u64::MAX).unwrap();
+    let db = synckit_testkit::fresh_database().await.expect("a Postgres to benchmark on");
+    let data = tempfile::tempdir().unwrap();
+    let (server, api_key) = start_server(&db, data.path()).await;
+    let pid = server.child.id();
+    let http = reqwest::Client::new();
+
+    let (idle_token, _) = user(&http, &server.url, &api_key).await;
+    let before = rss_kib(pid);
+    let mut idle = Vec::with_capacity(o.idle);
+    let opened = Instant::now();
+    for chunk in (0..o.idle).collect::<Vec<_>>().chunks(200) {
+        let batch = futures::future::join_all(chunk.iter().map(|_| open_events(&server.addr, &idle_token))).await;
+        idle.extend(batch);
+    }
+    let open_secs = opened.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await; // let allocations settle
+    let after = rss_kib(pid);
+    let per_conn = (after.saturating_sub(before)) as f64 * 1024.0 / o.idle.max(1) as f64;
+
+    // Latency: a listener and a pusher of one user.
+    let (token, device) = user(&http, &server.url, &api_key).await;
+    let mut listener = open_events(&server.addr, &token).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
+    tokio::spawn(async move {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if listener.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            if let Some(data) = line.strip_prefix("data: ") {
+                let seen = Instant::now();
+                if let Some(cursor) = serde_json::from_str::<Value>(data).ok().and_then(|v| v["cursor"].as_u64()) {
+                    let _ = tx.send((cursor, seen));
+                }
+            }
+        }
+    });
+    let mut acks = std::collections::HashMap::new();
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / o.rate));
+    let pushes = o.rate * o.seconds;
+    for _ in 0..pushes {
+        ticker.tick().await;
+        let body = json!({"device_id": device, "entries": [{"change_id": Uuid::now_v7(), "payload": STANDARD.encode([0u8; 256])}]});
+        let resp: Value = http
+            .post(format!("{}/api/sync/push", server.url))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        acks.insert(resp["cursor"].as_u64().unwrap(), Instant::now());
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let (mut early, mut got) = (0u64, 0u64);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got < pushes && Instant::now() < deadline {
+        let Ok(Some((cursor, seen))) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await else { break };
+        let Some(ack) = acks.get(&cursor) else { continue };
+        got += 1;
+        let micros = seen.checked_duration_since(*ack).map_or_else(
+            || {
+                early += 1;
+                0
+            },
+            |d| d.as_micros() as u64,
+        );
+        hist.record(micros.max(1)).unwrap();
+    }
+    let still_open = idle.len();
+
+    println!("SyncKit live sync benchmark: {} idle event streams; {} pushes/s for {} s", o.idle, o.rate, o.seconds);
+    println!("\n| idle streams | opened in | server RSS before | after | per idle stream | streams per GiB |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| {} | {open_secs:.1} s | {:.1} MiB | {:.1} MiB | {:.1} KiB | {:.0}k |",
+        still_open,
+        before as f64 / 1024.0,
+        after as f64 / 1024.0,
+        per_conn / 1024.0,
+        (1024.0 * 1024.0 * 1024.0 / per_conn) / 1000.0
+    );
+    println!("\n| pushes | events received | before the ack | p50 | p99 | p99.9 | max |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| {pushes} | {got} | {early} | {} µs | {} µs | {} µs | {} µs |",
+        hist.value_at_quantile(0.5),
+        hist.value_at_quantile(0.99),
+        hist.value_at_quantile(0.999),
+        hist.max()
+    );
+    drop(idle);
+}
+
+fn main() {
+    let o = options();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(run(&o));
+}
