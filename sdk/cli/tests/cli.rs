@@ -344,7 +344,11 @@ async fn watch_prints_changes_as_other_devices_push_them() {
     env.synckit("a", &["push", "notes", "live", r#"{"n":2}"#]).await.ok();
     let live = next_line().await;
     assert_eq!(without_timestamp(live), json!({"table": "notes", "op": "update", "row_id": "live", "data": {"n": 2}}));
-    watch.kill().await.unwrap();
+    // Ctrl-C stops it cleanly, after the page it was on is saved.
+    let pid = watch.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), watch.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status:?}");
 
     // The cursor was saved as it went: a pull now has nothing new.
     assert_eq!(env.synckit("b", &["pull"]).await.ok().stdout, "");

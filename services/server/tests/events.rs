@@ -121,3 +121,19 @@ async fn events_need_a_token() {
     let (status, body) = app.get("/api/sync/events", None).await;
     assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "missing_token"));
 }
+
+#[tokio::test]
+async fn with_nats_down_pushes_succeed_and_streams_keep_their_heartbeats() {
+    // Nothing listens on this port: NATS is down for the whole test.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = format!("nats://127.0.0.1:{port}");
+    let app = TestApp::start(|s| Settings { nats_url: Some(dead), events_heartbeat_secs: 1, ..s }).await;
+    let user = app.user().await;
+    let mut events = EventStream::open(&app, &user.token, None).await.unwrap();
+    events.until("event: hello").await;
+    let (status, body) = app.push(&user, &entries(1)).await;
+    assert_eq!((status, body["cursor"].as_u64()), (StatusCode::OK, Some(1)), "the push does not need the bus");
+    // A heartbeat is an empty comment line; nothing else in the stream ends with ":\n\n".
+    events.until(":\n\n").await;
+    assert!(!events.text.contains("event: commit"), "no notice without the bus");
+}
