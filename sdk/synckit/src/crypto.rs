@@ -19,6 +19,8 @@
 //! assert_eq!(keys.open_entry(&payload, app, user, change).unwrap(), b"secret");
 //! ```
 
+pub mod blob;
+
 use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -263,10 +265,9 @@ pub fn unwrap_master_key(envelope: &[u8], password: &str, app_id: Uuid, user_id:
 #[derive(Clone)]
 pub struct Keys {
     entries: XChaCha20Poly1305,
-    /// For blob contents and blob ids (used by blob storage).
-    #[allow(dead_code)]
+    /// Per-blob keys are derived from it (see [`blob`]).
     blobs: SecretKey,
-    #[allow(dead_code)]
+    /// Keys the content ids of blobs.
     blob_ids: SecretKey,
 }
 
