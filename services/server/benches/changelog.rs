@@ -14,6 +14,8 @@
 //! Runs on Postgres (a fresh database on `SYNCKIT_TEST_DATABASE_URL`, default the local test server) and on the
 //! embedded SQLite default, with the server in this process listening on loopback.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,20 +42,11 @@ struct Options {
 }
 
 fn options() -> Options {
-    let mut o = Options { streams: 32, pushes: 10, pull: 200_000 };
-    let args: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < args.len() {
-        let value = || args.get(i + 1).and_then(|v| v.parse().ok()).expect("a number after the flag");
-        match args[i].as_str() {
-            "--streams" => o.streams = value(),
-            "--pushes" => o.pushes = value(),
-            "--pull" => o.pull = value(),
-            _ => {} // cargo bench passes --bench
-        }
-        i += 1;
+    Options {
+        streams: common::flag("--streams", 32),
+        pushes: common::flag("--pushes", 10),
+        pull: common::flag("--pull", 200_000),
     }
-    o
 }
 
 struct Client {

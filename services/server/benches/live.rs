@@ -12,6 +12,8 @@
 //!   microseconds (HdrHistogram). A notice can overtake the push's own answer (it is published before the answer
 //!   is written); those count as 0.
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,18 +32,11 @@ struct Options {
 }
 
 fn options() -> Options {
-    let mut o = Options { idle: 10_000, rate: 100, seconds: 20 };
-    let args: Vec<String> = std::env::args().collect();
-    for (i, arg) in args.iter().enumerate() {
-        let value = || args.get(i + 1).and_then(|v| v.parse().ok()).expect("a number after the flag");
-        match arg.as_str() {
-            "--idle" => o.idle = value(),
-            "--rate" => o.rate = value() as u64,
-            "--seconds" => o.seconds = value() as u64,
-            _ => {}
-        }
+    Options {
+        idle: common::flag("--idle", 10_000),
+        rate: common::flag("--rate", 100),
+        seconds: common::flag("--seconds", 20),
     }
-    o
 }
 
 struct ServerProcess {
