@@ -2,12 +2,13 @@
 //!
 //! # Layout
 //! - [`router`] and [`QueryState`]: the service, composed by `synckit-server`.
-//! - `pull.rs`: `POST /api/sync/pull` and `GET /api/sync/status`.
+//! - `pull.rs`: `POST /api/sync/pull` and `GET /api/sync/status`; `page_json.rs` writes a pulled page's JSON.
 //! - [`events`]: `GET /api/sync/events`, the server-sent events that tell devices to pull, and the [`Hub`] that
 //!   fans commit notices out to this instance's connections.
 //! - [`ApiDoc`]: this service's part of the OpenAPI document.
 
 pub mod events;
+mod page_json;
 mod pull;
 
 use std::sync::Arc;

@@ -1,11 +1,14 @@
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use synckit_http::{ApiError, Authenticated, Json};
 use synckit_protocol::limits::MAX_PULL_LIMIT;
-use synckit_protocol::sync::{PullRequest, PullResponse, PulledEntry, StatusResponse};
+use synckit_protocol::sync::{PullRequest, PullResponse, StatusResponse};
 use synckit_protocol::{ErrorBody, ErrorCode};
 use tracing::instrument;
 
 use crate::QueryState;
+use crate::page_json::encode_page;
 
 /// The caller's entries after `cursor`, oldest first, at most `limit` (500 by default).
 #[utoipa::path(post, path = "/api/sync/pull", tag = "sync", request_body = PullRequest, security(("bearer" = [])),
@@ -18,7 +21,7 @@ pub async fn pull(
     State(state): State<QueryState>,
     auth: Authenticated,
     Json(req): Json<PullRequest>,
-) -> Result<Json<PullResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let limit = req.limit.unwrap_or(MAX_PULL_LIMIT);
     if !(1..=MAX_PULL_LIMIT).contains(&limit) {
         return Err(ApiError::new(
@@ -34,19 +37,9 @@ pub async fn pull(
         ));
     }
     let cursor = page.entries.last().map_or(req.cursor, |e| e.seq);
-    let entries = page
-        .entries
-        .into_iter()
-        .map(|e| PulledEntry {
-            seq: e.seq,
-            change_id: e.change_id,
-            device_id: e.device_id,
-            payload: e.payload.into(),
-            created_at: e.created_at,
-        })
-        .collect();
     // Sequence numbers are contiguous, so anything below the head not yet returned is still to come.
-    Ok(Json(PullResponse { entries, cursor, has_more: cursor < page.head }))
+    let body = encode_page(&page.entries, cursor, cursor < page.head);
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// How many changes the caller's stream holds and its newest cursor.
