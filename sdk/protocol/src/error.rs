@@ -71,6 +71,14 @@ pub enum ErrorCode {
     VersionConflict,
     /// 404: no such endpoint.
     NotFound,
+    /// 413: a blob larger than [`crate::limits::MAX_BLOB_BYTES`].
+    BlobTooLarge,
+    /// 404: no confirmed blob with that hash for this user (download), or nothing uploaded under it (confirm).
+    BlobNotFound,
+    /// 400: the uploaded bytes are not what was declared: another length or another SHA-256.
+    BlobMismatch,
+    /// 403: a signed URL whose signature does not match, or that has expired; ask for a new one.
+    InvalidSignature,
     /// 405: the endpoint exists but not with that method.
     MethodNotAllowed,
     /// 408: the request took longer than the server allows.
@@ -114,6 +122,10 @@ impl ErrorCode {
             Self::KeyNotFound => "key_not_found",
             Self::VersionConflict => "version_conflict",
             Self::NotFound => "not_found",
+            Self::BlobTooLarge => "blob_too_large",
+            Self::BlobNotFound => "blob_not_found",
+            Self::BlobMismatch => "blob_mismatch",
+            Self::InvalidSignature => "invalid_signature",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RequestTimeout => "request_timeout",
             Self::RateLimited => "rate_limited",

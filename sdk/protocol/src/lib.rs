@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`accounts`]: sign-up, pre-login, password change and token issue.
+//! - [`blobs`]: encrypted files, uploaded to and downloaded from the object store through signed URLs.
 //! - [`sync`]: the changelog: push, pull, status.
 //! - [`devices`] and [`keys`]: device registry and the wrapped master-key envelope.
 //! - [`error`]: the error body and every code the server answers with.
@@ -14,6 +15,7 @@
 mod base64;
 
 pub mod accounts;
+pub mod blobs;
 pub mod devices;
 pub mod error;
 pub mod keys;

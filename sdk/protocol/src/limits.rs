@@ -17,3 +17,8 @@ pub const MAX_PUSH_BODY_BYTES: usize = 48 * 1024 * 1024;
 pub const LOGIN_SALT_BYTES: usize = 32;
 /// A login key, decoded, in bytes.
 pub const LOGIN_KEY_BYTES: usize = 32;
+/// A blob's plaintext, in bytes: 500 MiB.
+pub const MAX_BLOB_PLAINTEXT_BYTES: u64 = 500 * 1024 * 1024;
+/// A blob's ciphertext, in bytes: the largest plaintext plus the SDK's encryption overhead (16 bytes per 64 KiB
+/// chunk).
+pub const MAX_BLOB_BYTES: u64 = MAX_BLOB_PLAINTEXT_BYTES + MAX_BLOB_PLAINTEXT_BYTES / (64 * 1024) * 16;

@@ -53,12 +53,14 @@ impl ApiError {
 pub fn status_of(code: ErrorCode) -> StatusCode {
     use ErrorCode::*;
     match code {
-        InvalidJson | InvalidRequest | TooManyEntries | InvalidLimit | CursorBeyondHead => StatusCode::BAD_REQUEST,
+        InvalidJson | InvalidRequest | TooManyEntries | InvalidLimit | CursorBeyondHead | BlobMismatch => {
+            StatusCode::BAD_REQUEST
+        }
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        BodyTooLarge | EntryTooLarge | EnvelopeTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        BodyTooLarge | EntryTooLarge | EnvelopeTooLarge | BlobTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         MissingToken | InvalidToken | TokenExpired | InvalidCredentials | InvalidApiKey => StatusCode::UNAUTHORIZED,
-        RegistrationClosed => StatusCode::FORBIDDEN,
-        DeviceNotFound | KeyNotFound | NotFound => StatusCode::NOT_FOUND,
+        RegistrationClosed | InvalidSignature => StatusCode::FORBIDDEN,
+        DeviceNotFound | KeyNotFound | NotFound | BlobNotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         EmailTaken | VersionConflict => StatusCode::CONFLICT,
         RequestTimeout => StatusCode::REQUEST_TIMEOUT,
