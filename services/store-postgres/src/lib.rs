@@ -1,15 +1,17 @@
 //! SyncKit storage on PostgreSQL, the production engine.
 //!
-//! [`PgStore`] implements both ports over one deadpool connection pool. The schema lives in `migrations/postgres`
+//! [`PgStore`] implements every port over one deadpool connection pool. The schema lives in `migrations/postgres`
 //! at the top of the repository and is embedded here; [`PgStore::migrate`] applies it with refinery under an
 //! advisory lock, so instances starting together do not race.
 //!
 //! # Layout
 //! - `changelog.rs`: the push and pull paths, the ones that must be fast.
 //! - `accounts.rs`: users, apps, devices, keys, secrets.
+//! - `blobs.rs`: the blob catalogue.
 //! - `error.rs`: which engine failures mean "unavailable, retry" and which are bugs.
 
 mod accounts;
+mod blobs;
 mod changelog;
 mod error;
 

@@ -1,16 +1,17 @@
 //! SyncKit storage on one SQLite file: the embedded default for a single box.
 //!
-//! [`SqliteStore`] implements both ports. SQLite allows one writer at a time, so the store keeps one connection for
+//! [`SqliteStore`] implements every port. SQLite allows one writer at a time, so the store keeps one connection for
 //! writes and one for reads (WAL mode lets reads proceed while a write is under way), each behind a mutex and used
 //! from tokio's blocking pool so the async runtime never waits on disk. A push takes the write lock for its whole
 //! transaction, which gives the same ordering guarantees as the Postgres head-row lock (for every stream at once,
 //! which a single box can afford).
 //!
 //! # Layout
-//! - `changelog.rs`, `accounts.rs`: the two ports.
+//! - `changelog.rs`, `accounts.rs`, `blobs.rs`: the ports.
 //! - this file: opening, pragmas, migrations, and the blocking-call helper.
 
 mod accounts;
+mod blobs;
 mod changelog;
 
 use std::path::Path;

@@ -15,15 +15,16 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::{
-    AccountStore, App, ChangelogStore, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewEntry, NewUser, PutKeyOutcome,
-    StoreError, StreamId,
+    AccountStore, App, BlobCatalog, BlobRecord, ChangelogStore, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewEntry,
+    NewUser, PutKeyOutcome, StoreError, StreamId, SweptUpload, UploadBegun,
 };
 
-/// The two ports of one adapter.
+/// The ports of one adapter.
 #[derive(Clone, Debug)]
 pub struct Stores {
     pub changelog: Arc<dyn ChangelogStore>,
     pub accounts: Arc<dyn AccountStore>,
+    pub blobs: Arc<dyn BlobCatalog>,
 }
 
 /// Emits one `#[tokio::test]` per conformance case, each on stores built by `$setup`.
@@ -41,6 +42,8 @@ macro_rules! conformance_suite {
             devices,
             key_envelopes,
             secrets,
+            blobs_begin_and_confirm,
+            blob_sweeps_take_old_pending_uploads_once,
         );
     };
     (@cases $setup:expr; $($case:ident),* $(,)?) => {
@@ -337,4 +340,60 @@ pub async fn secrets(stores: Stores) {
     assert_eq!(accounts.secret(&name, b"second").await.unwrap(), b"first");
     stores.accounts.ping().await.unwrap();
     stores.changelog.ping().await.unwrap();
+}
+
+pub async fn blobs_begin_and_confirm(stores: Stores) {
+    let blobs = &*stores.blobs;
+    let (s, other) = (stream(), stream());
+    let hash = [7u8; 32];
+    let pending = BlobRecord { size: 100, checksum: [1; 32], confirmed: false };
+    assert_eq!(blobs.blob(s, hash).await.unwrap(), None);
+    assert!(!blobs.confirm(s, hash, 100, [1; 32]).await.unwrap(), "nothing begun, nothing to confirm");
+
+    assert_eq!(blobs.begin_upload(s, hash, 100, [1; 32]).await.unwrap(), UploadBegun::Pending);
+    assert_eq!(blobs.blob(s, hash).await.unwrap(), Some(pending));
+    // A new upload of the same hash replaces the pending record.
+    assert_eq!(blobs.begin_upload(s, hash, 200, [2; 32]).await.unwrap(), UploadBegun::Pending);
+    assert!(!blobs.confirm(s, hash, 100, [1; 32]).await.unwrap(), "the replaced declaration no longer confirms");
+    assert!(!blobs.confirm(other, hash, 200, [2; 32]).await.unwrap(), "another stream cannot confirm it");
+    assert_eq!(blobs.blob(other, hash).await.unwrap(), None);
+
+    assert!(blobs.confirm(s, hash, 200, [2; 32]).await.unwrap());
+    assert!(blobs.confirm(s, hash, 200, [2; 32]).await.unwrap(), "confirming is idempotent");
+    let confirmed = BlobRecord { size: 200, checksum: [2; 32], confirmed: true };
+    assert_eq!(blobs.blob(s, hash).await.unwrap(), Some(confirmed));
+    // Once confirmed, a new upload changes nothing.
+    assert_eq!(blobs.begin_upload(s, hash, 300, [3; 32]).await.unwrap(), UploadBegun::AlreadyConfirmed(confirmed));
+    assert_eq!(blobs.blob(s, hash).await.unwrap(), Some(confirmed));
+
+    // The same hash in another stream is another blob.
+    assert_eq!(blobs.begin_upload(other, hash, 5, [5; 32]).await.unwrap(), UploadBegun::Pending);
+    assert_eq!(blobs.blob(s, hash).await.unwrap(), Some(confirmed));
+}
+
+pub async fn blob_sweeps_take_old_pending_uploads_once(stores: Stores) {
+    let blobs = stores.blobs.clone();
+    let s = stream();
+    let (old, confirmed) = ([1u8; 32], [2u8; 32]);
+    blobs.begin_upload(s, old, 10, [0; 32]).await.unwrap();
+    blobs.begin_upload(s, confirmed, 10, [0; 32]).await.unwrap();
+    assert!(blobs.confirm(s, confirmed, 10, [0; 32]).await.unwrap());
+
+    let an_hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    assert!(blobs.sweep_pending(an_hour_ago, 100).await.unwrap().is_empty(), "nothing is that old");
+
+    // Two sweepers at once: each pending upload goes to exactly one of them.
+    let later = time::OffsetDateTime::now_utc() + time::Duration::seconds(5);
+    let (a, b) = tokio::join!(blobs.sweep_pending(later, 100), blobs.sweep_pending(later, 100));
+    let swept: Vec<SweptUpload> = a.unwrap().into_iter().chain(b.unwrap()).collect();
+    assert_eq!(swept, [SweptUpload { stream: s, hash: old }]);
+    assert_eq!(blobs.blob(s, old).await.unwrap(), None);
+    assert!(blobs.blob(s, confirmed).await.unwrap().unwrap().confirmed, "confirmed blobs are never swept");
+
+    // The limit bounds one sweep.
+    for i in 0..5u8 {
+        blobs.begin_upload(s, [10 + i; 32], 1, [0; 32]).await.unwrap();
+    }
+    assert_eq!(blobs.sweep_pending(later + time::Duration::seconds(5), 3).await.unwrap().len(), 3);
+    assert_eq!(blobs.sweep_pending(later + time::Duration::seconds(5), 3).await.unwrap().len(), 2);
 }

@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`changelog`]: [`ChangelogStore`], the append-only log of encrypted changes, one stream per (app, user).
 //! - [`accounts`]: [`AccountStore`], users, apps, devices, key envelopes and server secrets.
+//! - [`blobs`]: [`BlobCatalog`], the blobs each stream has uploaded and confirmed (their bytes live in an object
+//!   store, not here).
 //! - [`error`]: [`StoreError`], which tells unavailability (retry later) apart from everything else.
 //! - `conformance` (feature `conformance`): the suite, generic over the ports, run against every adapter.
 //!
@@ -11,6 +13,7 @@
 //! embedded single-box default.
 
 pub mod accounts;
+pub mod blobs;
 pub mod changelog;
 pub mod error;
 
@@ -20,5 +23,6 @@ pub mod conformance;
 pub use accounts::{
     AccountStore, App, Device, KeyEnvelope, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewUser, PutKeyOutcome, User,
 };
+pub use blobs::{BlobCatalog, BlobHash, BlobRecord, SweptUpload, UploadBegun};
 pub use changelog::{Appended, ChangelogStore, Entry, NewEntry, Page, StreamId};
 pub use error::StoreError;

@@ -1,0 +1,106 @@
+use async_trait::async_trait;
+use synckit_store::{BlobCatalog, BlobHash, BlobRecord, StoreError, StreamId, SweptUpload, UploadBegun};
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+
+use crate::error::db_error;
+use crate::{PgStore, to_i64, to_u64};
+
+fn record(row: &Row) -> BlobRecord {
+    BlobRecord {
+        size: to_u64(row.get(0)),
+        checksum: row.get::<_, &[u8]>(1).try_into().expect("stored checksums are 32 bytes"),
+        confirmed: row.get(2),
+    }
+}
+
+#[async_trait]
+impl BlobCatalog for PgStore {
+    async fn begin_upload(
+        &self,
+        stream: StreamId,
+        hash: BlobHash,
+        size: u64,
+        checksum: [u8; 32],
+    ) -> Result<UploadBegun, StoreError> {
+        let client = self.client().await?;
+        let (app, user, hash) = (&stream.app_id, &stream.user_id, &hash.as_slice());
+        let begun = client
+            .query_opt(
+                "INSERT INTO blobs (app_id, user_id, hash, size, checksum) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (app_id, user_id, hash) DO UPDATE \
+                     SET size = excluded.size, checksum = excluded.checksum, created_at = now() \
+                     WHERE blobs.confirmed_at IS NULL \
+                 RETURNING 1",
+                &[app, user, hash, &to_i64(size), &checksum.as_slice()],
+            )
+            .await
+            .map_err(db_error)?;
+        if begun.is_some() {
+            return Ok(UploadBegun::Pending);
+        }
+        // Only a confirmed blob keeps the insert from happening, and confirmed blobs are never removed.
+        let row = client
+            .query_one(
+                "SELECT size, checksum, true FROM blobs WHERE app_id = $1 AND user_id = $2 AND hash = $3",
+                &[app, user, hash],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(UploadBegun::AlreadyConfirmed(record(&row)))
+    }
+
+    async fn blob(&self, stream: StreamId, hash: BlobHash) -> Result<Option<BlobRecord>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT size, checksum, confirmed_at IS NOT NULL FROM blobs \
+                 WHERE app_id = $1 AND user_id = $2 AND hash = $3",
+                &[&stream.app_id, &stream.user_id, &hash.as_slice()],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(row.as_ref().map(record))
+    }
+
+    async fn confirm(
+        &self,
+        stream: StreamId,
+        hash: BlobHash,
+        size: u64,
+        checksum: [u8; 32],
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let updated = client
+            .execute(
+                "UPDATE blobs SET confirmed_at = coalesce(confirmed_at, now()) \
+                 WHERE app_id = $1 AND user_id = $2 AND hash = $3 AND size = $4 AND checksum = $5",
+                &[&stream.app_id, &stream.user_id, &hash.as_slice(), &to_i64(size), &checksum.as_slice()],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(updated > 0)
+    }
+
+    async fn sweep_pending(&self, before: OffsetDateTime, limit: u32) -> Result<Vec<SweptUpload>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "DELETE FROM blobs WHERE (app_id, user_id, hash) IN ( \
+                     SELECT app_id, user_id, hash FROM blobs \
+                     WHERE confirmed_at IS NULL AND created_at < $1 \
+                     ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                 RETURNING app_id, user_id, hash",
+                &[&before, &i64::from(limit)],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| SweptUpload {
+                stream: StreamId { app_id: r.get(0), user_id: r.get(1) },
+                hash: r.get::<_, &[u8]>(2).try_into().expect("stored hashes are 32 bytes"),
+            })
+            .collect())
+    }
+}

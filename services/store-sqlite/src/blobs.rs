@@ -1,0 +1,100 @@
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, Row, params};
+use synckit_store::{BlobCatalog, BlobHash, BlobRecord, StoreError, StreamId, SweptUpload, UploadBegun};
+use time::OffsetDateTime;
+
+use crate::{SqliteStore, now_micros, to_i64, to_u64, uuid_at};
+
+fn record(r: &Row<'_>) -> rusqlite::Result<BlobRecord> {
+    Ok(BlobRecord { size: to_u64(r.get(0)?), checksum: r.get(1)?, confirmed: r.get(2)? })
+}
+
+#[async_trait]
+impl BlobCatalog for SqliteStore {
+    async fn begin_upload(
+        &self,
+        stream: StreamId,
+        hash: BlobHash,
+        size: u64,
+        checksum: [u8; 32],
+    ) -> Result<UploadBegun, StoreError> {
+        self.with_writer(move |conn| {
+            let (app, user) = (stream.app_id.as_bytes(), stream.user_id.as_bytes());
+            let begun = conn.execute(
+                "INSERT INTO blobs (app_id, user_id, hash, size, checksum, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT (app_id, user_id, hash) DO UPDATE \
+                     SET size = excluded.size, checksum = excluded.checksum, created_at = excluded.created_at \
+                     WHERE blobs.confirmed_at IS NULL",
+                params![app, user, hash, to_i64(size), checksum, now_micros()],
+            )?;
+            if begun > 0 {
+                return Ok(UploadBegun::Pending);
+            }
+            let confirmed = conn.query_row(
+                "SELECT size, checksum, true FROM blobs WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3",
+                params![app, user, hash],
+                record,
+            )?;
+            Ok(UploadBegun::AlreadyConfirmed(confirmed))
+        })
+        .await
+    }
+
+    async fn blob(&self, stream: StreamId, hash: BlobHash) -> Result<Option<BlobRecord>, StoreError> {
+        self.with_reader(move |conn| {
+            conn.query_row(
+                "SELECT size, checksum, confirmed_at IS NOT NULL FROM blobs \
+                 WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3",
+                params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), hash],
+                record,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn confirm(
+        &self,
+        stream: StreamId,
+        hash: BlobHash,
+        size: u64,
+        checksum: [u8; 32],
+    ) -> Result<bool, StoreError> {
+        self.with_writer(move |conn| {
+            let updated = conn.execute(
+                "UPDATE blobs SET confirmed_at = coalesce(confirmed_at, ?6) \
+                 WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3 AND size = ?4 AND checksum = ?5",
+                params![
+                    stream.app_id.as_bytes(),
+                    stream.user_id.as_bytes(),
+                    hash,
+                    to_i64(size),
+                    checksum,
+                    now_micros()
+                ],
+            )?;
+            Ok(updated > 0)
+        })
+        .await
+    }
+
+    async fn sweep_pending(&self, before: OffsetDateTime, limit: u32) -> Result<Vec<SweptUpload>, StoreError> {
+        let before = (before.unix_timestamp_nanos() / 1000) as i64;
+        self.with_writer(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "DELETE FROM blobs WHERE rowid IN ( \
+                     SELECT rowid FROM blobs WHERE confirmed_at IS NULL AND created_at < ?1 \
+                     ORDER BY created_at LIMIT ?2) \
+                 RETURNING app_id, user_id, hash",
+            )?;
+            let swept = statement.query_map(params![before, limit], |r| {
+                Ok(SweptUpload {
+                    stream: StreamId { app_id: uuid_at(r, 0)?, user_id: uuid_at(r, 1)? },
+                    hash: r.get(2)?,
+                })
+            })?;
+            swept.collect()
+        })
+        .await
+    }
+}
