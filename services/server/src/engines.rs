@@ -5,20 +5,26 @@ use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
+use synckit_blob::{LocalStore, ObjectStore, S3Config, S3Store};
 use synckit_bus::{CommitBus, InProcessBus, NatsBus};
-use synckit_store::{AccountStore, ChangelogStore, StoreError};
+use synckit_store::{AccountStore, BlobCatalog, ChangelogStore, StoreError};
 use synckit_store_postgres::{PgOptions, PgStore};
 use synckit_store_sqlite::SqliteStore;
 
 use crate::Settings;
 
-/// The storage ports, on Postgres or on the embedded SQLite file, and the commit bus, NATS or in process.
+/// The storage ports, on Postgres or on the embedded SQLite file; the commit bus, NATS or in process; and the object
+/// store, S3 or a local directory.
 #[derive(Clone, Debug)]
 pub struct Engines {
     pub changelog: Arc<dyn ChangelogStore>,
     pub accounts: Arc<dyn AccountStore>,
+    pub blobs: Arc<dyn BlobCatalog>,
     pub bus: Arc<dyn CommitBus>,
+    pub objects: Arc<dyn ObjectStore>,
 }
+
+type Stores = (Arc<dyn ChangelogStore>, Arc<dyn AccountStore>, Arc<dyn BlobCatalog>);
 
 /// Deployment-wide secrets, the same in every instance.
 pub(crate) struct Secrets {
@@ -36,18 +42,46 @@ impl Engines {
             }
             None => Arc::new(InProcessBus::default()),
         };
-        let (changelog, accounts) = Self::open_stores(settings).await?;
-        Ok(Self { changelog, accounts, bus })
+        let (changelog, accounts, blobs) = Self::open_stores(settings).await?;
+        let objects = Self::open_objects(settings, &*accounts).await?;
+        Ok(Self { changelog, accounts, blobs, bus, objects })
     }
 
-    async fn open_stores(settings: &Settings) -> anyhow::Result<(Arc<dyn ChangelogStore>, Arc<dyn AccountStore>)> {
+    async fn open_objects(settings: &Settings, accounts: &dyn AccountStore) -> anyhow::Result<Arc<dyn ObjectStore>> {
+        if let Some(endpoint) = &settings.s3_endpoint {
+            let missing = |name: &str| anyhow::anyhow!("SYNCKIT_S3_ENDPOINT is set, so {name} must be set too");
+            let config = S3Config {
+                endpoint: endpoint.clone(),
+                region: settings.s3_region.clone(),
+                bucket: settings.s3_bucket.clone().ok_or_else(|| missing("SYNCKIT_S3_BUCKET"))?,
+                access_key_id: settings.s3_access_key_id.clone().ok_or_else(|| missing("SYNCKIT_S3_ACCESS_KEY_ID"))?,
+                secret_access_key: settings
+                    .s3_secret_access_key
+                    .as_ref()
+                    .ok_or_else(|| missing("SYNCKIT_S3_SECRET_ACCESS_KEY"))?
+                    .expose_secret()
+                    .to_owned(),
+            };
+            tracing::info!(%endpoint, bucket = %config.bucket, "blob store: s3");
+            return Ok(Arc::new(S3Store::new(&config)));
+        }
+        let dir = settings.data_dir.join("blobs");
+        let key = accounts.secret("blob-url-signing-key", &random_32()).await?;
+        let key = key.try_into().map_err(|_| anyhow::anyhow!("stored blob URL key is not 32 bytes"))?;
+        let store =
+            LocalStore::open(&dir, key).with_context(|| format!("opening the blob directory {}", dir.display()))?;
+        tracing::info!(path = %dir.display(), "blob store: local directory");
+        Ok(Arc::new(store))
+    }
+
+    async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
         match &settings.database_url {
             Some(url) => {
                 let options = PgOptions { max_connections: settings.db_max_connections, ..PgOptions::default() };
                 let store = Arc::new(PgStore::connect(url.expose_secret(), &options).context("SYNCKIT_DATABASE_URL")?);
                 migrate_with_retry(&store, Duration::from_secs(settings.db_startup_retry_secs)).await?;
                 tracing::info!("storage: postgres");
-                Ok((store.clone(), store))
+                Ok((store.clone(), store.clone(), store))
             }
             None => {
                 let dir = &settings.data_dir;
@@ -58,7 +92,7 @@ impl Engines {
                     SqliteStore::open(&path).with_context(|| format!("opening the database {}", path.display()))?,
                 );
                 tracing::info!(path = %path.display(), "storage: embedded sqlite");
-                Ok((store.clone(), store))
+                Ok((store.clone(), store.clone(), store))
             }
         }
     }

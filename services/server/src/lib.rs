@@ -1,8 +1,9 @@
 //! The SyncKit server: every service in one binary.
 //!
 //! With no configuration it runs all services in one process on the embedded default: SQLite in a data directory.
-//! `SYNCKIT_DATABASE_URL=postgres://…` switches to Postgres, and `--role` runs a single service so each can be
-//! scaled on its own; services keep no state of their own, so any number of instances can run side by side.
+//! `SYNCKIT_DATABASE_URL=postgres://…` switches to Postgres, `SYNCKIT_S3_*` puts blobs in S3, and `--role` runs a
+//! single service so each can be scaled on its own; services keep no state of their own, so any number of instances
+//! can run side by side.
 //!
 //! # Layout
 //! - [`settings`]: configuration from defaults, an optional TOML file, `SYNCKIT_*` variables and flags.
@@ -25,6 +26,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use synckit_auth::{AuthSettings, AuthState};
+use synckit_blob::{BlobSettings, BlobState};
 use synckit_http::serve::{ServeOptions, serve};
 use synckit_http::{Authenticator, TokenKeys, fallback};
 use synckit_ingest::IngestState;
@@ -108,8 +110,29 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
                 max_lifetime: Duration::from_secs(settings.events_max_lifetime_secs),
                 heartbeat: Duration::from_secs(settings.events_heartbeat_secs),
             },
-            shutdown,
+            shutdown: shutdown.clone(),
         }));
+    }
+    // Transfers to and from the embedded blob store take longer than API calls: they have their own deadline.
+    let mut transfers = Router::new();
+    if role.runs(Role::Blob) {
+        let state = BlobState {
+            catalog: engines.blobs.clone(),
+            objects: engines.objects.clone(),
+            authenticator: authenticator.clone(),
+            settings: BlobSettings { url_expiry: Duration::from_secs(settings.blob_url_expiry_secs) },
+        };
+        synckit_blob::sweep::spawn_sweeper(
+            state.catalog.clone(),
+            state.objects.clone(),
+            Duration::from_secs(settings.blob_upload_ttl_secs),
+            Duration::from_secs(settings.blob_sweep_interval_secs),
+            shutdown,
+        );
+        api = api.merge(synckit_blob::router(state));
+        if let Some(routes) = engines.objects.routes() {
+            transfers = transfers.merge(routes);
+        }
     }
     let api = api.layer(from_fn_with_state(
         Duration::from_secs(settings.request_timeout_secs),
@@ -118,6 +141,7 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
 
     Ok(Router::new()
         .merge(api)
+        .merge(transfers)
         .merge(health::router(engines.clone()))
         .merge(openapi::router())
         .fallback(fallback::not_found)

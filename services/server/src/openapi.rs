@@ -11,6 +11,7 @@ pub fn openapi() -> OpenApi {
     let mut doc = synckit_auth::ApiDoc::openapi();
     doc.merge(synckit_ingest::ApiDoc::openapi());
     doc.merge(synckit_query::ApiDoc::openapi());
+    doc.merge(synckit_blob::ApiDoc::openapi());
     doc.info = InfoBuilder::new()
         .title("SyncKit")
         .version(env!("CARGO_PKG_VERSION"))

@@ -29,6 +29,23 @@ pub struct Settings {
     pub events_max_lifetime_secs: u64,
     /// Seconds between heartbeats on an idle event stream (`SYNCKIT_EVENTS_HEARTBEAT_SECS`).
     pub events_heartbeat_secs: u64,
+    /// S3 endpoint, e.g. `https://s3.eu-west-1.amazonaws.com` or a Garage or MinIO URL (`SYNCKIT_S3_ENDPOINT`).
+    /// With it (and the bucket and credentials), blobs go to S3; without it, to `data_dir/blobs`.
+    pub s3_endpoint: Option<String>,
+    /// S3 region (`SYNCKIT_S3_REGION`).
+    pub s3_region: String,
+    /// S3 bucket (`SYNCKIT_S3_BUCKET`).
+    pub s3_bucket: Option<String>,
+    /// S3 access key id (`SYNCKIT_S3_ACCESS_KEY_ID`).
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key (`SYNCKIT_S3_SECRET_ACCESS_KEY`).
+    pub s3_secret_access_key: Option<SecretString>,
+    /// Seconds a signed blob upload or download URL stays valid (`SYNCKIT_BLOB_URL_EXPIRY_SECS`).
+    pub blob_url_expiry_secs: u64,
+    /// Seconds an upload may stay unconfirmed before it is swept from the store (`SYNCKIT_BLOB_UPLOAD_TTL_SECS`).
+    pub blob_upload_ttl_secs: u64,
+    /// Seconds between sweeps of unconfirmed uploads (`SYNCKIT_BLOB_SWEEP_INTERVAL_SECS`).
+    pub blob_sweep_interval_secs: u64,
     /// Token signing secret, at least 32 bytes (`SYNCKIT_TOKEN_SECRET`). Without it, a random one is made once and
     /// kept in the database, so every instance of a deployment shares it with no configuration.
     pub token_secret: Option<SecretString>,
@@ -57,6 +74,14 @@ impl Default for Settings {
             database_url: None,
             token_secret: None,
             nats_url: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".to_owned(),
+            s3_bucket: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            blob_url_expiry_secs: 900,
+            blob_upload_ttl_secs: 24 * 3600,
+            blob_sweep_interval_secs: 600,
             events_max_per_user: 16,
             events_max_lifetime_secs: 3600,
             events_heartbeat_secs: 15,
@@ -81,8 +106,10 @@ pub enum Role {
     Auth,
     /// Push.
     Ingest,
-    /// Pull and status.
+    /// Pull, status and the event stream.
     Query,
+    /// Blob upload and download URLs (and, on the embedded store, the uploads and downloads themselves).
+    Blob,
 }
 
 impl Role {

@@ -48,7 +48,7 @@ pub struct TestApp {
     pub api_key: String,
     pub app_id: Uuid,
     pub database_url: Option<String>,
-    _data_dir: tempfile::TempDir,
+    pub data_dir: tempfile::TempDir,
     _shutdown: oneshot::Sender<()>,
 }
 
@@ -72,6 +72,19 @@ pub fn settings_for(database_url: Option<String>, data_dir: &std::path::Path) ->
     }
 }
 
+/// Settings that put blobs in the test Garage.
+pub async fn s3_settings() -> impl FnOnce(Settings) -> Settings {
+    let s3 = synckit_testkit::garage().await.expect("the test Garage");
+    move |s| Settings {
+        s3_endpoint: Some(s3.endpoint),
+        s3_region: s3.region,
+        s3_bucket: Some(s3.bucket),
+        s3_access_key_id: Some(s3.access_key_id),
+        s3_secret_access_key: Some(SecretString::from(s3.secret_access_key)),
+        ..s
+    }
+}
+
 impl TestApp {
     pub async fn embedded() -> Self {
         Self::start(|s| s).await
@@ -80,6 +93,13 @@ impl TestApp {
     pub async fn postgres() -> Self {
         let url = synckit_testkit::fresh_database().await.expect("a test database");
         Self::start(move |s| Settings { database_url: Some(SecretString::from(url)), ..s }).await
+    }
+
+    /// The production engines: Postgres, and blobs in the test Garage.
+    pub async fn postgres_and_s3() -> Self {
+        let url = synckit_testkit::fresh_database().await.expect("a test database");
+        let s3 = s3_settings().await;
+        Self::start(move |s| Settings { database_url: Some(SecretString::from(url)), ..s3(s) }).await
     }
 
     /// A server with settings adjusted by `adjust` (embedded unless it sets a database URL).
@@ -104,7 +124,7 @@ impl TestApp {
             api_key: created.api_key,
             app_id: created.app_id,
             database_url,
-            _data_dir: data_dir,
+            data_dir,
             _shutdown: tx,
         }
     }

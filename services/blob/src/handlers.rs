@@ -1,0 +1,170 @@
+//! `POST /api/sync/blobs/upload`, `/confirm` and `/download`.
+
+use axum::extract::State;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use synckit_http::{ApiError, Authenticated, Json};
+use synckit_protocol::blobs::{
+    BlobConfirmRequest, BlobConfirmResponse, BlobDownloadRequest, BlobDownloadResponse, BlobUploadRequest,
+    BlobUploadResponse, is_blob_hash,
+};
+use synckit_protocol::limits::MAX_BLOB_BYTES;
+use synckit_protocol::{ErrorBody, ErrorCode};
+use synckit_store::{BlobHash, UploadBegun};
+use tracing::instrument;
+
+use crate::BlobState;
+use crate::objects::{ObjectKey, ObjectStoreError};
+
+fn parse_hash(hash: &str) -> Result<BlobHash, ApiError> {
+    let mut bytes = [0u8; 32];
+    if !is_blob_hash(hash) || hex::decode_to_slice(hash, &mut bytes).is_err() {
+        return Err(ApiError::invalid("hash must be 64 lowercase hex characters"));
+    }
+    Ok(bytes)
+}
+
+fn check_size(size: u64) -> Result<(), ApiError> {
+    if size > MAX_BLOB_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::BlobTooLarge,
+            format!("a blob is at most {MAX_BLOB_BYTES} bytes of ciphertext, got {size}"),
+        ));
+    }
+    Ok(())
+}
+
+fn store_error(err: ObjectStoreError) -> ApiError {
+    match err {
+        ObjectStoreError::Unavailable(_) => {
+            tracing::warn!(error = %synckit_http::error::ErrorChain(&err), "object store unavailable");
+            ApiError {
+                retry_after_secs: Some(1),
+                ..ApiError::new(ErrorCode::Unavailable, "the blob store is unavailable; retry shortly")
+            }
+        }
+        ObjectStoreError::Other(_) => ApiError::internal(&err),
+    }
+}
+
+/// Where to upload a blob: a URL signed for exactly this length and SHA-256, or `already_exists` when the caller
+/// has this blob confirmed (nothing to do).
+#[utoipa::path(post, path = "/api/sync/blobs/upload", tag = "blobs", request_body = BlobUploadRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = BlobUploadResponse),
+        (status = 400, description = "invalid_request: bad hash or checksum", body = ErrorBody),
+        (status = 413, description = "blob_too_large", body = ErrorBody),
+    ))]
+#[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id, size = req.size))]
+pub async fn upload(
+    State(state): State<BlobState>,
+    auth: Authenticated,
+    Json(req): Json<BlobUploadRequest>,
+) -> Result<Json<BlobUploadResponse>, ApiError> {
+    let hash = parse_hash(&req.hash)?;
+    check_size(req.size)?;
+    let checksum: [u8; 32] =
+        STANDARD.decode(&req.checksum_sha256).ok().and_then(|bytes| bytes.try_into().ok()).ok_or_else(|| {
+            ApiError::invalid("checksum_sha256 must be the base64 SHA-256 (32 bytes) of the ciphertext")
+        })?;
+
+    let stream = auth.stream();
+    if let UploadBegun::AlreadyConfirmed(_) = state.catalog.begin_upload(stream, hash, req.size, checksum).await? {
+        return Ok(Json(BlobUploadResponse {
+            upload_url: None,
+            headers: Default::default(),
+            already_exists: true,
+            expires_in: 0,
+        }));
+    }
+    let key = ObjectKey { stream, hash };
+    let signed =
+        state.objects.presign_put(&key, req.size, &checksum, state.settings.url_expiry).await.map_err(store_error)?;
+    Ok(Json(BlobUploadResponse {
+        upload_url: Some(signed.url),
+        headers: signed.headers,
+        already_exists: false,
+        expires_in: state.settings.url_expiry.as_secs(),
+    }))
+}
+
+/// Records an upload as done once the store holds exactly the declared bytes. Confirming again is harmless.
+#[utoipa::path(post, path = "/api/sync/blobs/confirm", tag = "blobs", request_body = BlobConfirmRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = BlobConfirmResponse),
+        (status = 400, description = "blob_mismatch: the stored bytes are not the declared ones (they are removed)",
+            body = ErrorBody),
+        (status = 404, description = "blob_not_found: no upload begun, or nothing uploaded yet", body = ErrorBody),
+    ))]
+#[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id, size = req.size))]
+pub async fn confirm(
+    State(state): State<BlobState>,
+    auth: Authenticated,
+    Json(req): Json<BlobConfirmRequest>,
+) -> Result<Json<BlobConfirmResponse>, ApiError> {
+    let hash = parse_hash(&req.hash)?;
+    check_size(req.size)?;
+    let stream = auth.stream();
+    let confirmed = || Json(BlobConfirmResponse { hash: req.hash.clone(), size: req.size });
+
+    let Some(record) = state.catalog.blob(stream, hash).await? else {
+        return Err(ApiError::new(ErrorCode::BlobNotFound, "no upload of this blob was begun (or it expired)"));
+    };
+    if record.size != req.size {
+        return Err(ApiError::new(
+            ErrorCode::BlobMismatch,
+            format!("this blob was declared with {} bytes, not {}", record.size, req.size),
+        ));
+    }
+    if record.confirmed {
+        return Ok(confirmed());
+    }
+
+    let key = ObjectKey { stream, hash };
+    let Some(stored) = state.objects.head(&key).await.map_err(store_error)? else {
+        return Err(ApiError::new(ErrorCode::BlobNotFound, "nothing has been uploaded for this blob yet"));
+    };
+    if stored.size != record.size || stored.checksum != Some(record.checksum) {
+        // Not what was signed: the store should have refused it. Remove it so it can never be confirmed.
+        tracing::warn!(%key, stored.size, "stored object differs from its signed upload; removing it");
+        state.objects.delete(&key).await.map_err(store_error)?;
+        return Err(ApiError::new(
+            ErrorCode::BlobMismatch,
+            "the stored bytes are not the declared ones; they were removed: upload again",
+        ));
+    }
+    if !state.catalog.confirm(stream, hash, record.size, record.checksum).await? {
+        return Err(ApiError::new(ErrorCode::BlobNotFound, "the upload expired or was replaced while confirming"));
+    }
+    Ok(confirmed())
+}
+
+/// Where to download a confirmed blob of the caller.
+#[utoipa::path(post, path = "/api/sync/blobs/download", tag = "blobs", request_body = BlobDownloadRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = BlobDownloadResponse),
+        (status = 404, description = "blob_not_found: no confirmed blob with this hash", body = ErrorBody),
+    ))]
+#[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
+pub async fn download(
+    State(state): State<BlobState>,
+    auth: Authenticated,
+    Json(req): Json<BlobDownloadRequest>,
+) -> Result<Json<BlobDownloadResponse>, ApiError> {
+    let hash = parse_hash(&req.hash)?;
+    let stream = auth.stream();
+    let record = state.catalog.blob(stream, hash).await?.filter(|r| r.confirmed);
+    let Some(record) = record else {
+        return Err(ApiError::new(ErrorCode::BlobNotFound, "no confirmed blob with this hash"));
+    };
+    let key = ObjectKey { stream, hash };
+    let signed = state.objects.presign_get(&key, state.settings.url_expiry).await.map_err(store_error)?;
+    Ok(Json(BlobDownloadResponse {
+        download_url: signed.url,
+        size: record.size,
+        expires_in: state.settings.url_expiry.as_secs(),
+    }))
+}

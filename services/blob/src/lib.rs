@@ -1,0 +1,64 @@
+//! The SyncKit blob service: encrypted files of up to 500 MB, uploaded and downloaded by devices straight to and
+//! from an object store through signed URLs. The server never sees a file's plaintext, nor its plain hash: a blob's
+//! name is a keyed hash the device computes, and its bytes are ciphertext.
+//!
+//! The flow: `upload` records the declared size and SHA-256 and signs a `PUT` for exactly those bytes (the store
+//! refuses anything else); the device uploads; `confirm` checks what the store holds against the declaration and
+//! only then records the blob; `download` signs a `GET` for a confirmed blob of the caller's own. Uploads never
+//! confirmed are swept after a while.
+//!
+//! # Layout
+//! - [`router`] and [`BlobState`]: the service, composed by `synckit-server`; `handlers.rs` holds the handlers.
+//! - [`objects`]: the [`ObjectStore`] port, with two adapters: [`s3::S3Store`] for production and
+//!   [`local::LocalStore`], the embedded default, which serves its own signed URLs.
+//! - [`sweep`]: removal of unconfirmed uploads.
+//! - [`ApiDoc`]: this service's part of the OpenAPI document.
+
+mod handlers;
+pub mod local;
+pub mod objects;
+pub mod s3;
+pub mod sweep;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::post;
+use synckit_http::Authenticator;
+use synckit_store::BlobCatalog;
+
+pub use local::LocalStore;
+pub use objects::{ObjectKey, ObjectMeta, ObjectStore, ObjectStoreError, Presigned};
+pub use s3::{S3Config, S3Store};
+
+/// Tunables of the blob service.
+#[derive(Debug, Clone, Copy)]
+pub struct BlobSettings {
+    /// How long signed URLs stay valid.
+    pub url_expiry: Duration,
+}
+
+/// What the blob handlers share.
+#[derive(Clone, Debug, FromRef)]
+pub struct BlobState {
+    pub catalog: Arc<dyn BlobCatalog>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub authenticator: Authenticator,
+    pub settings: BlobSettings,
+}
+
+/// The blob service's API routes. The embedded store's own transfer routes come from [`ObjectStore::routes`].
+pub fn router(state: BlobState) -> Router {
+    Router::new()
+        .route("/api/sync/blobs/upload", post(handlers::upload))
+        .route("/api/sync/blobs/confirm", post(handlers::confirm))
+        .route("/api/sync/blobs/download", post(handlers::download))
+        .with_state(state)
+}
+
+/// The blob service's endpoints in the OpenAPI document.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(handlers::upload, handlers::confirm, handlers::download))]
+pub struct ApiDoc;

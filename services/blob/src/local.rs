@@ -1,0 +1,384 @@
+//! The embedded object store: a local directory, behind URLs this server signs and serves itself.
+//!
+//! It keeps the S3 adapter's guarantees, so the rest of the service cannot tell them apart:
+//! - A URL is signed (HMAC-SHA256 under a deployment secret) over the method, the key, and for uploads the exact
+//!   length and SHA-256; it expires. Anything else is refused with 403 `invalid_signature`.
+//! - An upload streams into a temporary file while its length and SHA-256 are checked; bytes past the signed
+//!   length stop it at once. Only an exact match is fsynced and renamed into place (and the directory fsynced), so
+//!   a reader sees a whole, verified object or none.
+//! - Downloads honour a single byte range, so a cut download can resume.
+//!
+//! Objects live at `<root>/<app>/<user>/<hash>`; temporary files in `<root>/.tmp`, emptied at start-up.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::put;
+use futures::TryStreamExt;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use synckit_http::ApiError;
+use synckit_protocol::ErrorCode;
+use synckit_store::StreamId;
+use time::OffsetDateTime;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use uuid::Uuid;
+
+use crate::objects::{ObjectKey, ObjectMeta, ObjectStore, ObjectStoreError, Presigned};
+
+/// Where the store's URLs live on this server.
+const URL_PREFIX: &str = "/api/sync/blobs/local";
+/// The longest one upload or download may take, body included.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Upload bytes buffered before a write to the temporary file.
+const WRITE_BUFFER: usize = 1024 * 1024;
+/// Download bytes read from disk at a time.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// The local directory store. Cheap to clone.
+#[derive(Clone)]
+pub struct LocalStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    signing_key: [u8; 32],
+}
+
+impl std::fmt::Debug for LocalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalStore").field("root", &self.inner.root).finish_non_exhaustive()
+    }
+}
+
+impl LocalStore {
+    /// Opens the store in `root` (created if needed), signing URLs with `signing_key`. Every instance serving the
+    /// same directory must share the key. Leftovers of interrupted uploads are removed.
+    pub fn open(root: &Path, signing_key: [u8; 32]) -> std::io::Result<Self> {
+        let tmp = root.join(".tmp");
+        std::fs::create_dir_all(&tmp)?;
+        for leftover in std::fs::read_dir(&tmp)? {
+            std::fs::remove_file(leftover?.path())?;
+        }
+        Ok(Self { inner: Arc::new(Inner { root: root.to_owned(), signing_key }) })
+    }
+
+    fn path_of(&self, key: &ObjectKey) -> PathBuf {
+        self.inner.root.join(key.to_string())
+    }
+
+    fn mac(&self, method: &str, key: &ObjectKey, size: &str, sha256: &str, expires: i64) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.inner.signing_key).expect("any key length");
+        mac.update(format!("{method}\n{key}\n{size}\n{sha256}\n{expires}").as_bytes());
+        mac
+    }
+
+    fn sign(&self, method: &str, key: &ObjectKey, size: &str, sha256: &str, expires: i64) -> String {
+        hex::encode(self.mac(method, key, size, sha256, expires).finalize().into_bytes())
+    }
+
+    /// Checks a URL's signature, then its expiry (so a forged URL learns nothing about timing).
+    fn verify(&self, method: &str, key: &ObjectKey, size: &str, sha256: &str, signed: &Signed) -> Result<(), ApiError> {
+        let signature = hex::decode(&signed.signature).map_err(|_| bad_signature())?;
+        self.mac(method, key, size, sha256, signed.expires).verify_slice(&signature).map_err(|_| bad_signature())?;
+        if OffsetDateTime::now_utc().unix_timestamp() > signed.expires {
+            return Err(ApiError::new(ErrorCode::InvalidSignature, "the URL has expired; ask for a new one"));
+        }
+        Ok(())
+    }
+}
+
+fn expiry(expires_in: Duration) -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp() + i64::try_from(expires_in.as_secs()).unwrap_or(i64::MAX / 2)
+}
+
+#[async_trait]
+impl ObjectStore for LocalStore {
+    async fn presign_put(
+        &self,
+        key: &ObjectKey,
+        size: u64,
+        checksum: &[u8; 32],
+        expires_in: Duration,
+    ) -> Result<Presigned, ObjectStoreError> {
+        let (size, sha256, expires) = (size.to_string(), hex::encode(checksum), expiry(expires_in));
+        let signature = self.sign("PUT", key, &size, &sha256, expires);
+        Ok(Presigned {
+            url: format!("{URL_PREFIX}/{key}?size={size}&sha256={sha256}&expires={expires}&signature={signature}"),
+            headers: [(header::CONTENT_LENGTH.to_string(), size)].into(),
+        })
+    }
+
+    async fn presign_get(&self, key: &ObjectKey, expires_in: Duration) -> Result<Presigned, ObjectStoreError> {
+        let expires = expiry(expires_in);
+        let signature = self.sign("GET", key, "", "", expires);
+        Ok(Presigned {
+            url: format!("{URL_PREFIX}/{key}?expires={expires}&signature={signature}"),
+            headers: Default::default(),
+        })
+    }
+
+    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>, ObjectStoreError> {
+        let path = self.path_of(key);
+        // Hashing reads the whole file: off the async runtime.
+        let hashed =
+            tokio::task::spawn_blocking(move || sha256_of_file(&path)).await.map_err(ObjectStoreError::other)?;
+        match hashed {
+            Ok((size, checksum)) => Ok(Some(ObjectMeta { size, checksum: Some(checksum) })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> Result<(), ObjectStoreError> {
+        match tokio::fs::remove_file(self.path_of(key)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn routes(&self) -> Option<Router> {
+        let router = Router::new()
+            .route(&format!("{URL_PREFIX}/{{app}}/{{user}}/{{hash}}"), put(upload).get(download))
+            .layer(DefaultBodyLimit::disable())
+            .layer(from_fn_with_state(TRANSFER_TIMEOUT, synckit_http::timeout::request_timeout))
+            .with_state(self.clone());
+        Some(router)
+    }
+}
+
+fn io_error(e: std::io::Error) -> ObjectStoreError {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        ObjectStoreError::unavailable(e)
+    } else {
+        ObjectStoreError::other(e)
+    }
+}
+
+fn sha256_of_file(path: &Path) -> std::io::Result<(u64, [u8; 32])> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let size = std::io::copy(&mut file, &mut hasher)?;
+    Ok((size, hasher.finalize().into()))
+}
+
+/// The signature part of a URL's query.
+struct Signed {
+    expires: i64,
+    signature: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct PutQuery {
+    size: u64,
+    sha256: String,
+    expires: i64,
+    signature: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct GetQuery {
+    expires: i64,
+    signature: String,
+}
+
+fn bad_signature() -> ApiError {
+    ApiError::new(ErrorCode::InvalidSignature, "the URL's signature does not match; use the URL exactly as given")
+}
+
+fn mismatch(message: String) -> ApiError {
+    ApiError::new(ErrorCode::BlobMismatch, message)
+}
+
+/// The object a URL names. A path that is not `<app>/<user>/<hash>` names nothing.
+fn object_key((app, user, hash): (String, String, String)) -> Result<ObjectKey, ApiError> {
+    let not_found = || ApiError::new(ErrorCode::NotFound, "no such object");
+    let stream = StreamId {
+        app_id: Uuid::parse_str(&app).map_err(|_| not_found())?,
+        user_id: Uuid::parse_str(&user).map_err(|_| not_found())?,
+    };
+    if !synckit_protocol::blobs::is_blob_hash(&hash) {
+        return Err(not_found());
+    }
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(&hash, &mut bytes).map_err(|_| not_found())?;
+    Ok(ObjectKey { stream, hash: bytes })
+}
+
+/// A temporary file, removed unless it is renamed into place.
+struct TempFile {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+async fn upload(
+    State(store): State<LocalStore>,
+    UrlPath(path): UrlPath<(String, String, String)>,
+    query: Result<Query<PutQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let key = object_key(path)?;
+    let Query(q) = query.map_err(|_| bad_signature())?;
+    let sha256 = q.sha256.to_ascii_lowercase();
+    store.verify("PUT", &key, &q.size.to_string(), &sha256, &Signed { expires: q.expires, signature: q.signature })?;
+    let mut expected = [0u8; 32];
+    hex::decode_to_slice(&sha256, &mut expected).map_err(|_| bad_signature())?;
+
+    if let Some(declared) = headers.get(header::CONTENT_LENGTH) {
+        let declared = declared.to_str().ok().and_then(|v| v.parse::<u64>().ok());
+        if declared != Some(q.size) {
+            return Err(mismatch(format!("Content-Length must be the signed length, {} bytes", q.size)));
+        }
+    }
+
+    let tmp = TempFile { path: store.inner.root.join(".tmp").join(Uuid::new_v4().to_string()), kept: false };
+    let file = tokio::fs::File::create(&tmp.path).await.map_err(|e| ApiError::internal(&e))?;
+    let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+    let mut hasher = Sha256::new();
+    let mut received = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) =
+        stream.try_next().await.map_err(|_| ApiError::invalid("the upload was cut short; nothing was stored"))?
+    {
+        received += chunk.len() as u64;
+        if received > q.size {
+            return Err(mismatch(format!("the upload is longer than the signed {} bytes; nothing was stored", q.size)));
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).await.map_err(|e| ApiError::internal(&e))?;
+    }
+    if received != q.size {
+        return Err(mismatch(format!("received {received} bytes, not the signed {}; nothing was stored", q.size)));
+    }
+    if <[u8; 32]>::from(hasher.finalize()) != expected {
+        return Err(mismatch("the bytes' SHA-256 is not the signed checksum; nothing was stored".to_owned()));
+    }
+
+    file.flush().await.map_err(|e| ApiError::internal(&e))?;
+    let file = file.into_inner();
+    file.sync_all().await.map_err(|e| ApiError::internal(&e))?;
+    drop(file);
+    let destination = store.path_of(&key);
+    persist(&tmp.path, &destination).await.map_err(|e| ApiError::internal(&e))?;
+    let mut tmp = tmp;
+    tmp.kept = true;
+    Ok(StatusCode::OK)
+}
+
+/// Renames a synced temporary file into place and syncs the directory, so the rename survives a crash.
+async fn persist(from: &Path, to: &Path) -> std::io::Result<()> {
+    let dir = to.parent().expect("object paths have a parent").to_owned();
+    tokio::fs::create_dir_all(&dir).await?;
+    tokio::fs::rename(from, to).await?;
+    tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all()).await.map_err(std::io::Error::other)?
+}
+
+async fn download(
+    State(store): State<LocalStore>,
+    UrlPath(path): UrlPath<(String, String, String)>,
+    query: Result<Query<GetQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let key = object_key(path)?;
+    let Query(q) = query.map_err(|_| bad_signature())?;
+    store.verify("GET", &key, "", "", &Signed { expires: q.expires, signature: q.signature })?;
+
+    let mut file = match tokio::fs::File::open(store.path_of(&key)).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::new(ErrorCode::BlobNotFound, "no such blob in the store"));
+        }
+        Err(e) => return Err(ApiError::internal(&e)),
+    };
+    let len = file.metadata().await.map_err(|e| ApiError::internal(&e))?.len();
+
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(parse_range);
+    let (status, start, end) = match range {
+        None => (StatusCode::OK, 0, len),
+        Some((start, _)) if start >= len => {
+            let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            response.headers_mut().insert(header::CONTENT_RANGE, header_value(format!("bytes */{len}")));
+            return Ok(response);
+        }
+        Some((start, last)) => (StatusCode::PARTIAL_CONTENT, start, last.map_or(len, |l| l.saturating_add(1).min(len))),
+    };
+    file.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| ApiError::internal(&e))?;
+    let body =
+        tokio_util::io::ReaderStream::with_capacity(tokio::io::AsyncReadExt::take(file, end - start), READ_CHUNK);
+
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if status == StatusCode::PARTIAL_CONTENT {
+        headers.insert(header::CONTENT_RANGE, header_value(format!("bytes {start}-{}/{len}", end - 1)));
+    }
+    Ok(response)
+}
+
+fn header_value(value: String) -> HeaderValue {
+    HeaderValue::try_from(value).expect("digits, spaces and punctuation are a valid header value")
+}
+
+/// A single `bytes=first-[last]` range. Other forms (suffixes, several ranges) are ignored, which the standard
+/// allows: the whole object is sent instead.
+fn parse_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let (first, last) = value.strip_prefix("bytes=")?.split_once('-')?;
+    let first = first.trim().parse().ok()?;
+    let last = match last.trim() {
+        "" => None,
+        last => Some(last.parse().ok()?),
+    };
+    match last {
+        Some(last) if last < first => None,
+        last => Some((first, last)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=10-"), Some((10, None)));
+        assert_eq!(parse_range("bytes=0-99"), Some((0, Some(99))));
+        assert_eq!(parse_range("bytes=5-4"), None);
+        assert_eq!(parse_range("bytes=-100"), None);
+        assert_eq!(parse_range("bytes=1-2,4-5"), None);
+        assert_eq!(parse_range("items=1-2"), None);
+    }
+
+    #[test]
+    fn keys_come_only_from_ids() {
+        let (app, user) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
+        let hash = "ab".repeat(32);
+        let key = object_key((app.clone(), user.clone(), hash.clone())).unwrap();
+        assert_eq!(key.to_string(), format!("{app}/{user}/{hash}"));
+        assert!(object_key(("..".into(), user.clone(), hash.clone())).is_err());
+        assert!(object_key((app.clone(), user.clone(), "../x".into())).is_err());
+        assert!(object_key((app, user, "AB".repeat(32))).is_err());
+    }
+}

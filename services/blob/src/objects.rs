@@ -1,0 +1,98 @@
+//! The object store port: where blob bytes live. The server never moves those bytes itself (except for the
+//! embedded store, which serves its own signed URLs); it signs URLs for devices and checks what arrived.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use synckit_store::{BlobHash, StreamId};
+
+/// Where one blob of one stream lives: `<app>/<user>/<hash>`. Built from parsed ids only, so a key can never
+/// leave its stream's prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ObjectKey {
+    pub stream: StreamId,
+    pub hash: BlobHash,
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.stream.app_id, self.stream.user_id, hex::encode(self.hash))
+    }
+}
+
+/// A signed request a device makes straight to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presigned {
+    /// Absolute for a remote store, or a path on this server for the embedded one.
+    pub url: String,
+    /// Headers the request must carry, as signed.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// What the store holds under a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    /// The SHA-256 the store verified the bytes against on upload, when it reports one.
+    pub checksum: Option<[u8; 32]>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An object store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectStoreError {
+    /// The store did not answer, or answered that it is overloaded: retrying later may work.
+    #[error("the object store is unavailable")]
+    Unavailable(#[source] BoxError),
+    /// Anything else: a misconfiguration or a bug.
+    #[error("object store failure")]
+    Other(#[source] BoxError),
+}
+
+impl ObjectStoreError {
+    pub fn unavailable(err: impl Into<BoxError>) -> Self {
+        Self::Unavailable(err.into())
+    }
+
+    pub fn other(err: impl Into<BoxError>) -> Self {
+        Self::Other(err.into())
+    }
+}
+
+/// An object store: S3 (or anything speaking it), or a local directory.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// A URL to `PUT` exactly `size` bytes whose SHA-256 is `checksum` under `key`, valid for `expires_in`. The
+    /// store itself refuses any other length or bytes, and an expired URL.
+    async fn presign_put(
+        &self,
+        key: &ObjectKey,
+        size: u64,
+        checksum: &[u8; 32],
+        expires_in: Duration,
+    ) -> Result<Presigned, ObjectStoreError>;
+
+    /// A URL to `GET` the object under `key` (single byte ranges allowed), valid for `expires_in`.
+    async fn presign_get(&self, key: &ObjectKey, expires_in: Duration) -> Result<Presigned, ObjectStoreError>;
+
+    /// What is stored under `key`, if anything.
+    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>, ObjectStoreError>;
+
+    /// Removes the object under `key`; removing nothing is not an error.
+    async fn delete(&self, key: &ObjectKey) -> Result<(), ObjectStoreError>;
+
+    /// Routes the store serves from this server itself (the embedded store's signed URLs); none for S3.
+    fn routes(&self) -> Option<Router> {
+        None
+    }
+}
+
+impl fmt::Debug for dyn ObjectStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("dyn ObjectStore")
+    }
+}

@@ -1,0 +1,360 @@
+//! Blobs through raw HTTP, on the embedded local-directory store and on Garage: the store itself refuses anything
+//! that is not exactly what was signed, nothing unconfirmed can be downloaded, and no user reaches another's blob.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestApp, TestUser, b64, code, random_bytes};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use synckit_blob::ObjectKey;
+use synckit_protocol::limits::MAX_BLOB_BYTES;
+
+/// Emits each listed test twice: on the embedded default (SQLite and a local directory) and on the production
+/// engines (Postgres and Garage).
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::TestApp::embedded().await).await
+                }
+            )*
+        }
+        mod garage {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::TestApp::postgres_and_s3().await).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    upload_confirm_download,
+    the_store_refuses_other_lengths_and_bytes,
+    other_users_cannot_reach_a_blob,
+    bad_requests_are_refused,
+    unconfirmed_uploads_are_swept,
+);
+
+/// Some "ciphertext" and what the protocol says about it.
+struct Blob {
+    bytes: Vec<u8>,
+    hash: String,
+    checksum: String,
+}
+
+fn blob(len: usize) -> Blob {
+    let bytes = bytes_of(len);
+    Blob { hash: hex::encode(random_bytes(32)), checksum: b64(&Sha256::digest(&bytes)), bytes }
+}
+
+fn bytes_of(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+impl Blob {
+    fn upload_request(&self) -> Value {
+        json!({"hash": self.hash, "size": self.bytes.len(), "checksum_sha256": self.checksum})
+    }
+
+    fn confirm_request(&self) -> Value {
+        json!({"hash": self.hash, "size": self.bytes.len()})
+    }
+
+    fn key(&self, user: &TestUser) -> ObjectKey {
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(&self.hash, &mut hash).unwrap();
+        ObjectKey { stream: synckit_store::StreamId { app_id: user.app_id, user_id: user.user_id }, hash }
+    }
+}
+
+impl TestApp {
+    /// A URL as given: absolute for S3, relative to the server for the local store.
+    fn resolve(&self, url: &str) -> String {
+        if url.starts_with('/') { format!("{}{url}", self.url) } else { url.to_owned() }
+    }
+
+    /// Asks for an upload URL and returns the answer.
+    async fn begin(&self, user: &TestUser, blob: &Blob) -> Value {
+        let (status, body) = self.post("/api/sync/blobs/upload", Some(&user.token), blob.upload_request()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// PUTs `bytes` to the upload URL in `begun`, with its headers except that Content-Length says `bytes`' length.
+    async fn put(&self, begun: &Value, bytes: Vec<u8>) -> (StatusCode, String) {
+        let url = self.resolve(begun["upload_url"].as_str().expect("an upload URL"));
+        // A connection of its own: a store may close one after refusing an upload, and a pooled one could be reused.
+        let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        let mut request = http.put(url);
+        for (name, value) in begun["headers"].as_object().unwrap() {
+            if name != "content-length" {
+                request = request.header(name, value.as_str().unwrap());
+            }
+        }
+        let response = request.body(bytes).send().await.expect("the store answers");
+        (response.status(), response.text().await.unwrap())
+    }
+
+    async fn confirm(&self, user: &TestUser, blob: &Blob) -> (StatusCode, Value) {
+        self.post("/api/sync/blobs/confirm", Some(&user.token), blob.confirm_request()).await
+    }
+
+    async fn download_url(&self, user: &TestUser, blob: &Blob) -> (StatusCode, Value) {
+        self.post("/api/sync/blobs/download", Some(&user.token), json!({"hash": blob.hash})).await
+    }
+
+    async fn fetch(&self, url: &str, range: Option<&str>) -> (StatusCode, Vec<u8>) {
+        let mut request = self.http.get(self.resolve(url));
+        if let Some(range) = range {
+            request = request.header("range", range);
+        }
+        let response = request.send().await.expect("the store answers");
+        (response.status(), response.bytes().await.unwrap().to_vec())
+    }
+
+    /// Uploads and confirms a blob.
+    async fn store(&self, user: &TestUser, blob: &Blob) {
+        let begun = self.begin(user, blob).await;
+        let (status, text) = self.put(&begun, blob.bytes.clone()).await;
+        assert!(status.is_success(), "{status}: {text}");
+        let (status, body) = self.confirm(user, blob).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    /// Nothing can be confirmed or downloaded under this blob, and the store holds nothing for it.
+    async fn assert_nothing_stored(&self, user: &TestUser, blob: &Blob) {
+        let (status, body) = self.confirm(user, blob).await;
+        assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "blob_not_found"), "{body}");
+        let (status, body) = self.download_url(user, blob).await;
+        assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "blob_not_found"), "{body}");
+        assert_eq!(self.engines.objects.head(&blob.key(user)).await.unwrap(), None);
+    }
+}
+
+async fn upload_confirm_download(app: TestApp) {
+    let user = app.user().await;
+    let blob = blob(300_000);
+
+    let begun = app.begin(&user, &blob).await;
+    assert_eq!(begun["already_exists"], false);
+    assert!(begun["expires_in"].as_u64().unwrap() > 0);
+    assert_eq!(begun["headers"]["content-length"], blob.bytes.len().to_string(), "the length is signed in");
+    // Nothing is downloadable before the confirmation.
+    let (status, _) = app.download_url(&user, &blob).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, text) = app.put(&begun, blob.bytes.clone()).await;
+    assert!(status.is_success(), "{status}: {text}");
+    let (status, body) = app.confirm(&user, &blob).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"hash": blob.hash, "size": blob.bytes.len()}));
+    let (status, again) = app.confirm(&user, &blob).await;
+    assert_eq!((status, &again), (StatusCode::OK, &body), "confirming twice is harmless");
+
+    let (status, body) = app.download_url(&user, &blob).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["size"], blob.bytes.len());
+    let url = body["download_url"].as_str().unwrap();
+    let (status, bytes) = app.fetch(url, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(bytes == blob.bytes, "the download is the upload");
+    // A cut download resumes from where it stopped.
+    let (status, tail) = app.fetch(url, Some("bytes=250000-")).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert!(tail == blob.bytes[250_000..]);
+
+    // The same blob again: nothing to upload.
+    let begun = app.begin(&user, &blob).await;
+    assert_eq!(begun["already_exists"], true);
+    assert_eq!(begun["upload_url"], Value::Null);
+}
+
+async fn the_store_refuses_other_lengths_and_bytes(app: TestApp) {
+    let user = app.user().await;
+    let blob = blob(100_000);
+    let begun = app.begin(&user, &blob).await;
+
+    let shorter = blob.bytes[..blob.bytes.len() - 1].to_vec();
+    let (status, text) = app.put(&begun, shorter).await;
+    assert!(status.is_client_error(), "a shorter upload is refused: {status} {text}");
+    let mut longer = blob.bytes.clone();
+    longer.push(0);
+    let (status, text) = app.put(&begun, longer).await;
+    assert!(status.is_client_error(), "a longer upload is refused: {status} {text}");
+    let mut flipped = blob.bytes.clone();
+    flipped[5000] ^= 1;
+    let (status, text) = app.put(&begun, flipped).await;
+    assert!(status.is_client_error(), "other bytes are refused: {status} {text}");
+    app.assert_nothing_stored(&user, &blob).await;
+
+    // The right bytes still go through the same URL afterwards.
+    let (status, text) = app.put(&begun, blob.bytes.clone()).await;
+    assert!(status.is_success(), "{status}: {text}");
+    let (status, body) = app.confirm(&user, &blob).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// Signed URLs expire. A server of its own whose URLs live one second.
+#[tokio::test]
+async fn expired_urls_are_refused_local() {
+    expired_urls_are_refused(TestApp::start(|s| synckit_server::Settings { blob_url_expiry_secs: 1, ..s }).await).await;
+}
+
+#[tokio::test]
+async fn expired_urls_are_refused_garage() {
+    let s3 = common::s3_settings().await;
+    expired_urls_are_refused(TestApp::start(|s| synckit_server::Settings { blob_url_expiry_secs: 1, ..s3(s) }).await)
+        .await;
+}
+
+async fn expired_urls_are_refused(app: TestApp) {
+    let user = app.user().await;
+    let blob = blob(10_000);
+    let begun = app.begin(&user, &blob).await;
+    assert_eq!(begun["expires_in"], 1);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // S3 answers 403 "Request has expired", Garage 400 "Date is too old", the local store 403.
+    let (status, text) = app.put(&begun, blob.bytes.clone()).await;
+    assert!(status.is_client_error(), "{status}: {text}");
+    app.assert_nothing_stored(&user, &blob).await;
+
+    // A fresh URL works, and a download URL expires too.
+    app.store(&user, &blob).await;
+    let (_, body) = app.download_url(&user, &blob).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, _) = app.fetch(body["download_url"].as_str().unwrap(), None).await;
+    assert!(status.is_client_error(), "{status}");
+}
+
+async fn other_users_cannot_reach_a_blob(app: TestApp) {
+    let (owner, stranger) = (app.user().await, app.user().await);
+    let blob = blob(20_000);
+
+    // Uploaded but not yet confirmed: the stranger cannot confirm it.
+    let begun = app.begin(&owner, &blob).await;
+    let (status, _) = app.put(&begun, blob.bytes.clone()).await;
+    assert!(status.is_success());
+    let (status, body) = app.confirm(&stranger, &blob).await;
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "blob_not_found"));
+    let (status, _) = app.confirm(&owner, &blob).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Confirmed: the stranger cannot download it, nor make the owner's URL fetch it for them.
+    let (status, body) = app.download_url(&stranger, &blob).await;
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "blob_not_found"));
+    let (_, body) = app.download_url(&owner, &blob).await;
+    let url = body["download_url"].as_str().unwrap();
+    let forged = url.replace(&owner.user_id.to_string(), &stranger.user_id.to_string());
+    assert_ne!(forged, url);
+    let (status, _) = app.fetch(&forged, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a URL edited to another key fails its signature");
+
+    // The same hash is a separate blob for the stranger: not "already there".
+    let theirs = app.begin(&stranger, &blob).await;
+    assert_eq!(theirs["already_exists"], false);
+    assert_ne!(theirs["upload_url"], begun["upload_url"]);
+}
+
+async fn bad_requests_are_refused(app: TestApp) {
+    let user = app.user().await;
+    let blob = blob(10);
+    let post = |path: &'static str, body: Value| {
+        let token = user.token.clone();
+        let app = &app;
+        async move { app.post(path, Some(&token), body).await }
+    };
+
+    for hash in ["ABC", &"AB".repeat(32), &"g".repeat(64), "../../etc/passwd"] {
+        let (status, body) =
+            post("/api/sync/blobs/upload", json!({"hash": hash, "size": 10, "checksum_sha256": blob.checksum})).await;
+        assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "invalid_request"), "{hash}: {body}");
+    }
+    let (status, body) = post(
+        "/api/sync/blobs/upload",
+        json!({"hash": blob.hash, "size": MAX_BLOB_BYTES + 1, "checksum_sha256": blob.checksum}),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (StatusCode::PAYLOAD_TOO_LARGE, "blob_too_large"), "{body}");
+    for checksum in ["not base64!", "AAAA"] {
+        let (status, body) =
+            post("/api/sync/blobs/upload", json!({"hash": blob.hash, "size": 10, "checksum_sha256": checksum})).await;
+        assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "invalid_request"), "{body}");
+    }
+    let (status, body) = app.post("/api/sync/blobs/upload", None, blob.upload_request()).await;
+    assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "missing_token"));
+
+    // Nothing begun: nothing to confirm or download. A confirm of another size than declared is refused.
+    app.assert_nothing_stored(&user, &blob).await;
+    app.begin(&user, &blob).await;
+    let (status, body) = post("/api/sync/blobs/confirm", json!({"hash": blob.hash, "size": 11})).await;
+    assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "blob_mismatch"), "{body}");
+    let (status, body) = app.confirm(&user, &blob).await;
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "blob_not_found"), "nothing uploaded yet: {body}");
+}
+
+async fn unconfirmed_uploads_are_swept(app: TestApp) {
+    let user = app.user().await;
+    let (abandoned, kept) = (blob(5_000), blob(6_000));
+    let begun = app.begin(&user, &abandoned).await;
+    let (status, _) = app.put(&begun, abandoned.bytes.clone()).await;
+    assert!(status.is_success());
+    app.store(&user, &kept).await;
+
+    let swept = synckit_blob::sweep::sweep(
+        &*app.engines.blobs,
+        &*app.engines.objects,
+        time::OffsetDateTime::now_utc() + time::Duration::seconds(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(swept, 1);
+    app.assert_nothing_stored(&user, &abandoned).await;
+    let (status, body) = app.download_url(&user, &kept).await;
+    assert_eq!(status, StatusCode::OK, "confirmed blobs stay: {body}");
+    let (_, bytes) = app.fetch(body["download_url"].as_str().unwrap(), None).await;
+    assert!(bytes == kept.bytes);
+}
+
+/// The local store is a directory the server writes itself: if its file is changed behind the server's back,
+/// confirm notices, refuses, and removes it.
+#[tokio::test]
+async fn confirm_checks_the_stored_bytes() {
+    let app = TestApp::embedded().await;
+    let user = app.user().await;
+    let blob = blob(70_000);
+    let begun = app.begin(&user, &blob).await;
+    let (status, _) = app.put(&begun, blob.bytes.clone()).await;
+    assert!(status.is_success());
+
+    let path = app.data_dir.path().join("blobs").join(blob.key(&user).to_string());
+    let mut changed = std::fs::read(&path).unwrap();
+    changed[100] ^= 1;
+    std::fs::write(&path, changed).unwrap();
+    let (status, body) = app.confirm(&user, &blob).await;
+    assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "blob_mismatch"), "{body}");
+    assert!(!path.exists(), "the altered object is removed");
+    app.assert_nothing_stored(&user, &blob).await;
+}
+
+/// `--role blob` serves the blob endpoints and nothing of the other services; other roles do not serve blobs.
+#[tokio::test]
+async fn the_blob_role_runs_alone() {
+    use synckit_server::{Role, Settings};
+    let blob_only = TestApp::start(|s| Settings { role: Role::Blob, ..s }).await;
+    let (status, body) = blob_only.post("/api/sync/blobs/upload", None, blob(1).upload_request()).await;
+    assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "missing_token"), "served: {body}");
+    let (status, body) = blob_only.post("/api/sync/push", None, json!({})).await;
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"), "{body}");
+
+    let ingest_only = TestApp::start(|s| Settings { role: Role::Ingest, ..s }).await;
+    let (status, body) = ingest_only.post("/api/sync/blobs/upload", None, blob(1).upload_request()).await;
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"), "{body}");
+}
