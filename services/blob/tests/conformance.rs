@@ -1,0 +1,165 @@
+//! The object store port's conformance suite, run on both adapters: the local directory (served by its own routes
+//! on a real port) and S3 on the test Garage.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use synckit_blob::{LocalStore, ObjectKey, ObjectMeta, ObjectStore, ObjectStoreError, S3Config, S3Store};
+use synckit_store::StreamId;
+use uuid::Uuid;
+
+/// An adapter under test, and the base URL its relative URLs resolve against.
+struct Subject {
+    store: Arc<dyn ObjectStore>,
+    base: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn local() -> Subject {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::open(dir.path(), [9; 32]).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let routes = store.routes().expect("the local store serves its own URLs");
+    tokio::spawn(async move { axum::serve(listener, routes).await });
+    Subject { store: Arc::new(store), base, _dir: Some(dir) }
+}
+
+async fn garage() -> Subject {
+    let s3 = synckit_testkit::garage().await.expect("the test Garage");
+    let store = S3Store::new(&S3Config {
+        endpoint: s3.endpoint,
+        region: s3.region,
+        bucket: s3.bucket,
+        access_key_id: s3.access_key_id,
+        secret_access_key: s3.secret_access_key,
+    });
+    assert!(store.routes().is_none());
+    Subject { store: Arc::new(store), base: String::new(), _dir: None }
+}
+
+macro_rules! on_both_adapters {
+    ($($case:ident),* $(,)?) => {
+        mod local {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::local().await).await
+                }
+            )*
+        }
+        mod garage {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::garage().await).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_adapters!(put_head_get_delete, refuses_what_was_not_signed, missing_objects);
+
+fn new_key() -> ObjectKey {
+    let mut hash = [0u8; 32];
+    hash[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    ObjectKey { stream: StreamId { app_id: Uuid::now_v7(), user_id: Uuid::now_v7() }, hash }
+}
+
+fn checksum(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+impl Subject {
+    fn url(&self, url: &str) -> String {
+        if url.starts_with('/') { format!("{}{url}", self.base) } else { url.to_owned() }
+    }
+
+    /// Signs an upload of `signed` and sends `sent` through it; returns the store's status.
+    async fn upload(&self, key: &ObjectKey, signed: &[u8], sent: Vec<u8>) -> reqwest::StatusCode {
+        let presigned =
+            self.store.presign_put(key, signed.len() as u64, &checksum(signed), Duration::from_secs(60)).await.unwrap();
+        // One connection per upload: a store may close it after refusing one.
+        let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        let mut request = http.put(self.url(&presigned.url));
+        for (name, value) in &presigned.headers {
+            if name != "content-length" {
+                request = request.header(name, value);
+            }
+        }
+        request.body(sent).send().await.expect("the store answers").status()
+    }
+
+    async fn get(&self, key: &ObjectKey, range: Option<&str>) -> (reqwest::StatusCode, Vec<u8>) {
+        let presigned = self.store.presign_get(key, Duration::from_secs(60)).await.unwrap();
+        let mut request = reqwest::Client::new().get(self.url(&presigned.url));
+        if let Some(range) = range {
+            request = request.header("range", range);
+        }
+        let response = request.send().await.unwrap();
+        (response.status(), response.bytes().await.unwrap().to_vec())
+    }
+}
+
+async fn put_head_get_delete(subject: Subject) {
+    let key = new_key();
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    assert!(subject.upload(&key, &bytes, bytes.clone()).await.is_success());
+    let meta = subject.store.head(&key).await.unwrap();
+    assert_eq!(meta, Some(ObjectMeta { size: bytes.len() as u64, checksum: Some(checksum(&bytes)) }));
+
+    let (status, got) = subject.get(&key, None).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert!(got == bytes);
+    let (status, got) = subject.get(&key, Some("bytes=199990-")).await;
+    assert_eq!(status, reqwest::StatusCode::PARTIAL_CONTENT);
+    assert_eq!(got, bytes[199_990..]);
+    let (status, got) = subject.get(&key, Some("bytes=10-19")).await;
+    assert_eq!((status, got.as_slice()), (reqwest::StatusCode::PARTIAL_CONTENT, &bytes[10..20]));
+
+    subject.store.delete(&key).await.unwrap();
+    assert_eq!(subject.store.head(&key).await.unwrap(), None);
+    assert!(subject.get(&key, None).await.0.is_client_error());
+}
+
+async fn refuses_what_was_not_signed(subject: Subject) {
+    let key = new_key();
+    let bytes = vec![42u8; 70_000];
+    let mut other = bytes.clone();
+    other[69_999] = 0;
+    for sent in [bytes[1..].to_vec(), [&bytes[..], b"!"].concat(), other] {
+        let status = subject.upload(&key, &bytes, sent).await;
+        assert!(status.is_client_error(), "{status}");
+        assert_eq!(subject.store.head(&key).await.unwrap(), None, "nothing is stored");
+    }
+    // A URL signed for one key does not reach another.
+    let presigned = subject.store.presign_get(&key, Duration::from_secs(60)).await.unwrap();
+    let elsewhere = new_key();
+    let forged = presigned.url.replace(&key.stream.user_id.to_string(), &elsewhere.stream.user_id.to_string());
+    let status = reqwest::Client::new().get(subject.url(&forged)).send().await.unwrap().status();
+    assert_eq!(status, reqwest::StatusCode::FORBIDDEN);
+}
+
+async fn missing_objects(subject: Subject) {
+    let key = new_key();
+    assert_eq!(subject.store.head(&key).await.unwrap(), None);
+    subject.store.delete(&key).await.expect("deleting nothing is fine");
+}
+
+/// An S3 endpoint that does not answer is "unavailable" (the server answers 503 and clients retry), over TLS too.
+#[tokio::test]
+async fn an_unreachable_s3_is_unavailable() {
+    for endpoint in ["http://127.0.0.1:1", "https://127.0.0.1:1"] {
+        let store = S3Store::new(&S3Config {
+            endpoint: endpoint.to_owned(),
+            region: "garage".to_owned(),
+            bucket: "b".to_owned(),
+            access_key_id: "k".to_owned(),
+            secret_access_key: "s".to_owned(),
+        });
+        let err = store.head(&new_key()).await.unwrap_err();
+        assert!(matches!(err, ObjectStoreError::Unavailable(_)), "{endpoint}: {err:?}");
+    }
+}
