@@ -1,4 +1,5 @@
-//! [`SyncKitClient`]: sign-in, encryption set-up, devices, push and pull.
+//! [`SyncKitClient`]: sign-in, encryption set-up, devices, push and pull. Its blob methods live in
+//! [`crate::blobs`].
 
 use std::sync::{Arc, RwLock};
 
@@ -521,7 +522,7 @@ impl SyncKitClient {
         &self.inner.transport
     }
 
-    async fn call<B: Serialize, T: DeserializeOwned>(
+    pub(crate) async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -566,11 +567,11 @@ impl SyncKitClient {
         Ok(())
     }
 
-    fn require_session(&self) -> Result<Session> {
+    pub(crate) fn require_session(&self) -> Result<Session> {
         self.session().ok_or_else(|| Error::new(ErrorKind::Unauthorized, "not signed in: call authenticate first"))
     }
 
-    fn keys(&self) -> Result<Keys> {
+    pub(crate) fn keys(&self) -> Result<Keys> {
         self.inner.state.read().expect("not poisoned").unlocked.as_ref().map(|(_, k)| k.clone()).ok_or_else(|| {
             Error::new(
                 ErrorKind::Locked,

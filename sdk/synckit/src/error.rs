@@ -24,19 +24,21 @@ type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub enum ErrorKind {
     /// Not signed in, or the session's token expired or was revoked: authenticate again.
     Unauthorized,
-    /// The thing asked for does not exist (a device, the key envelope, an account).
+    /// The thing asked for does not exist (a device, the key envelope, an account, a blob).
     NotFound,
     /// A concurrent change won (the key envelope changed, the email is taken).
     Conflict,
     /// The server asked to slow down; [`Error::retry_after`] says for how long.
     RateLimited,
-    /// The server refused the request as malformed or too large: a bug in the caller or the SDK.
+    /// The server refused the request as malformed or too large: a bug in the caller or the SDK. For blobs,
+    /// [`Error::code`] tells a blob over the limit (`blob_too_large`), bytes other than those declared
+    /// (`blob_mismatch`) and a signed URL that expired (`invalid_signature`: ask for a new one) apart.
     InvalidRequest,
     /// The server failed, or stayed unavailable through every retry.
     Server,
     /// The network: connection refused, reset, timed out.
     Transport,
-    /// Ciphertext that does not decrypt: tampered, truncated, swapped, or under another key.
+    /// Ciphertext that does not decrypt: tampered, truncated, swapped, or under another key (an entry or a blob).
     Crypto,
     /// The password does not open the key envelope (or sign in).
     WrongPassword,
@@ -45,7 +47,8 @@ pub enum ErrorKind {
     /// Encryption is not set up on this client yet: call `setup_encryption_new`, `setup_encryption_existing` or
     /// `try_load_key_from_keychain` first.
     Locked,
-    /// The caller passed something unusable (an empty password, a bad URL).
+    /// The caller passed something unusable (an empty password, a bad URL, a file too large or unreadable, or one
+    /// that changed while it was uploaded).
     InvalidInput,
 }
 
@@ -86,6 +89,12 @@ impl Error {
     pub(crate) fn from_server(code: ErrorCode, status: u16, message: String, retry_after: Option<Duration>) -> Self {
         let kind = match (code, status) {
             (ErrorCode::InvalidCredentials, _) => ErrorKind::WrongPassword,
+            (ErrorCode::BlobNotFound, _) => ErrorKind::NotFound,
+            // Too large, not the declared bytes, or a signed URL that expired or was altered: the request as sent
+            // cannot succeed; the code says which (an expired URL needs a new one).
+            (ErrorCode::BlobTooLarge | ErrorCode::BlobMismatch | ErrorCode::InvalidSignature, _) => {
+                ErrorKind::InvalidRequest
+            }
             (_, 401) => ErrorKind::Unauthorized,
             (_, 404) => ErrorKind::NotFound,
             (_, 409) => ErrorKind::Conflict,

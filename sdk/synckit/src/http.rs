@@ -54,6 +54,35 @@ impl Transport {
         &self.base
     }
 
+    /// The pooled HTTP client, for requests outside the retry policy of [`call`](Self::call) (blob transfers).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// How long one attempt may go without progress.
+    pub(crate) fn attempt_timeout(&self) -> Duration {
+        self.attempt_timeout
+    }
+
+    /// Retries after the first attempt.
+    pub(crate) fn max_retries(&self) -> u32 {
+        self.max_retries
+    }
+
+    /// `link` made absolute: a URL stays as it is, and a path (`/api/…`, as the embedded blob store answers) is on
+    /// this server, so it goes after the configured server URL exactly as API paths do, prefix included.
+    pub(crate) fn resolve(&self, link: &str) -> Result<reqwest::Url> {
+        let absolute = if link.starts_with('/') && !link.starts_with("//") {
+            format!("{}{link}", self.base)
+        } else {
+            link.to_owned()
+        };
+        reqwest::Url::parse(&absolute).map_err(|e| {
+            Error::new(ErrorKind::Server, format!("the server answered a link that is not a URL: {link:?}"))
+                .with_source(e)
+        })
+    }
+
     /// Opens a server-sent-events stream. No per-attempt timeout: the stream is meant to stay open; the caller
     /// watches for silence instead.
     pub(crate) async fn event_stream(
@@ -171,6 +200,23 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn links_resolve_like_api_paths() {
+        let transport = |url: &str| super::Transport::new(&crate::SyncKitConfig::new(url, "sk"));
+        let local = transport("http://127.0.0.1:8080");
+        assert_eq!(
+            local.resolve("/api/sync/blobs/local/ab?sig=1").unwrap().as_str(),
+            "http://127.0.0.1:8080/api/sync/blobs/local/ab?sig=1"
+        );
+        let s3 = "https://s3.example.com/bucket/ab?X-Amz-Signature=00";
+        assert_eq!(local.resolve(s3).unwrap().as_str(), s3);
+        // Behind a path prefix, as API calls are.
+        let prefixed = transport("https://sync.example.com/tenant/");
+        assert_eq!(prefixed.resolve("/api/x?s=1").unwrap().as_str(), "https://sync.example.com/tenant/api/x?s=1");
+        assert_eq!(transport("not a url").resolve("/x").unwrap_err().kind(), crate::ErrorKind::Server);
+        assert_eq!(local.resolve("relative/x").unwrap_err().kind(), crate::ErrorKind::Server);
+    }
+
     #[test]
     fn backoff_grows_and_is_capped() {
         for attempt in 0..20 {

@@ -21,15 +21,33 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Files go the same way, as encrypted blobs in the server's object store: the app keeps each blob's [`BlobId`]
+//! in its changes, and any of the user's devices downloads and decrypts it.
+//!
+//! ```no_run
+//! # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
+//! use std::path::Path;
+//! use synckit::ChangeEntry;
+//! let photo = client.upload_blob(Path::new("photo.jpg")).await?;
+//! let note = serde_json::json!({"title": "Holiday", "photo": photo.id.to_string()});
+//! client.push(device, vec![ChangeEntry::insert("notes", "n3", note)]).await?;
+//! // On another device, with the id from the pulled note:
+//! client.download_blob(&photo.id, "photo.jpg").await?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Layout
 //! - [`SyncKitClient`] and [`SyncKitConfig`]: the client and how it is configured.
 //! - [`ChangeEntry`], [`Device`], [`Status`], [`Session`]: what the client exchanges with the app.
-//! - [`crypto`]: the encryption model (master key, envelope, subkeys, entry sealing).
+//! - [`blobs`]: encrypted files up to 500 MiB: [`BlobSource`], [`UploadedBlob`], [`BlobOptions`] and
+//!   [`Progress`], and the step-by-step [`PreparedBlob`], [`BlobUploadUrl`], [`BlobDownloadUrl`].
+//! - [`crypto`]: the encryption model (master key, envelope, subkeys, entry and blob sealing).
 //! - [`keystore`]: where the unlocked master key is cached (OS keychain, file, memory).
 //! - [`cursor`]: where each device's pull cursor is kept.
 //! - [`LiveSync`]: live sync, pulling whenever the server says another device pushed.
 //! - [`Error`] and [`ErrorKind`]: one error type with a matchable kind.
 
+pub mod blobs;
 mod client;
 mod config;
 pub mod crypto;
@@ -40,8 +58,10 @@ pub mod keystore;
 mod live;
 mod model;
 
+pub use blobs::{BlobDownloadUrl, BlobOptions, BlobSource, BlobUploadUrl, PreparedBlob, Progress, UploadedBlob};
 pub use client::SyncKitClient;
 pub use config::SyncKitConfig;
+pub use crypto::blob::BlobId;
 pub use error::{Error, ErrorKind, Result};
 pub use live::{LiveOptions, LivePage, LiveSync};
 pub use model::{ChangeEntry, ChangeOp, Device, Session, Status};

@@ -79,6 +79,32 @@ impl std::fmt::Debug for BlobId {
     }
 }
 
+/// Shows the id as the protocol writes it, to keep in the app's own records.
+///
+/// ```
+/// let id = synckit::BlobId([0xab; 32]);
+/// assert_eq!(id.to_string(), id.to_hex());
+/// ```
+impl std::fmt::Display for BlobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// Parses what [`Display`](std::fmt::Display) shows.
+///
+/// ```
+/// let id = synckit::BlobId([7; 32]);
+/// assert_eq!(id.to_string().parse::<synckit::BlobId>().unwrap(), id);
+/// ```
+impl std::str::FromStr for BlobId {
+    type Err = Error;
+
+    fn from_str(hex: &str) -> Result<Self> {
+        Self::from_hex(hex)
+    }
+}
+
 /// How many chunks a plaintext of `len` bytes makes: at least one, so even an empty blob is authenticated.
 fn chunk_count(plain_len: u64) -> u64 {
     plain_len.div_ceil(CHUNK_BYTES as u64).max(1)
@@ -95,7 +121,14 @@ pub fn encrypted_len(plain_len: u64) -> u64 {
     plain_len + chunk_count(plain_len) * TAG_BYTES as u64
 }
 
-fn plain_len_of(sealed_len: u64) -> Option<u64> {
+/// The plaintext length of a ciphertext of `sealed_len` bytes; `None` when no plaintext seals to that length.
+///
+/// ```
+/// use synckit::crypto::blob::{decrypted_len, encrypted_len};
+/// assert_eq!(decrypted_len(encrypted_len(200_000)), Some(200_000));
+/// assert_eq!(decrypted_len(15), None);
+/// ```
+pub fn decrypted_len(sealed_len: u64) -> Option<u64> {
     let chunks = sealed_len.div_ceil(SEALED_CHUNK_BYTES as u64).max(1);
     let plain = sealed_len.checked_sub(chunks * TAG_BYTES as u64)?;
     (encrypted_len(plain) == sealed_len).then_some(plain)
@@ -111,15 +144,29 @@ impl Keys {
     /// assert_eq!(a, keys.blob_id(&mut &b"same bytes"[..]).unwrap());
     /// ```
     pub fn blob_id(&self, reader: &mut impl Read) -> std::io::Result<BlobId> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.blob_ids.as_bytes()).expect("any key length");
+        let mut hasher = self.blob_id_hasher();
         let mut buf = vec![0u8; CHUNK_BYTES];
         loop {
             let n = reader.read(&mut buf)?;
             if n == 0 {
-                return Ok(BlobId(mac.finalize().into_bytes().into()));
+                return Ok(hasher.finish());
             }
-            mac.update(&buf[..n]);
+            hasher.update(&buf[..n]);
         }
+    }
+
+    /// An incremental [`blob_id`](Self::blob_id), for plaintext that arrives in pieces.
+    ///
+    /// ```
+    /// use synckit::crypto::{Keys, SecretKey};
+    /// let keys = Keys::derive(&SecretKey::generate());
+    /// let mut hasher = keys.blob_id_hasher();
+    /// hasher.update(b"same ");
+    /// hasher.update(b"bytes");
+    /// assert_eq!(hasher.finish(), keys.blob_id(&mut &b"same bytes"[..]).unwrap());
+    /// ```
+    pub fn blob_id_hasher(&self) -> BlobIdHasher {
+        BlobIdHasher(<Hmac<Sha256> as Mac>::new_from_slice(self.blob_ids.as_bytes()).expect("any key length"))
     }
 
     fn blob_cipher(&self, id: &BlobId) -> XChaCha20Poly1305 {
@@ -127,6 +174,40 @@ impl Keys {
         let mut key = zeroize::Zeroizing::new([0u8; 32]);
         hkdf.expand_multi_info(&[b"synckit/blob/v1", &id.0], key.as_mut()).expect("32 bytes is a valid length");
         XChaCha20Poly1305::new(key.as_ref().into())
+    }
+}
+
+/// Computes a [`BlobId`] from plaintext fed in pieces; made by [`Keys::blob_id_hasher`].
+#[derive(Clone)]
+pub struct BlobIdHasher(Hmac<Sha256>);
+
+impl std::fmt::Debug for BlobIdHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobIdHasher").finish_non_exhaustive()
+    }
+}
+
+impl BlobIdHasher {
+    /// Adds the next piece of plaintext.
+    ///
+    /// ```
+    /// # let keys = synckit::crypto::Keys::derive(&synckit::crypto::SecretKey::generate());
+    /// let mut hasher = keys.blob_id_hasher();
+    /// hasher.update(b"hello");
+    /// ```
+    pub fn update(&mut self, plaintext: &[u8]) {
+        self.0.update(plaintext);
+    }
+
+    /// The id of everything added.
+    ///
+    /// ```
+    /// # let keys = synckit::crypto::Keys::derive(&synckit::crypto::SecretKey::generate());
+    /// let empty = keys.blob_id_hasher().finish();
+    /// assert_eq!(empty, keys.blob_id(&mut &b""[..]).unwrap());
+    /// ```
+    pub fn finish(self) -> BlobId {
+        BlobId(self.0.finalize().into_bytes().into())
     }
 }
 
@@ -222,7 +303,7 @@ impl BlobOpener {
     /// ```
     pub fn new(keys: &Keys, id: &BlobId, sealed_len: u64) -> Self {
         // A length no plaintext seals to opens nothing: every chunk will fail.
-        let chunks = plain_len_of(sealed_len).map_or(0, chunk_count);
+        let chunks = decrypted_len(sealed_len).map_or(0, chunk_count);
         Self { cipher: keys.blob_cipher(id), chunks, next: 0 }
     }
 
@@ -277,7 +358,7 @@ mod tests {
             let id = keys.blob_id(&mut &file[..]).unwrap();
             let sealed = BlobSealer::new(&keys, &id, len as u64).seal_all(&file).unwrap();
             assert_eq!(sealed.len() as u64, encrypted_len(len as u64), "length {len}");
-            assert_eq!(plain_len_of(sealed.len() as u64), Some(len as u64));
+            assert_eq!(decrypted_len(sealed.len() as u64), Some(len as u64));
             assert_eq!(
                 BlobOpener::new(&keys, &id, sealed.len() as u64).open_all(&sealed).unwrap(),
                 file,

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use synckit::keystore::MemoryKeyStore;
 use synckit::{SyncKitClient, SyncKitConfig};
 use synckit_server::{Engines, Server, Settings, admin};
@@ -33,6 +33,39 @@ macro_rules! on_both_engines {
     };
 }
 
+/// Emits each listed test twice: blobs in the embedded local-disk store, and in the test Garage (S3). Each test
+/// takes the [`BlobStore`] and starts its server with [`TestServer::with_blobs`].
+#[macro_export]
+macro_rules! on_both_blob_stores {
+    ($($name:ident),* $(,)?) => {
+        mod local_disk {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::BlobStore::LocalDisk).await
+                }
+            )*
+        }
+        mod garage {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::BlobStore::Garage).await
+                }
+            )*
+        }
+    };
+}
+
+/// Where a test server keeps blobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobStore {
+    /// The embedded default: `blobs/` in the data directory, behind URLs the server serves itself.
+    LocalDisk,
+    /// The test Garage S3 server (`ops/ensure-garage`).
+    Garage,
+}
+
 pub struct TestServer {
     pub addr: SocketAddr,
     /// Dropping it (or sending) shuts the server down gracefully.
@@ -57,6 +90,31 @@ impl TestServer {
         Self::start_with(database_url, None, "127.0.0.1:0".parse().unwrap(), tempfile::tempdir().unwrap(), None).await
     }
 
+    /// An embedded server keeping its blobs in `store`. For Garage, the server signs URLs for `s3_endpoint` when
+    /// given (a proxy in front of Garage), else for Garage itself.
+    pub async fn with_blobs(store: BlobStore, s3_endpoint: Option<String>) -> Self {
+        Self::with_blob_settings(store, s3_endpoint, |s| s).await
+    }
+
+    /// [`with_blobs`](Self::with_blobs) with other settings adjusted by `adjust`.
+    pub async fn with_blob_settings(
+        store: BlobStore,
+        s3_endpoint: Option<String>,
+        adjust: impl FnOnce(Settings) -> Settings,
+    ) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut settings = adjust(Settings { data_dir: data_dir.path().to_owned(), ..Settings::default() });
+        if store == BlobStore::Garage {
+            let s3 = synckit_testkit::garage().await.expect("the test Garage: run ops/ensure-garage");
+            settings.s3_endpoint = Some(s3_endpoint.unwrap_or(s3.endpoint));
+            settings.s3_region = s3.region;
+            settings.s3_bucket = Some(s3.bucket);
+            settings.s3_access_key_id = Some(s3.access_key_id);
+            settings.s3_secret_access_key = Some(SecretString::from(s3.secret_access_key));
+        }
+        Self::launch(settings, "127.0.0.1:0".parse().unwrap(), data_dir, None).await
+    }
+
     /// A server on `addr` with its data in `data_dir`, commit notices through `nats_url` if given, and the app of
     /// `api_key` (a new app when `None`).
     pub async fn start_with(
@@ -68,10 +126,21 @@ impl TestServer {
     ) -> Self {
         let settings = Settings {
             data_dir: data_dir.path().to_owned(),
-            database_url: database_url.clone().map(SecretString::from),
+            database_url: database_url.map(SecretString::from),
             nats_url,
             ..Settings::default()
         };
+        Self::launch(settings, addr, data_dir, api_key).await
+    }
+
+    /// A server with `settings` on `addr`, and the app of `api_key` (a new app when `None`).
+    async fn launch(
+        settings: Settings,
+        addr: SocketAddr,
+        data_dir: tempfile::TempDir,
+        api_key: Option<String>,
+    ) -> Self {
+        let database_url = settings.database_url.as_ref().map(|url| url.expose_secret().to_owned());
         let server = Server::build(&settings).await.expect("server");
         let engines = server.engines.clone();
         let listener = TcpListener::bind(addr).await.unwrap();

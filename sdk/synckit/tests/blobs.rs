@@ -1,0 +1,631 @@
+//! Encrypted blobs through the SDK against a real server, with blobs on the local disk (the embedded default) and
+//! in Garage (S3). A proxy in front of the store stands in for network faults and for a store that tampers.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{BlobStore, TestServer, email};
+use synckit::crypto::blob::SEALED_CHUNK_BYTES;
+use synckit::keystore::MemoryKeyStore;
+use synckit::{BlobDownloadUrl, BlobId, BlobOptions, BlobUploadUrl, ErrorCode, ErrorKind, Progress, SyncKitClient};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+on_both_blob_stores!(
+    files_of_every_boundary_size_reach_another_device,
+    the_same_content_is_stored_once,
+    buffers_round_trip,
+    progress_climbs_to_the_total,
+    a_tampered_blob_fails_and_leaves_no_file,
+    a_blob_over_the_limit_is_refused_before_any_request,
+    cut_transfers_recover,
+    a_refused_url_is_replaced,
+    an_expired_url_is_refused,
+    an_unknown_blob_is_not_found,
+);
+
+const KIB: usize = 1024;
+
+async fn files_of_every_boundary_size_reach_another_device(store: BlobStore) {
+    let rig = Rig::start(store).await;
+    let (laptop, phone) = rig.two_devices().await;
+    let dir = tempfile::tempdir().unwrap();
+    for (i, len) in [0, 1, 64 * KIB - 1, 64 * KIB, 64 * KIB + 1, 3 * 1024 * KIB + 7].into_iter().enumerate() {
+        let original = write_sample(dir.path(), &format!("in-{i}"), len, i as u64);
+        let uploaded = laptop.upload_blob(original.as_path()).await.unwrap();
+        assert_eq!((uploaded.size, uploaded.already_existed), (len as u64, false), "{len} bytes");
+
+        let copy = dir.path().join(format!("out-{i}"));
+        assert_eq!(phone.download_blob(&uploaded.id, &copy).await.unwrap(), len as u64);
+        assert!(std::fs::read(&copy).unwrap() == std::fs::read(&original).unwrap(), "{len} bytes arrive intact");
+    }
+}
+
+async fn the_same_content_is_stored_once(store: BlobStore) {
+    let rig = Rig::start(store).await;
+    let (laptop, phone) = rig.two_devices().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_sample(dir.path(), "report.pdf", 200 * KIB, 1);
+
+    let first = laptop.upload_blob(file.as_path()).await.unwrap();
+    assert!(!first.already_existed);
+    let again = laptop.upload_blob(file.as_path()).await.unwrap();
+    assert_eq!((again.id, again.already_existed), (first.id, true), "a second upload sends nothing");
+    let as_bytes = phone.upload_blob(std::fs::read(&file).unwrap()).await.unwrap();
+    assert_eq!((as_bytes.id, as_bytes.already_existed), (first.id, true), "the same bytes from another device");
+
+    // Another user's id for the same file differs: ids are keyed per user.
+    let (stranger, _) = rig.two_devices().await;
+    let theirs = stranger.upload_blob(file.as_path()).await.unwrap();
+    assert!(!theirs.already_existed);
+    assert_ne!(theirs.id, first.id);
+}
+
+async fn buffers_round_trip(store: BlobStore) {
+    let rig = Rig::start(store).await;
+    let (laptop, phone) = rig.two_devices().await;
+    let dir = tempfile::tempdir().unwrap();
+    for (i, len) in [0, 1, 64 * KIB, 200 * KIB + 3].into_iter().enumerate() {
+        let data = sample(len, 10 + i as u64);
+        let uploaded = laptop.upload_blob(data.clone()).await.unwrap();
+        assert_eq!(uploaded.size, len as u64);
+        assert!(phone.download_blob_bytes(&uploaded.id).await.unwrap() == data, "{len} bytes into memory");
+        let file = dir.path().join(format!("b{i}"));
+        phone.download_blob(&uploaded.id, &file).await.unwrap();
+        assert!(std::fs::read(&file).unwrap() == data, "{len} bytes into a file");
+    }
+}
+
+async fn progress_climbs_to_the_total(store: BlobStore) {
+    let rig = Rig::start(store).await;
+    let (laptop, phone) = rig.two_devices().await;
+    let dir = tempfile::tempdir().unwrap();
+    let len = 1024 * KIB + 5;
+    let file = write_sample(dir.path(), "video", len, 2);
+
+    let (options, seen) = recorded();
+    let uploaded = laptop.upload_blob_with(file.as_path(), options).await.unwrap();
+    assert_climbs(&seen.lock().unwrap(), len as u64);
+
+    let (options, seen) = recorded();
+    phone.download_blob_with(&uploaded.id, dir.path().join("copy"), options).await.unwrap();
+    assert_climbs(&seen.lock().unwrap(), len as u64);
+
+    let (options, seen) = recorded();
+    phone.download_blob_bytes_with(&uploaded.id, options).await.unwrap();
+    assert_climbs(&seen.lock().unwrap(), len as u64);
+
+    // Nothing to send: straight to the total.
+    let (options, seen) = recorded();
+    assert!(laptop.upload_blob_with(file.as_path(), options).await.unwrap().already_existed);
+    let total = len as u64;
+    assert_eq!(*seen.lock().unwrap(), [Progress { done: 0, total }, Progress { done: total, total }]);
+}
+
+async fn a_tampered_blob_fails_and_leaves_no_file(store: BlobStore) {
+    let rig = Rig::proxied(store).await;
+    let (laptop, phone) = rig.two_devices().await;
+    let original = sample(300 * KIB, 3);
+    let id = laptop.upload_blob(original.clone()).await.unwrap().id;
+
+    let downloads = tempfile::tempdir().unwrap();
+    let destination = downloads.path().join("photo.jpg");
+    let existing = downloads.path().join("kept.jpg");
+    std::fs::write(&existing, b"the previous version").unwrap();
+    let flip_at = 2 * SEALED_CHUNK_BYTES + 100;
+    match store {
+        // Someone with access to the server's disk flips one bit of the stored ciphertext.
+        BlobStore::LocalDisk => {
+            let stored = rig.stored_blob(&id);
+            let mut bytes = std::fs::read(&stored).unwrap();
+            bytes[flip_at] ^= 1;
+            std::fs::write(&stored, bytes).unwrap();
+        }
+        // The store hands out a flipped bit.
+        BlobStore::Garage => {
+            rig.proxy().arm("GET", &id, Fault::Flip(flip_at));
+            rig.proxy().arm("GET", &id, Fault::Flip(flip_at));
+        }
+    }
+    let err = phone.download_blob(&id, &destination).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Crypto, "{err}");
+    assert!(err.to_string().contains("does not decrypt"), "{err}");
+    assert!(!destination.exists(), "a failed download leaves nothing at its destination");
+    let err = phone.download_blob(&id, &existing).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Crypto, "{err}");
+    assert_eq!(std::fs::read(&existing).unwrap(), b"the previous version", "nor changes what was there");
+    let left: Vec<_> = std::fs::read_dir(downloads.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["kept.jpg"], "and no temporary file stays behind");
+
+    if store == BlobStore::LocalDisk {
+        // Cut short on the disk: the opener misses the last chunk.
+        let stored = rig.stored_blob(&id);
+        let sealed = std::fs::read(&stored).unwrap();
+        std::fs::write(&stored, &sealed[..2 * SEALED_CHUNK_BYTES]).unwrap();
+        let err = phone.download_blob_bytes(&id).await.map(|bytes| bytes.len()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Crypto, "{err}");
+    }
+}
+
+async fn a_blob_over_the_limit_is_refused_before_any_request(store: BlobStore) {
+    let server = TestServer::with_blobs(store, None).await;
+    let counter = Proxy::start(server.addr, store).await;
+    let client = server.client_with(&counter.url, Arc::new(MemoryKeyStore::default()));
+    let email = email();
+    client.register(&email, "pw").await.unwrap();
+    client.authenticate(&email, "pw").await.unwrap();
+    client.setup_encryption_new("pw").await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("huge.iso");
+    // Sparse: 500 MiB and a byte, without the disk space or the time to read it.
+    std::fs::File::create(&huge).unwrap().set_len(500 * 1024 * 1024 + 1).unwrap();
+    let requests = counter.heads().len();
+    let (options, seen) = recorded();
+    let err = client.upload_blob_with(huge.as_path(), options).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("at most 500 MiB"), "{err}");
+    assert_eq!(counter.heads().len(), requests, "nothing was sent");
+    assert!(seen.lock().unwrap().is_empty(), "no progress either");
+}
+
+async fn cut_transfers_recover(store: BlobStore) {
+    let rig = Rig::proxied(store).await;
+    let (laptop, phone) = rig.two_devices().await;
+    let original = sample(2 * 1024 * KIB + 9, 4);
+
+    // The upload's answer is lost: the upload starts over, and the blob is stored.
+    let prepared = laptop.prepare_blob(original.clone()).await.unwrap();
+    let id = prepared.id();
+    rig.proxy().arm("PUT", &id, Fault::Cut(0));
+    let uploaded = laptop.upload_blob(original.clone()).await.unwrap();
+    assert_eq!((uploaded.id, uploaded.already_existed), (id, false));
+    assert_eq!(rig.proxy().fired(), 1);
+    assert_eq!(rig.proxy().requests("PUT", &id).len(), 2, "sent again");
+
+    // The download breaks off after 300 KB: it resumes from the last whole chunk and arrives intact.
+    rig.proxy().arm("GET", &id, Fault::Cut(300 * KIB));
+    let (options, seen) = recorded();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy");
+    phone.download_blob_with(&id, &copy, options).await.unwrap();
+    assert!(std::fs::read(&copy).unwrap() == original, "intact after the cut");
+    assert_eq!(rig.proxy().fired(), 2);
+    let gets = rig.proxy().requests("GET", &id);
+    assert_eq!(gets.len(), 2, "{gets:?}");
+    let resumed_at = range_start(&gets[1]).expect("the second request asks for the rest");
+    assert!(resumed_at > 0 && resumed_at.is_multiple_of(SEALED_CHUNK_BYTES as u64), "resumed at {resumed_at}");
+    assert!(resumed_at <= 300 * KIB as u64, "nothing after the cut was counted as received");
+    assert_climbs(&seen.lock().unwrap(), original.len() as u64);
+}
+
+async fn a_refused_url_is_replaced(store: BlobStore) {
+    let rig = Rig::proxied(store).await;
+    let (laptop, phone) = rig.two_devices().await;
+    let original = sample(150 * KIB, 5);
+    let id = laptop.prepare_blob(original.clone()).await.unwrap().id();
+
+    // The store refuses the first URL of each transfer, as it would an expired one; the SDK asks for another.
+    rig.proxy().arm("PUT", &id, Fault::Forbid);
+    assert_eq!(laptop.upload_blob(original.clone()).await.unwrap().id, id);
+    assert_eq!(rig.proxy().requests("PUT", &id).len(), 2);
+    rig.proxy().arm("GET", &id, Fault::Forbid);
+    assert!(phone.download_blob_bytes(&id).await.unwrap() == original);
+    assert_eq!(rig.proxy().requests("GET", &id).len(), 2);
+    assert_eq!(rig.proxy().fired(), 2);
+
+    // Step by step, the refusal is the caller's to handle, with the same code whichever the store.
+    let url = phone.blob_download_url(&id).await.unwrap();
+    rig.proxy().arm("GET", &id, Fault::Forbid);
+    let err = phone.blob_download_bytes(&url, BlobOptions::default()).await.map(|bytes| bytes.len()).unwrap_err();
+    assert_eq!((err.kind(), err.code()), (ErrorKind::InvalidRequest, Some(ErrorCode::InvalidSignature)), "{err}");
+}
+
+async fn an_expired_url_is_refused(store: BlobStore) {
+    let rig = Rig::start_with(store, |s| synckit_server::Settings { blob_url_expiry_secs: 1, ..s }).await;
+    let (laptop, phone) = rig.two_devices().await;
+    let original = sample(100 * KIB, 6);
+    let prepared = laptop.prepare_blob(original.clone()).await.unwrap();
+    let target = laptop.blob_upload_url(&prepared).await.unwrap();
+    assert!(target.expires_at <= Instant::now() + Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let err = laptop.blob_upload(&prepared, &target, BlobOptions::default()).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::InvalidSignature), "{err}");
+    // The store refuses it too, were the client to think it still valid; and the refusal is not retried.
+    let stale = BlobUploadUrl { expires_at: Instant::now() + Duration::from_secs(60), ..target.clone() };
+    let err = laptop.blob_upload(&prepared, &stale, BlobOptions::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{err}");
+
+    let fresh = laptop.blob_upload_url(&prepared).await.unwrap();
+    laptop.blob_upload(&prepared, &fresh, BlobOptions::default()).await.unwrap();
+    laptop.blob_confirm(&prepared).await.unwrap();
+    laptop.blob_confirm(&prepared).await.expect("confirming twice is harmless");
+
+    let url = phone.blob_download_url(&prepared.id()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let err = phone.blob_download_bytes(&url, BlobOptions::default()).await.map(|bytes| bytes.len()).unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::InvalidSignature), "{err}");
+    let stale = BlobDownloadUrl { expires_at: Instant::now() + Duration::from_secs(60), ..url.clone() };
+    let err = phone.blob_download_bytes(&stale, BlobOptions::default()).await.map(|bytes| bytes.len()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{err}");
+    assert!(phone.download_blob_bytes(&prepared.id()).await.unwrap() == original, "a fresh URL works");
+}
+
+async fn an_unknown_blob_is_not_found(store: BlobStore) {
+    let rig = Rig::start(store).await;
+    let (laptop, phone) = rig.two_devices().await;
+    let dir = tempfile::tempdir().unwrap();
+    let destination = dir.path().join("nothing");
+    let err = phone.download_blob(&BlobId([9; 32]), &destination).await.unwrap_err();
+    assert_eq!((err.kind(), err.code()), (ErrorKind::NotFound, Some(ErrorCode::BlobNotFound)), "{err}");
+    assert!(!destination.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    // Prepared but never uploaded: nothing to confirm, nothing to download.
+    let prepared = laptop.prepare_blob(b"never sent".to_vec()).await.unwrap();
+    let err = laptop.blob_confirm(&prepared).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let err = phone.download_blob_bytes(&prepared.id()).await.map(|bytes| bytes.len()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+}
+
+/// A store that answers a `Range` request with the whole blob makes the download start over, and it still arrives
+/// intact. The store is a stand-in serving the real ciphertext, since both real stores honour ranges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_ignores_ranges_makes_the_download_start_over() {
+    use axum::body::Body;
+    use axum::http::{HeaderMap, StatusCode, header};
+    use futures::StreamExt;
+
+    let rig = Rig::start(BlobStore::LocalDisk).await;
+    let (laptop, phone) = rig.two_devices().await;
+    let original = sample(500 * KIB + 1, 7);
+    let id = laptop.upload_blob(original.clone()).await.unwrap().id;
+    let sealed = bytes::Bytes::from(std::fs::read(rig.stored_blob(&id)).unwrap());
+
+    let ranges = Arc::new(Mutex::new(Vec::new()));
+    let (seen, whole) = (ranges.clone(), sealed.clone());
+    let handler = move |headers: HeaderMap| {
+        let (seen, whole) = (seen.clone(), whole.clone());
+        async move {
+            let range = headers.get(header::RANGE).map(|v| v.to_str().unwrap().to_owned());
+            let first = {
+                let mut seen = seen.lock().unwrap();
+                seen.push(range);
+                seen.len() == 1
+            };
+            // The first answer breaks off after 200 KB; the next ones send everything, ranges or not.
+            let body = if first {
+                let part = futures::stream::iter([Ok(whole.slice(..200 * KIB))]);
+                // Once the part is out (sent and flushed), the connection breaks.
+                let cut = futures::stream::once(async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Err(std::io::Error::other("cut"))
+                });
+                Body::from_stream(part.chain(cut))
+            } else {
+                Body::from(whole.clone())
+            };
+            let mut resp = axum::response::Response::new(body);
+            *resp.status_mut() = StatusCode::OK;
+            resp.headers_mut().insert(header::CONTENT_LENGTH, whole.len().into());
+            resp
+        }
+    };
+    let app = axum::Router::new().route("/blob", axum::routing::get(handler));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let source = BlobDownloadUrl {
+        id,
+        url: format!("http://{addr}/blob"),
+        sealed_size: sealed.len() as u64,
+        expires_at: Instant::now() + Duration::from_secs(60),
+    };
+    let (options, progress) = recorded();
+    let plain = phone.blob_download_bytes(&source, options).await.unwrap();
+    assert!(plain == original, "intact after starting over");
+    let ranges = ranges.lock().unwrap().clone();
+    assert_eq!(ranges.len(), 2, "{ranges:?}");
+    assert_eq!(ranges[0], None);
+    assert!(ranges[1].as_deref().is_some_and(|r| r.starts_with("bytes=") && r != "bytes=0-"), "{ranges:?}");
+    assert_climbs(&progress.lock().unwrap(), original.len() as u64);
+}
+
+// ----- the rig: a server, its store, and a proxy that can misbehave -----
+
+/// A test server, with a proxy that can fault blob transfers: in front of the whole server for the local-disk
+/// store (whose URLs are on the server), in front of Garage for S3 (the server signs URLs for the proxy).
+struct Rig {
+    server: TestServer,
+    /// What devices talk to.
+    url: String,
+    proxy: Option<Proxy>,
+}
+
+impl Rig {
+    /// A server reached directly: no proxy in the way.
+    async fn start(store: BlobStore) -> Self {
+        Self::start_with(store, |s| s).await
+    }
+
+    async fn start_with(
+        store: BlobStore,
+        adjust: impl FnOnce(synckit_server::Settings) -> synckit_server::Settings,
+    ) -> Self {
+        let server = TestServer::with_blob_settings(store, None, adjust).await;
+        Self { url: server.url.clone(), server, proxy: None }
+    }
+
+    /// A server whose blob transfers pass through [`Rig::proxy`].
+    async fn proxied(store: BlobStore) -> Self {
+        match store {
+            BlobStore::LocalDisk => {
+                let server = TestServer::with_blobs(store, None).await;
+                let proxy = Proxy::start(server.addr, store).await;
+                Self { url: proxy.url.clone(), server, proxy: Some(proxy) }
+            }
+            BlobStore::Garage => {
+                let garage = synckit_testkit::garage().await.expect("the test Garage: run ops/ensure-garage");
+                let garage_addr = garage.endpoint.trim_start_matches("http://").parse().unwrap();
+                let proxy = Proxy::start(garage_addr, store).await;
+                let server = TestServer::with_blobs(store, Some(proxy.url.clone())).await;
+                Self { url: server.url.clone(), server, proxy: Some(proxy) }
+            }
+        }
+    }
+
+    fn proxy(&self) -> &Proxy {
+        self.proxy.as_ref().expect("a proxied rig")
+    }
+
+    /// A new user's two devices: the first sets up encryption, the second unlocks it with the password.
+    async fn two_devices(&self) -> (SyncKitClient, SyncKitClient) {
+        let email = email();
+        let first = self.server.client_with(&self.url, Arc::new(MemoryKeyStore::default()));
+        first.register(&email, "pass").await.unwrap();
+        first.authenticate(&email, "pass").await.unwrap();
+        first.setup_encryption_new("pass").await.unwrap();
+        let second = self.server.client_with(&self.url, Arc::new(MemoryKeyStore::default()));
+        second.authenticate(&email, "pass").await.unwrap();
+        second.setup_encryption_existing("pass").await.unwrap();
+        (first, second)
+    }
+
+    /// Where the local-disk store keeps the blob `id`: somewhere under `blobs/` in the data directory.
+    fn stored_blob(&self, id: &BlobId) -> PathBuf {
+        let mut dirs = vec![self.server.data_dir.path().join("blobs")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.file_name().is_some_and(|n| n.to_string_lossy() == id.to_hex()) {
+                    return path;
+                }
+            }
+        }
+        panic!("the blob {id} is not in the store");
+    }
+}
+
+/// What the proxy does to the answer of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Cut the connection after this many bytes of the answer (headers included).
+    Cut(usize),
+    /// Flip a bit of the answer's body at this offset.
+    Flip(usize),
+    /// Answer `403` in the store's own format, as it does for an expired URL.
+    Forbid,
+}
+
+/// A TCP proxy that records the requests it forwards and applies armed faults to the answers of matching ones.
+struct Proxy {
+    url: String,
+    state: Arc<Mutex<ProxyState>>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    /// The next requests with this method naming this blob get these faults, one each.
+    armed: Vec<(String, String, Fault)>,
+    fired: usize,
+    /// Every request's line and headers, in order.
+    heads: Vec<String>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr, store: BlobStore) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(ProxyState::default()));
+        let shared = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let (client, _) = listener.accept().await.unwrap();
+                tokio::spawn(relay(client, target, shared.clone(), store));
+            }
+        });
+        Self { url, state }
+    }
+
+    /// Faults the answer to the next `method` request for the blob `id`.
+    fn arm(&self, method: &str, id: &BlobId, fault: Fault) {
+        self.state.lock().unwrap().armed.push((method.to_owned(), id.to_hex(), fault));
+    }
+
+    /// How many faults were applied.
+    fn fired(&self) -> usize {
+        self.state.lock().unwrap().fired
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.state.lock().unwrap().heads.clone()
+    }
+
+    /// The `method` requests for the blob `id`, in order.
+    fn requests(&self, method: &str, id: &BlobId) -> Vec<String> {
+        let prefix = format!("{method} ");
+        self.heads().into_iter().filter(|h| h.starts_with(&prefix) && h.contains(&id.to_hex())).collect()
+    }
+}
+
+async fn relay(client: TcpStream, target: SocketAddr, state: Arc<Mutex<ProxyState>>, store: BlobStore) {
+    let Ok(server) = TcpStream::connect(target).await else { return };
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    // The fault for the answer now coming, set before its request is forwarded, and how many were set so far.
+    let fault = Arc::new(Mutex::new((None::<Fault>, 0u64)));
+    let set_fault = fault.clone();
+    let up = tokio::spawn(async move {
+        let mut buf = vec![0; 64 * KIB];
+        loop {
+            let n = match client_read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if let Some(head) = request_head(&buf[..n]) {
+                let mut state = state.lock().unwrap();
+                state.heads.push(head.clone());
+                let hit = state
+                    .armed
+                    .iter()
+                    .position(|(m, blob, _)| head.starts_with(&format!("{m} ")) && head.contains(blob));
+                if let Some(i) = hit {
+                    let (_, _, armed) = state.armed.remove(i);
+                    state.fired += 1;
+                    let mut fault = set_fault.lock().unwrap();
+                    *fault = (Some(armed), fault.1 + 1);
+                }
+            }
+            if server_write.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut buf = vec![0; 64 * KIB];
+    // Bytes of the faulted answer so far, and its head while the body has not started.
+    let (mut answered, mut head, mut body_at, mut generation) = (0usize, Vec::new(), None::<usize>, 0);
+    loop {
+        let n = match server_read.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let (current, set) = *fault.lock().unwrap();
+        if set != generation {
+            // Another request on this connection got a fault: count its answer from its start.
+            (answered, head, body_at, generation) = (0, Vec::new(), None, set);
+        }
+        let chunk = &mut buf[..n];
+        match current {
+            None => {}
+            Some(Fault::Forbid) => {
+                let _ = client_write.write_all(forbidden(store).as_bytes()).await;
+                break;
+            }
+            Some(Fault::Cut(after)) => {
+                let keep = after.saturating_sub(answered).min(n);
+                let _ = client_write.write_all(&chunk[..keep]).await;
+                answered += n;
+                if answered >= after {
+                    break;
+                }
+                continue;
+            }
+            Some(Fault::Flip(at)) => {
+                if body_at.is_none() {
+                    head.extend_from_slice(chunk);
+                    body_at = head.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+                }
+                if let Some(target) = body_at.map(|b| b + at)
+                    && (answered..answered + n).contains(&target)
+                {
+                    chunk[target - answered] ^= 1;
+                }
+                answered += n;
+            }
+        }
+        if client_write.write_all(chunk).await.is_err() {
+            break;
+        }
+    }
+    up.abort();
+}
+
+/// The line and headers of a request, if `bytes` starts one.
+fn request_head(bytes: &[u8]) -> Option<String> {
+    let methods: [&[u8]; 5] = [b"GET ", b"PUT ", b"POST ", b"HEAD ", b"DELETE "];
+    if !methods.iter().any(|m| bytes.starts_with(m)) {
+        return None;
+    }
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(bytes.len());
+    Some(String::from_utf8_lossy(&bytes[..end]).into_owned())
+}
+
+/// A `403` as each store words it for an expired URL.
+fn forbidden(store: BlobStore) -> String {
+    let (content_type, body) = match store {
+        BlobStore::LocalDisk => (
+            "application/json",
+            r#"{"error":{"code":"invalid_signature","message":"the URL has expired; ask for a new one"}}"#,
+        ),
+        BlobStore::Garage => (
+            "application/xml",
+            r#"<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"#,
+        ),
+    };
+    format!(
+        "HTTP/1.1 403 Forbidden\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Where a request's `Range: bytes=N-` starts.
+fn range_start(head: &str) -> Option<u64> {
+    let line = head.lines().find(|l| l.to_ascii_lowercase().starts_with("range:"))?;
+    line.split_once("bytes=")?.1.split('-').next()?.trim().parse().ok()
+}
+
+// ----- data and progress -----
+
+/// `len` bytes that differ from chunk to chunk and from seed to seed.
+fn sample(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn write_sample(dir: &Path, name: &str, len: usize, seed: u64) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, sample(len, seed)).unwrap();
+    path
+}
+
+/// Options that record every progress report.
+fn recorded() -> (BlobOptions, Arc<Mutex<Vec<Progress>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    (BlobOptions::default().on_progress(move |p| log.lock().unwrap().push(p)), seen)
+}
+
+/// Reports start at 0, never go back, end at the total, and come as the bytes do, not only at the end.
+fn assert_climbs(seen: &[Progress], total: u64) {
+    assert!(seen.iter().all(|p| p.total == total), "{seen:?}");
+    assert_eq!(seen.first().map(|p| p.done), Some(0), "{seen:?}");
+    assert_eq!(seen.last().map(|p| p.done), Some(total), "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].done <= w[1].done), "never backwards: {seen:?}");
+    let chunks = total.div_ceil(64 * KIB as u64);
+    assert!(seen.len() as u64 > chunks / 2, "{} reports for {chunks} chunks", seen.len());
+}
