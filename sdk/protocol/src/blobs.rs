@@ -9,8 +9,8 @@
 //! - `size` is the length of the ciphertext, at most [`crate::limits::MAX_BLOB_BYTES`].
 //! - `checksum_sha256` is the standard base64 SHA-256 of the ciphertext (44 characters).
 //!
-//! URLs may be relative (the embedded store serves them from the server itself): resolve them against the
-//! server's URL, as a browser resolves a link.
+//! A URL may be a path (`/api/sync/blobs/local/…`: the embedded store serves its objects from the server itself):
+//! it goes after the server's base URL exactly as the API's own paths do.
 
 use std::collections::BTreeMap;
 
