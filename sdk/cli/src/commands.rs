@@ -2,5 +2,6 @@
 //! `main`.
 
 pub mod account;
+pub mod blobs;
 pub mod devices;
 pub mod sync;

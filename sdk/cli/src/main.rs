@@ -13,7 +13,7 @@
 //! - `profile.rs`: the profile directory and its `profile.json`.
 //! - `password.rs`: passwords from the environment or a terminal prompt.
 //! - `session.rs`: building the SDK client for a profile and resuming a saved login.
-//! - `commands/`: one file per group of commands (account, sync, devices).
+//! - `commands/`: one file per group of commands (account, sync, blobs, devices).
 //! - `output.rs`: JSON on stdout; `errors.rs`: the one-line message an error ends with.
 
 mod commands;
@@ -105,6 +105,12 @@ enum Command {
     /// Print the account's stream: {"change_count", "cursor"}.
     Status,
 
+    /// Encrypted files, up to 500 MiB: upload one, or download one by id.
+    Blob {
+        #[command(subcommand)]
+        action: BlobAction,
+    },
+
     /// List the account's devices, one JSON object per line, or delete one.
     Devices {
         #[command(subcommand)]
@@ -117,6 +123,16 @@ enum Command {
 
     /// Forget this profile's session and unlocked key.
     Logout,
+}
+
+#[derive(Debug, Subcommand)]
+enum BlobAction {
+    /// Encrypt and upload a file. Prints {"id", "size", "already_existed"}; the id downloads it on any device of
+    /// the account.
+    Put { file: PathBuf },
+    /// Download and decrypt a blob into FILE, which is replaced only once the whole blob is verified. Prints
+    /// {"id", "size", "path"}.
+    Get { id: String, file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,7 +201,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let globals = Globals { server: cli.server, api_key: cli.api_key, profile: cli.profile, keychain: cli.keychain };
-    use commands::{account, devices, sync};
+    use commands::{account, blobs, devices, sync};
     match cli.command {
         Command::Signup { email } => account::signup(&globals, &email).await,
         Command::Login { email, device } => account::login(&globals, &email, device).await,
@@ -194,6 +210,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pull => sync::pull(&globals).await,
         Command::Watch => sync::watch(&globals).await,
         Command::Status => sync::status(&globals).await,
+        Command::Blob { action: BlobAction::Put { file } } => blobs::put(&globals, &file).await,
+        Command::Blob { action: BlobAction::Get { id, file } } => blobs::get(&globals, &id, &file).await,
         Command::Devices { action: None } => devices::list(&globals).await,
         Command::Devices { action: Some(DevicesAction::Delete { id }) } => devices::delete(&globals, id).await,
         Command::Passwd => account::passwd(&globals).await,

@@ -353,3 +353,31 @@ async fn watch_prints_changes_as_other_devices_push_them() {
     // The cursor was saved as it went: a pull now has nothing new.
     assert_eq!(env.synckit("b", &["pull"]).await.ok().stdout, "");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_go_up_from_one_profile_and_come_down_on_another() {
+    let env = start().await;
+    let (email, _) = env.signup_and_login("laptop", "laptop").await;
+    env.synckit("phone", &["login", &email, "--device", "phone"]).await.ok();
+
+    let dir = env.home.path();
+    let original: Vec<u8> = (0..300_001u32).map(|i| (i * 13 % 256) as u8).collect();
+    std::fs::write(dir.join("song.flac"), &original).unwrap();
+    let put = env.synckit("laptop", &["blob", "put", dir.join("song.flac").to_str().unwrap()]).await.ok().json();
+    let id = put["id"].as_str().unwrap().to_owned();
+    assert_eq!((id.len(), &put["size"], &put["already_existed"]), (64, &json!(300_001), &json!(false)));
+    // No progress bar when stderr is not a terminal.
+    let again = env.synckit("laptop", &["blob", "put", dir.join("song.flac").to_str().unwrap()]).await.ok();
+    assert_eq!(again.json()["already_existed"], true);
+    assert_eq!(again.stderr, "");
+
+    let copy = dir.join("copy.flac");
+    let got = env.synckit("phone", &["blob", "get", &id, copy.to_str().unwrap()]).await.ok().json();
+    assert_eq!(got["size"], 300_001);
+    assert!(std::fs::read(&copy).unwrap() == original, "the download is the file");
+
+    env.synckit("phone", &["blob", "get", "not-an-id", "x"]).await.fails(1, "not a blob id");
+    env.synckit("phone", &["blob", "get", &"0".repeat(64), "x"]).await.fails(1, "blob");
+    assert!(!Path::new("x").exists() && !dir.join("x").exists());
+    env.synckit("laptop", &["blob", "put", dir.join("missing").to_str().unwrap()]).await.fails(1, "missing");
+}
