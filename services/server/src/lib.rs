@@ -78,6 +78,25 @@ impl Server {
     }
 }
 
+/// The longest a signed URL may live: S3 refuses longer presignatures.
+const MAX_BLOB_URL_EXPIRY_SECS: u64 = 7 * 24 * 3600;
+
+fn check_blob_settings(settings: &Settings) -> anyhow::Result<()> {
+    let expiry = settings.blob_url_expiry_secs;
+    anyhow::ensure!(
+        (1..=MAX_BLOB_URL_EXPIRY_SECS).contains(&expiry),
+        "SYNCKIT_BLOB_URL_EXPIRY_SECS must be 1 to {MAX_BLOB_URL_EXPIRY_SECS} (7 days), not {expiry}"
+    );
+    anyhow::ensure!(
+        settings.blob_upload_ttl_secs >= expiry,
+        "SYNCKIT_BLOB_UPLOAD_TTL_SECS ({}) must be at least SYNCKIT_BLOB_URL_EXPIRY_SECS ({expiry}), or uploads \
+         could be swept while their URL is still valid",
+        settings.blob_upload_ttl_secs
+    );
+    anyhow::ensure!(settings.blob_sweep_interval_secs > 0, "SYNCKIT_BLOB_SWEEP_INTERVAL_SECS must be at least 1");
+    Ok(())
+}
+
 async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receiver<bool>) -> anyhow::Result<Router> {
     let secrets = engines.secrets(settings).await?;
     let keys = Arc::new(TokenKeys::new(&secrets.token_key));
@@ -116,6 +135,7 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
     // Transfers to and from the embedded blob store take longer than API calls: they have their own deadline.
     let mut transfers = Router::new();
     if role.runs(Role::Blob) {
+        check_blob_settings(settings)?;
         let state = BlobState {
             catalog: engines.blobs.clone(),
             objects: engines.objects.clone(),

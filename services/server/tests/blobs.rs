@@ -358,3 +358,22 @@ async fn the_blob_role_runs_alone() {
     let (status, body) = ingest_only.post("/api/sync/blobs/upload", None, blob(1).upload_request()).await;
     assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"), "{body}");
 }
+
+/// Blob settings that cannot work stop the server at start-up with a message naming the setting.
+#[tokio::test]
+async fn bad_blob_settings_are_refused_at_start_up() {
+    use synckit_server::{Server, Settings};
+    let dir = tempfile::tempdir().unwrap();
+    let base = || common::settings_for(None, dir.path());
+    let cases = [
+        (Settings { blob_url_expiry_secs: 0, ..base() }, "SYNCKIT_BLOB_URL_EXPIRY_SECS"),
+        (Settings { blob_url_expiry_secs: 8 * 24 * 3600, ..base() }, "SYNCKIT_BLOB_URL_EXPIRY_SECS"),
+        (Settings { blob_upload_ttl_secs: 60, ..base() }, "SYNCKIT_BLOB_UPLOAD_TTL_SECS"),
+        (Settings { blob_sweep_interval_secs: 0, ..base() }, "SYNCKIT_BLOB_SWEEP_INTERVAL_SECS"),
+        (Settings { s3_endpoint: Some("http://127.0.0.1:3900".into()), ..base() }, "SYNCKIT_S3_BUCKET"),
+    ];
+    for (settings, named) in cases {
+        let err = Server::build(&settings).await.expect_err(named).to_string();
+        assert!(err.contains(named), "{err}");
+    }
+}
