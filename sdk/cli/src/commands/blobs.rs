@@ -13,18 +13,27 @@ use synckit::{BlobId, BlobOptions, BlobSource};
 use crate::session::LoggedIn;
 use crate::{Globals, output};
 
-/// A progress bar in bytes on stderr, hidden when stderr is not a terminal, and options that drive it.
+/// A progress bar in bytes on stderr, hidden when stderr is not a terminal, and options that drive it. Until the
+/// first bytes move (an upload first reads the file twice to name and checksum it) it is a spinner, so the rate and
+/// the time left count only the transfer.
 fn progress(verb: &'static str) -> (ProgressBar, BlobOptions) {
     let bar = ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
-            .expect("a valid template")
-            .progress_chars("=> "),
-    );
+    bar.set_style(ProgressStyle::with_template("{prefix} {spinner} {elapsed}").expect("a valid template"));
     bar.set_prefix(verb);
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let driven = bar.clone();
     let options = BlobOptions::default().on_progress(move |p| {
-        driven.set_length(p.total);
+        if driven.length() != Some(p.total) {
+            driven.set_style(
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            driven.set_length(p.total);
+            driven.reset();
+        }
         driven.set_position(p.done);
     });
     (bar, options)
