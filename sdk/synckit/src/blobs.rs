@@ -42,13 +42,16 @@
 //! # Failures and retries
 //! Calls to the server follow the client's retry policy. Transfers to and from the store are bounded by
 //! inactivity rather than by [`SyncKitConfig::total_timeout`](crate::SyncKitConfig::total_timeout): an attempt
-//! fails once [`attempt_timeout`](crate::SyncKitConfig::attempt_timeout) passes without a byte moving. Network
-//! errors and 5xx answers from the store are retried up to [`max_retries`](crate::SyncKitConfig::max_retries)
-//! times with back-off: an upload starts over, a download resumes, and a download attempt that got further earns
-//! its retries back. Stores answer errors in their own formats (S3's XML, the embedded store's JSON); the SDK
-//! reports them with SyncKit's codes: `invalid_signature` for a URL the store refuses (expired), `blob_mismatch`
-//! for bytes other than those signed, `blob_not_found`. The one-call methods ask for a fresh URL when the store
-//! refuses one, and try again.
+//! fails once [`attempt_timeout`](crate::SyncKitConfig::attempt_timeout) passes without a byte moving, except that
+//! once an upload's last byte is sent the store has the total timeout to answer (it checks and stores the file
+//! first). Network errors and 5xx answers from the store are retried up to
+//! [`max_retries`](crate::SyncKitConfig::max_retries) times with back-off, or after the store's `Retry-After` (at
+//! most the total timeout): an upload starts over, a download resumes, and a download attempt that got further
+//! earns its retries back. Stores answer errors in their own formats (S3's XML, the embedded store's JSON); the
+//! SDK reports them with SyncKit's codes: `invalid_signature` for a URL the store refuses (expired),
+//! `blob_mismatch` for bytes other than those signed, `blob_not_found`. The one-call methods ask for a fresh URL
+//! when the store refuses one, and try again: as often as a URL expires during a long transfer, but not again
+//! when a URL just fetched is refused too.
 //!
 //! # Progress
 //! [`BlobOptions::on_progress`] reports [`Progress`] in plaintext bytes as they go over the network: first
@@ -62,10 +65,10 @@ mod upload;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use reqwest::{Method, StatusCode, header};
+use reqwest::{Method, StatusCode};
 use synckit_protocol::blobs::{
     BlobConfirmRequest, BlobConfirmResponse, BlobDownloadRequest, BlobDownloadResponse, BlobUploadRequest,
     BlobUploadResponse,
@@ -77,7 +80,7 @@ pub use self::source::BlobSource;
 use crate::SyncKitClient;
 use crate::crypto::blob::{BlobId, decrypted_len, encrypted_len};
 use crate::error::{Error, ErrorKind, Result};
-use crate::http::Retry;
+use crate::http::{Retry, Transport, backoff, retry_after};
 
 /// What [`upload_blob`](SyncKitClient::upload_blob) stored.
 ///
@@ -216,7 +219,9 @@ pub struct BlobDownloadUrl {
 }
 
 impl BlobDownloadUrl {
-    /// The plaintext length: what the download will write.
+    /// The plaintext length: what the download will write. Exact for the URLs
+    /// [`blob_download_url`](SyncKitClient::blob_download_url) makes, which refuse a `sealed_size` no blob encrypts
+    /// to; 0 for such a size set by hand.
     ///
     /// ```
     /// use synckit::{BlobDownloadUrl, BlobId, crypto::blob::encrypted_len};
@@ -317,8 +322,9 @@ impl Tracker {
     /// An attempt got to `done`.
     fn reached(&self, done: u64) {
         let Some(report) = &self.report else { return };
-        // Held while reporting, so reports from two threads cannot arrive out of order.
-        let mut furthest = self.furthest.lock().expect("not poisoned");
+        // Held while reporting, so reports from two threads cannot arrive out of order. A report that panicked
+        // poisons it; the count it guards is still right, so the transfer goes on.
+        let mut furthest = self.furthest.lock().unwrap_or_else(PoisonError::into_inner);
         if done > *furthest {
             *furthest = done;
             report(Progress { done, total: self.total });
@@ -377,7 +383,7 @@ impl SyncKitClient {
     pub async fn upload_blob_with(&self, source: impl Into<BlobSource>, options: BlobOptions) -> Result<UploadedBlob> {
         let blob = self.prepare_blob(source).await?;
         let tracker = Tracker::new(&options, blob.size());
-        let mut refreshed = false;
+        let mut refreshes = 0;
         let already_existed = loop {
             let target = self.blob_upload_url(&blob).await?;
             if target.already_exists {
@@ -385,9 +391,8 @@ impl SyncKitClient {
             }
             match upload::put(self, &blob, &target, &tracker).await {
                 Ok(()) => break false,
-                // The URL expired before the store saw it: a fresh one, once.
-                Err(e) if is_refused_url(&e) && !refreshed => refreshed = true,
-                Err(e) => return Err(e),
+                Err(stop) if self.may_refresh_upload_url(&stop, refreshes) => refreshes += 1,
+                Err(stop) => return Err(stop.error),
             }
         };
         if !already_existed {
@@ -395,6 +400,17 @@ impl SyncKitClient {
         }
         tracker.finished();
         Ok(UploadedBlob { id: blob.id, size: blob.len, already_existed })
+    }
+
+    /// Whether an upload stopped by `stop` gets a fresh URL, after `refreshes` so far, up to `max_retries` in all.
+    /// A URL that served an attempt before it was refused expired during the upload (a slow upload and its retries
+    /// can outlive it): it is replaced each time. One refused on its first attempt is replaced only the first time:
+    /// when a URL just fetched is refused as well, the store refuses fresh URLs (a wrong clock, a misconfigured
+    /// server) and another would fare no better.
+    fn may_refresh_upload_url(&self, stop: &upload::Stopped, refreshes: u32) -> bool {
+        is_refused_url(&stop.error)
+            && refreshes < self.transport().max_retries().max(1)
+            && (refreshes == 0 || !stop.on_first_attempt)
     }
 
     /// Downloads and decrypts the blob `id` into the file at `path`, replacing it, and returns the plaintext
@@ -516,7 +532,7 @@ impl SyncKitClient {
     /// ```
     pub async fn blob_upload(&self, blob: &PreparedBlob, target: &BlobUploadUrl, options: BlobOptions) -> Result<()> {
         let tracker = Tracker::new(&options, blob.size());
-        upload::put(self, blob, target, &tracker).await?;
+        upload::put(self, blob, target, &tracker).await.map_err(|stop| stop.error)?;
         tracker.finished();
         Ok(())
     }
@@ -555,7 +571,7 @@ impl SyncKitClient {
             self.call(Method::POST, "/api/sync/blobs/download", true, Some(&req), Retry::Idempotent).await?;
         if decrypted_len(resp.size).is_none() {
             return Err(Error::new(
-                ErrorKind::Crypto,
+                ErrorKind::Server,
                 format!("the server says the blob is {} bytes, a length no blob encrypts to", resp.size),
             ));
         }
@@ -618,30 +634,92 @@ fn check_not_expired(expires_at: Instant) -> Result<()> {
     if Instant::now() < expires_at {
         return Ok(());
     }
+    // The store's code for it, so a caller handles an expired URL one way whichever side noticed.
     let message = "the signed URL has expired; ask for a new one".to_owned();
     Err(Error::from_server(ErrorCode::InvalidSignature, StatusCode::FORBIDDEN.as_u16(), message, None))
 }
 
 /// Runs blocking work (file reads, sealing) off the async runtime.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::new(ErrorKind::InvalidInput, "the blob's file task failed").with_source(e))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| internal("the blob's file task", e))?
+}
+
+/// A task of the SDK's own that ended without an answer: it panicked (a bug) or the runtime is shutting down.
+fn internal(task: &str, e: tokio::task::JoinError) -> Error {
+    Error::new(ErrorKind::Internal, format!("internal failure: {task} stopped without an answer")).with_source(e)
+}
+
+/// How one attempt at a transfer to or from the store ended, when it failed.
+enum Failure {
+    /// Trying again may work: the network, or the store failing or busy (5xx, 429).
+    Retry(Error),
+    /// It will not: the store refused the request, or what it sent is wrong.
+    Final(Error),
+}
+
+/// The retries of one transfer: after a failed attempt, back-off (or the wait the store asks for, within reason),
+/// and another attempt, until [`max_retries`](crate::SyncKitConfig::max_retries) attempts in a row have failed.
+struct Retries {
+    /// The blob transferred, for the logs.
+    blob: BlobId,
+    failures: u32,
+    max: u32,
+    /// The longest a store's `Retry-After` may hold a transfer up: the whole budget of a call, so a store asking for
+    /// hours does not stall the transfer for as long.
+    max_wait: Duration,
+}
+
+impl Retries {
+    fn new(transport: &Transport, blob: BlobId) -> Self {
+        Self { blob, failures: 0, max: transport.max_retries(), max_wait: transport.total_timeout() }
+    }
+
+    /// Failed attempts in a row so far.
+    fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// The last attempt got further than any before: it earns the retries back.
+    fn progressed(&mut self) {
+        self.failures = 0;
+    }
+
+    /// After a failed attempt: waits and answers `Ok` to try again, or the error when it is final or the retries
+    /// are spent.
+    async fn wait(&mut self, failure: Failure) -> Result<()> {
+        let err = match failure {
+            Failure::Final(e) => return Err(e),
+            Failure::Retry(e) if self.failures >= self.max => return Err(e),
+            Failure::Retry(e) => e,
+        };
+        let delay = err.retry_after().map_or_else(|| backoff(self.failures), |asked| asked.min(self.max_wait));
+        tracing::debug!(blob = %self.blob, failures = self.failures, ?delay, error = %err, "a blob transfer failed");
+        tokio::time::sleep(delay).await;
+        self.failures += 1;
+        Ok(())
+    }
+}
+
+/// A store's failed answer as an attempt's failure: worth retrying when the store failed or was busy.
+async fn store_failure(resp: reqwest::Response, doing: &str, expires_at: Instant, within: Duration) -> Failure {
+    let status = resp.status();
+    let err = store_error(resp, doing, expires_at, within).await;
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        Failure::Retry(err)
+    } else {
+        Failure::Final(err)
+    }
 }
 
 /// What a store's failed answer says, in SyncKit's terms. The embedded store answers SyncKit's JSON error body;
 /// S3 answers XML (`<Error><Code>AccessDenied</Code><Message>…</Message></Error>`), whose codes are translated.
 /// Stores word an expired URL differently (AWS: 403 `AccessDenied`; Garage: 400 `InvalidRequest`, "Date is too
-/// old"), so a 400 or 403 to a URL past `expires_at` counts as the URL expiring.
-async fn store_error(resp: reqwest::Response, doing: &str, expires_at: Instant) -> Error {
+/// old"), so a 400 or 403 to a URL past `expires_at` counts as the URL expiring. The body is read for at most
+/// `within`.
+async fn store_error(resp: reqwest::Response, doing: &str, expires_at: Instant, within: Duration) -> Error {
     let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get(header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let body = read_capped(resp, 16 * 1024).await;
+    let retry_after = retry_after(resp.headers());
+    let body = read_capped(resp, 16 * 1024, within).await;
     if let Ok(body) = serde_json::from_slice::<ErrorBody>(&body) {
         let message = format!("{doing}: {}", body.error.message);
         return Error::from_server(body.error.code, status.as_u16(), message, retry_after);
@@ -687,10 +765,12 @@ fn xml_element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
     Some(xml[start..start + len].trim())
 }
 
-/// At most `limit` bytes of an answer's body: error bodies are small, and a store is not trusted to keep them so.
-async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
+/// At most `limit` bytes of an answer's body, read for at most `within`: error bodies are small and quick, and a
+/// store is not trusted to keep them so. What arrived in time is kept; the status says enough without it.
+async fn read_capped(mut resp: reqwest::Response, limit: usize, within: Duration) -> Vec<u8> {
+    let deadline = tokio::time::Instant::now() + within;
     let mut body = Vec::new();
-    while let Ok(Some(piece)) = resp.chunk().await {
+    while let Ok(Ok(Some(piece))) = tokio::time::timeout_at(deadline, resp.chunk()).await {
         body.extend_from_slice(&piece[..piece.len().min(limit - body.len())]);
         if body.len() == limit {
             break;
@@ -701,6 +781,8 @@ async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use futures::StreamExt;
+
     use super::*;
 
     #[test]
@@ -744,7 +826,9 @@ mod tests {
     #[tokio::test]
     async fn each_stores_answers_become_the_same_errors() {
         let (valid, past) = (expiry(60), Instant::now());
-        let error = |status, body: &'static str, expires_at| store_error(answer(status, &[], body), "PUT", expires_at);
+        let error = |status, body: &'static str, expires_at| {
+            store_error(answer(status, &[], body), "PUT", expires_at, Duration::from_secs(5))
+        };
 
         // The embedded store speaks SyncKit's JSON.
         let local = r#"{"error":{"code":"invalid_signature","message":"the URL has expired; ask for a new one"}}"#;
@@ -770,11 +854,44 @@ mod tests {
         assert_eq!((e.kind(), e.code()), (ErrorKind::NotFound, Some(ErrorCode::BlobNotFound)), "{e}");
 
         // An overloaded store: retryable, after the time it asks for.
-        let busy =
-            store_error(answer(503, &[("retry-after", "7")], "<Error><Code>SlowDown</Code></Error>"), "GET", valid);
-        let e = busy.await;
+        let busy = answer(503, &[("retry-after", "7")], "<Error><Code>SlowDown</Code></Error>");
+        let e = store_error(busy, "GET", valid, Duration::from_secs(5)).await;
         assert!(e.is_retryable(), "{e}");
         assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_that_falls_silent_mid_error_is_not_waited_for() {
+        let start = tokio::time::Instant::now();
+        let first = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"<Error><Code>"))]);
+        let body = reqwest::Body::wrap_stream(first.chain(futures::stream::pending()));
+        let silent: reqwest::Response =
+            http::Response::builder().status(503).header("retry-after", "2").body(body).unwrap().into();
+        let e = store_error(silent, "GET", expiry(60), Duration::from_secs(30)).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(30), "bounded by the attempt's timeout");
+        assert_eq!((e.code(), e.retry_after()), (Some(ErrorCode::Unavailable), Some(Duration::from_secs(2))), "{e}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_cannot_park_a_transfer_with_retry_after() {
+        let mut retries = Retries { blob: BlobId([0; 32]), failures: 0, max: 2, max_wait: Duration::from_secs(120) };
+        let busy = || {
+            let hours = Some(Duration::from_secs(5 * 3600));
+            Failure::Retry(Error::from_server(ErrorCode::Unavailable, 503, "busy".into(), hours))
+        };
+        let start = tokio::time::Instant::now();
+        retries.wait(busy()).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(120), "the wait it asks for is capped");
+        retries.wait(busy()).await.unwrap();
+        assert_eq!(retries.failures(), 2);
+        let spent = retries.wait(busy()).await.unwrap_err();
+        assert_eq!(spent.code(), Some(ErrorCode::Unavailable));
+
+        // An attempt that got further earns them back; a final failure ends at once.
+        retries.progressed();
+        retries.wait(busy()).await.unwrap();
+        let refused = Error::from_server(ErrorCode::BlobMismatch, 400, "other bytes".into(), None);
+        assert_eq!(retries.wait(Failure::Final(refused)).await.unwrap_err().code(), Some(ErrorCode::BlobMismatch));
     }
 
     #[test]
@@ -798,5 +915,21 @@ mod tests {
         Tracker::new(&options, 0).finished();
         Tracker::new(&options, 5).finished();
         assert_eq!(*seen.lock().unwrap(), [0, 5, 0]);
+    }
+
+    #[test]
+    fn a_report_that_panics_does_not_break_later_ones() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let options = BlobOptions::default().on_progress(move |p| {
+            assert_ne!(p.done, 40, "the app's bug");
+            log.lock().unwrap().push(p.done);
+        });
+        let tracker = Tracker::new(&options, 100);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tracker.reached(40)));
+        assert!(panicked.is_err());
+        tracker.reached(70);
+        tracker.finished();
+        assert_eq!(*seen.lock().unwrap(), [0, 70, 100]);
     }
 }

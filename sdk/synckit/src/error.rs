@@ -50,6 +50,9 @@ pub enum ErrorKind {
     /// The caller passed something unusable (an empty password, a bad URL, a file too large or unreadable, or one
     /// that changed while it was uploaded).
     InvalidInput,
+    /// A failure inside the SDK itself: a task of its own stopped without an answer (it panicked, or the runtime
+    /// shut down under it). A bug, in the SDK or in a callback it ran.
+    Internal,
 }
 
 /// An SDK error: match on [`kind`](Error::kind), show it with `Display`, retry when
@@ -116,8 +119,9 @@ impl Error {
         self.kind
     }
 
-    /// The server's error code, when the server answered with one (see `synckit_protocol::ErrorCode` for the
-    /// list); errors raised on the device have none.
+    /// The server's error code, when the server or a blob store answered with one (see
+    /// `synckit_protocol::ErrorCode` for the list). Errors raised on the device have none, with one exception: a
+    /// signed blob URL found expired before it is sent carries `invalid_signature`, as the store's refusal would.
     ///
     /// ```
     /// let err = synckit::crypto::SecretKey::from_bytes(b"too short").unwrap_err();

@@ -64,6 +64,11 @@ impl Transport {
         self.attempt_timeout
     }
 
+    /// How long a call may take in all, retries included.
+    pub(crate) fn total_timeout(&self) -> Duration {
+        self.total_timeout
+    }
+
     /// Retries after the first attempt.
     pub(crate) fn max_retries(&self) -> u32 {
         self.max_retries
@@ -178,17 +183,19 @@ async fn decode<T: DeserializeOwned>(resp: reqwest::Response, method: &Method, p
 
 async fn server_error(resp: reqwest::Response) -> Error {
     let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get(header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = retry_after(resp.headers());
     let (code, message) = match resp.json::<ErrorBody>().await {
         Ok(body) => (body.error.code, body.error.message),
         Err(_) => (ErrorCode::Unknown, format!("the server answered {status}")),
     };
     Error::from_server(code, status.as_u16(), message, retry_after)
+}
+
+/// How long an answer asks to wait before trying again: `Retry-After` in seconds (the form SyncKit and the stores
+/// send; an HTTP date is ignored).
+pub(crate) fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// Full jitter: a random delay up to base·2^attempt, capped.

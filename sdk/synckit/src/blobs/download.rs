@@ -6,6 +6,7 @@
 //! the download anyway, so nothing before that point is ever fetched twice. A store that answers a `Range` request
 //! with the whole blob (`200`) makes the writer start over.
 
+use std::ffi::OsStr;
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,17 +19,22 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
-use super::{BlobDownloadUrl, BlobOptions, Tracker, blocking, check_not_expired, is_refused_url, store_error};
+use super::{
+    BlobDownloadUrl, BlobOptions, Failure, Retries, Tracker, blocking, check_not_expired, internal, is_refused_url,
+    store_failure,
+};
 use crate::SyncKitClient;
 use crate::crypto::Keys;
 use crate::crypto::blob::{BlobOpener, SEALED_CHUNK_BYTES};
 use crate::error::{Error, ErrorKind, Result};
-use crate::http::backoff;
 
 /// Sealed chunks between the network and the writer: 4 × (64 KiB + 16).
 const WRITE_BEHIND_CHUNKS: usize = 4;
 /// A memory sink reserves at most this much up front, whatever the server says the blob's length is.
 const MAX_RESERVE: usize = 8 * 1024 * 1024;
+/// At most this much of the destination's name goes into the temporary file's: with the dots, the random part and
+/// the suffix, that stays well within the 255 bytes a name may have.
+const MAX_TEMP_NAME_PART: usize = 200;
 
 /// Where plaintext goes, written from the writer thread.
 pub(super) trait Sink: Send + 'static {
@@ -46,29 +52,81 @@ pub(super) trait Sink: Send + 'static {
 pub(super) struct FileSink {
     temp: tempfile::NamedTempFile,
     destination: PathBuf,
+    /// The directory both are in.
+    dir: PathBuf,
     written: u64,
 }
 
 impl FileSink {
-    /// Creates the temporary file, so a destination that cannot be written fails before anything is fetched.
+    /// Creates the temporary file, so a destination that cannot be written fails before anything is fetched. It
+    /// gets the mode of the file it will replace, or else the one any new file gets.
     pub(super) async fn create(destination: &Path) -> Result<Self> {
         let destination = destination.to_owned();
         blocking(move || {
             let name = destination.file_name().ok_or_else(|| {
                 Error::new(ErrorKind::InvalidInput, format!("{} is not a file path", destination.display()))
             })?;
-            let dir = match destination.parent() {
-                Some(dir) if !dir.as_os_str().is_empty() => dir,
-                _ => Path::new("."),
-            };
-            let temp = tempfile::Builder::new()
-                .prefix(&format!(".{}.", name.to_string_lossy()))
-                .suffix(".synckit-part")
-                .tempfile_in(dir)
-                .map_err(|e| write_error(&destination, e))?;
-            Ok(Self { temp, destination, written: 0 })
+            let dir = containing_dir(&destination).to_owned();
+            let prefix = temp_prefix(name);
+            let mut builder = tempfile::Builder::new();
+            builder.prefix(&prefix).suffix(".synckit-part");
+            new_file_mode(&mut builder);
+            let temp = builder.tempfile_in(&dir).map_err(|e| write_error(&destination, e))?;
+            keep_mode(&destination, temp.as_file()).map_err(|e| write_error(&destination, e))?;
+            Ok(Self { temp, destination, dir, written: 0 })
         })
         .await
+    }
+}
+
+/// The directory a file path is in: `.` for a bare file name.
+fn containing_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// `.{name}.`, with the name cut short (on a character boundary) so the temporary file's name stays a legal one
+/// however long the destination's is.
+fn temp_prefix(name: &OsStr) -> String {
+    let name = name.to_string_lossy();
+    let mut end = name.len().min(MAX_TEMP_NAME_PART);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(".{}.", &name[..end])
+}
+
+/// Creates the file with the mode a new file gets (0666 less the umask, which the system applies on creation)
+/// rather than tempfile's private 0600: the download is an ordinary file of the user's.
+fn new_file_mode(builder: &mut tempfile::Builder<'_, '_>) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    #[cfg(not(unix))]
+    let _ = builder;
+}
+
+/// Gives `temp` the permission bits of the file at `destination`, if there is one: replacing a file keeps its
+/// mode. The special bits (set-user-id and the like) are not carried over to downloaded bytes.
+fn keep_mode(destination: &Path, temp: &std::fs::File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(destination) {
+            Ok(meta) if meta.is_file() => {
+                temp.set_permissions(std::fs::Permissions::from_mode(meta.permissions().mode() & 0o777))
+            }
+            _ => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (destination, temp);
+        Ok(())
     }
 }
 
@@ -93,23 +151,21 @@ impl Sink for FileSink {
     }
 
     fn commit(self) -> Result<u64> {
-        let Self { temp, destination, written } = self;
+        let Self { temp, destination, dir, written } = self;
         temp.as_file().sync_all().map_err(|e| write_error(&destination, e))?;
         temp.persist(&destination).map_err(|e| write_error(&destination, e.error))?;
-        sync_dir(&destination);
+        sync_dir(&dir);
         Ok(written)
     }
 }
 
-/// Makes the rename durable where the platform allows syncing a directory. Best effort: the file's own data is
-/// already on disk.
-fn sync_dir(path: &Path) {
+/// Makes a rename in `dir` durable where the platform allows syncing a directory. Best effort: the file's own
+/// data is already on disk.
+fn sync_dir(dir: &Path) {
     #[cfg(unix)]
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-    }
+    let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     #[cfg(not(unix))]
-    let _ = path;
+    let _ = dir;
 }
 
 /// Plaintext collected in memory.
@@ -173,7 +229,7 @@ pub(super) async fn run<S: Sink>(
                     Err(e) => return Err(download.abort(e).await),
                 };
                 if fresh.sealed_size != source.sealed_size {
-                    let e = Error::new(ErrorKind::Crypto, "the blob's length changed during its download");
+                    let e = Error::new(ErrorKind::Server, "the server changed the blob's length during its download");
                     return Err(download.abort(e).await);
                 }
                 source = fresh;
@@ -184,14 +240,6 @@ pub(super) async fn run<S: Sink>(
     let output = download.finish().await?;
     tracker.finished();
     Ok(output)
-}
-
-/// How one attempt ended, when it failed.
-enum Failure {
-    /// Trying again (resuming) may work: the network, or the store failing (5xx).
-    Retry(Error),
-    /// It will not.
-    Final(Error),
 }
 
 /// A download in progress: the writer thread, and how many whole chunks it has been given.
@@ -214,26 +262,23 @@ impl<S: Sink> Download<S> {
     /// Fetches the rest of the blob from `source`, resuming after network errors and 5xx answers with back-off.
     /// An attempt that got further earns the retries back.
     async fn fetch(&mut self, client: &SyncKitClient, source: &BlobDownloadUrl) -> Result<()> {
-        let transport = client.transport();
-        let url = transport.resolve(&source.url)?;
-        let mut failures = 0;
+        // The SDK made it absolute (see `BlobDownloadUrl::url`).
+        let url = reqwest::Url::parse(&source.url).map_err(|e| {
+            let message = format!("the download URL {:?} is not an absolute URL", source.url);
+            Error::new(ErrorKind::InvalidInput, message).with_source(e)
+        })?;
+        let mut retries = Retries::new(client.transport(), source.id);
         loop {
             let before = self.chunks;
-            let err = match self.attempt(client, url.clone(), source.expires_at).await {
+            let failure = match self.attempt(client, url.clone(), source.expires_at).await {
                 Ok(()) => return Ok(()),
-                Err(Failure::Final(e)) => return Err(e),
-                Err(Failure::Retry(e)) => e,
+                Err(failure) => failure,
             };
             if self.chunks > before {
-                failures = 0;
+                retries.progressed();
             }
-            if failures >= transport.max_retries() {
-                return Err(err);
-            }
-            let delay = err.retry_after().unwrap_or_else(|| backoff(failures));
-            tracing::debug!(blob = %source.id, resume_at = self.offset(), ?delay, error = %err, "download broke off");
-            tokio::time::sleep(delay).await;
-            failures += 1;
+            retries.wait(failure).await?;
+            tracing::debug!(blob = %source.id, resume_at = self.offset(), "resuming the download");
         }
     }
 
@@ -275,18 +320,15 @@ impl<S: Sink> Download<S> {
             }
             // Less than the resume point: the store holds less than the blob's length.
             StatusCode::RANGE_NOT_SATISFIABLE => return Err(Failure::Final(truncated())),
-            _ => {
-                let retry = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
-                let err = store_error(resp, "the store refused the download", expires_at).await;
-                return Err(if retry { Failure::Retry(err) } else { Failure::Final(err) });
-            }
+            _ => return Err(store_failure(resp, "the store refused the download", expires_at, idle).await),
         }
         self.receive(resp, idle).await
     }
 
-    /// Cuts the answer's body into sealed chunks for the writer. A body that ends cleanly is the whole blob, as
-    /// far as the store has it: if that is short, the writer finds the blob truncated.
+    /// Cuts the answer's body into sealed chunks for the writer. A body that ends cleanly but short of the blob was
+    /// cut, unless it declared its length: then the store has no more.
     async fn receive(&mut self, resp: reqwest::Response, idle: std::time::Duration) -> Result<(), Failure> {
+        let declared_length = resp.content_length().is_some();
         let mut received = self.offset();
         let mut body = resp.bytes_stream();
         let mut pending = BytesMut::with_capacity(SEALED_CHUNK_BYTES);
@@ -314,6 +356,15 @@ impl<S: Sink> Download<S> {
                 self.chunks += 1;
             }
         }
+        if received < self.sealed_size {
+            // With a declared length, a cut body would have ended in an error: the store has no more.
+            if declared_length {
+                return Err(Failure::Final(truncated()));
+            }
+            // Without one, the connection's close ends the body, and a cut looks the same: resume after the whole
+            // chunks, and leave the partial one, which would not open.
+            return Err(Failure::Retry(Error::new(ErrorKind::Transport, "the download ended early")));
+        }
         if !pending.is_empty() {
             self.send(Feed::Chunk(pending.freeze())).await.map_err(Failure::Final)?;
         }
@@ -334,13 +385,16 @@ impl<S: Sink> Download<S> {
         }
         Err(match self.join().await {
             Err(e) => e,
-            Ok(_) => Error::new(ErrorKind::Crypto, "the blob's writer stopped early"),
+            // It only answers once told to finish, which is the last thing it is told.
+            Ok(_) => Error::new(ErrorKind::Internal, "internal failure: the blob's writer finished early"),
         })
     }
 
     async fn join(&mut self) -> Result<S::Output> {
-        let writer = self.writer.take().ok_or_else(|| Error::new(ErrorKind::Crypto, "the blob's writer is gone"))?;
-        writer.await.map_err(|e| Error::new(ErrorKind::Crypto, "the blob's writer failed").with_source(e))?
+        let writer = self.writer.take().ok_or_else(|| {
+            Error::new(ErrorKind::Internal, "internal failure: the blob's writer was already waited for")
+        })?;
+        writer.await.map_err(|e| internal("the blob's writer", e))?
     }
 
     /// Every chunk was handed over: the writer checks the blob is complete and commits.
@@ -443,6 +497,41 @@ mod tests {
         assert_eq!(sink.commit().unwrap(), 5);
         assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_downloaded_file_gets_an_ordinary_mode_or_keeps_the_replaced_ones() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        let dir = tempfile::tempdir().unwrap();
+        // What this process's umask makes of a new file, found without asking for the umask.
+        let ordinary = dir.path().join("ordinary");
+        std::fs::File::create(&ordinary).unwrap();
+
+        let new = dir.path().join("new");
+        FileSink::create(&new).await.unwrap().commit().unwrap();
+        assert_eq!(mode(&new), mode(&ordinary));
+
+        let replaced = dir.path().join("replaced");
+        std::fs::write(&replaced, b"old").unwrap();
+        std::fs::set_permissions(&replaced, std::fs::Permissions::from_mode(0o4750)).unwrap();
+        FileSink::create(&replaced).await.unwrap().commit().unwrap();
+        assert_eq!(mode(&replaced), 0o750, "the replaced file's mode, without the set-user-id bit");
+    }
+
+    #[tokio::test]
+    async fn long_and_bare_names_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = dir.path().join("é".repeat(127)); // 254 bytes, one short of the most a name may have
+        let mut sink = FileSink::create(&long).await.unwrap();
+        sink.write(b"hello").unwrap();
+        sink.commit().unwrap();
+        assert_eq!(std::fs::read(&long).unwrap(), b"hello");
+        assert!(temp_prefix(long.file_name().unwrap()).len() <= MAX_TEMP_NAME_PART + 2);
+
+        assert_eq!(containing_dir(Path::new("photo.jpg")), Path::new("."), "synced too");
+        assert_eq!(containing_dir(Path::new("dir/photo.jpg")), Path::new("dir"));
     }
 
     #[tokio::test]

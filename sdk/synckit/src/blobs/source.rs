@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::{PreparedBlob, check_plaintext_len};
 use crate::crypto::Keys;
-use crate::crypto::blob::{BlobId, BlobSealer, CHUNK_BYTES};
+use crate::crypto::blob::{BlobId, BlobIdHasher, BlobSealer, CHUNK_BYTES};
 use crate::error::{Error, ErrorKind, Result};
 
 /// What an upload reads: a file, or bytes in memory. An upload reads it from the start three times (for its id,
@@ -153,22 +153,30 @@ impl From<&'static [u8]> for BlobSource {
 }
 
 /// A source's plaintext in [`CHUNK_BYTES`] pieces (the last may be shorter; an empty source is one empty piece),
-/// failing when the source turns out longer or shorter than `len`.
+/// failing when the source turns out longer or shorter than the length it had when opened.
 struct PlainChunks<'a> {
     source: &'a BlobSource,
     reader: Box<dyn Read + Send>,
+    len: u64,
     remaining: u64,
     done: bool,
     buf: Vec<u8>,
 }
 
 impl<'a> PlainChunks<'a> {
-    fn open(source: &'a BlobSource, len: u64) -> Result<Self> {
-        let (reader, now) = source.open()?;
-        if now != len {
+    /// The source from its start, at the length it has now.
+    fn open(source: &'a BlobSource) -> Result<Self> {
+        let (reader, len) = source.open()?;
+        Ok(Self { source, reader, len, remaining: len, done: false, buf: vec![0; CHUNK_BYTES] })
+    }
+
+    /// The source from its start, which must still have the length `len` an earlier pass saw.
+    fn reopen(source: &'a BlobSource, len: u64) -> Result<Self> {
+        let chunks = Self::open(source)?;
+        if chunks.len != len {
             return Err(source.changed());
         }
-        Ok(Self { source, reader, remaining: len, done: false, buf: vec![0; CHUNK_BYTES] })
+        Ok(chunks)
     }
 
     fn next(&mut self) -> Result<Option<&[u8]>> {
@@ -203,29 +211,37 @@ pub(super) struct SealedChunk {
     pub(super) plain_len: usize,
 }
 
-/// The source sealed chunk by chunk, with the SHA-256 of everything sealed so far and a fresh id of the plaintext
-/// to compare with the first pass's.
+/// The source sealed chunk by chunk, with the SHA-256 of everything sealed so far and, when asked for, a fresh id
+/// of the plaintext to compare with the one the seal is keyed to.
 struct SealedChunks<'a> {
     plain: PlainChunks<'a>,
     sealer: BlobSealer,
     checksum: Sha256,
-    id: crate::crypto::blob::BlobIdHasher,
+    rehash: Option<BlobIdHasher>,
 }
 
 impl<'a> SealedChunks<'a> {
     fn open(keys: &Keys, source: &'a BlobSource, id: &BlobId, len: u64) -> Result<Self> {
         Ok(Self {
-            plain: PlainChunks::open(source, len)?,
+            plain: PlainChunks::reopen(source, len)?,
             sealer: BlobSealer::new(keys, id, len),
             checksum: Sha256::new(),
-            id: keys.blob_id_hasher(),
+            rehash: None,
         })
+    }
+
+    /// Also hashes the plaintext for its id, for [`rehashed_id`](Self::rehashed_id).
+    fn rehashing(mut self, keys: &Keys) -> Self {
+        self.rehash = Some(keys.blob_id_hasher());
+        self
     }
 
     /// The next sealed chunk, and whether it is the last.
     fn next(&mut self) -> Result<Option<(SealedChunk, bool)>> {
         let Some(plain) = self.plain.next()? else { return Ok(None) };
-        self.id.update(plain);
+        if let Some(hasher) = &mut self.rehash {
+            hasher.update(plain);
+        }
         let sealed = self.sealer.seal_chunk(plain)?;
         self.checksum.update(&sealed);
         let chunk = SealedChunk { plain_len: plain.len(), bytes: Bytes::from(sealed) };
@@ -236,31 +252,38 @@ impl<'a> SealedChunks<'a> {
     fn checksum(&self) -> String {
         STANDARD.encode(self.checksum.clone().finalize())
     }
+
+    /// The id of the plaintext sealed, once every chunk was: `None` unless [`rehashing`](Self::rehashing).
+    fn rehashed_id(self) -> Option<BlobId> {
+        self.rehash.map(BlobIdHasher::finish)
+    }
 }
 
-/// The first two passes: the blob's id, then its sealed length and checksum.
+/// The first two passes: the blob's id, then its sealed length and checksum. The second pass hashes the plaintext
+/// again: a source changed between the passes would otherwise get a checksum of other bytes than its id names.
 pub(super) fn prepare(keys: &Keys, source: BlobSource) -> Result<PreparedBlob> {
-    let (_, len) = source.open()?;
+    let mut plain = PlainChunks::open(&source)?;
+    let len = plain.len;
     check_plaintext_len(len)?;
-    let mut plain = PlainChunks::open(&source, len)?;
     let mut hasher = keys.blob_id_hasher();
     while let Some(chunk) = plain.next()? {
         hasher.update(chunk);
     }
     let id = hasher.finish();
 
-    let mut sealed = SealedChunks::open(keys, &source, &id, len)?;
+    let mut sealed = SealedChunks::open(keys, &source, &id, len)?.rehashing(keys);
     while sealed.next()?.is_some() {}
-    if sealed.id.clone().finish() != id {
+    let checksum_sha256 = sealed.checksum();
+    if sealed.rehashed_id() != Some(id) {
         return Err(source.changed());
     }
-    let checksum_sha256 = sealed.checksum();
     Ok(PreparedBlob { source, id, len, checksum_sha256 })
 }
 
 /// The third pass: hands each sealed chunk to `send`, in order, until it returns `false` (the request ended).
 /// The last chunk is only handed over if the whole ciphertext has the prepared checksum, so a source changed
-/// since it was prepared never completes an upload.
+/// since it was prepared never completes an upload. Sealing is deterministic, so the same checksum means the very
+/// plaintext the second pass checked against the id: it need not be hashed again.
 pub(super) fn seal_for_upload(
     keys: &Keys,
     blob: &PreparedBlob,

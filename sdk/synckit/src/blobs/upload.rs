@@ -10,27 +10,25 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use reqwest::Body;
 use reqwest::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Body, StatusCode};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::source::{SealedChunk, seal_for_upload};
-use super::{BlobUploadUrl, PreparedBlob, Tracker, check_not_expired, store_error};
+use super::{BlobUploadUrl, Failure, PreparedBlob, Retries, Tracker, check_not_expired, store_failure};
 use crate::SyncKitClient;
 use crate::crypto::Keys;
 use crate::error::{Error, ErrorKind, Result};
-use crate::http::backoff;
 
 /// Sealed chunks read ahead of the network: 4 × 64 KiB.
 const READ_AHEAD_CHUNKS: usize = 4;
 
-/// How one attempt ended, when it failed.
-enum Failure {
-    /// Trying again may work: the network, or the store failing (5xx).
-    Retry(Error),
-    /// It will not: the store refused the request, or the source cannot be read.
-    Final(Error),
+/// Why an upload stopped.
+pub(super) struct Stopped {
+    pub(super) error: Error,
+    /// It stopped on the first attempt with its URL: a refusal then was of a URL just fetched.
+    pub(super) on_first_attempt: bool,
 }
 
 /// Uploads `blob` to `target`, starting over after network errors and 5xx answers with back-off.
@@ -39,29 +37,30 @@ pub(super) async fn put(
     blob: &PreparedBlob,
     target: &BlobUploadUrl,
     tracker: &Tracker,
-) -> Result<()> {
+) -> Result<(), Stopped> {
     let Some(url) = &target.url else { return Ok(()) };
-    let transport = client.transport();
-    let url = transport.resolve(url)?;
-    let headers = signed_headers(target, blob.sealed_size())?;
-    let keys = client.keys()?;
-    let mut failures = 0;
+    let before_any_attempt = |error| Stopped { error, on_first_attempt: true };
+    let url = parse_url(url).map_err(before_any_attempt)?;
+    let headers = signed_headers(target, blob.sealed_size()).map_err(before_any_attempt)?;
+    let keys = client.keys().map_err(before_any_attempt)?;
+    let mut retries = Retries::new(client.transport(), blob.id);
     loop {
-        check_not_expired(target.expires_at)?;
+        let on_first_attempt = retries.failures() == 0;
+        let stopped = move |error| Stopped { error, on_first_attempt };
+        check_not_expired(target.expires_at).map_err(stopped)?;
         let attempt = Attempt { client, keys: &keys, blob, tracker, expires_at: target.expires_at };
-        let err = match attempt.run(url.clone(), headers.clone()).await {
+        match attempt.run(url.clone(), headers.clone()).await {
             Ok(()) => return Ok(()),
-            Err(Failure::Final(e)) => return Err(e),
-            Err(Failure::Retry(e)) => e,
-        };
-        if failures >= transport.max_retries() {
-            return Err(err);
+            Err(failure) => retries.wait(failure).await.map_err(stopped)?,
         }
-        let delay = err.retry_after().unwrap_or_else(|| backoff(failures));
-        tracing::debug!(blob = %blob.id, failures, ?delay, error = %err, "upload failed; starting over");
-        tokio::time::sleep(delay).await;
-        failures += 1;
     }
+}
+
+/// The target's URL: the SDK made it absolute (see [`BlobUploadUrl::url`]).
+fn parse_url(url: &str) -> Result<reqwest::Url> {
+    reqwest::Url::parse(url).map_err(|e| {
+        Error::new(ErrorKind::InvalidInput, format!("the upload URL {url:?} is not an absolute URL")).with_source(e)
+    })
 }
 
 /// The target's headers, checked: the server must not ask for another length than the blob's.
@@ -98,11 +97,18 @@ struct Attempt<'a> {
 impl Attempt<'_> {
     async fn run(self, url: reqwest::Url, headers: HeaderMap) -> Result<(), Failure> {
         let transport = self.client.transport();
-        let activity = Activity::now();
-        let (body, reader_failure) = self.body(activity.clone());
+        let idle = transport.attempt_timeout();
+        let activity = Activity::new(idle);
+        // Once the body is out, the store checks and stores it before it answers: for the embedded store, syncing
+        // up to 500 MiB to disk. That may take longer than a pause in the transfer should, but not for ever.
+        let answer = transport.total_timeout().max(idle);
+        let (body, reader_failure) = self.body(activity.clone(), answer);
         let send = transport.http().put(url).headers(headers).body(body).send();
-        let sent = activity.limit(send, transport.attempt_timeout()).await;
-        let resp = match sent {
+        let resp = match activity.limit(send).await {
+            None if activity.answering() => {
+                let err = Error::new(ErrorKind::Transport, "the store did not answer once the upload was sent");
+                return Err(Failure::Retry(err));
+            }
             None => return Err(Failure::Retry(Error::new(ErrorKind::Transport, "the upload stalled"))),
             Some(Err(e)) => {
                 // The body stream failed because the source did: that is the error, and it is final.
@@ -114,21 +120,16 @@ impl Attempt<'_> {
             }
             Some(Ok(resp)) => resp,
         };
-        let status = resp.status();
-        if status.is_success() {
+        if resp.status().is_success() {
             return Ok(());
         }
-        let err = store_error(resp, "the store refused the upload", self.expires_at).await;
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            Err(Failure::Retry(err))
-        } else {
-            Err(Failure::Final(err))
-        }
+        Err(store_failure(resp, "the store refused the upload", self.expires_at, idle).await)
     }
 
     /// The request body: sealed chunks from a blocking reader thread, counted for progress as the body takes
-    /// them. Also returns where the reader leaves its error if it fails.
-    fn body(&self, activity: Activity) -> (Body, Arc<Mutex<Option<Error>>>) {
+    /// them; after the last one, the store has `answer` to answer. Also returns where the reader leaves its error
+    /// if it fails.
+    fn body(&self, activity: Activity, answer: Duration) -> (Body, Arc<Mutex<Option<Error>>>) {
         let (tx, mut rx) = mpsc::channel::<std::io::Result<SealedChunk>>(READ_AHEAD_CHUNKS);
         let failure = Arc::new(Mutex::new(None));
         let (keys, blob, slot) = (self.keys.clone(), self.blob.clone(), failure.clone());
@@ -140,12 +141,17 @@ impl Attempt<'_> {
                 let _ = tx.blocking_send(Err(std::io::Error::other("the blob's source failed")));
             }
         });
-        let tracker = self.tracker.clone();
+        let (tracker, total) = (self.tracker.clone(), self.blob.size());
         let mut done = 0u64;
         let chunks = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(move |chunk| {
             let chunk = chunk?;
             done += chunk.plain_len as u64;
-            activity.touch();
+            // Every chunk but the last holds plaintext, so the total is reached with the last one.
+            if done == total {
+                activity.await_answer(answer);
+            } else {
+                activity.touch();
+            }
             tracker.reached(done);
             Ok::<_, std::io::Error>(chunk.bytes)
         });
@@ -153,33 +159,56 @@ impl Attempt<'_> {
     }
 }
 
-/// When a transfer last moved: an attempt fails after a whole timeout without a byte moving, however long the
-/// transfer takes in all.
+/// How long an attempt may go on without a byte moving: it fails after a whole `idle` timeout of silence, however
+/// long the transfer takes in all, and after a longer one once the whole body is out and the store is answering.
 #[derive(Clone)]
-struct Activity(Arc<Mutex<Instant>>);
+struct Activity(Arc<Mutex<Watch>>);
+
+struct Watch {
+    /// When the transfer last moved.
+    last: Instant,
+    /// How long it may then stay still.
+    patience: Duration,
+    answering: bool,
+}
 
 impl Activity {
-    fn now() -> Self {
-        Self(Arc::new(Mutex::new(Instant::now())))
+    fn new(idle: Duration) -> Self {
+        Self(Arc::new(Mutex::new(Watch { last: Instant::now(), patience: idle, answering: false })))
     }
 
+    fn watch(&self) -> std::sync::MutexGuard<'_, Watch> {
+        self.0.lock().expect("not poisoned")
+    }
+
+    /// Bytes moved just now.
     fn touch(&self) {
-        *self.0.lock().expect("not poisoned") = Instant::now();
+        self.watch().last = Instant::now();
     }
 
-    fn last(&self) -> Instant {
-        *self.0.lock().expect("not poisoned")
+    /// The whole body is out: from now on, the store has `patience` to answer.
+    fn await_answer(&self, patience: Duration) {
+        *self.watch() = Watch { last: Instant::now(), patience, answering: true };
     }
 
-    /// `work`'s output, or `None` once `idle` passes without a [`touch`](Self::touch).
-    async fn limit<F: Future>(&self, work: F, idle: Duration) -> Option<F::Output> {
+    /// Whether the whole body is out.
+    fn answering(&self) -> bool {
+        self.watch().answering
+    }
+
+    fn deadline(&self) -> Instant {
+        let watch = self.watch();
+        watch.last + watch.patience
+    }
+
+    /// `work`'s output, or `None` once it has stayed still past its patience.
+    async fn limit<F: Future>(&self, work: F) -> Option<F::Output> {
         tokio::pin!(work);
         loop {
-            let deadline = self.last() + idle;
             tokio::select! {
                 out = &mut work => return Some(out),
-                () = tokio::time::sleep_until(deadline) => {
-                    if self.last() + idle <= Instant::now() {
+                () = tokio::time::sleep_until(self.deadline()) => {
+                    if self.deadline() <= Instant::now() {
                         return None;
                     }
                 }
@@ -216,7 +245,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn only_a_transfer_that_stops_moving_times_out() {
-        let activity = Activity::now();
+        let activity = Activity::new(Duration::from_secs(8));
         let busy = activity.clone();
         let moving = async move {
             for _ in 0..10 {
@@ -225,8 +254,28 @@ mod tests {
             }
             "done"
         };
-        assert_eq!(activity.limit(moving, Duration::from_secs(8)).await, Some("done"), "50 s, never idle 8 s");
+        assert_eq!(activity.limit(moving).await, Some("done"), "50 s, never idle 8 s");
         let stuck = std::future::pending::<()>();
-        assert_eq!(activity.limit(stuck, Duration::from_secs(8)).await, None);
+        assert_eq!(activity.limit(stuck).await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_store_has_longer_to_answer_once_the_body_is_out() {
+        let activity = Activity::new(Duration::from_secs(8));
+        let sent = activity.clone();
+        let answered_late = async move {
+            sent.await_answer(Duration::from_secs(120));
+            tokio::time::sleep(Duration::from_secs(90)).await;
+            "stored"
+        };
+        assert_eq!(activity.limit(answered_late).await, Some("stored"), "90 s to sync a large file");
+        assert!(activity.answering());
+
+        let silent = Activity::new(Duration::from_secs(8));
+        silent.await_answer(Duration::from_secs(120));
+        let start = Instant::now();
+        assert_eq!(silent.limit(std::future::pending::<()>()).await, None, "but not for ever");
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_secs(120) && waited < Duration::from_secs(121), "{waited:?}");
     }
 }
