@@ -105,6 +105,8 @@ async fn bench(store: &str, mib: u64) {
     report("upload", mib, start);
     println!("            of which {:.2} s to compute the id and the checksum", prepared.as_secs_f64());
 
+    // The upload left the disk with writes to flush, which the download's own fsync would wait for.
+    Command::new("sync").status().expect("sync runs");
     reset_peak_memory();
     let start = Instant::now();
     downloader.download_blob(&blob.id(), &copy).await.unwrap();
