@@ -78,6 +78,7 @@ use synckit_protocol::{ErrorBody, ErrorCode};
 
 pub use self::source::BlobSource;
 use crate::SyncKitClient;
+use crate::client::{blocking, internal};
 use crate::crypto::blob::{BlobId, decrypted_len, encrypted_len};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Retry, Transport, backoff, retry_after};
@@ -637,16 +638,6 @@ fn check_not_expired(expires_at: Instant) -> Result<()> {
     // The store's code for it, so a caller handles an expired URL one way whichever side noticed.
     let message = "the signed URL has expired; ask for a new one".to_owned();
     Err(Error::from_server(ErrorCode::InvalidSignature, StatusCode::FORBIDDEN.as_u16(), message, None))
-}
-
-/// Runs blocking work (file reads, sealing) off the async runtime.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| internal("the blob's file task", e))?
-}
-
-/// A task of the SDK's own that ended without an answer: it panicked (a bug) or the runtime is shutting down.
-fn internal(task: &str, e: tokio::task::JoinError) -> Error {
-    Error::new(ErrorKind::Internal, format!("internal failure: {task} stopped without an answer")).with_source(e)
 }
 
 /// How one attempt at a transfer to or from the store ended, when it failed.

@@ -285,7 +285,7 @@ impl SyncKitClient {
         let store = self.inner.key_store.clone();
         let loaded = tokio::task::spawn_blocking(move || store.load(&account))
             .await
-            .map_err(|e| Error::new(ErrorKind::Keystore, "the key store task failed").with_source(e))??;
+            .map_err(|e| internal("the key store task", e))??;
         match loaded {
             Some(master) => {
                 let keys = Keys::derive(&master);
@@ -616,8 +616,13 @@ async fn unwrap(envelope: &[u8], password: &str, session: &Session) -> Result<Se
     blocking(move || crypto::unwrap_master_key(&envelope, &password, app, user)).await
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::new(ErrorKind::Crypto, "the key derivation task failed").with_source(e))?
+/// Runs `f` on tokio's blocking pool, off the async runtime: key derivation, file reading, hashing.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| internal("a blocking task of the SDK", e))?
+}
+
+/// A task of the SDK's own that stopped without an answer: it panicked, which is a bug (in the SDK or in a
+/// callback it ran).
+pub(crate) fn internal(task: &str, e: tokio::task::JoinError) -> Error {
+    Error::new(ErrorKind::Internal, format!("internal failure: {task} stopped without an answer")).with_source(e)
 }
