@@ -530,10 +530,16 @@ async fn health_openapi_and_unknown_routes(app: TestApp) {
         "/api/sync/devices",
         "/api/sync/devices/{id}",
         "/api/sync/keys",
+        "/api/sync/events",
+        "/api/sync/blobs/upload",
+        "/api/sync/blobs/confirm",
+        "/api/sync/blobs/download",
     ] {
         assert!(paths.contains_key(path), "{path} missing from the OpenAPI document");
     }
-    assert!(doc["components"]["schemas"]["PushRequest"].is_object());
+    for schema in ["PushRequest", "BlobUploadRequest", "BlobUploadResponse"] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema} missing from the OpenAPI document");
+    }
 
     let (status, body) = app.get("/api/sync/nothing-here", None).await;
     assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
