@@ -15,11 +15,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
-use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use synckit::keystore::MemoryKeyStore;
 use synckit::{BlobOptions, BlobSource, SyncKitClient, SyncKitConfig};
-use synckit_server::{Server, Settings, admin};
+use synckit_testkit::{Engine, TestServer, engine};
 
 const PASSWORD: &str = "bench password";
 const MIB: u64 = 1024 * 1024;
@@ -43,22 +42,10 @@ fn main() {
 fn serve() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let data = tempfile::tempdir().unwrap();
-        let mut settings = Settings { data_dir: data.path().to_owned(), ..Settings::default() };
-        if std::env::var("SYNCKIT_BENCH_SERVE").unwrap() == "garage" {
-            let s3 = synckit_testkit::garage().await.expect("the test Garage: run ops/ensure-garage");
-            settings.s3_endpoint = Some(s3.endpoint);
-            settings.s3_region = s3.region;
-            settings.s3_bucket = Some(s3.bucket);
-            settings.s3_access_key_id = Some(s3.access_key_id);
-            settings.s3_secret_access_key = Some(SecretString::from(s3.secret_access_key));
-        }
-        let server = Server::build(&settings).await.expect("the server starts");
-        let api_key = admin::create_app(&server.engines, "blob bench").await.unwrap().api_key;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        println!("http://{} {api_key}", listener.local_addr().unwrap());
-        let stdin_closed = tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new()));
-        server.run(listener, async { drop(stdin_closed.await) }).await;
+        let garage = std::env::var("SYNCKIT_BENCH_SERVE").unwrap() == "garage";
+        let server = TestServer::start(Engine { garage, ..engine::embedded() }).await;
+        println!("{} {}", server.url, server.api_key);
+        tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new())).await.unwrap().unwrap();
     });
 }
 

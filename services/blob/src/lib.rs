@@ -33,11 +33,35 @@ pub use local::LocalStore;
 pub use objects::{ObjectKey, ObjectMeta, ObjectStore, ObjectStoreError, Presigned};
 pub use s3::{S3Config, S3Store};
 
-/// Tunables of the blob service.
-#[derive(Debug, Clone, Copy)]
+/// Tunables of the blob service: the server's `blob` settings (`SYNCKIT_BLOB_*`).
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BlobSettings {
     /// How long signed URLs stay valid.
+    #[serde(with = "synckit_http::secs", rename = "url_expiry_secs")]
     pub url_expiry: Duration,
+    /// How long an upload may stay unconfirmed before it is swept from the store. At least `url_expiry`, or an
+    /// upload could be swept while its URL still works.
+    #[serde(with = "synckit_http::secs", rename = "upload_ttl_secs")]
+    pub upload_ttl: Duration,
+    /// How often unconfirmed uploads are swept.
+    #[serde(with = "synckit_http::secs", rename = "sweep_interval_secs")]
+    pub sweep_interval: Duration,
+}
+
+impl BlobSettings {
+    /// The longest a signed URL may live: S3 refuses longer presignatures.
+    pub const MAX_URL_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+}
+
+impl Default for BlobSettings {
+    fn default() -> Self {
+        Self {
+            url_expiry: Duration::from_secs(900),
+            upload_ttl: Duration::from_secs(24 * 3600),
+            sweep_interval: Duration::from_secs(600),
+        }
+    }
 }
 
 /// What the blob handlers share.

@@ -14,29 +14,27 @@ use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use aws_sdk_s3::types::ChecksumMode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::objects::{ObjectKey, ObjectMeta, ObjectStore, ObjectStoreError, Presigned};
 
-/// Where the bucket is and how to sign in to it.
-#[derive(Clone)]
+/// Where the bucket is and how to sign in to it: the server's `s3` settings (`SYNCKIT_S3_*`), and what tests
+/// point at their Garage.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct S3Config {
     /// e.g. `https://s3.eu-west-1.amazonaws.com`, or `http://127.0.0.1:3900` for a local Garage.
     pub endpoint: String,
+    #[serde(default = "default_region")]
     pub region: String,
     pub bucket: String,
     pub access_key_id: String,
-    pub secret_access_key: String,
+    pub secret_access_key: SecretString,
 }
 
-impl std::fmt::Debug for S3Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Config")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("bucket", &self.bucket)
-            .field("access_key_id", &self.access_key_id)
-            .finish_non_exhaustive()
-    }
+/// What AWS itself assumes when no region is named.
+fn default_region() -> String {
+    "us-east-1".to_owned()
 }
 
 /// The S3 adapter.
@@ -49,8 +47,13 @@ pub struct S3Store {
 impl S3Store {
     /// A client for the bucket. Nothing is sent until the first request.
     pub fn new(config: &S3Config) -> Self {
-        let credentials =
-            Credentials::new(&config.access_key_id, &config.secret_access_key, None, None, "synckit-settings");
+        let credentials = Credentials::new(
+            &config.access_key_id,
+            config.secret_access_key.expose_secret(),
+            None,
+            None,
+            "synckit-settings",
+        );
         let sdk_config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .endpoint_url(&config.endpoint)

@@ -7,6 +7,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use synckit_blob::{LocalStore, ObjectKey, ObjectMeta, ObjectStore, ObjectStoreError, S3Config, S3Store};
 use synckit_store::StreamId;
+use synckit_testkit::{Engine, FromEngine, on_each_engine};
 use uuid::Uuid;
 
 /// An adapter under test, and the base URL its relative URLs resolve against.
@@ -27,40 +28,18 @@ async fn local() -> Subject {
 }
 
 async fn garage() -> Subject {
-    let s3 = synckit_testkit::garage().await.expect("the test Garage");
-    let store = S3Store::new(&S3Config {
-        endpoint: s3.endpoint,
-        region: s3.region,
-        bucket: s3.bucket,
-        access_key_id: s3.access_key_id,
-        secret_access_key: s3.secret_access_key,
-    });
+    let store = S3Store::new(&synckit_testkit::garage().await.expect("the test Garage"));
     assert!(store.routes().is_none());
     Subject { store: Arc::new(store), base: String::new(), _dir: None }
 }
 
-macro_rules! on_both_adapters {
-    ($($case:ident),* $(,)?) => {
-        mod local {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::local().await).await
-                }
-            )*
-        }
-        mod garage {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::garage().await).await
-                }
-            )*
-        }
-    };
+impl FromEngine for Subject {
+    async fn from_engine(engine: Engine) -> Self {
+        if engine.garage { garage().await } else { local().await }
+    }
 }
 
-on_both_adapters!(put_head_get_delete, refuses_what_was_not_signed, missing_objects);
+on_each_engine!([embedded, garage] put_head_get_delete, refuses_what_was_not_signed, missing_objects);
 
 fn new_key() -> ObjectKey {
     let mut hash = [0u8; 32];
@@ -157,7 +136,7 @@ async fn an_unreachable_s3_is_unavailable() {
             region: "garage".to_owned(),
             bucket: "b".to_owned(),
             access_key_id: "k".to_owned(),
-            secret_access_key: "s".to_owned(),
+            secret_access_key: "s".into(),
         });
         let err = store.head(&new_key()).await.unwrap_err();
         assert!(matches!(err, ObjectStoreError::Unavailable(_)), "{endpoint}: {err:?}");

@@ -59,16 +59,30 @@ impl std::fmt::Debug for TokenKeys {
     }
 }
 
+/// A token signing secret too short to be safe.
+#[derive(Debug)]
+pub struct ShortSecret(usize);
+
+impl std::fmt::Display for ShortSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the token signing secret is {} bytes; it must be at least 32", self.0)
+    }
+}
+
+impl std::error::Error for ShortSecret {}
+
 impl TokenKeys {
-    /// Keys from a shared secret of at least 32 bytes.
-    pub fn new(secret: &[u8]) -> Self {
-        assert!(secret.len() >= 32, "the token signing secret must be at least 32 bytes");
+    /// Keys from a shared secret, which must be at least 32 bytes.
+    pub fn new(secret: &[u8]) -> Result<Self, ShortSecret> {
+        if secret.len() < 32 {
+            return Err(ShortSecret(secret.len()));
+        }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 5;
-        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation }
+        Ok(Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation })
     }
 
     /// A token for `user_id` in `app_id`, and when it expires.
@@ -173,14 +187,14 @@ mod tests {
 
     #[test]
     fn issued_tokens_verify_and_others_do_not() {
-        let keys = TokenKeys::new(&[1; 32]);
+        let keys = TokenKeys::new(&[1; 32]).unwrap();
         let claims = TokenClaims { user_id: Uuid::now_v7(), app_id: Uuid::now_v7(), token_version: 3 };
         let (token, expires_at) = keys.issue(claims);
         assert_eq!(keys.verify(&token).unwrap(), claims);
         assert!(expires_at > OffsetDateTime::now_utc() + Duration::days(6));
 
         // Another deployment's key.
-        let err = TokenKeys::new(&[2; 32]).verify(&token).unwrap_err();
+        let err = TokenKeys::new(&[2; 32]).unwrap().verify(&token).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidToken);
         // A tampered payload.
         let mut parts: Vec<&str> = token.split('.').collect();
@@ -199,8 +213,16 @@ mod tests {
     }
 
     #[test]
+    fn short_secrets_are_refused() {
+        assert_eq!(
+            TokenKeys::new(&[1; 31]).unwrap_err().to_string(),
+            "the token signing secret is 31 bytes; it must be at least 32"
+        );
+    }
+
+    #[test]
     fn expired_tokens_say_so() {
-        let keys = TokenKeys::new(&[1; 32]);
+        let keys = TokenKeys::new(&[1; 32]).unwrap();
         let past = OffsetDateTime::now_utc() - Duration::hours(1);
         let claims = Claims {
             sub: Uuid::now_v7(),

@@ -8,11 +8,13 @@
 //! - [`serve`]: the accept loop, with a header read timeout and graceful shutdown.
 //! - [`timeout`]: a whole-request deadline.
 //! - [`fallback`]: JSON answers for unknown routes and wrong methods.
+//! - [`secs`]: `Duration` settings read as whole seconds.
 
 pub mod auth;
 pub mod error;
 pub mod fallback;
 pub mod json;
+pub mod secs;
 pub mod serve;
 pub mod timeout;
 

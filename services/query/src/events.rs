@@ -26,15 +26,19 @@ use crate::QueryState;
 /// Notices buffered per stream for its connections.
 const PER_STREAM_BUFFER: usize = 64;
 
-/// Limits of the events endpoint.
-#[derive(Debug, Clone)]
+/// Limits of the events endpoint: the server's `events` settings (`SYNCKIT_EVENTS_*`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct EventSettings {
     /// Open event streams per (app, user) on one instance; more get 429.
+    #[serde(rename = "max_per_user")]
     pub max_connections_per_user: usize,
     /// A connection is closed after this long (the client reconnects), so load rebalances and nothing lives for
     /// ever.
+    #[serde(with = "synckit_http::secs", rename = "max_lifetime_secs")]
     pub max_lifetime: Duration,
     /// A comment line this often keeps proxies from closing an idle connection.
+    #[serde(with = "synckit_http::secs", rename = "heartbeat_secs")]
     pub heartbeat: Duration,
 }
 

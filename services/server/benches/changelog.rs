@@ -22,11 +22,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures::future::join_all;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use synckit_protocol::sync::PullResponse;
-use synckit_server::{Server, Settings, admin};
-use tokio::net::TcpListener;
+use synckit_testkit::{TestServer, engine};
 use tokio_postgres::NoTls;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
@@ -56,21 +54,6 @@ struct Client {
     device_id: Uuid,
     app_id: Uuid,
     user_id: Uuid,
-}
-
-async fn start(database_url: Option<String>, dir: &std::path::Path) -> (String, synckit_server::Engines) {
-    let settings = Settings {
-        data_dir: dir.to_owned(),
-        database_url: database_url.map(SecretString::from),
-        db_max_connections: 32,
-        ..Settings::default()
-    };
-    let server = Server::build(&settings).await.expect("server");
-    let engines = server.engines.clone();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(server.run(listener, std::future::pending()));
-    (url, engines)
 }
 
 async fn client(url: &str, api_key: &str) -> Client {
@@ -271,17 +254,13 @@ async fn run(o: &Options) {
         "\n| engine | ingest entries/s | raw COPY rows/s | ingest / COPY | pull entries/s | raw scan rows/s | pull / scan |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    for engine in ["postgres", "sqlite"] {
-        let dir = tempfile::tempdir().unwrap();
-        let db_url = match engine {
-            "postgres" => Some(synckit_testkit::fresh_database().await.expect("a Postgres to benchmark on")),
-            _ => None,
-        };
-        let (url, engines) = start(db_url.clone(), dir.path()).await;
-        let api_key = admin::create_app(&engines, "bench").await.unwrap().api_key;
+    for (name, engine) in [("postgres", engine::postgres()), ("sqlite", engine::embedded())] {
+        let server = TestServer::start_with(engine, |s| s.database.max_connections = 32).await;
+        let (url, api_key) = (&server.url, &server.api_key);
+        let db_url = server.database_url().map(str::to_owned);
         let mut clients = Vec::new();
         for _ in 0..o.streams {
-            clients.push(Arc::new(client(&url, &api_key).await));
+            clients.push(Arc::new(client(url, api_key).await));
         }
         // Warm up connections and caches with one push per stream, not counted.
         join_all(clients.iter().map(|c| async move { push(c, &batch().0).await })).await;
@@ -291,7 +270,7 @@ async fn run(o: &Options) {
             Some(db) => Some(raw_copy(db, &rows).await),
             None => None,
         };
-        let reader = client(&url, &api_key).await;
+        let reader = client(url, api_key).await;
         fill(&reader, o.pull).await;
         let pull_rate = pull_all(&reader, o.pull).await;
         let scan_rate = match &db_url {
@@ -300,7 +279,7 @@ async fn run(o: &Options) {
         };
         let na = || "n/a".to_owned();
         println!(
-            "| {engine} | {} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} |",
             rate(ingest_rate),
             copy_rate.map_or_else(na, rate),
             copy_rate.map_or_else(na, |c| format!("{:.0}%", 100.0 * ingest_rate / c)),

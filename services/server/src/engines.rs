@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
-use synckit_blob::{LocalStore, ObjectStore, S3Config, S3Store};
+use synckit_blob::{LocalStore, ObjectStore, S3Store};
 use synckit_bus::{CommitBus, InProcessBus, NatsBus};
-use synckit_store::{AccountStore, BlobCatalog, ChangelogStore, StoreError};
+use synckit_store::{AccountStore, BlobCatalog, ChangelogStore, SecretName, StoreError};
 use synckit_store_postgres::{PgOptions, PgStore};
 use synckit_store_sqlite::SqliteStore;
 
@@ -48,25 +48,12 @@ impl Engines {
     }
 
     async fn open_objects(settings: &Settings, accounts: &dyn AccountStore) -> anyhow::Result<Arc<dyn ObjectStore>> {
-        if let Some(endpoint) = &settings.s3_endpoint {
-            let missing = |name: &str| anyhow::anyhow!("SYNCKIT_S3_ENDPOINT is set, so {name} must be set too");
-            let config = S3Config {
-                endpoint: endpoint.clone(),
-                region: settings.s3_region.clone(),
-                bucket: settings.s3_bucket.clone().ok_or_else(|| missing("SYNCKIT_S3_BUCKET"))?,
-                access_key_id: settings.s3_access_key_id.clone().ok_or_else(|| missing("SYNCKIT_S3_ACCESS_KEY_ID"))?,
-                secret_access_key: settings
-                    .s3_secret_access_key
-                    .as_ref()
-                    .ok_or_else(|| missing("SYNCKIT_S3_SECRET_ACCESS_KEY"))?
-                    .expose_secret()
-                    .to_owned(),
-            };
-            tracing::info!(%endpoint, bucket = %config.bucket, "blob store: s3");
-            return Ok(Arc::new(S3Store::new(&config)));
+        if let Some(s3) = &settings.s3 {
+            tracing::info!(endpoint = %s3.endpoint, bucket = %s3.bucket, "blob store: s3");
+            return Ok(Arc::new(S3Store::new(s3)));
         }
         let dir = settings.data_dir.join("blobs");
-        let key = accounts.secret("blob-url-signing-key", &random_32()).await?;
+        let key = accounts.secret(SecretName::BlobUrlSigningKey, &random_32()).await?;
         let key = key.try_into().map_err(|_| anyhow::anyhow!("stored blob URL key is not 32 bytes"))?;
         let store =
             LocalStore::open(&dir, key).with_context(|| format!("opening the blob directory {}", dir.display()))?;
@@ -75,11 +62,11 @@ impl Engines {
     }
 
     async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
-        match &settings.database_url {
+        match &settings.database.url {
             Some(url) => {
-                let options = PgOptions { max_connections: settings.db_max_connections, ..PgOptions::default() };
+                let options = PgOptions { max_connections: settings.database.max_connections, ..PgOptions::default() };
                 let store = Arc::new(PgStore::connect(url.expose_secret(), &options).context("SYNCKIT_DATABASE_URL")?);
-                migrate_with_retry(&store, Duration::from_secs(settings.db_startup_retry_secs)).await?;
+                migrate_with_retry(&store, settings.database.startup_retry).await?;
                 tracing::info!("storage: postgres");
                 Ok((store.clone(), store.clone(), store))
             }
@@ -100,14 +87,10 @@ impl Engines {
     /// The deployment's secrets: stored in the database on first use, so every instance agrees on them.
     pub(crate) async fn secrets(&self, settings: &Settings) -> anyhow::Result<Secrets> {
         let token_key = match &settings.token_secret {
-            Some(secret) => {
-                let secret = secret.expose_secret().as_bytes().to_vec();
-                anyhow::ensure!(secret.len() >= 32, "SYNCKIT_TOKEN_SECRET must be at least 32 bytes");
-                secret
-            }
-            None => self.accounts.secret("token-signing-key", &random_32()).await?,
+            Some(secret) => secret.expose_secret().as_bytes().to_vec(),
+            None => self.accounts.secret(SecretName::TokenSigningKey, &random_32()).await?,
         };
-        let prelogin_key = self.accounts.secret("prelogin-salt-key", &random_32()).await?;
+        let prelogin_key = self.accounts.secret(SecretName::PreloginKey, &random_32()).await?;
         let prelogin_key =
             prelogin_key.try_into().map_err(|_| anyhow::anyhow!("stored prelogin key is not 32 bytes"))?;
         Ok(Secrets { token_key, prelogin_key })

@@ -21,16 +21,15 @@ pub mod telemetry;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use synckit_auth::{AuthSettings, AuthState};
-use synckit_blob::{BlobSettings, BlobState};
+use synckit_blob::BlobState;
 use synckit_http::serve::{ServeOptions, serve};
 use synckit_http::{Authenticator, TokenKeys, fallback};
 use synckit_ingest::IngestState;
-use synckit_query::{EventSettings, Hub, QueryState};
+use synckit_query::{Hub, QueryState};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
@@ -52,13 +51,12 @@ pub struct Server {
 impl Server {
     /// Opens the engines the settings name and builds the routes of the settings' role.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        settings.validate()?;
         let engines = Engines::open(settings).await?;
         let (shutting_down, shutdown_rx) = watch::channel(false);
         let router = routes(settings, &engines, shutdown_rx).await?;
-        let serve_options = ServeOptions {
-            header_read_timeout: Duration::from_secs(settings.header_read_timeout_secs),
-            ..ServeOptions::default()
-        };
+        let serve_options =
+            ServeOptions { header_read_timeout: settings.serve.header_read_timeout, ..ServeOptions::default() };
         Ok(Self { engines, router, serve_options, shutting_down })
     }
 
@@ -78,28 +76,9 @@ impl Server {
     }
 }
 
-/// The longest a signed URL may live: S3 refuses longer presignatures.
-const MAX_BLOB_URL_EXPIRY_SECS: u64 = 7 * 24 * 3600;
-
-fn check_blob_settings(settings: &Settings) -> anyhow::Result<()> {
-    let expiry = settings.blob_url_expiry_secs;
-    anyhow::ensure!(
-        (1..=MAX_BLOB_URL_EXPIRY_SECS).contains(&expiry),
-        "SYNCKIT_BLOB_URL_EXPIRY_SECS must be 1 to {MAX_BLOB_URL_EXPIRY_SECS} (7 days), not {expiry}"
-    );
-    anyhow::ensure!(
-        settings.blob_upload_ttl_secs >= expiry,
-        "SYNCKIT_BLOB_UPLOAD_TTL_SECS ({}) must be at least SYNCKIT_BLOB_URL_EXPIRY_SECS ({expiry}), or uploads \
-         could be swept while their URL is still valid",
-        settings.blob_upload_ttl_secs
-    );
-    anyhow::ensure!(settings.blob_sweep_interval_secs > 0, "SYNCKIT_BLOB_SWEEP_INTERVAL_SECS must be at least 1");
-    Ok(())
-}
-
 async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receiver<bool>) -> anyhow::Result<Router> {
     let secrets = engines.secrets(settings).await?;
-    let keys = Arc::new(TokenKeys::new(&secrets.token_key));
+    let keys = Arc::new(TokenKeys::new(&secrets.token_key)?);
     let authenticator = Authenticator { keys: keys.clone(), accounts: engines.accounts.clone() };
     let role = settings.role;
 
@@ -124,29 +103,24 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
             changelog: engines.changelog.clone(),
             authenticator: authenticator.clone(),
             hub: Hub::start(engines.bus.clone()),
-            events: EventSettings {
-                max_connections_per_user: settings.events_max_per_user,
-                max_lifetime: Duration::from_secs(settings.events_max_lifetime_secs),
-                heartbeat: Duration::from_secs(settings.events_heartbeat_secs),
-            },
+            events: settings.events.clone(),
             shutdown: shutdown.clone(),
         }));
     }
     // Transfers to and from the embedded blob store take longer than API calls: they have their own deadline.
     let mut transfers = Router::new();
     if role.runs(Role::Blob) {
-        check_blob_settings(settings)?;
         let state = BlobState {
             catalog: engines.blobs.clone(),
             objects: engines.objects.clone(),
             authenticator: authenticator.clone(),
-            settings: BlobSettings { url_expiry: Duration::from_secs(settings.blob_url_expiry_secs) },
+            settings: settings.blob,
         };
         synckit_blob::sweep::spawn_sweeper(
             state.catalog.clone(),
             state.objects.clone(),
-            Duration::from_secs(settings.blob_upload_ttl_secs),
-            Duration::from_secs(settings.blob_sweep_interval_secs),
+            settings.blob.upload_ttl,
+            settings.blob.sweep_interval,
             shutdown,
         );
         api = api.merge(synckit_blob::router(state));
@@ -154,10 +128,7 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
             transfers = transfers.merge(routes);
         }
     }
-    let api = api.layer(from_fn_with_state(
-        Duration::from_secs(settings.request_timeout_secs),
-        synckit_http::timeout::request_timeout,
-    ));
+    let api = api.layer(from_fn_with_state(settings.serve.request_timeout, synckit_http::timeout::request_timeout));
 
     Ok(Router::new()
         .merge(api)

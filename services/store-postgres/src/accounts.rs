@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use synckit_store::{
     AccountStore, App, ChangelogStore, Device, KeyEnvelope, LoginKeyChange, LoginKeyChanged, NewUser, PutKeyOutcome,
-    StoreError, StreamId, User,
+    SecretName, StoreError, StreamId, User,
 };
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -220,7 +220,8 @@ impl AccountStore for PgStore {
         Ok(row.map(|r| KeyEnvelope { envelope: r.get(0), version: to_u64(r.get(1)) }))
     }
 
-    async fn secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+    async fn secret(&self, name: SecretName, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let name = name.as_str();
         let client = self.client().await?;
         let inserted = client
             .query_opt(

@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 use synckit_store::{
     AccountStore, App, ChangelogStore, Device, KeyEnvelope, LoginKeyChange, LoginKeyChanged, NewUser, PutKeyOutcome,
-    StoreError, StreamId, User,
+    SecretName, StoreError, StreamId, User,
 };
 use uuid::Uuid;
 
@@ -227,8 +227,8 @@ impl AccountStore for SqliteStore {
         .await
     }
 
-    async fn secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let (name, candidate) = (name.to_owned(), candidate.to_vec());
+    async fn secret(&self, name: SecretName, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let (name, candidate) = (name.as_str(), candidate.to_vec());
         self.with_writer(move |conn| {
             conn.execute(
                 "INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?1, ?2)",

@@ -36,6 +36,31 @@ pub struct App {
     pub name: String,
 }
 
+/// The deployment-wide secrets the server keeps in its database when they are not configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecretName {
+    /// Signs and verifies tokens.
+    TokenSigningKey,
+    /// Signs the embedded blob store's URLs.
+    BlobUrlSigningKey,
+    /// Derives the stable fake salts pre-login answers for unknown emails.
+    PreloginKey,
+}
+
+impl SecretName {
+    /// Every secret, for tests and tools that walk them all.
+    pub const ALL: [SecretName; 3] = [Self::TokenSigningKey, Self::BlobUrlSigningKey, Self::PreloginKey];
+
+    /// The name it is stored under. Stored data: never change one.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TokenSigningKey => "token-signing-key",
+            Self::BlobUrlSigningKey => "blob-url-signing-key",
+            Self::PreloginKey => "prelogin-salt-key",
+        }
+    }
+}
+
 /// A registered device of one stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
@@ -145,7 +170,7 @@ pub trait AccountStore: Send + Sync + 'static {
 
     /// The secret stored under `name`; stores `candidate` first when there is none, so that every instance of a
     /// deployment ends up with the same value.
-    async fn secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
+    async fn secret(&self, name: SecretName, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
 
     /// Succeeds when the engine answers.
     async fn ping(&self) -> Result<(), StoreError>;

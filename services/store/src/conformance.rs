@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     AccountStore, App, BlobCatalog, BlobRecord, ChangelogStore, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewEntry,
-    NewUser, PutKeyOutcome, StoreError, StreamId, SweptUpload, UploadBegun,
+    NewUser, PutKeyOutcome, SecretName, StoreError, StreamId, SweptUpload, UploadBegun,
 };
 
 /// The ports of one adapter.
@@ -335,9 +335,11 @@ pub async fn key_envelopes(stores: Stores) {
 
 pub async fn secrets(stores: Stores) {
     let accounts = &*stores.accounts;
-    let name = format!("test-{}", Uuid::new_v4());
-    assert_eq!(accounts.secret(&name, b"first").await.unwrap(), b"first");
-    assert_eq!(accounts.secret(&name, b"second").await.unwrap(), b"first");
+    for name in SecretName::ALL {
+        let first = name.as_str().as_bytes();
+        assert_eq!(accounts.secret(name, first).await.unwrap(), first);
+        assert_eq!(accounts.secret(name, b"second").await.unwrap(), first, "{name:?} keeps its first value");
+    }
     stores.accounts.ping().await.unwrap();
     stores.changelog.ping().await.unwrap();
 }

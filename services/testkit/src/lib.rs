@@ -1,73 +1,25 @@
-//! Test support for SyncKit: throwaway databases on the real Postgres the test environment runs, and the Garage
-//! S3 store `ops/ensure-garage` starts.
+//! Test support for SyncKit, the one harness every crate's tests and benchmarks use: a real server on a real port
+//! on the engines a test names, request helpers that speak the wire protocol, a fault proxy, and the real engines
+//! the test environment runs.
 //!
-//! Set `SYNCKIT_TEST_DATABASE_URL` to use another server than `postgres://postgres@127.0.0.1:5432/test`. A test
-//! that needs Postgres or Garage fails loudly when it cannot reach it: `ops/test` starts both first.
+//! A test that needs Postgres, NATS or Garage fails loudly when it cannot reach it: `ops/test` starts them first.
+//! Set `SYNCKIT_TEST_DATABASE_URL` to use another Postgres than `postgres://postgres@127.0.0.1:5432/test`.
+//!
+//! # Layout
+//! - [`server`]: [`TestServer`], started on an [`Engine`] (see [`engine`]), and [`on_each_engine!`], which runs a
+//!   test once per engine.
+//! - [`http`]: requests as a client sends them, signed-up [`TestUser`]s, and small helpers (base64, error codes).
+//! - [`proxy`]: [`FaultProxy`], which cuts, stalls, swallows or alters answers, or goes down as a whole.
+//! - [`postgres`]: throwaway databases. [`garage`](mod@garage): the test S3 store.
 
-use anyhow::{Context, Result};
-use tokio_postgres::NoTls;
-use uuid::Uuid;
+pub mod garage;
+pub mod http;
+pub mod postgres;
+pub mod proxy;
+pub mod server;
 
-/// The admin connection tests create their databases through.
-pub fn admin_url() -> String {
-    std::env::var("SYNCKIT_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// Creates an empty database with a unique name and returns its URL. Databases are left behind for inspection;
-/// `ops/test` drops the old ones before each run.
-pub async fn fresh_database() -> Result<String> {
-    let admin = admin_url();
-    let (client, connection) = tokio_postgres::connect(&admin, NoTls)
-        .await
-        .with_context(|| format!("cannot reach the test Postgres at {admin}: run ops/test, or ops/ensure-postgres"))?;
-    let conn = tokio::spawn(connection);
-    let name = format!("synckit_test_{}", Uuid::new_v4().simple());
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.context("creating the test database")?;
-    drop(client);
-    let _ = conn.await;
-
-    Ok(url_with_dbname(&admin, &name))
-}
-
-/// Where the test Garage listens and how to sign in to it: the values `ops/ensure-garage` starts it with.
-#[derive(Debug, Clone)]
-pub struct TestS3 {
-    pub endpoint: String,
-    pub region: String,
-    pub bucket: String,
-    pub access_key_id: String,
-    pub secret_access_key: String,
-}
-
-/// The test Garage, after checking that it answers. Tests keep apart by key prefix: every test makes its own app.
-pub async fn garage() -> Result<TestS3> {
-    let s3 = TestS3 {
-        endpoint: "http://127.0.0.1:3900".to_owned(),
-        region: "garage".to_owned(),
-        bucket: "synckit-test".to_owned(),
-        access_key_id: "GK5a11ed5ecdeadbeef0123456".to_owned(),
-        secret_access_key: "7e57ab1e5ecde7c0ffee0ddba11b0a7c0ffeec0deca7f00dfacadebeaded1e55".to_owned(),
-    };
-    tokio::net::TcpStream::connect("127.0.0.1:3900").await.with_context(|| {
-        format!("cannot reach the test Garage at {}: run ops/test, or ops/ensure-garage", s3.endpoint)
-    })?;
-    Ok(s3)
-}
-
-fn url_with_dbname(url: &str, name: &str) -> String {
-    let (base, _) = url.rsplit_once('/').expect("a postgres URL has a database path");
-    let query = url.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
-    format!("{base}/{name}{query}")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn replaces_the_database_name() {
-        assert_eq!(super::url_with_dbname("postgres://u@h:1/test", "x"), "postgres://u@h:1/x");
-        assert_eq!(
-            super::url_with_dbname("postgres://u@h:1/test?sslmode=disable", "x"),
-            "postgres://u@h:1/x?sslmode=disable"
-        );
-    }
-}
+pub use garage::{GARAGE_ADDR, garage};
+pub use http::{TestUser, b64, code, email, entries, random_bytes, unb64};
+pub use postgres::fresh_database;
+pub use proxy::{Fault, FaultProxy};
+pub use server::{Engine, FromEngine, NATS_URL, TOKEN_SECRET, TestServer, engine};

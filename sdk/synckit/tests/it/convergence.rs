@@ -4,15 +4,14 @@
 //! The app's merge rule here is last-writer-wins on (timestamp, value), the usual rule for apps built on a
 //! changelog; the property is about the SDK and server delivering every change, not about the rule.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use common::{TestServer, email};
+use crate::Clients;
 use proptest::prelude::*;
 use serde_json::json;
 use synckit::{ChangeEntry, SyncKitClient};
+use synckit_testkit::{TestServer, email, engine};
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
@@ -67,7 +66,7 @@ impl Device {
 }
 
 async fn run(ops: Vec<Op>) {
-    let server = SERVER.get_or_init(TestServer::embedded).await;
+    let server = SERVER.get_or_init(|| TestServer::start(engine::embedded())).await;
     let email = email();
     let mut devices = Vec::new();
     for i in 0..3 {

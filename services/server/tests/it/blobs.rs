@@ -1,41 +1,18 @@
 //! Blobs through raw HTTP, on the embedded local-directory store and on Garage: the store itself refuses anything
 //! that is not exactly what was signed, nothing unconfirmed can be downloaded, and no user reaches another's blob.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestApp, TestUser, b64, code, random_bytes};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use synckit_blob::ObjectKey;
 use synckit_protocol::limits::MAX_BLOB_BYTES;
+use synckit_testkit::{TestServer, TestUser, b64, code, engine, on_each_engine, random_bytes};
 
-/// Emits each listed test twice: on the embedded default (SQLite and a local directory) and on the production
-/// engines (Postgres and Garage).
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod local {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::TestApp::embedded().await).await
-                }
-            )*
-        }
-        mod garage {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::TestApp::postgres_and_s3().await).await
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+// On the embedded default (SQLite and a local directory) and on the production engines (Postgres and Garage).
+on_each_engine!(
+    [embedded, garage]
     upload_confirm_download,
     the_store_refuses_other_lengths_and_bytes,
     other_users_cannot_reach_a_blob,
@@ -75,7 +52,19 @@ impl Blob {
     }
 }
 
-impl TestApp {
+/// The blob endpoints and the store, as a device reaches them.
+trait BlobApi {
+    fn resolve(&self, url: &str) -> String;
+    async fn begin(&self, user: &TestUser, blob: &Blob) -> Value;
+    async fn put(&self, begun: &Value, bytes: Vec<u8>) -> (StatusCode, String);
+    async fn confirm(&self, user: &TestUser, blob: &Blob) -> (StatusCode, Value);
+    async fn download_url(&self, user: &TestUser, blob: &Blob) -> (StatusCode, Value);
+    async fn fetch(&self, url: &str, range: Option<&str>) -> (StatusCode, Vec<u8>);
+    async fn store(&self, user: &TestUser, blob: &Blob);
+    async fn assert_nothing_stored(&self, user: &TestUser, blob: &Blob);
+}
+
+impl BlobApi for TestServer {
     /// A URL as given: absolute for S3, relative to the server for the local store.
     fn resolve(&self, url: &str) -> String {
         if url.starts_with('/') { format!("{}{url}", self.url) } else { url.to_owned() }
@@ -139,7 +128,7 @@ impl TestApp {
     }
 }
 
-async fn upload_confirm_download(app: TestApp) {
+async fn upload_confirm_download(app: TestServer) {
     let user = app.user().await;
     let blob = blob(300_000);
 
@@ -177,7 +166,7 @@ async fn upload_confirm_download(app: TestApp) {
     assert_eq!(begun["upload_url"], Value::Null);
 }
 
-async fn the_store_refuses_other_lengths_and_bytes(app: TestApp) {
+async fn the_store_refuses_other_lengths_and_bytes(app: TestServer) {
     let user = app.user().await;
     let blob = blob(100_000);
     let begun = app.begin(&user, &blob).await;
@@ -205,17 +194,16 @@ async fn the_store_refuses_other_lengths_and_bytes(app: TestApp) {
 /// Signed URLs expire. A server of its own whose URLs live one second.
 #[tokio::test]
 async fn expired_urls_are_refused_local() {
-    expired_urls_are_refused(TestApp::start(|s| synckit_server::Settings { blob_url_expiry_secs: 1, ..s }).await).await;
+    expired_urls_are_refused(engine::embedded()).await;
 }
 
 #[tokio::test]
 async fn expired_urls_are_refused_garage() {
-    let s3 = common::s3_settings().await;
-    expired_urls_are_refused(TestApp::start(|s| synckit_server::Settings { blob_url_expiry_secs: 1, ..s3(s) }).await)
-        .await;
+    expired_urls_are_refused(engine::garage()).await;
 }
 
-async fn expired_urls_are_refused(app: TestApp) {
+async fn expired_urls_are_refused(engine: synckit_testkit::Engine) {
+    let app = TestServer::start_with(engine, |s| s.blob.url_expiry = Duration::from_secs(1)).await;
     let user = app.user().await;
     let blob = blob(10_000);
     let begun = app.begin(&user, &blob).await;
@@ -234,7 +222,7 @@ async fn expired_urls_are_refused(app: TestApp) {
     assert!(status.is_client_error(), "{status}");
 }
 
-async fn other_users_cannot_reach_a_blob(app: TestApp) {
+async fn other_users_cannot_reach_a_blob(app: TestServer) {
     let (owner, stranger) = (app.user().await, app.user().await);
     let blob = blob(20_000);
 
@@ -263,7 +251,7 @@ async fn other_users_cannot_reach_a_blob(app: TestApp) {
     assert_ne!(theirs["upload_url"], begun["upload_url"]);
 }
 
-async fn bad_requests_are_refused(app: TestApp) {
+async fn bad_requests_are_refused(app: TestServer) {
     let user = app.user().await;
     let blob = blob(10);
     let post = |path: &'static str, body: Value| {
@@ -300,7 +288,7 @@ async fn bad_requests_are_refused(app: TestApp) {
     assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "blob_not_found"), "nothing uploaded yet: {body}");
 }
 
-async fn unconfirmed_uploads_are_swept(app: TestApp) {
+async fn unconfirmed_uploads_are_swept(app: TestServer) {
     let user = app.user().await;
     let (abandoned, kept) = (blob(5_000), blob(6_000));
     let begun = app.begin(&user, &abandoned).await;
@@ -327,7 +315,7 @@ async fn unconfirmed_uploads_are_swept(app: TestApp) {
 /// confirm notices, refuses, and removes it.
 #[tokio::test]
 async fn confirm_checks_the_stored_bytes() {
-    let app = TestApp::embedded().await;
+    let app = TestServer::start(engine::embedded()).await;
     let user = app.user().await;
     let blob = blob(70_000);
     let begun = app.begin(&user, &blob).await;
@@ -347,32 +335,34 @@ async fn confirm_checks_the_stored_bytes() {
 /// `--role blob` serves the blob endpoints and nothing of the other services; other roles do not serve blobs.
 #[tokio::test]
 async fn the_blob_role_runs_alone() {
-    use synckit_server::{Role, Settings};
-    let blob_only = TestApp::start(|s| Settings { role: Role::Blob, ..s }).await;
+    use synckit_server::Role;
+    let blob_only = TestServer::start_with(engine::embedded(), |s| s.role = Role::Blob).await;
     let (status, body) = blob_only.post("/api/sync/blobs/upload", None, blob(1).upload_request()).await;
     assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "missing_token"), "served: {body}");
     let (status, body) = blob_only.post("/api/sync/push", None, json!({})).await;
     assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"), "{body}");
 
-    let ingest_only = TestApp::start(|s| Settings { role: Role::Ingest, ..s }).await;
+    let ingest_only = TestServer::start_with(engine::embedded(), |s| s.role = Role::Ingest).await;
     let (status, body) = ingest_only.post("/api/sync/blobs/upload", None, blob(1).upload_request()).await;
     assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"), "{body}");
 }
 
-/// Blob settings that cannot work stop the server at start-up with a message naming the setting.
+/// Blob settings that cannot work stop the server at start-up with a message naming the setting. (Half an S3
+/// configuration is refused as the settings are read: `settings::tests::half_an_s3_configuration_names_what_is_missing`.)
 #[tokio::test]
 async fn bad_blob_settings_are_refused_at_start_up() {
-    use synckit_server::{Server, Settings};
+    use synckit_server::Server;
     let dir = tempfile::tempdir().unwrap();
-    let base = || common::settings_for(None, dir.path());
-    let cases = [
-        (Settings { blob_url_expiry_secs: 0, ..base() }, "SYNCKIT_BLOB_URL_EXPIRY_SECS"),
-        (Settings { blob_url_expiry_secs: 8 * 24 * 3600, ..base() }, "SYNCKIT_BLOB_URL_EXPIRY_SECS"),
-        (Settings { blob_upload_ttl_secs: 60, ..base() }, "SYNCKIT_BLOB_UPLOAD_TTL_SECS"),
-        (Settings { blob_sweep_interval_secs: 0, ..base() }, "SYNCKIT_BLOB_SWEEP_INTERVAL_SECS"),
-        (Settings { s3_endpoint: Some("http://127.0.0.1:3900".into()), ..base() }, "SYNCKIT_S3_BUCKET"),
+    type Spoil = fn(&mut synckit_server::Settings);
+    let cases: [(Spoil, &str); 4] = [
+        (|s| s.blob.url_expiry = Duration::from_secs(0), "SYNCKIT_BLOB_URL_EXPIRY_SECS"),
+        (|s| s.blob.url_expiry = Duration::from_secs(8 * 24 * 3600), "SYNCKIT_BLOB_URL_EXPIRY_SECS"),
+        (|s| s.blob.upload_ttl = Duration::from_secs(60), "SYNCKIT_BLOB_UPLOAD_TTL_SECS"),
+        (|s| s.blob.sweep_interval = Duration::from_secs(0), "SYNCKIT_BLOB_SWEEP_INTERVAL_SECS"),
     ];
-    for (settings, named) in cases {
+    for (spoil, named) in cases {
+        let mut settings = engine::embedded().settings(dir.path()).await;
+        spoil(&mut settings);
         let err = Server::build(&settings).await.expect_err(named).to_string();
         assert!(err.contains(named), "{err}");
     }

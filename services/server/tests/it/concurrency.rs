@@ -2,15 +2,13 @@
 //! exactly once, in sequence order: if commits could become visible out of sequence order, a reader that moved its
 //! cursor past a gap would never see the entry that filled it, and this test would catch it.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::{TestApp, entries};
 use reqwest::StatusCode;
 use serde_json::json;
+use synckit_testkit::{TestServer, entries, on_each_engine};
 use uuid::Uuid;
 
 const WRITERS: usize = 8;
@@ -18,9 +16,9 @@ const PUSHES_PER_WRITER: usize = 25;
 const ENTRIES_PER_PUSH: usize = 20;
 const READERS: usize = 4;
 
-on_both_engines!(readers_see_every_entry_once_in_order_while_writers_push);
+on_each_engine!(readers_see_every_entry_once_in_order_while_writers_push);
 
-async fn readers_see_every_entry_once_in_order_while_writers_push(app: TestApp) {
+async fn readers_see_every_entry_once_in_order_while_writers_push(app: TestServer) {
     let app = Arc::new(app);
     let user = app.user().await;
     let done = Arc::new(AtomicBool::new(false));

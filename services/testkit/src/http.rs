@@ -1,56 +1,12 @@
-//! The test harness: a real server on a real port, on either engine, and helpers that speak the wire protocol.
-#![allow(dead_code)] // each test binary uses its own part of the harness
-
-use std::net::SocketAddr;
+//! Speaking the wire protocol to a [`TestServer`] as a client would: raw JSON requests, and signed-in users.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use reqwest::StatusCode;
-use secrecy::SecretString;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use synckit_server::{Engines, Server, Settings, admin};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
-/// The signing secret test servers use, so tests can forge tokens with it.
-pub const TOKEN_SECRET: &str = "test-secret-test-secret-test-secret-0123";
-
-/// Emits each listed test twice: once on the embedded default and once on Postgres.
-#[macro_export]
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name($crate::common::TestApp::embedded().await).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name($crate::common::TestApp::postgres().await).await
-                }
-            )*
-        }
-    };
-}
-
-/// A running server and an app registered on it.
-pub struct TestApp {
-    pub addr: SocketAddr,
-    pub url: String,
-    pub http: reqwest::Client,
-    pub engines: Engines,
-    pub api_key: String,
-    pub app_id: Uuid,
-    pub database_url: Option<String>,
-    pub data_dir: tempfile::TempDir,
-    _shutdown: oneshot::Sender<()>,
-}
+use crate::TestServer;
 
 /// A signed-up user with a token and one device.
 #[derive(Debug, Clone)]
@@ -63,76 +19,11 @@ pub struct TestUser {
     pub device_id: Uuid,
 }
 
-pub fn settings_for(database_url: Option<String>, data_dir: &std::path::Path) -> Settings {
-    Settings {
-        data_dir: data_dir.to_owned(),
-        database_url: database_url.map(SecretString::from),
-        token_secret: Some(SecretString::from(TOKEN_SECRET)),
-        ..Settings::default()
-    }
-}
-
-/// Settings that put blobs in the test Garage.
-pub async fn s3_settings() -> impl FnOnce(Settings) -> Settings {
-    let s3 = synckit_testkit::garage().await.expect("the test Garage");
-    move |s| Settings {
-        s3_endpoint: Some(s3.endpoint),
-        s3_region: s3.region,
-        s3_bucket: Some(s3.bucket),
-        s3_access_key_id: Some(s3.access_key_id),
-        s3_secret_access_key: Some(SecretString::from(s3.secret_access_key)),
-        ..s
-    }
-}
-
-impl TestApp {
-    pub async fn embedded() -> Self {
-        Self::start(|s| s).await
-    }
-
-    pub async fn postgres() -> Self {
-        let url = synckit_testkit::fresh_database().await.expect("a test database");
-        Self::start(move |s| Settings { database_url: Some(SecretString::from(url)), ..s }).await
-    }
-
-    /// The production engines: Postgres, and blobs in the test Garage.
-    pub async fn postgres_and_s3() -> Self {
-        let url = synckit_testkit::fresh_database().await.expect("a test database");
-        let s3 = s3_settings().await;
-        Self::start(move |s| Settings { database_url: Some(SecretString::from(url)), ..s3(s) }).await
-    }
-
-    /// A server with settings adjusted by `adjust` (embedded unless it sets a database URL).
-    pub async fn start(adjust: impl FnOnce(Settings) -> Settings) -> Self {
-        let data_dir = tempfile::tempdir().expect("temp dir");
-        let settings = adjust(settings_for(None, data_dir.path()));
-        let database_url = settings.database_url.as_ref().map(|u| secrecy::ExposeSecret::expose_secret(u).to_owned());
-        let server = Server::build(&settings).await.expect("server builds");
-        let engines = server.engines.clone();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(server.run(listener, async {
-            let _ = rx.await;
-        }));
-        let created = admin::create_app(&engines, "Test app").await.expect("create app");
-        Self {
-            addr,
-            url: format!("http://{addr}"),
-            http: reqwest::Client::new(),
-            engines,
-            api_key: created.api_key,
-            app_id: created.app_id,
-            database_url,
-            data_dir,
-            _shutdown: tx,
-        }
-    }
-
+impl TestServer {
     /// Sends a request and returns the status and the JSON body (Null when there is none).
     pub async fn send(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
         token: Option<&str>,
         body: Option<Value>,
@@ -152,20 +43,21 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
-        self.send(reqwest::Method::POST, path, token, Some(body)).await
+        self.send(Method::POST, path, token, Some(body)).await
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-        self.send(reqwest::Method::GET, path, token, None).await
+        self.send(Method::GET, path, token, None).await
     }
 
-    /// Signs up a new user, authenticates in this app and registers a device.
+    /// Signs up a new user, authenticates in this server's app and registers a device.
     pub async fn user(&self) -> TestUser {
         self.user_in_app(&self.api_key).await
     }
 
+    /// Signs up a new user, authenticates in the app of `api_key` and registers a device.
     pub async fn user_in_app(&self, api_key: &str) -> TestUser {
-        let email = format!("{}@example.com", Uuid::new_v4());
+        let email = email();
         let login_key = random_bytes(32);
         let (status, body) = self
             .post(
@@ -196,6 +88,7 @@ impl TestApp {
         }
     }
 
+    /// Registers a device named `name` and returns its id.
     pub async fn device(&self, token: &str, name: &str) -> Uuid {
         let (status, body) =
             self.post("/api/sync/devices", Some(token), json!({"name": name, "platform": "linux"})).await;
@@ -233,8 +126,14 @@ impl TestApp {
     }
 }
 
+/// `n` entries of 64 random bytes, each with a new change id.
 pub fn entries(n: usize) -> Vec<(Uuid, Vec<u8>)> {
     (0..n).map(|_| (Uuid::now_v7(), random_bytes(64))).collect()
+}
+
+/// An email address no other test uses.
+pub fn email() -> String {
+    format!("{}@example.com", Uuid::new_v4())
 }
 
 pub fn random_bytes(n: usize) -> Vec<u8> {
@@ -243,6 +142,7 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
     bytes
 }
 
+/// Standard base64 with padding, as the protocol writes binary fields.
 pub fn b64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }

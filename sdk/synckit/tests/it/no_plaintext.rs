@@ -2,16 +2,19 @@
 //! strings appears anywhere in what the server stored; after uploading a known file, neither its bytes nor its plain
 //! SHA-256 appear in the server's database or in the object store.
 
-mod common;
-
+use crate::Clients;
 use base64::Engine as _;
-use common::{BlobStore, TestServer, email};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use synckit::ChangeEntry;
+use synckit_testkit::{Engine, TestServer, email, on_each_engine};
 
-on_both_engines!(nothing_pushed_is_stored_in_the_clear);
-on_both_blob_stores!(files_are_stored_as_ciphertext_under_keyed_names);
+on_each_engine!(nothing_pushed_is_stored_in_the_clear);
+
+mod files {
+    use super::*;
+    on_each_engine!([embedded, garage] files_are_stored_as_ciphertext_under_keyed_names);
+}
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
@@ -44,8 +47,8 @@ async fn nothing_pushed_is_stored_in_the_clear(server: TestServer) {
     }
 }
 
-async fn files_are_stored_as_ciphertext_under_keyed_names(store: BlobStore) {
-    let server = TestServer::with_blobs(store, None).await;
+async fn files_are_stored_as_ciphertext_under_keyed_names(store: Engine) {
+    let server = TestServer::start(store).await;
     let email = email();
     let client = server.client();
     client.register(&email, "pw").await.unwrap();
@@ -62,7 +65,7 @@ async fn files_are_stored_as_ciphertext_under_keyed_names(store: BlobStore) {
     // The check can fail: the blob's id is in the server's records (as raw bytes).
     assert!(contains(&stored, &blob.id.0), "the dump includes the blob records");
     stored.extend(&object);
-    if store == BlobStore::LocalDisk {
+    if !store.garage {
         stored.extend(files_under(&server.data_dir.path().join("blobs")));
     }
 

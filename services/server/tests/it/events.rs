@@ -1,12 +1,9 @@
 //! `GET /api/sync/events` over real HTTP: what a raw client sees.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestApp, code, entries};
 use reqwest::StatusCode;
-use synckit_server::Settings;
+use synckit_testkit::{TestServer, code, engine, entries, on_each_engine};
 
 /// An open event stream and the text read from it so far.
 struct EventStream {
@@ -16,7 +13,7 @@ struct EventStream {
 
 impl EventStream {
     async fn open(
-        app: &TestApp,
+        app: &TestServer,
         token: &str,
         last_event_id: Option<u64>,
     ) -> Result<Self, (StatusCode, serde_json::Value)> {
@@ -58,9 +55,9 @@ impl EventStream {
     }
 }
 
-on_both_engines!(hello_then_a_commit_after_each_push);
+on_each_engine!(hello_then_a_commit_after_each_push);
 
-async fn hello_then_a_commit_after_each_push(app: TestApp) {
+async fn hello_then_a_commit_after_each_push(app: TestServer) {
     let user = app.user().await;
     app.push(&user, &entries(2)).await;
     let mut events = EventStream::open(&app, &user.token, Some(1)).await.unwrap();
@@ -80,7 +77,7 @@ async fn hello_then_a_commit_after_each_push(app: TestApp) {
 
 #[tokio::test]
 async fn connections_per_user_are_capped() {
-    let app = TestApp::start(|s| Settings { events_max_per_user: 2, ..s }).await;
+    let app = TestServer::start_with(engine::embedded(), |s| s.events.max_connections_per_user = 2).await;
     let user = app.user().await;
     let _a = EventStream::open(&app, &user.token, None).await.unwrap();
     let b = EventStream::open(&app, &user.token, None).await.unwrap();
@@ -101,13 +98,13 @@ async fn connections_per_user_are_capped() {
 
 #[tokio::test]
 async fn streams_end_at_their_lifetime_and_on_shutdown() {
-    let app = TestApp::start(|s| Settings { events_max_lifetime_secs: 1, ..s }).await;
+    let app = TestServer::start_with(engine::embedded(), |s| s.events.max_lifetime = Duration::from_secs(1)).await;
     let user = app.user().await;
     let mut events = EventStream::open(&app, &user.token, None).await.unwrap();
     events.until("event: hello").await;
     assert!(events.closes().await, "the server closes a stream after its lifetime");
 
-    let app = TestApp::start(|s| s).await;
+    let app = TestServer::start(engine::embedded()).await;
     let user = app.user().await;
     let mut events = EventStream::open(&app, &user.token, None).await.unwrap();
     events.until("event: hello").await;
@@ -117,7 +114,7 @@ async fn streams_end_at_their_lifetime_and_on_shutdown() {
 
 #[tokio::test]
 async fn events_need_a_token() {
-    let app = TestApp::embedded().await;
+    let app = TestServer::start(engine::embedded()).await;
     let (status, body) = app.get("/api/sync/events", None).await;
     assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "missing_token"));
 }
@@ -127,7 +124,11 @@ async fn with_nats_down_pushes_succeed_and_streams_keep_their_heartbeats() {
     // Nothing listens on this port: NATS is down for the whole test.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dead = format!("nats://127.0.0.1:{port}");
-    let app = TestApp::start(|s| Settings { nats_url: Some(dead), events_heartbeat_secs: 1, ..s }).await;
+    let app = TestServer::start_with(engine::embedded(), |s| {
+        s.nats_url = Some(dead);
+        s.events.heartbeat = Duration::from_secs(1);
+    })
+    .await;
     let user = app.user().await;
     let mut events = EventStream::open(&app, &user.token, None).await.unwrap();
     events.until("event: hello").await;

@@ -1,13 +1,11 @@
 //! Every endpoint over real HTTP, on the embedded default and on Postgres.
 
-mod common;
-
-use common::{TestApp, b64, code, entries, random_bytes, unb64};
 use reqwest::StatusCode;
 use serde_json::json;
+use synckit_testkit::{TestServer, b64, code, entries, on_each_engine, random_bytes, unb64};
 use uuid::Uuid;
 
-on_both_engines!(
+on_each_engine!(
     register_prelogin_and_authenticate,
     wrong_credentials_are_refused,
     password_change_revokes_older_tokens,
@@ -24,7 +22,7 @@ on_both_engines!(
     health_openapi_and_unknown_routes,
 );
 
-async fn register_prelogin_and_authenticate(app: TestApp) {
+async fn register_prelogin_and_authenticate(app: TestServer) {
     let salt = random_bytes(32);
     let login_key = random_bytes(32);
     let (status, body) = app
@@ -67,7 +65,7 @@ async fn register_prelogin_and_authenticate(app: TestApp) {
     assert_eq!((status, body), (StatusCode::OK, json!({"change_count": 0, "cursor": 0})));
 }
 
-async fn wrong_credentials_are_refused(app: TestApp) {
+async fn wrong_credentials_are_refused(app: TestServer) {
     let user = app.user().await;
     let (status, body) = app
         .post(
@@ -113,7 +111,7 @@ async fn wrong_credentials_are_refused(app: TestApp) {
     assert!(body["salt"].is_string(), "none of the refused sign-ups created an account");
 }
 
-async fn password_change_revokes_older_tokens(app: TestApp) {
+async fn password_change_revokes_older_tokens(app: TestServer) {
     let user = app.user().await;
     let other_session = app.login(&user.email, &user.login_key, &app.api_key).await;
     let new_key = random_bytes(32);
@@ -158,7 +156,7 @@ async fn password_change_revokes_older_tokens(app: TestApp) {
     assert_eq!(unb64(&body["salt"]), new_salt);
 }
 
-async fn password_change_rewraps_the_key_together(app: TestApp) {
+async fn password_change_rewraps_the_key_together(app: TestServer) {
     let user = app.user().await;
     let t = Some(user.token.as_str());
     let put = json!({"envelope": b64(b"wrapped-v1")});
@@ -184,7 +182,7 @@ async fn password_change_rewraps_the_key_together(app: TestApp) {
     app.login(&user.email, &new_key, &app.api_key).await;
 }
 
-async fn devices_upsert_list_delete(app: TestApp) {
+async fn devices_upsert_list_delete(app: TestServer) {
     let user = app.user().await; // has "laptop"
     let (status, phone) =
         app.post("/api/sync/devices", Some(&user.token), json!({"name": "Phone", "platform": "ios"})).await;
@@ -233,7 +231,7 @@ async fn devices_upsert_list_delete(app: TestApp) {
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
-async fn key_envelopes_are_versioned(app: TestApp) {
+async fn key_envelopes_are_versioned(app: TestServer) {
     let user = app.user().await;
     let t = Some(user.token.as_str());
     let (status, body) = app.get("/api/sync/keys", t).await;
@@ -263,7 +261,7 @@ async fn key_envelopes_are_versioned(app: TestApp) {
     assert_eq!((unb64(&body["envelope"]), body["version"].as_u64()), (vec![7; 4096], Some(3)));
 }
 
-async fn push_pull_status_round_trip(app: TestApp) {
+async fn push_pull_status_round_trip(app: TestServer) {
     let user = app.user().await;
     let sent = entries(3);
     let (status, body) = app.push(&user, &sent).await;
@@ -303,7 +301,7 @@ fn time_parses(v: &serde_json::Value) -> bool {
     v.as_str().is_some_and(|s| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok())
 }
 
-async fn retried_push_stores_nothing_twice(app: TestApp) {
+async fn retried_push_stores_nothing_twice(app: TestServer) {
     let user = app.user().await;
     let batch = entries(4);
     let (_, first) = app.push(&user, &batch).await;
@@ -321,7 +319,7 @@ async fn retried_push_stores_nothing_twice(app: TestApp) {
     assert_eq!(all[..4].iter().map(|e| e.1).collect::<Vec<_>>(), batch.iter().map(|e| e.0).collect::<Vec<_>>());
 }
 
-async fn pull_pages_of_500(app: TestApp) {
+async fn pull_pages_of_500(app: TestServer) {
     let user = app.user().await;
     for _ in 0..3 {
         let (status, _) = app.push(&user, &entries(500)).await;
@@ -343,7 +341,7 @@ async fn pull_pages_of_500(app: TestApp) {
     assert!(all.iter().enumerate().all(|(i, e)| e.0 == i as u64 + 1));
 }
 
-async fn bad_push_requests_change_nothing(app: TestApp) {
+async fn bad_push_requests_change_nothing(app: TestServer) {
     let user = app.user().await;
     app.push(&user, &entries(2)).await;
     let t = Some(user.token.as_str());
@@ -432,7 +430,7 @@ async fn bad_push_requests_change_nothing(app: TestApp) {
     assert_eq!(app.pull_all(&user.token, 0).await.len(), 2);
 }
 
-async fn bad_pull_requests(app: TestApp) {
+async fn bad_pull_requests(app: TestServer) {
     let user = app.user().await;
     app.push(&user, &entries(3)).await;
     let t = Some(user.token.as_str());
@@ -448,7 +446,7 @@ async fn bad_pull_requests(app: TestApp) {
     assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "invalid_request"));
 }
 
-async fn tokens_must_be_valid(app: TestApp) {
+async fn tokens_must_be_valid(app: TestServer) {
     use jsonwebtoken::{EncodingKey, Header, encode};
     let user = app.user().await;
     let claims = |exp: i64, aud: &str| json!({"sub": user.user_id, "app": user.app_id, "tv": 0, "iss": "synckit", "aud": aud, "iat": 0, "exp": exp});
@@ -456,7 +454,7 @@ async fn tokens_must_be_valid(app: TestApp) {
     let sign = |claims: serde_json::Value, secret: &[u8]| {
         encode(&Header::default(), &claims, &EncodingKey::from_secret(secret)).unwrap()
     };
-    let secret = common::TOKEN_SECRET.as_bytes();
+    let secret = synckit_testkit::TOKEN_SECRET.as_bytes();
 
     let cases = [
         (None, "missing_token"),
@@ -481,7 +479,7 @@ async fn tokens_must_be_valid(app: TestApp) {
     assert_eq!(app.get("/api/sync/status", Some(&valid)).await.0, StatusCode::OK);
 }
 
-async fn users_and_apps_are_isolated(app: TestApp) {
+async fn users_and_apps_are_isolated(app: TestServer) {
     let created = synckit_server::admin::create_app(&app.engines, "Other app").await.unwrap();
     let a = app.user().await;
     let b = app.user().await;
@@ -512,7 +510,7 @@ async fn users_and_apps_are_isolated(app: TestApp) {
     assert_eq!(app.get("/api/sync/status", Some(&a.token)).await.1, json!({"change_count": 3, "cursor": 3}));
 }
 
-async fn health_openapi_and_unknown_routes(app: TestApp) {
+async fn health_openapi_and_unknown_routes(app: TestServer) {
     assert_eq!(app.get("/healthz", None).await, (StatusCode::OK, json!({"status": "ok"})));
     assert_eq!(app.get("/readyz", None).await, (StatusCode::OK, json!({"status": "ready"})));
 

@@ -1,21 +1,22 @@
 //! Encrypted blobs through the SDK against a real server, with blobs on the local disk (the embedded default) and
 //! in Garage (S3). A proxy in front of the store stands in for network faults and for a store that tampers.
 
-mod common;
-
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{BlobStore, TestServer, email};
 use synckit::crypto::blob::SEALED_CHUNK_BYTES;
 use synckit::keystore::MemoryKeyStore;
 use synckit::{BlobDownloadUrl, BlobId, BlobOptions, BlobUploadUrl, ErrorCode, ErrorKind, Progress, SyncKitClient};
+use synckit_testkit::proxy::range_start;
+use synckit_testkit::{Engine, Fault, FaultProxy, GARAGE_ADDR, TestServer, email, engine, on_each_engine};
+
+use crate::Clients;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-on_both_blob_stores!(
+on_each_engine!(
+    [embedded, garage]
     files_of_every_boundary_size_reach_another_device,
     the_same_content_is_stored_once,
     buffers_round_trip,
@@ -29,7 +30,7 @@ on_both_blob_stores!(
 
 const KIB: usize = 1024;
 
-async fn files_of_every_boundary_size_reach_another_device(store: BlobStore) {
+async fn files_of_every_boundary_size_reach_another_device(store: Engine) {
     let rig = Rig::start(store).await;
     let (laptop, phone) = rig.two_devices().await;
     let dir = tempfile::tempdir().unwrap();
@@ -44,7 +45,7 @@ async fn files_of_every_boundary_size_reach_another_device(store: BlobStore) {
     }
 }
 
-async fn the_same_content_is_stored_once(store: BlobStore) {
+async fn the_same_content_is_stored_once(store: Engine) {
     let rig = Rig::start(store).await;
     let (laptop, phone) = rig.two_devices().await;
     let dir = tempfile::tempdir().unwrap();
@@ -64,7 +65,7 @@ async fn the_same_content_is_stored_once(store: BlobStore) {
     assert_ne!(theirs.id, first.id);
 }
 
-async fn buffers_round_trip(store: BlobStore) {
+async fn buffers_round_trip(store: Engine) {
     let rig = Rig::start(store).await;
     let (laptop, phone) = rig.two_devices().await;
     let dir = tempfile::tempdir().unwrap();
@@ -79,7 +80,7 @@ async fn buffers_round_trip(store: BlobStore) {
     }
 }
 
-async fn progress_climbs_to_the_total(store: BlobStore) {
+async fn progress_climbs_to_the_total(store: Engine) {
     let rig = Rig::start(store).await;
     let (laptop, phone) = rig.two_devices().await;
     let dir = tempfile::tempdir().unwrap();
@@ -105,7 +106,7 @@ async fn progress_climbs_to_the_total(store: BlobStore) {
     assert_eq!(*seen.lock().unwrap(), [Progress { done: 0, total }, Progress { done: total, total }]);
 }
 
-async fn a_tampered_blob_fails_and_leaves_no_file(store: BlobStore) {
+async fn a_tampered_blob_fails_and_leaves_no_file(store: Engine) {
     let rig = Rig::proxied(store).await;
     let (laptop, phone) = rig.two_devices().await;
     let original = sample(300 * KIB, 3);
@@ -116,18 +117,18 @@ async fn a_tampered_blob_fails_and_leaves_no_file(store: BlobStore) {
     let existing = downloads.path().join("kept.jpg");
     std::fs::write(&existing, b"the previous version").unwrap();
     let flip_at = 2 * SEALED_CHUNK_BYTES + 100;
-    match store {
+    match store.garage {
         // Someone with access to the server's disk flips one bit of the stored ciphertext.
-        BlobStore::LocalDisk => {
+        false => {
             let stored = rig.stored_blob(&id);
             let mut bytes = std::fs::read(&stored).unwrap();
             bytes[flip_at] ^= 1;
             std::fs::write(&stored, bytes).unwrap();
         }
         // The store hands out a flipped bit.
-        BlobStore::Garage => {
-            rig.proxy().arm("GET", &id, Fault::Flip(flip_at));
-            rig.proxy().arm("GET", &id, Fault::Flip(flip_at));
+        true => {
+            rig.proxy().arm("GET", &id.to_hex(), Fault::Flip(flip_at));
+            rig.proxy().arm("GET", &id.to_hex(), Fault::Flip(flip_at));
         }
     }
     let err = phone.download_blob(&id, &destination).await.unwrap_err();
@@ -140,7 +141,7 @@ async fn a_tampered_blob_fails_and_leaves_no_file(store: BlobStore) {
     let left: Vec<_> = std::fs::read_dir(downloads.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, ["kept.jpg"], "and no temporary file stays behind");
 
-    if store == BlobStore::LocalDisk {
+    if !store.garage {
         // Cut short on the disk: the opener misses the last chunk.
         let stored = rig.stored_blob(&id);
         let sealed = std::fs::read(&stored).unwrap();
@@ -153,9 +154,8 @@ async fn a_tampered_blob_fails_and_leaves_no_file(store: BlobStore) {
 /// No store is reached, so one store is enough.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blob_over_the_limit_is_refused_before_any_request() {
-    let store = BlobStore::LocalDisk;
-    let server = TestServer::with_blobs(store, None).await;
-    let counter = Proxy::start(server.addr, store).await;
+    let server = TestServer::start(engine::embedded()).await;
+    let counter = FaultProxy::start(server.addr).await;
     let client = server.client_with(&counter.url, Arc::new(MemoryKeyStore::default()));
     let email = email();
     client.register(&email, "pw").await.unwrap();
@@ -175,7 +175,7 @@ async fn a_blob_over_the_limit_is_refused_before_any_request() {
     assert!(seen.lock().unwrap().is_empty(), "no progress either");
 }
 
-async fn cut_transfers_recover(store: BlobStore) {
+async fn cut_transfers_recover(store: Engine) {
     let rig = Rig::proxied(store).await;
     let (laptop, phone) = rig.two_devices().await;
     let original = sample(2 * 1024 * KIB + 9, 4);
@@ -183,21 +183,21 @@ async fn cut_transfers_recover(store: BlobStore) {
     // The upload's answer is lost: the upload starts over, and the blob is stored.
     let prepared = laptop.prepare_blob(original.clone()).await.unwrap();
     let id = prepared.id();
-    rig.proxy().arm("PUT", &id, Fault::Cut(0));
+    rig.proxy().arm("PUT", &id.to_hex(), Fault::Cut(0));
     let uploaded = laptop.upload_blob(original.clone()).await.unwrap();
     assert_eq!((uploaded.id, uploaded.already_existed), (id, false));
     assert_eq!(rig.proxy().fired(), 1);
-    assert_eq!(rig.proxy().requests("PUT", &id).len(), 2, "sent again");
+    assert_eq!(rig.proxy().requests("PUT", &id.to_hex()).len(), 2, "sent again");
 
     // The download breaks off after 300 KB: it resumes from the last whole chunk and arrives intact.
-    rig.proxy().arm("GET", &id, Fault::Cut(300 * KIB));
+    rig.proxy().arm("GET", &id.to_hex(), Fault::Cut(300 * KIB));
     let (options, seen) = recorded();
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("copy");
     phone.download_blob_with(&id, &copy, options).await.unwrap();
     assert!(std::fs::read(&copy).unwrap() == original, "intact after the cut");
     assert_eq!(rig.proxy().fired(), 2);
-    let gets = rig.proxy().requests("GET", &id);
+    let gets = rig.proxy().requests("GET", &id.to_hex());
     assert_eq!(gets.len(), 2, "{gets:?}");
     let resumed_at = range_start(&gets[1]).expect("the second request asks for the rest");
     assert!(resumed_at > 0 && resumed_at.is_multiple_of(SEALED_CHUNK_BYTES as u64), "resumed at {resumed_at}");
@@ -205,7 +205,7 @@ async fn cut_transfers_recover(store: BlobStore) {
     assert_climbs(&seen.lock().unwrap(), original.len() as u64);
 }
 
-async fn a_refused_url_is_replaced(store: BlobStore) {
+async fn a_refused_url_is_replaced(store: Engine) {
     let rig = Rig::proxied(store).await;
     let (laptop, phone) = rig.two_devices().await;
     let original = sample(150 * KIB, 5);
@@ -213,35 +213,34 @@ async fn a_refused_url_is_replaced(store: BlobStore) {
 
     // The store refuses a URL on its first use, as it would one that expired on the way; the SDK asks for another.
     // Refused again on its first use, the fresh URL shows the store refuses fresh URLs: no third.
-    rig.proxy().arm("PUT", &id, Fault::Forbid);
-    rig.proxy().arm("PUT", &id, Fault::Forbid);
+    rig.proxy().arm("PUT", &id.to_hex(), rig.forbidden());
+    rig.proxy().arm("PUT", &id.to_hex(), rig.forbidden());
     let err = laptop.upload_blob(original.clone()).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::InvalidSignature), "{err}");
-    assert_eq!(rig.proxy().requests("PUT", &id).len(), 2);
+    assert_eq!(rig.proxy().requests("PUT", &id.to_hex()).len(), 2);
 
     // A URL that served an attempt before it was refused (it expired during a long upload) is replaced every time.
-    rig.proxy().arm("PUT", &id, Fault::Forbid);
-    rig.proxy().arm("PUT", &id, Fault::Cut(0));
-    rig.proxy().arm("PUT", &id, Fault::Forbid);
+    rig.proxy().arm("PUT", &id.to_hex(), rig.forbidden());
+    rig.proxy().arm("PUT", &id.to_hex(), Fault::Cut(0));
+    rig.proxy().arm("PUT", &id.to_hex(), rig.forbidden());
     assert_eq!(laptop.upload_blob(original.clone()).await.unwrap().id, id);
-    assert_eq!(rig.proxy().requests("PUT", &id).len(), 2 + 4, "refused, cut, refused, stored");
-    rig.proxy().arm("GET", &id, Fault::Forbid);
+    assert_eq!(rig.proxy().requests("PUT", &id.to_hex()).len(), 2 + 4, "refused, cut, refused, stored");
+    rig.proxy().arm("GET", &id.to_hex(), rig.forbidden());
     assert!(phone.download_blob_bytes(&id).await.unwrap() == original);
-    assert_eq!(rig.proxy().requests("GET", &id).len(), 2);
+    assert_eq!(rig.proxy().requests("GET", &id.to_hex()).len(), 2);
     assert_eq!(rig.proxy().fired(), 6);
 
     // Step by step, the refusal is the caller's to handle, with the same code whichever the store.
     let url = phone.blob_download_url(&id).await.unwrap();
-    rig.proxy().arm("GET", &id, Fault::Forbid);
+    rig.proxy().arm("GET", &id.to_hex(), rig.forbidden());
     let err = phone.blob_download_bytes(&url, BlobOptions::default()).await.map(|bytes| bytes.len()).unwrap_err();
     assert_eq!((err.kind(), err.code()), (ErrorKind::InvalidRequest, Some(ErrorCode::InvalidSignature)), "{err}");
 }
 
-async fn an_expired_url_is_refused(store: BlobStore) {
+async fn an_expired_url_is_refused(store: Engine) {
     // Long enough for a fresh URL to work though S3 dates it to the whole second; short enough to wait out.
     const EXPIRY: Duration = Duration::from_secs(3);
-    let rig =
-        Rig::proxied_with(store, |s| synckit_server::Settings { blob_url_expiry_secs: EXPIRY.as_secs(), ..s }).await;
+    let rig = Rig::proxied_with(store, |s| s.blob.url_expiry = EXPIRY).await;
     let (laptop, phone) = rig.two_devices().await;
     let stored = sample(100 * KIB, 6);
     let late = sample(100 * KIB, 16);
@@ -259,24 +258,24 @@ async fn an_expired_url_is_refused(store: BlobStore) {
     tokio::time::sleep(EXPIRY + Duration::from_millis(1500)).await;
 
     // The SDK knows they expired, and sends nothing.
-    let puts = rig.proxy().requests("PUT", &pending.id()).len();
-    let gets = rig.proxy().requests("GET", &kept.id()).len();
+    let puts = rig.proxy().requests("PUT", &pending.id().to_hex()).len();
+    let gets = rig.proxy().requests("GET", &kept.id().to_hex()).len();
     let err = laptop.blob_upload(&pending, &upload, BlobOptions::default()).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::InvalidSignature), "{err}");
     let err = phone.blob_download_bytes(&download, BlobOptions::default()).await.map(|b| b.len()).unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::InvalidSignature), "{err}");
-    assert_eq!(rig.proxy().requests("PUT", &pending.id()).len(), puts);
-    assert_eq!(rig.proxy().requests("GET", &kept.id()).len(), gets);
+    assert_eq!(rig.proxy().requests("PUT", &pending.id().to_hex()).len(), puts);
+    assert_eq!(rig.proxy().requests("GET", &kept.id().to_hex()).len(), gets);
 
     // The store refuses them too, were the client to think them still valid; the refusal is not retried.
     let stale = BlobUploadUrl { expires_at: Instant::now() + Duration::from_secs(60), ..upload.clone() };
     let err = laptop.blob_upload(&pending, &stale, BlobOptions::default()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{err}");
-    assert_eq!(rig.proxy().requests("PUT", &pending.id()).len(), puts + 1, "sent once");
+    assert_eq!(rig.proxy().requests("PUT", &pending.id().to_hex()).len(), puts + 1, "sent once");
     let stale = BlobDownloadUrl { expires_at: Instant::now() + Duration::from_secs(60), ..download.clone() };
     let err = phone.blob_download_bytes(&stale, BlobOptions::default()).await.map(|b| b.len()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{err}");
-    assert_eq!(rig.proxy().requests("GET", &kept.id()).len(), gets + 1, "sent once");
+    assert_eq!(rig.proxy().requests("GET", &kept.id().to_hex()).len(), gets + 1, "sent once");
 
     // Fresh URLs work.
     let again = laptop.blob_upload_url(&pending).await.unwrap();
@@ -286,7 +285,7 @@ async fn an_expired_url_is_refused(store: BlobStore) {
     assert!(phone.download_blob_bytes(&pending.id()).await.unwrap() == late);
 }
 
-async fn an_unknown_blob_is_not_found(store: BlobStore) {
+async fn an_unknown_blob_is_not_found(store: Engine) {
     let rig = Rig::start(store).await;
     let (laptop, phone) = rig.two_devices().await;
     let dir = tempfile::tempdir().unwrap();
@@ -310,7 +309,7 @@ async fn an_unknown_blob_is_not_found(store: BlobStore) {
 /// blob's end: the download resumes after the last whole chunk, and the partial one is not opened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_ignores_ranges_makes_the_download_start_over() {
-    let rig = Rig::start(BlobStore::LocalDisk).await;
+    let rig = Rig::start(engine::embedded()).await;
     let (laptop, phone) = rig.two_devices().await;
     let original = sample(500 * KIB + 1, 7);
     let id = laptop.upload_blob(original.clone()).await.unwrap().id;
@@ -381,45 +380,61 @@ async fn read_request_head(conn: &mut TcpStream) -> String {
 /// store (whose URLs are on the server), in front of Garage for S3 (the server signs URLs for the proxy).
 struct Rig {
     server: TestServer,
+    engine: Engine,
     /// What devices talk to.
     url: String,
-    proxy: Option<Proxy>,
+    proxy: Option<FaultProxy>,
 }
 
 impl Rig {
     /// A server reached directly: no proxy in the way.
-    async fn start(store: BlobStore) -> Self {
-        let server = TestServer::with_blobs(store, None).await;
-        Self { url: server.url.clone(), server, proxy: None }
+    async fn start(engine: Engine) -> Self {
+        let server = TestServer::start(engine).await;
+        Self { url: server.url.clone(), server, engine, proxy: None }
     }
 
     /// A server whose blob transfers pass through [`Rig::proxy`].
-    async fn proxied(store: BlobStore) -> Self {
-        Self::proxied_with(store, |s| s).await
+    async fn proxied(engine: Engine) -> Self {
+        Self::proxied_with(engine, |_| {}).await
     }
 
-    async fn proxied_with(
-        store: BlobStore,
-        adjust: impl FnOnce(synckit_server::Settings) -> synckit_server::Settings,
-    ) -> Self {
-        match store {
-            BlobStore::LocalDisk => {
-                let server = TestServer::with_blob_settings(store, None, adjust).await;
-                let proxy = Proxy::start(server.addr, store).await;
-                Self { url: proxy.url.clone(), server, proxy: Some(proxy) }
-            }
-            BlobStore::Garage => {
-                let garage = synckit_testkit::garage().await.expect("the test Garage: run ops/ensure-garage");
-                let garage_addr = garage.endpoint.trim_start_matches("http://").parse().unwrap();
-                let proxy = Proxy::start(garage_addr, store).await;
-                let server = TestServer::with_blob_settings(store, Some(proxy.url.clone()), adjust).await;
-                Self { url: server.url.clone(), server, proxy: Some(proxy) }
-            }
+    async fn proxied_with(engine: Engine, adjust: impl FnOnce(&mut synckit_server::Settings)) -> Self {
+        if engine.garage {
+            let proxy = FaultProxy::start(GARAGE_ADDR.parse().unwrap()).await;
+            let server = TestServer::start_with(engine, |s| {
+                adjust(s);
+                s.s3.as_mut().expect("an S3 store").endpoint = proxy.url.clone();
+            })
+            .await;
+            Self { url: server.url.clone(), server, engine, proxy: Some(proxy) }
+        } else {
+            let server = TestServer::start_with(engine, adjust).await;
+            let proxy = FaultProxy::start(server.addr).await;
+            Self { url: proxy.url.clone(), server, engine, proxy: Some(proxy) }
         }
     }
 
-    fn proxy(&self) -> &Proxy {
+    fn proxy(&self) -> &FaultProxy {
         self.proxy.as_ref().expect("a proxied rig")
+    }
+
+    /// A `403` as this rig's store words it for an expired URL.
+    fn forbidden(&self) -> Fault {
+        let (content_type, body) = if self.engine.garage {
+            (
+                "application/xml",
+                r#"<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"#,
+            )
+        } else {
+            (
+                "application/json",
+                r#"{"error":{"code":"invalid_signature","message":"the URL has expired; ask for a new one"}}"#,
+            )
+        };
+        Fault::Replace(format!(
+            "HTTP/1.1 403 Forbidden\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        ))
     }
 
     /// A new user's two devices: the first sets up encryption, the second unlocks it with the password.
@@ -450,184 +465,6 @@ impl Rig {
         }
         panic!("the blob {id} is not in the store");
     }
-}
-
-/// What the proxy does to the answer of one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    /// Cut the connection after this many bytes of the answer (headers included).
-    Cut(usize),
-    /// Flip a bit of the answer's body at this offset.
-    Flip(usize),
-    /// Answer `403` in the store's own format, as it does for an expired URL.
-    Forbid,
-}
-
-/// A TCP proxy that records the requests it forwards and applies armed faults to the answers of matching ones.
-struct Proxy {
-    url: String,
-    state: Arc<Mutex<ProxyState>>,
-}
-
-#[derive(Default)]
-struct ProxyState {
-    /// The next requests with this method naming this blob get these faults, one each.
-    armed: Vec<(String, String, Fault)>,
-    fired: usize,
-    /// Every request's line and headers, in order.
-    heads: Vec<String>,
-}
-
-impl Proxy {
-    async fn start(target: SocketAddr, store: BlobStore) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(ProxyState::default()));
-        let shared = state.clone();
-        tokio::spawn(async move {
-            loop {
-                let (client, _) = listener.accept().await.unwrap();
-                tokio::spawn(relay(client, target, shared.clone(), store));
-            }
-        });
-        Self { url, state }
-    }
-
-    /// Faults the answer to the next `method` request for the blob `id`.
-    fn arm(&self, method: &str, id: &BlobId, fault: Fault) {
-        self.state.lock().unwrap().armed.push((method.to_owned(), id.to_hex(), fault));
-    }
-
-    /// How many faults were applied.
-    fn fired(&self) -> usize {
-        self.state.lock().unwrap().fired
-    }
-
-    fn heads(&self) -> Vec<String> {
-        self.state.lock().unwrap().heads.clone()
-    }
-
-    /// The `method` requests for the blob `id`, in order.
-    fn requests(&self, method: &str, id: &BlobId) -> Vec<String> {
-        let prefix = format!("{method} ");
-        self.heads().into_iter().filter(|h| h.starts_with(&prefix) && h.contains(&id.to_hex())).collect()
-    }
-}
-
-async fn relay(client: TcpStream, target: SocketAddr, state: Arc<Mutex<ProxyState>>, store: BlobStore) {
-    let Ok(server) = TcpStream::connect(target).await else { return };
-    let (mut client_read, mut client_write) = client.into_split();
-    let (mut server_read, mut server_write) = server.into_split();
-    // The fault for the answer now coming, set before its request is forwarded, and how many were set so far.
-    let fault = Arc::new(Mutex::new((None::<Fault>, 0u64)));
-    let set_fault = fault.clone();
-    let up = tokio::spawn(async move {
-        let mut buf = vec![0; 64 * KIB];
-        loop {
-            let n = match client_read.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            if let Some(head) = request_head(&buf[..n]) {
-                let mut state = state.lock().unwrap();
-                state.heads.push(head.clone());
-                let hit = state
-                    .armed
-                    .iter()
-                    .position(|(m, blob, _)| head.starts_with(&format!("{m} ")) && head.contains(blob));
-                if let Some(i) = hit {
-                    let (_, _, armed) = state.armed.remove(i);
-                    state.fired += 1;
-                    let mut fault = set_fault.lock().unwrap();
-                    *fault = (Some(armed), fault.1 + 1);
-                }
-            }
-            if server_write.write_all(&buf[..n]).await.is_err() {
-                return;
-            }
-        }
-    });
-    let mut buf = vec![0; 64 * KIB];
-    // Bytes of the faulted answer so far, and its head while the body has not started.
-    let (mut answered, mut head, mut body_at, mut generation) = (0usize, Vec::new(), None::<usize>, 0);
-    loop {
-        let n = match server_read.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let (current, set) = *fault.lock().unwrap();
-        if set != generation {
-            // Another request on this connection got a fault: count its answer from its start.
-            (answered, head, body_at, generation) = (0, Vec::new(), None, set);
-        }
-        let chunk = &mut buf[..n];
-        match current {
-            None => {}
-            Some(Fault::Forbid) => {
-                let _ = client_write.write_all(forbidden(store).as_bytes()).await;
-                break;
-            }
-            Some(Fault::Cut(after)) => {
-                let keep = after.saturating_sub(answered).min(n);
-                let _ = client_write.write_all(&chunk[..keep]).await;
-                answered += n;
-                if answered >= after {
-                    break;
-                }
-                continue;
-            }
-            Some(Fault::Flip(at)) => {
-                if body_at.is_none() {
-                    head.extend_from_slice(chunk);
-                    body_at = head.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
-                }
-                if let Some(target) = body_at.map(|b| b + at)
-                    && (answered..answered + n).contains(&target)
-                {
-                    chunk[target - answered] ^= 1;
-                }
-                answered += n;
-            }
-        }
-        if client_write.write_all(chunk).await.is_err() {
-            break;
-        }
-    }
-    up.abort();
-}
-
-/// The line and headers of a request, if `bytes` starts one.
-fn request_head(bytes: &[u8]) -> Option<String> {
-    let methods: [&[u8]; 5] = [b"GET ", b"PUT ", b"POST ", b"HEAD ", b"DELETE "];
-    if !methods.iter().any(|m| bytes.starts_with(m)) {
-        return None;
-    }
-    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(bytes.len());
-    Some(String::from_utf8_lossy(&bytes[..end]).into_owned())
-}
-
-/// A `403` as each store words it for an expired URL.
-fn forbidden(store: BlobStore) -> String {
-    let (content_type, body) = match store {
-        BlobStore::LocalDisk => (
-            "application/json",
-            r#"{"error":{"code":"invalid_signature","message":"the URL has expired; ask for a new one"}}"#,
-        ),
-        BlobStore::Garage => (
-            "application/xml",
-            r#"<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"#,
-        ),
-    };
-    format!(
-        "HTTP/1.1 403 Forbidden\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-/// Where a request's `Range: bytes=N-` starts.
-fn range_start(head: &str) -> Option<u64> {
-    let line = head.lines().find(|l| l.to_ascii_lowercase().starts_with("range:"))?;
-    line.split_once("bytes=")?.1.split('-').next()?.trim().parse().ok()
 }
 
 // ----- data and progress -----

@@ -1,21 +1,18 @@
 //! Operating behaviour: settings that change policy, slow clients, and the binary as an operator runs it.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{TestApp, b64, code, random_bytes};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use synckit_server::Settings;
+use synckit_testkit::{TestServer, b64, code, engine, random_bytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 #[tokio::test]
 async fn closed_registration_refuses_sign_up() {
-    let app = TestApp::start(|s| Settings { open_registration: false, ..s }).await;
+    let app = TestServer::start_with(engine::embedded(), |s| s.open_registration = false).await;
     let (status, body) = app
         .post(
             "/api/accounts/register",
@@ -28,7 +25,8 @@ async fn closed_registration_refuses_sign_up() {
 
 #[tokio::test]
 async fn slow_request_heads_are_cut_off() {
-    let app = TestApp::start(|s| Settings { header_read_timeout_secs: 1, ..s }).await;
+    let app =
+        TestServer::start_with(engine::embedded(), |s| s.serve.header_read_timeout = Duration::from_secs(1)).await;
     let mut conn = TcpStream::connect(app.addr).await.unwrap();
     conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap(); // never finishes its head
     let mut buf = Vec::new();
@@ -41,7 +39,7 @@ async fn slow_request_heads_are_cut_off() {
 
 #[tokio::test]
 async fn slow_request_bodies_time_out_with_a_protocol_error() {
-    let app = TestApp::start(|s| Settings { request_timeout_secs: 1, ..s }).await;
+    let app = TestServer::start_with(engine::embedded(), |s| s.serve.request_timeout = Duration::from_secs(1)).await;
     let mut conn = TcpStream::connect(app.addr).await.unwrap();
     let head = "POST /api/accounts/prelogin HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\":";
     conn.write_all(head.as_bytes()).await.unwrap();

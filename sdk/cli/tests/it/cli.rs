@@ -6,17 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use serde_json::{Value, json};
-use synckit_server::{Server, Settings, admin};
-use tokio::net::TcpListener;
+use synckit_testkit::{TestServer, email, engine};
 
 const PASSWORD: &str = "correct horse battery staple";
 
 struct TestEnv {
-    url: String,
-    api_key: String,
+    server: TestServer,
     /// HOME for every run, and the parent of the profiles.
     home: tempfile::TempDir,
-    _data: tempfile::TempDir,
 }
 
 /// What one run of `synckit` did.
@@ -55,15 +52,7 @@ impl Run {
 }
 
 async fn start() -> TestEnv {
-    let data = tempfile::tempdir().unwrap();
-    let settings = Settings { data_dir: data.path().to_owned(), ..Settings::default() };
-    let server = Server::build(&settings).await.expect("server");
-    let engines = server.engines.clone();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(server.run(listener, std::future::pending()));
-    let api_key = admin::create_app(&engines, "CLI tests").await.unwrap().api_key;
-    TestEnv { url, api_key, home: tempfile::tempdir().unwrap(), _data: data }
+    TestEnv { server: TestServer::start(engine::embedded()).await, home: tempfile::tempdir().unwrap() }
 }
 
 impl TestEnv {
@@ -82,8 +71,8 @@ impl TestEnv {
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home.path())
-            .env("SYNCKIT_SERVER", &self.url)
-            .env("SYNCKIT_API_KEY", &self.api_key)
+            .env("SYNCKIT_SERVER", &self.server.url)
+            .env("SYNCKIT_API_KEY", &self.server.api_key)
             .env("SYNCKIT_PROFILE", self.profile(profile))
             .env("SYNCKIT_PASSWORD", PASSWORD)
             .stdin(Stdio::null())
@@ -114,10 +103,6 @@ impl TestEnv {
         let login = self.synckit(profile, &["login", &email, "--device", device]).await.ok().json();
         (email, login)
     }
-}
-
-fn email() -> String {
-    format!("{}@example.com", uuid::Uuid::new_v4())
 }
 
 fn keys(object: &Value) -> BTreeSet<&str> {

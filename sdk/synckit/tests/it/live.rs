@@ -2,15 +2,14 @@
 //! through real NATS, across NATS and server restarts, and across query instances. Nothing waits on a sleep to
 //! pass: each wait is for the change itself, with a timeout only as a guard against hanging.
 
-mod common;
-
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{TestServer, email};
+use crate::Clients;
 use serde_json::json;
 use synckit::{ChangeEntry, LiveOptions, LiveSync, SyncKitClient};
+use synckit_testkit::{Engine, TestServer, email, engine};
 use uuid::Uuid;
 
 /// Events alone must drive these tests: the fallback poll is pushed out of the way.
@@ -69,21 +68,13 @@ async fn push_reaches_the_other_device(server: TestServer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_bus_push_reaches_the_other_device() {
-    push_reaches_the_other_device(TestServer::embedded().await).await;
+    push_reaches_the_other_device(TestServer::start(engine::embedded()).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_push_reaches_the_other_device() {
-    let db = synckit_testkit::fresh_database().await.unwrap();
-    let server = TestServer::start_with(
-        Some(db),
-        Some("nats://127.0.0.1:4222".into()),
-        "127.0.0.1:0".parse().unwrap(),
-        tempfile::tempdir().unwrap(),
-        None,
-    )
-    .await;
-    push_reaches_the_other_device(server).await;
+    let nats_on_postgres = Engine { nats: true, ..engine::postgres() };
+    push_reaches_the_other_device(TestServer::start(nats_on_postgres).await).await;
 }
 
 /// A NATS server of this test's own, so it can be stopped and started again.
@@ -158,9 +149,7 @@ async fn push_until_heard(
 async fn watcher_catches_up_across_a_nats_restart() {
     let nats = OwnNats::start(free_port());
     let url = format!("nats://127.0.0.1:{}", nats.port);
-    let server =
-        TestServer::start_with(None, Some(url), "127.0.0.1:0".parse().unwrap(), tempfile::tempdir().unwrap(), None)
-            .await;
+    let server = TestServer::start_with(engine::embedded(), |s| s.nats_url = Some(url)).await;
     let email = email();
     let (laptop, laptop_id) = device(&server, &email, true, "laptop").await;
     let (phone, phone_id) = device(&server, &email, false, "phone").await;
@@ -180,7 +169,7 @@ async fn watcher_catches_up_across_a_nats_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watcher_catches_up_across_a_server_restart() {
-    let mut server = TestServer::embedded().await;
+    let server = TestServer::start(engine::embedded()).await;
     let email = email();
     let (laptop, laptop_id) = device(&server, &email, true, "laptop").await;
     let (phone, phone_id) = device(&server, &email, false, "phone").await;
@@ -189,19 +178,7 @@ async fn watcher_catches_up_across_a_server_restart() {
     assert_eq!(receive(&mut live, 1, Duration::from_secs(10)).await, ["before"]);
 
     // The server stops (its event streams end), then a new one starts on the same address and data.
-    let (addr, api_key) = (server.addr, server.api_key.clone());
-    let data_dir = std::mem::replace(&mut server.data_dir, tempfile::tempdir().unwrap());
-    server.shutdown.take().unwrap().send(()).unwrap();
-    let mut restarted = None;
-    for _ in 0..100 {
-        // The old listener closes as shutdown begins; retry the bind until it has.
-        if std::net::TcpListener::bind(addr).is_ok() {
-            restarted = Some(TestServer::start_with(None, None, addr, data_dir, Some(api_key)).await);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _restarted = restarted.expect("the address frees up");
+    let _restarted = server.restart().await;
 
     let (mut pushed, mut heard) = (vec!["before".to_owned()], vec!["before".to_owned()]);
     push_until_heard(&laptop, laptop_id, &mut live, &mut pushed, &mut heard).await;
@@ -211,24 +188,8 @@ async fn watcher_catches_up_across_a_server_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_query_instance_hears_pushes_through_any_ingest_instance() {
-    let db = synckit_testkit::fresh_database().await.unwrap();
-    let nats = Some("nats://127.0.0.1:4222".to_owned());
-    let one = TestServer::start_with(
-        Some(db.clone()),
-        nats.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        tempfile::tempdir().unwrap(),
-        None,
-    )
-    .await;
-    let two = TestServer::start_with(
-        Some(db),
-        nats,
-        "127.0.0.1:0".parse().unwrap(),
-        tempfile::tempdir().unwrap(),
-        Some(one.api_key.clone()),
-    )
-    .await;
+    let one = TestServer::start(Engine { nats: true, ..engine::postgres() }).await;
+    let two = one.another_instance().await;
     let email = email();
     // The laptop talks to instance one, the phone to instance two.
     let (laptop, laptop_id) = device(&one, &email, true, "laptop").await;
@@ -242,9 +203,7 @@ async fn every_query_instance_hears_pushes_through_any_ingest_instance() {
 async fn with_nats_down_pushes_succeed_and_the_watcher_polls() {
     // NATS never answers on this port: the server starts anyway, pushes succeed, no commit event is ever sent.
     let dead = format!("nats://127.0.0.1:{}", free_port());
-    let server =
-        TestServer::start_with(None, Some(dead), "127.0.0.1:0".parse().unwrap(), tempfile::tempdir().unwrap(), None)
-            .await;
+    let server = TestServer::start_with(engine::embedded(), |s| s.nats_url = Some(dead)).await;
     let email = email();
     let (laptop, laptop_id) = device(&server, &email, true, "laptop").await;
     let (phone, phone_id) = device(&server, &email, false, "phone").await;

@@ -1,16 +1,15 @@
 //! The SDK against a real server, on the embedded default and on Postgres.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{TestServer, email};
+use crate::Clients;
 use serde_json::json;
 use synckit::keystore::MemoryKeyStore;
 use synckit::{ChangeEntry, ChangeOp, ErrorKind, SyncKitClient};
+use synckit_testkit::{TestServer, email, on_each_engine};
 use uuid::Uuid;
 
-on_both_engines!(
+on_each_engine!(
     quickstart_and_two_devices_converge,
     a_second_device_unlocks_with_the_password,
     wrong_password_fails_and_changes_nothing,

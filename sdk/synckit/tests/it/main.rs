@@ -1,0 +1,35 @@
+//! The SDK against a real server, one test binary: each module is one area of behaviour.
+
+mod blobs;
+mod convergence;
+mod live;
+mod no_plaintext;
+mod retries;
+mod retry_policy;
+mod sync;
+
+use std::sync::Arc;
+
+use synckit::keystore::MemoryKeyStore;
+use synckit::{SyncKitClient, SyncKitConfig};
+use synckit_testkit::TestServer;
+
+/// SDK clients of a test server's app.
+pub trait Clients {
+    /// A client with its own in-memory key store: a separate device.
+    fn client(&self) -> SyncKitClient;
+
+    /// A client on `url` keeping keys in `keys` (share it to model one device restarting).
+    fn client_with(&self, url: &str, keys: Arc<MemoryKeyStore>) -> SyncKitClient;
+}
+
+impl Clients for TestServer {
+    fn client(&self) -> SyncKitClient {
+        self.client_with(&self.url, Arc::new(MemoryKeyStore::default()))
+    }
+
+    fn client_with(&self, url: &str, keys: Arc<MemoryKeyStore>) -> SyncKitClient {
+        let dir = tempfile::tempdir().unwrap().keep();
+        SyncKitClient::new(SyncKitConfig::new(url, &self.api_key).key_store(keys).data_dir(dir).max_retries(3))
+    }
+}
