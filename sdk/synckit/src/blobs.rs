@@ -78,10 +78,10 @@ use synckit_protocol::{ErrorBody, ErrorCode};
 
 pub use self::source::BlobSource;
 use crate::SyncKitClient;
-use crate::client::{blocking, internal};
 use crate::crypto::blob::{BlobId, decrypted_len, encrypted_len};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Retry, Transport, backoff, retry_after};
+use crate::task::{blocking, internal};
 
 /// What [`upload_blob`](SyncKitClient::upload_blob) stored.
 ///

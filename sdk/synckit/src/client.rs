@@ -25,6 +25,7 @@ use crate::http::{Retry, Transport};
 use crate::keystore::{KeyStore, default_key_store};
 use crate::live::{LiveOptions, LiveSync};
 use crate::model::{ChangeEntry, Device, Session, Status};
+use crate::task::{blocking, internal};
 
 /// The SyncKit client: cheap to clone, `Send + Sync`, every method takes `&self`. Share one per app (in an `Arc`
 /// or by cloning); it pools its connections.
@@ -614,15 +615,4 @@ async fn unwrap(envelope: &[u8], password: &str, session: &Session) -> Result<Se
     let (envelope, password, app, user) =
         (envelope.to_vec(), Zeroizing::new(password.to_owned()), session.app_id, session.user_id);
     blocking(move || crypto::unwrap_master_key(&envelope, &password, app, user)).await
-}
-
-/// Runs `f` on tokio's blocking pool, off the async runtime: key derivation, file reading, hashing.
-pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| internal("a blocking task of the SDK", e))?
-}
-
-/// A task of the SDK's own that stopped without an answer: it panicked, which is a bug (in the SDK or in a
-/// callback it ran).
-pub(crate) fn internal(task: &str, e: tokio::task::JoinError) -> Error {
-    Error::new(ErrorKind::Internal, format!("internal failure: {task} stopped without an answer")).with_source(e)
 }

@@ -57,6 +57,7 @@ mod http;
 pub mod keystore;
 mod live;
 mod model;
+mod task;
 
 pub use blobs::{BlobDownloadUrl, BlobOptions, BlobSource, BlobUploadUrl, PreparedBlob, Progress, UploadedBlob};
 pub use client::SyncKitClient;
