@@ -53,6 +53,7 @@ mod config;
 pub mod crypto;
 pub mod cursor;
 mod error;
+pub mod fs;
 mod http;
 pub mod keystore;
 mod live;

@@ -6,7 +6,6 @@
 //! the download anyway, so nothing before that point is ever fetched twice. A store that answers a `Range` request
 //! with the whole blob (`200`) makes the writer start over.
 
-use std::ffi::OsStr;
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -27,14 +26,12 @@ use crate::SyncKitClient;
 use crate::crypto::Keys;
 use crate::crypto::blob::{BlobOpener, SEALED_CHUNK_BYTES};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fs::{containing_dir, sync_dir, temp_prefix};
 
 /// Sealed chunks between the network and the writer: 4 × (64 KiB + 16).
 const WRITE_BEHIND_CHUNKS: usize = 4;
 /// A memory sink reserves at most this much up front, whatever the server says the blob's length is.
 const MAX_RESERVE: usize = 8 * 1024 * 1024;
-/// At most this much of the destination's name goes into the temporary file's: with the dots, the random part and
-/// the suffix, that stays well within the 255 bytes a name may have.
-const MAX_TEMP_NAME_PART: usize = 200;
 
 /// Where plaintext goes, written from the writer thread.
 pub(super) trait Sink: Send + 'static {
@@ -77,25 +74,6 @@ impl FileSink {
         })
         .await
     }
-}
-
-/// The directory a file path is in: `.` for a bare file name.
-fn containing_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    }
-}
-
-/// `.{name}.`, with the name cut short (on a character boundary) so the temporary file's name stays a legal one
-/// however long the destination's is.
-fn temp_prefix(name: &OsStr) -> String {
-    let name = name.to_string_lossy();
-    let mut end = name.len().min(MAX_TEMP_NAME_PART);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!(".{}.", &name[..end])
 }
 
 /// Creates the file with the mode a new file gets (0666 less the umask, which the system applies on creation)
@@ -154,18 +132,10 @@ impl Sink for FileSink {
         let Self { temp, destination, dir, written } = self;
         temp.as_file().sync_all().map_err(|e| write_error(&destination, e))?;
         temp.persist(&destination).map_err(|e| write_error(&destination, e.error))?;
-        sync_dir(&dir);
+        // Best effort: the file's own data is already on disk.
+        let _ = sync_dir(&dir);
         Ok(written)
     }
-}
-
-/// Makes a rename in `dir` durable where the platform allows syncing a directory. Best effort: the file's own
-/// data is already on disk.
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-    #[cfg(not(unix))]
-    let _ = dir;
 }
 
 /// Plaintext collected in memory.
@@ -475,6 +445,7 @@ fn write<S: Sink>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::MAX_TEMP_NAME_PART;
 
     #[tokio::test]
     async fn a_file_sink_appears_only_when_committed() {
