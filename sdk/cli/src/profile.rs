@@ -8,7 +8,6 @@
 //!
 //! `profile.json` exists exactly while the profile is logged in: login writes it last, logout removes it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -101,19 +100,7 @@ impl ProfileDir {
         self.create()?;
         let json = serde_json::to_vec_pretty(profile).expect("a profile serialises");
         let file = self.profile_file();
-        // The process id keeps two concurrent runs from writing into one temp file.
-        let tmp = self.path.join(format!(".{PROFILE_FILE}.{}.tmp", std::process::id()));
-        let written = write_private(&tmp, &json).and_then(|()| std::fs::rename(&tmp, &file));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written.with_context(|| format!("cannot write {}", file.display()))?;
-        // The rename is durable only once the directory entry is.
-        #[cfg(unix)]
-        std::fs::File::open(&self.path)
-            .and_then(|dir| dir.sync_all())
-            .with_context(|| format!("cannot sync {}", self.path.display()))?;
-        Ok(())
+        synckit::fs::write_atomic(&file, &json).with_context(|| format!("cannot write {}", file.display()))
     }
 
     /// Forgets the login; a profile that is not logged in is left as it is.
@@ -138,14 +125,4 @@ impl ProfileDir {
             .create(&self.path)
             .with_context(|| format!("cannot create the profile directory {}", self.path.display()))
     }
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }

@@ -121,7 +121,7 @@ impl CursorStore for FileCursorStore {
             })?;
         }
         let json = serde_json::to_vec_pretty(&all).expect("a map of numbers serialises");
-        crate::keystore::write_private(&self.path, &json)
+        crate::fs::write_atomic(&self.path, &json)
             .map_err(|e| Error::new(ErrorKind::InvalidInput, "cannot write the cursor file").with_source(e))
     }
 }

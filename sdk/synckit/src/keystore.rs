@@ -149,7 +149,8 @@ impl KeyStore for FileKeyStore {
 
     fn store(&self, account: &str, key: &SecretKey) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| keystore_error("cannot create the key directory", e))?;
-        write_private(&self.path(account), key.as_bytes()).map_err(|e| keystore_error("cannot write the key file", e))
+        crate::fs::write_atomic(&self.path(account), key.as_bytes())
+            .map_err(|e| keystore_error("cannot write the key file", e))
     }
 
     fn delete(&self, account: &str) -> Result<()> {
@@ -158,20 +159,6 @@ impl KeyStore for FileKeyStore {
             _ => Ok(()),
         }
     }
-}
-
-/// Writes a file only its owner can read, atomically (temp file, fsync, rename).
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 /// The OS keychain, through keyring-core.

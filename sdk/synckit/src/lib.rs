@@ -37,13 +37,15 @@
 //! ```
 //!
 //! # Layout
-//! - [`SyncKitClient`] and [`SyncKitConfig`]: the client and how it is configured.
+//! - [`SyncKitClient`] and [`SyncKitConfig`]: the client and how it is configured. Its methods are grouped by
+//!   concern: accounts and sessions, encryption set-up, devices, sync (push, pull, cursors, live), and blobs.
 //! - [`ChangeEntry`], [`Device`], [`Status`], [`Session`]: what the client exchanges with the app.
 //! - [`blobs`]: encrypted files up to 500 MiB: [`BlobSource`], [`UploadedBlob`], [`BlobOptions`] and
 //!   [`Progress`], and the step-by-step [`PreparedBlob`], [`BlobUploadUrl`], [`BlobDownloadUrl`].
 //! - [`crypto`]: the encryption model (master key, envelope, subkeys, entry and blob sealing).
 //! - [`keystore`]: where the unlocked master key is cached (OS keychain, file, memory).
 //! - [`cursor`]: where each device's pull cursor is kept.
+//! - [`fs`]: replacing a file atomically and privately, as the key and cursor files are.
 //! - [`LiveSync`]: live sync, pulling whenever the server says another device pushed.
 //! - [`Error`] and [`ErrorKind`]: one error type with a matchable kind.
 
@@ -53,10 +55,12 @@ mod config;
 pub mod crypto;
 pub mod cursor;
 mod error;
+pub mod fs;
 mod http;
 pub mod keystore;
 mod live;
 mod model;
+mod task;
 
 pub use blobs::{BlobDownloadUrl, BlobOptions, BlobSource, BlobUploadUrl, PreparedBlob, Progress, UploadedBlob};
 pub use client::SyncKitClient;

@@ -6,195 +6,32 @@
 //! the download anyway, so nothing before that point is ever fetched twice. A store that answers a `Range` request
 //! with the whole blob (`200`) makes the writer start over.
 
-use std::ffi::OsStr;
-use std::io::{Seek, Write};
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, RANGE};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
-use super::{
-    BlobDownloadUrl, BlobOptions, Failure, Retries, Tracker, blocking, check_not_expired, internal, is_refused_url,
-    store_failure,
-};
+use super::progress::Tracker;
+use super::retry::{Failure, Retries, check_not_expired, is_refused_url, store_failure};
+use super::sink::Sink;
+use super::types::{BlobDownloadUrl, BlobOptions};
 use crate::SyncKitClient;
 use crate::crypto::Keys;
 use crate::crypto::blob::{BlobOpener, SEALED_CHUNK_BYTES};
 use crate::error::{Error, ErrorKind, Result};
+use crate::task::internal;
 
 /// Sealed chunks between the network and the writer: 4 × (64 KiB + 16).
 const WRITE_BEHIND_CHUNKS: usize = 4;
-/// A memory sink reserves at most this much up front, whatever the server says the blob's length is.
-const MAX_RESERVE: usize = 8 * 1024 * 1024;
-/// At most this much of the destination's name goes into the temporary file's: with the dots, the random part and
-/// the suffix, that stays well within the 255 bytes a name may have.
-const MAX_TEMP_NAME_PART: usize = 200;
 
-/// Where plaintext goes, written from the writer thread.
-pub(super) trait Sink: Send + 'static {
-    type Output: Send + 'static;
-    /// Appends the next plaintext chunk.
-    fn write(&mut self, plain: &[u8]) -> Result<()>;
-    /// Forgets everything written: the download starts over.
-    fn reset(&mut self) -> Result<()>;
-    /// Everything was written and checked: make it the result.
-    fn commit(self) -> Result<Self::Output>;
-}
-
-/// A file written next to its destination and renamed over it once complete; deleted if dropped before.
-#[derive(Debug)]
-pub(super) struct FileSink {
-    temp: tempfile::NamedTempFile,
-    destination: PathBuf,
-    /// The directory both are in.
-    dir: PathBuf,
-    written: u64,
-}
-
-impl FileSink {
-    /// Creates the temporary file, so a destination that cannot be written fails before anything is fetched. It
-    /// gets the mode of the file it will replace, or else the one any new file gets.
-    pub(super) async fn create(destination: &Path) -> Result<Self> {
-        let destination = destination.to_owned();
-        blocking(move || {
-            let name = destination.file_name().ok_or_else(|| {
-                Error::new(ErrorKind::InvalidInput, format!("{} is not a file path", destination.display()))
-            })?;
-            let dir = containing_dir(&destination).to_owned();
-            let prefix = temp_prefix(name);
-            let mut builder = tempfile::Builder::new();
-            builder.prefix(&prefix).suffix(".synckit-part");
-            new_file_mode(&mut builder);
-            let temp = builder.tempfile_in(&dir).map_err(|e| write_error(&destination, e))?;
-            keep_mode(&destination, temp.as_file()).map_err(|e| write_error(&destination, e))?;
-            Ok(Self { temp, destination, dir, written: 0 })
-        })
-        .await
-    }
-}
-
-/// The directory a file path is in: `.` for a bare file name.
-fn containing_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    }
-}
-
-/// `.{name}.`, with the name cut short (on a character boundary) so the temporary file's name stays a legal one
-/// however long the destination's is.
-fn temp_prefix(name: &OsStr) -> String {
-    let name = name.to_string_lossy();
-    let mut end = name.len().min(MAX_TEMP_NAME_PART);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!(".{}.", &name[..end])
-}
-
-/// Creates the file with the mode a new file gets (0666 less the umask, which the system applies on creation)
-/// rather than tempfile's private 0600: the download is an ordinary file of the user's.
-fn new_file_mode(builder: &mut tempfile::Builder<'_, '_>) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    #[cfg(not(unix))]
-    let _ = builder;
-}
-
-/// Gives `temp` the permission bits of the file at `destination`, if there is one: replacing a file keeps its
-/// mode. The special bits (set-user-id and the like) are not carried over to downloaded bytes.
-fn keep_mode(destination: &Path, temp: &std::fs::File) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        match std::fs::metadata(destination) {
-            Ok(meta) if meta.is_file() => {
-                temp.set_permissions(std::fs::Permissions::from_mode(meta.permissions().mode() & 0o777))
-            }
-            _ => Ok(()),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (destination, temp);
-        Ok(())
-    }
-}
-
-fn write_error(destination: &Path, e: std::io::Error) -> Error {
-    Error::new(ErrorKind::InvalidInput, format!("cannot write {}", destination.display())).with_source(e)
-}
-
-impl Sink for FileSink {
-    type Output = u64;
-
-    fn write(&mut self, plain: &[u8]) -> Result<()> {
-        self.temp.write_all(plain).map_err(|e| write_error(&self.destination, e))?;
-        self.written += plain.len() as u64;
-        Ok(())
-    }
-
-    fn reset(&mut self) -> Result<()> {
-        let file = self.temp.as_file_mut();
-        file.set_len(0).and_then(|()| file.rewind()).map_err(|e| write_error(&self.destination, e))?;
-        self.written = 0;
-        Ok(())
-    }
-
-    fn commit(self) -> Result<u64> {
-        let Self { temp, destination, dir, written } = self;
-        temp.as_file().sync_all().map_err(|e| write_error(&destination, e))?;
-        temp.persist(&destination).map_err(|e| write_error(&destination, e.error))?;
-        sync_dir(&dir);
-        Ok(written)
-    }
-}
-
-/// Makes a rename in `dir` durable where the platform allows syncing a directory. Best effort: the file's own
-/// data is already on disk.
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-    #[cfg(not(unix))]
-    let _ = dir;
-}
-
-/// Plaintext collected in memory.
-#[derive(Debug)]
-pub(super) struct MemorySink(Vec<u8>);
-
-impl MemorySink {
-    pub(super) fn for_blob(source: &BlobDownloadUrl) -> Self {
-        Self(Vec::with_capacity((source.size() as usize).min(MAX_RESERVE)))
-    }
-}
-
-impl Sink for MemorySink {
-    type Output = Vec<u8>;
-
-    fn write(&mut self, plain: &[u8]) -> Result<()> {
-        self.0.extend_from_slice(plain);
-        Ok(())
-    }
-
-    fn reset(&mut self) -> Result<()> {
-        self.0.clear();
-        Ok(())
-    }
-
-    fn commit(self) -> Result<Vec<u8>> {
-        Ok(self.0)
-    }
-}
+/// Asks the server for a fresh URL to the blob being downloaded, for when the store refuses the one in hand.
+pub(super) type Refresh<'a> = dyn Fn() -> BoxFuture<'a, Result<BlobDownloadUrl>> + Send + Sync + 'a;
 
 /// What the network side tells the writer.
 enum Feed {
@@ -213,29 +50,31 @@ pub(super) async fn run<S: Sink>(
     mut source: BlobDownloadUrl,
     sink: S,
     options: &BlobOptions,
-    refresh: bool,
+    refresh: Option<&Refresh<'_>>,
 ) -> Result<S::Output> {
     let keys = client.keys()?;
     let tracker = Tracker::new(options, source.size());
     let mut download = Download::start(&keys, &source, sink, tracker.clone());
     let mut refreshed_at = None;
     loop {
-        match download.fetch(client, &source).await {
+        let e = match download.fetch(client, &source).await {
             Ok(()) => break,
-            Err(e) if refresh && is_refused_url(&e) && refreshed_at != Some(download.chunks) => {
-                refreshed_at = Some(download.chunks);
-                let fresh = match client.blob_download_url(&source.id).await {
-                    Ok(fresh) => fresh,
-                    Err(e) => return Err(download.abort(e).await),
-                };
-                if fresh.sealed_size != source.sealed_size {
-                    let e = Error::new(ErrorKind::Server, "the server changed the blob's length during its download");
-                    return Err(download.abort(e).await);
-                }
-                source = fresh;
-            }
+            Err(e) => e,
+        };
+        let refresh = match refresh {
+            Some(refresh) if is_refused_url(&e) && refreshed_at != Some(download.chunks) => refresh,
+            _ => return Err(download.abort(e).await),
+        };
+        refreshed_at = Some(download.chunks);
+        let fresh = match refresh().await {
+            Ok(fresh) => fresh,
             Err(e) => return Err(download.abort(e).await),
+        };
+        if fresh.sealed_size != source.sealed_size {
+            let e = Error::new(ErrorKind::Server, "the server changed the blob's length during its download");
+            return Err(download.abort(e).await);
         }
+        source = fresh;
     }
     let output = download.finish().await?;
     tracker.finished();
@@ -470,76 +309,4 @@ fn write<S: Sink>(
         }
     }
     Err(Error::new(ErrorKind::Transport, "the download stopped"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_file_sink_appears_only_when_committed() {
-        let dir = tempfile::tempdir().unwrap();
-        let dest = dir.path().join("out.bin");
-        std::fs::write(&dest, b"the old content").unwrap();
-
-        let mut sink = FileSink::create(&dest).await.unwrap();
-        sink.write(b"abc").unwrap();
-        sink.reset().unwrap();
-        sink.write(b"hello").unwrap();
-        drop(sink);
-        assert_eq!(std::fs::read(&dest).unwrap(), b"the old content", "a dropped download changes nothing");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "and leaves no temporary file");
-
-        let mut sink = FileSink::create(&dest).await.unwrap();
-        sink.write(b"abc").unwrap();
-        sink.reset().unwrap();
-        sink.write(b"hello").unwrap();
-        assert_eq!(sink.commit().unwrap(), 5);
-        assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[cfg(unix)]
-    #[tokio::test]
-    async fn a_downloaded_file_gets_an_ordinary_mode_or_keeps_the_replaced_ones() {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
-        let dir = tempfile::tempdir().unwrap();
-        // What this process's umask makes of a new file, found without asking for the umask.
-        let ordinary = dir.path().join("ordinary");
-        std::fs::File::create(&ordinary).unwrap();
-
-        let new = dir.path().join("new");
-        FileSink::create(&new).await.unwrap().commit().unwrap();
-        assert_eq!(mode(&new), mode(&ordinary));
-
-        let replaced = dir.path().join("replaced");
-        std::fs::write(&replaced, b"old").unwrap();
-        std::fs::set_permissions(&replaced, std::fs::Permissions::from_mode(0o4750)).unwrap();
-        FileSink::create(&replaced).await.unwrap().commit().unwrap();
-        assert_eq!(mode(&replaced), 0o750, "the replaced file's mode, without the set-user-id bit");
-    }
-
-    #[tokio::test]
-    async fn long_and_bare_names_work() {
-        let dir = tempfile::tempdir().unwrap();
-        let long = dir.path().join("é".repeat(127)); // 254 bytes, one short of the most a name may have
-        let mut sink = FileSink::create(&long).await.unwrap();
-        sink.write(b"hello").unwrap();
-        sink.commit().unwrap();
-        assert_eq!(std::fs::read(&long).unwrap(), b"hello");
-        assert!(temp_prefix(long.file_name().unwrap()).len() <= MAX_TEMP_NAME_PART + 2);
-
-        assert_eq!(containing_dir(Path::new("photo.jpg")), Path::new("."), "synced too");
-        assert_eq!(containing_dir(Path::new("dir/photo.jpg")), Path::new("dir"));
-    }
-
-    #[tokio::test]
-    async fn a_destination_that_cannot_be_written_fails_up_front() {
-        let dir = tempfile::tempdir().unwrap();
-        let err = FileSink::create(&dir.path().join("missing/out.bin")).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        assert!(err.to_string().contains("cannot write"), "{err}");
-        assert_eq!(FileSink::create(Path::new("/")).await.unwrap_err().kind(), ErrorKind::InvalidInput);
-    }
 }

@@ -1,6 +1,6 @@
 //! The upload itself: one streamed `PUT` of the sealed blob to a signed URL, started over on network errors.
 //!
-//! A blocking thread reads and seals the plaintext (the third pass, see [`super::source`]) into a channel of a few
+//! A blocking thread reads and seals the plaintext (the third pass, see [`super::passes`]) into a channel of a few
 //! 64 KiB chunks; the request body drains it. So the file is never in memory, the runtime's threads never block,
 //! and a slow network slows the reader down instead of filling memory. The request carries the server's headers
 //! (`content-length` among them, so the body is not chunked) and nothing that could spoil the signature: no
@@ -15,8 +15,10 @@ use reqwest::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::source::{SealedChunk, seal_for_upload};
-use super::{BlobUploadUrl, Failure, PreparedBlob, Retries, Tracker, check_not_expired, store_failure};
+use super::passes::{SealedChunk, seal_for_upload};
+use super::progress::Tracker;
+use super::retry::{Failure, Retries, check_not_expired, store_failure};
+use super::types::{BlobUploadUrl, PreparedBlob};
 use crate::SyncKitClient;
 use crate::crypto::Keys;
 use crate::error::{Error, ErrorKind, Result};

@@ -1,0 +1,169 @@
+//! Accounts and sessions: register, sign in and out, resume a saved session, change the password.
+
+use reqwest::Method;
+use synckit_protocol::accounts::{
+    AuthRequest, AuthResponse, ChangePasswordRequest, PreloginRequest, PreloginResponse, RegisterRequest,
+    RegisterResponse,
+};
+use synckit_protocol::keys::PutKeyRequest;
+use uuid::Uuid;
+
+use super::{State, check_password, derive, unwrap, wrap};
+use crate::SyncKitClient;
+use crate::crypto::{self, KdfParams, SecretKey};
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::Retry;
+use crate::model::Session;
+
+impl SyncKitClient {
+    /// Creates an account. The password never leaves the device: only a key derived from it with Argon2id.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
+    /// let user_id = client.register("ada@example.com", "a long passphrase").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn register(&self, email: &str, password: &str) -> Result<Uuid> {
+        check_password(password)?;
+        let salt: [u8; crypto::SALT_BYTES] = crypto::random_bytes();
+        let login_key = derive(password, salt.to_vec(), KdfParams::DEFAULT).await?;
+        let req = RegisterRequest {
+            email: email.to_owned(),
+            salt: salt.to_vec().into(),
+            login_key: login_key.as_bytes().to_vec().into(),
+        };
+        let resp: RegisterResponse =
+            self.call(Method::POST, "/api/accounts/register", false, Some(&req), Retry::IfUnprocessed).await?;
+        Ok(resp.user_id)
+    }
+
+    /// Signs in to this app, returning `(user_id, app_id)`. A wrong password is [`ErrorKind::WrongPassword`].
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
+    /// let (user_id, app_id) = client.authenticate("ada@example.com", "a long passphrase").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn authenticate(&self, email: &str, password: &str) -> Result<(Uuid, Uuid)> {
+        check_password(password)?;
+        let login_key = self.login_key(email, password).await?;
+        let req = AuthRequest {
+            email: email.to_owned(),
+            login_key: login_key.as_bytes().to_vec().into(),
+            api_key: self.inner.config.api_key.clone(),
+        };
+        let resp: AuthResponse =
+            self.call(Method::POST, "/api/sync/auth", false, Some(&req), Retry::Idempotent).await?;
+        let ids = (resp.user_id, resp.app_id);
+        let mut state = self.inner.state.write().expect("not poisoned");
+        // Another user's key must not stay unlocked.
+        if state.session.as_ref().is_some_and(|s| (s.user_id, s.app_id) != ids) {
+            state.unlocked = None;
+        }
+        state.session = Some(Session {
+            token: resp.token,
+            user_id: resp.user_id,
+            app_id: resp.app_id,
+            email: email.trim().to_lowercase(),
+            expires_at: resp.expires_at,
+        });
+        Ok(ids)
+    }
+
+    /// The current session, to save and [`restore_session`](Self::restore_session) later.
+    ///
+    /// ```
+    /// # let client = synckit::SyncKitClient::new(synckit::SyncKitConfig::default());
+    /// assert!(client.session().is_none());
+    /// ```
+    pub fn session(&self) -> Option<Session> {
+        self.inner.state.read().expect("not poisoned").session.clone()
+    }
+
+    /// Resumes a saved session (then [`try_load_key_from_keychain`](Self::try_load_key_from_keychain) unlocks).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &synckit::SyncKitClient, saved: synckit::Session) -> synckit::Result<()> {
+    /// client.restore_session(saved);
+    /// let unlocked = client.try_load_key_from_keychain().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn restore_session(&self, session: Session) {
+        let mut state = self.inner.state.write().expect("not poisoned");
+        state.unlocked = None;
+        state.session = Some(session);
+    }
+
+    /// Signs out: forgets the session and the unlocked key, here and in the key store.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
+    /// client.logout()?;
+    /// assert!(client.session().is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn logout(&self) -> Result<()> {
+        let account = self.key_account().ok();
+        *self.inner.state.write().expect("not poisoned") = State::default();
+        match account {
+            Some(account) => self.inner.key_store.delete(&account),
+            None => Ok(()),
+        }
+    }
+
+    /// Changes the account password and re-wraps the master key for it, in one step on the server: both change
+    /// or neither does. If another device changed the key meanwhile this fails with [`ErrorKind::Conflict`] and
+    /// nothing changes. Other devices' sessions end; they sign in with the new password.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
+    /// client.change_password("old passphrase", "new passphrase").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn change_password(&self, current: &str, new: &str) -> Result<()> {
+        check_password(new)?;
+        let session = self.require_session()?;
+        let current_login_key = self.login_key(&session.email, current).await?;
+        let key = match self.server_key().await? {
+            Some(stored) => {
+                let master = unwrap(&stored.envelope.0, current, &session).await?;
+                let envelope = wrap(&master, new, &session).await?;
+                Some(PutKeyRequest { envelope: envelope.into(), expected_version: Some(stored.version) })
+            }
+            None => None,
+        };
+        let salt: [u8; crypto::SALT_BYTES] = crypto::random_bytes();
+        let login_key = derive(new, salt.to_vec(), KdfParams::DEFAULT).await?;
+        let req = ChangePasswordRequest {
+            current_login_key: current_login_key.as_bytes().to_vec().into(),
+            salt: salt.to_vec().into(),
+            login_key: login_key.as_bytes().to_vec().into(),
+            key,
+        };
+        let resp: AuthResponse =
+            self.call(Method::POST, "/api/accounts/password", true, Some(&req), Retry::IfUnprocessed).await?;
+        let mut state = self.inner.state.write().expect("not poisoned");
+        if let Some(s) = state.session.as_mut() {
+            s.token = resp.token;
+            s.expires_at = resp.expires_at;
+        }
+        Ok(())
+    }
+
+    /// The login key: derived from the password with the salt and parameters the server holds for the account.
+    async fn login_key(&self, email: &str, password: &str) -> Result<SecretKey> {
+        let req = PreloginRequest { email: email.to_owned() };
+        let pre: PreloginResponse =
+            self.call(Method::POST, "/api/accounts/prelogin", false, Some(&req), Retry::Idempotent).await?;
+        let params = KdfParams {
+            memory_kib: pre.kdf.memory_kib,
+            iterations: pre.kdf.iterations,
+            parallelism: pre.kdf.parallelism,
+        };
+        if params != KdfParams::DEFAULT {
+            // The login derivation is fixed by the protocol: a server asking for less is not one to trust.
+            return Err(Error::new(ErrorKind::Server, "the server asked for a different login key derivation"));
+        }
+        derive(password, pre.salt.into_vec(), params).await
+    }
+}

@@ -1,0 +1,116 @@
+//! Encryption set-up: create the user's master key, unlock it with the password or from the key store.
+
+use reqwest::Method;
+use synckit_protocol::keys::{PutKeyRequest, PutKeyResponse};
+
+use super::{check_password, unwrap, wrap};
+use crate::SyncKitClient;
+use crate::crypto::{Keys, SecretKey};
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::Retry;
+use crate::task::internal;
+
+impl SyncKitClient {
+    /// Creates this user's master key, stores it on the server wrapped by `password`, and unlocks this client.
+    /// Fails with [`ErrorKind::Conflict`] when the user already has one: use
+    /// [`setup_encryption_existing`](Self::setup_encryption_existing) then.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
+    /// if !client.has_server_key().await? {
+    ///     client.setup_encryption_new("a long passphrase").await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn setup_encryption_new(&self, password: &str) -> Result<()> {
+        check_password(password)?;
+        let session = self.require_session()?;
+        let master = SecretKey::generate();
+        let envelope = wrap(&master, password, &session).await?;
+        let req = PutKeyRequest { envelope: envelope.into(), expected_version: None };
+        let put: Result<PutKeyResponse> =
+            self.call(Method::PUT, "/api/sync/keys", true, Some(&req), Retry::IfUnprocessed).await;
+        match put {
+            Ok(_) => self.unlock(master),
+            Err(e) if e.kind() == ErrorKind::Conflict => Err(Error::new(
+                ErrorKind::Conflict,
+                "this user already has an encryption key: unlock it with setup_encryption_existing",
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Unlocks with the master key stored on the server, opened with `password`. A wrong password is
+    /// [`ErrorKind::WrongPassword`] and changes nothing.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
+    /// client.setup_encryption_existing("a long passphrase").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn setup_encryption_existing(&self, password: &str) -> Result<()> {
+        let session = self.require_session()?;
+        let stored = self
+            .server_key()
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, "this user has no encryption key yet: set one up"))?;
+        let master = unwrap(&stored.envelope.0, password, &session).await?;
+        self.unlock(master)
+    }
+
+    /// Unlocks from the key store (OS keychain) without the password, if this device unlocked before. Returns
+    /// whether it did.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
+    /// if !client.try_load_key_from_keychain().await? {
+    ///     client.setup_encryption_existing("a long passphrase").await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn try_load_key_from_keychain(&self) -> Result<bool> {
+        let account = self.key_account()?;
+        let store = self.inner.key_store.clone();
+        let loaded = tokio::task::spawn_blocking(move || store.load(&account))
+            .await
+            .map_err(|e| internal("the key store task", e))??;
+        match loaded {
+            Some(master) => {
+                let keys = Keys::derive(&master);
+                self.inner.state.write().expect("not poisoned").unlocked = Some((master, keys));
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Whether this user has a master key on the server (set up on some device).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
+    /// let first_device = !client.has_server_key().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn has_server_key(&self) -> Result<bool> {
+        Ok(self.server_key().await?.is_some())
+    }
+
+    /// Whether this client holds the unlocked master key.
+    ///
+    /// ```
+    /// # let client = synckit::SyncKitClient::new(synckit::SyncKitConfig::default());
+    /// assert!(!client.is_unlocked());
+    /// ```
+    pub fn is_unlocked(&self) -> bool {
+        self.inner.state.read().expect("not poisoned").unlocked.is_some()
+    }
+
+    /// Holds `master` unlocked, here and in the key store.
+    fn unlock(&self, master: SecretKey) -> Result<()> {
+        let account = self.key_account()?;
+        self.inner.key_store.store(&account, &master)?;
+        let keys = Keys::derive(&master);
+        self.inner.state.write().expect("not poisoned").unlocked = Some((master, keys));
+        Ok(())
+    }
+}
