@@ -25,7 +25,8 @@ pub struct ErrorDetail {
 }
 
 /// Every error code the server sends. New codes may appear in later versions: match with a wildcard arm, and
-/// an unknown code deserialises as [`ErrorCode::Unknown`].
+/// an unknown code deserialises as [`ErrorCode::Unknown`]. [`ErrorCode::ALL`] lists them; each knows its HTTP
+/// status ([`ErrorCode::http_status`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -89,13 +90,47 @@ pub enum ErrorCode {
     Unavailable,
     /// 500: a bug or an unexpected failure on the server.
     Internal,
-    /// A code this version of the protocol crate does not know.
+    /// A code this version of the protocol crate does not know. Keep it the last variant: the guard below
+    /// [`ErrorCode::ALL`] counts the codes before it.
     #[serde(other)]
     Unknown,
 }
 
 impl ErrorCode {
-    /// The code as it appears on the wire.
+    /// Every code this version knows, in declaration order; [`ErrorCode::Unknown`] is not one.
+    pub const ALL: &[ErrorCode] = &[
+        Self::InvalidJson,
+        Self::InvalidRequest,
+        Self::UnsupportedMediaType,
+        Self::BodyTooLarge,
+        Self::TooManyEntries,
+        Self::EntryTooLarge,
+        Self::EnvelopeTooLarge,
+        Self::InvalidLimit,
+        Self::CursorBeyondHead,
+        Self::MissingToken,
+        Self::InvalidToken,
+        Self::TokenExpired,
+        Self::InvalidCredentials,
+        Self::InvalidApiKey,
+        Self::RegistrationClosed,
+        Self::EmailTaken,
+        Self::DeviceNotFound,
+        Self::KeyNotFound,
+        Self::VersionConflict,
+        Self::NotFound,
+        Self::BlobTooLarge,
+        Self::BlobNotFound,
+        Self::BlobMismatch,
+        Self::InvalidSignature,
+        Self::MethodNotAllowed,
+        Self::RequestTimeout,
+        Self::RateLimited,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
+    /// The code as it appears on the wire: its serde name (tested for every code).
     ///
     /// ```
     /// assert_eq!(synckit_protocol::ErrorCode::CursorBeyondHead.as_str(), "cursor_beyond_head");
@@ -134,7 +169,57 @@ impl ErrorCode {
             Self::Unknown => "unknown",
         }
     }
+
+    /// The HTTP status the server answers this code with. The one place codes meet statuses, and exhaustive on
+    /// purpose: a new code does not compile until it is given its status, so none can fall into a 500 unnoticed.
+    /// [`ErrorCode::Unknown`] is never sent; a code from a newer server is placed by the status it came with.
+    ///
+    /// ```
+    /// assert_eq!(synckit_protocol::ErrorCode::VersionConflict.http_status(), 409);
+    /// ```
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InvalidJson
+            | Self::InvalidRequest
+            | Self::TooManyEntries
+            | Self::InvalidLimit
+            | Self::CursorBeyondHead
+            | Self::BlobMismatch => 400,
+            Self::MissingToken
+            | Self::InvalidToken
+            | Self::TokenExpired
+            | Self::InvalidCredentials
+            | Self::InvalidApiKey => 401,
+            Self::RegistrationClosed | Self::InvalidSignature => 403,
+            Self::DeviceNotFound | Self::KeyNotFound | Self::NotFound | Self::BlobNotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::RequestTimeout => 408,
+            Self::EmailTaken | Self::VersionConflict => 409,
+            Self::BodyTooLarge | Self::EntryTooLarge | Self::EnvelopeTooLarge | Self::BlobTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::RateLimited => 429,
+            Self::Internal | Self::Unknown => 500,
+            Self::Unavailable => 503,
+        }
+    }
 }
+
+// `ALL` is complete: its codes are distinct, none is `Unknown`, and there are as many as variants before `Unknown`
+// (the last). A code added to the enum but not to `ALL` stops the build here.
+const _: () = {
+    let all = ErrorCode::ALL;
+    assert!(all.len() == ErrorCode::Unknown as usize, "ErrorCode::ALL must list every code but Unknown");
+    let mut i = 0;
+    while i < all.len() {
+        assert!((all[i] as usize) < ErrorCode::Unknown as usize, "ErrorCode::ALL must not list Unknown");
+        let mut j = i + 1;
+        while j < all.len() {
+            assert!(all[i] as usize != all[j] as usize, "ErrorCode::ALL must list each code once");
+            j += 1;
+        }
+        i += 1;
+    }
+};
 
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -147,11 +232,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn as_str_matches_serde() {
-        for code in [ErrorCode::InvalidJson, ErrorCode::CursorBeyondHead, ErrorCode::TokenExpired] {
-            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
+    fn as_str_is_the_serde_name_of_every_code() {
+        for &code in ErrorCode::ALL.iter().chain([&ErrorCode::Unknown]) {
+            let wire = serde_json::to_string(&code).unwrap();
+            assert_eq!(wire, format!("\"{}\"", code.as_str()), "{code:?}");
+            assert_eq!(code.to_string(), code.as_str());
+            assert_eq!(serde_json::from_str::<ErrorCode>(&wire).unwrap(), code, "{code:?} reads back");
         }
         let unknown: ErrorCode = serde_json::from_str(r#""from_the_future""#).unwrap();
         assert_eq!(unknown, ErrorCode::Unknown);
+    }
+
+    /// The codes table of docs/protocol.md, section 1, as (code, status) rows.
+    fn documented_statuses() -> Vec<(String, u16)> {
+        let doc = include_str!("../../../docs/protocol.md");
+        let table = doc.split("Every code the server sends:").nth(1).expect("the codes table of docs/protocol.md");
+        table
+            .lines()
+            .skip_while(|line| !line.starts_with("| `"))
+            .take_while(|line| line.starts_with("| `"))
+            .map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                (cells[1].trim_matches('`').to_owned(), cells[2].parse().expect("a status in the codes table"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_code_has_the_status_the_protocol_doc_gives() {
+        let documented = documented_statuses();
+        for &code in ErrorCode::ALL {
+            let row = documented.iter().find(|(name, _)| name == code.as_str());
+            assert_eq!(row.map(|(_, status)| *status), Some(code.http_status()), "{code} in docs/protocol.md");
+        }
+        assert_eq!(documented.len(), ErrorCode::ALL.len(), "docs/protocol.md lists codes this crate does not know");
+        assert_eq!(ErrorCode::Unknown.http_status(), 500);
     }
 }

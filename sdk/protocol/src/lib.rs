@@ -11,6 +11,7 @@
 //! - [`devices`] and [`keys`]: device registry and the wrapped master-key envelope.
 //! - [`error`]: the error body and every code the server answers with.
 //! - [`limits`]: the sizes the server enforces.
+//! - [`paths`]: every endpoint's path.
 
 mod base64;
 
@@ -20,6 +21,7 @@ pub mod devices;
 pub mod error;
 pub mod keys;
 pub mod limits;
+pub mod paths;
 pub mod sync;
 
 pub use base64::Base64Bytes;

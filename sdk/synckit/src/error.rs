@@ -34,7 +34,11 @@ pub enum ErrorKind {
     /// [`Error::code`] tells a blob over the limit (`blob_too_large`), bytes other than those declared
     /// (`blob_mismatch`) and a signed URL that expired (`invalid_signature`: ask for a new one) apart.
     InvalidRequest,
-    /// The server failed, or stayed unavailable through every retry.
+    /// The server does not allow this, whoever asks: sign-up on a deployment that closed it
+    /// (`registration_closed`). Neither signing in again nor retrying helps; the operator decides.
+    Forbidden,
+    /// The server failed, gave up on the request before finishing it (`request_timeout`: it may or may not have
+    /// taken effect), or stayed unavailable through every retry.
     Server,
     /// The network: connection refused, reset, timed out.
     Transport,
@@ -90,22 +94,7 @@ impl Error {
     }
 
     pub(crate) fn from_server(code: ErrorCode, status: u16, message: String, retry_after: Option<Duration>) -> Self {
-        let kind = match (code, status) {
-            (ErrorCode::InvalidCredentials, _) => ErrorKind::WrongPassword,
-            (ErrorCode::BlobNotFound, _) => ErrorKind::NotFound,
-            // Too large, not the declared bytes, or a signed URL that expired or was altered: the request as sent
-            // cannot succeed; the code says which (an expired URL needs a new one).
-            (ErrorCode::BlobTooLarge | ErrorCode::BlobMismatch | ErrorCode::InvalidSignature, _) => {
-                ErrorKind::InvalidRequest
-            }
-            (_, 401) => ErrorKind::Unauthorized,
-            (_, 404) => ErrorKind::NotFound,
-            (_, 409) => ErrorKind::Conflict,
-            (_, 429) => ErrorKind::RateLimited,
-            (_, 400..=499) => ErrorKind::InvalidRequest,
-            _ => ErrorKind::Server,
-        };
-        Self { kind, message, code: Some(code), retry_after, source: None }
+        Self { kind: kind_of(code, status), message, code: Some(code), retry_after, source: None }
     }
 
     /// What kind of failure this is.
@@ -141,8 +130,9 @@ impl Error {
         self.retry_after
     }
 
-    /// Whether trying again later may succeed: true for [`ErrorKind::Transport`], [`ErrorKind::Server`] and
-    /// [`ErrorKind::RateLimited`].
+    /// Whether trying again later may succeed: true for [`ErrorKind::Transport`], [`ErrorKind::Server`] (a server
+    /// that failed, gave up on the request or was unavailable) and [`ErrorKind::RateLimited`]. The SDK retries
+    /// these itself, within its limits, where repeating the request cannot do harm.
     ///
     /// ```
     /// let err = synckit::crypto::SecretKey::from_bytes(b"too short").unwrap_err();
@@ -150,6 +140,57 @@ impl Error {
     /// ```
     pub fn is_retryable(&self) -> bool {
         matches!(self.kind, ErrorKind::Transport | ErrorKind::Server | ErrorKind::RateLimited)
+    }
+}
+
+/// The kind of a server's answer, from its code. Every code is listed, so each is placed on purpose; a code this
+/// version does not know is placed by its status.
+fn kind_of(code: ErrorCode, status: u16) -> ErrorKind {
+    match code {
+        // The server does not say whether the email or the key was wrong, and the key comes from the password.
+        ErrorCode::InvalidCredentials => ErrorKind::WrongPassword,
+        ErrorCode::MissingToken | ErrorCode::InvalidToken | ErrorCode::TokenExpired | ErrorCode::InvalidApiKey => {
+            ErrorKind::Unauthorized
+        }
+        ErrorCode::RegistrationClosed => ErrorKind::Forbidden,
+        ErrorCode::DeviceNotFound | ErrorCode::KeyNotFound | ErrorCode::BlobNotFound | ErrorCode::NotFound => {
+            ErrorKind::NotFound
+        }
+        ErrorCode::EmailTaken | ErrorCode::VersionConflict => ErrorKind::Conflict,
+        ErrorCode::RateLimited => ErrorKind::RateLimited,
+        ErrorCode::InvalidJson
+        | ErrorCode::InvalidRequest
+        | ErrorCode::UnsupportedMediaType
+        | ErrorCode::BodyTooLarge
+        | ErrorCode::TooManyEntries
+        | ErrorCode::EntryTooLarge
+        | ErrorCode::EnvelopeTooLarge
+        | ErrorCode::InvalidLimit
+        | ErrorCode::CursorBeyondHead
+        | ErrorCode::MethodNotAllowed => ErrorKind::InvalidRequest,
+        // Too large, not the declared bytes, or a signed URL that expired or was altered: the request as sent
+        // cannot succeed; the code says which (an expired URL needs a new one).
+        ErrorCode::BlobTooLarge | ErrorCode::BlobMismatch | ErrorCode::InvalidSignature => ErrorKind::InvalidRequest,
+        // A server that gave up on a request may not have processed it: like a failure, worth another try.
+        ErrorCode::RequestTimeout | ErrorCode::Internal | ErrorCode::Unavailable => ErrorKind::Server,
+        ErrorCode::Unknown => kind_of_status(status),
+        // `ErrorCode` is non-exhaustive, so the compiler cannot check this match is complete; the tests check it
+        // against `ErrorCode::ALL`. A code newer than this list is placed like an unknown one.
+        _ => kind_of_status(status),
+    }
+}
+
+/// The kind of an answer whose code is unknown, from its status, as the codes with that status are placed.
+fn kind_of_status(status: u16) -> ErrorKind {
+    match status {
+        401 => ErrorKind::Unauthorized,
+        403 => ErrorKind::Forbidden,
+        404 => ErrorKind::NotFound,
+        408 => ErrorKind::Server,
+        409 => ErrorKind::Conflict,
+        429 => ErrorKind::RateLimited,
+        400..=499 => ErrorKind::InvalidRequest,
+        _ => ErrorKind::Server,
     }
 }
 
@@ -178,3 +219,83 @@ impl std::error::Error for Error {
 /// assert!(load_key(&[1; 32]).is_ok());
 /// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kind chosen for each code. A code added to the protocol fails the test below until it has a row here
+    /// (and, if it needs one, an arm in `kind_of`).
+    const KINDS: &[(ErrorCode, ErrorKind)] = &[
+        (ErrorCode::InvalidJson, ErrorKind::InvalidRequest),
+        (ErrorCode::InvalidRequest, ErrorKind::InvalidRequest),
+        (ErrorCode::UnsupportedMediaType, ErrorKind::InvalidRequest),
+        (ErrorCode::BodyTooLarge, ErrorKind::InvalidRequest),
+        (ErrorCode::TooManyEntries, ErrorKind::InvalidRequest),
+        (ErrorCode::EntryTooLarge, ErrorKind::InvalidRequest),
+        (ErrorCode::EnvelopeTooLarge, ErrorKind::InvalidRequest),
+        (ErrorCode::InvalidLimit, ErrorKind::InvalidRequest),
+        (ErrorCode::CursorBeyondHead, ErrorKind::InvalidRequest),
+        (ErrorCode::MissingToken, ErrorKind::Unauthorized),
+        (ErrorCode::InvalidToken, ErrorKind::Unauthorized),
+        (ErrorCode::TokenExpired, ErrorKind::Unauthorized),
+        (ErrorCode::InvalidCredentials, ErrorKind::WrongPassword),
+        (ErrorCode::InvalidApiKey, ErrorKind::Unauthorized),
+        (ErrorCode::RegistrationClosed, ErrorKind::Forbidden),
+        (ErrorCode::EmailTaken, ErrorKind::Conflict),
+        (ErrorCode::DeviceNotFound, ErrorKind::NotFound),
+        (ErrorCode::KeyNotFound, ErrorKind::NotFound),
+        (ErrorCode::VersionConflict, ErrorKind::Conflict),
+        (ErrorCode::NotFound, ErrorKind::NotFound),
+        (ErrorCode::BlobTooLarge, ErrorKind::InvalidRequest),
+        (ErrorCode::BlobNotFound, ErrorKind::NotFound),
+        (ErrorCode::BlobMismatch, ErrorKind::InvalidRequest),
+        (ErrorCode::InvalidSignature, ErrorKind::InvalidRequest),
+        (ErrorCode::MethodNotAllowed, ErrorKind::InvalidRequest),
+        (ErrorCode::RequestTimeout, ErrorKind::Server),
+        (ErrorCode::RateLimited, ErrorKind::RateLimited),
+        (ErrorCode::Unavailable, ErrorKind::Server),
+        (ErrorCode::Internal, ErrorKind::Server),
+    ];
+
+    fn answer(code: ErrorCode, status: u16) -> Error {
+        Error::from_server(code, status, "m".into(), None)
+    }
+
+    #[test]
+    fn every_code_has_its_kind_whatever_the_status() {
+        let listed: Vec<ErrorCode> = KINDS.iter().map(|&(code, _)| code).collect();
+        assert_eq!(listed, ErrorCode::ALL, "KINDS has one row per protocol code, in order");
+        for &(code, kind) in KINDS {
+            assert_eq!(answer(code, code.http_status()).kind(), kind, "{code}");
+            // The code decides, not the status: a proxy's or a store's status does not change what the code means.
+            assert_eq!(answer(code, 500).kind(), kind, "{code} with 500");
+            assert_eq!(answer(code, code.http_status()).code(), Some(code));
+        }
+    }
+
+    #[test]
+    fn an_unknown_code_is_placed_by_its_status_as_known_codes_are() {
+        // Two codes are more precise than their status: a 401 of unknown meaning is about the session, not the
+        // password, and a 403 one is a refusal by policy, not a blob URL.
+        let precise = [ErrorCode::InvalidCredentials, ErrorCode::InvalidSignature];
+        for &(code, kind) in KINDS.iter().filter(|(code, _)| !precise.contains(code)) {
+            assert_eq!(answer(ErrorCode::Unknown, code.http_status()).kind(), kind, "{}", code.http_status());
+        }
+        assert_eq!(answer(ErrorCode::Unknown, 401).kind(), ErrorKind::Unauthorized);
+        assert_eq!(answer(ErrorCode::Unknown, 403).kind(), ErrorKind::Forbidden);
+        for (status, kind) in [(418, ErrorKind::InvalidRequest), (502, ErrorKind::Server), (302, ErrorKind::Server)] {
+            assert_eq!(answer(ErrorCode::Unknown, status).kind(), kind, "{status}");
+        }
+    }
+
+    #[test]
+    fn a_timed_out_request_is_retryable_and_a_closed_sign_up_is_not() {
+        let timeout = answer(ErrorCode::RequestTimeout, 408);
+        assert_eq!(timeout.kind(), ErrorKind::Server);
+        assert!(timeout.is_retryable());
+        assert!(answer(ErrorCode::Unknown, 408).is_retryable(), "a proxy's 408 too");
+        assert!(!answer(ErrorCode::RegistrationClosed, 403).is_retryable());
+        assert!(!answer(ErrorCode::InvalidSignature, 403).is_retryable());
+    }
+}

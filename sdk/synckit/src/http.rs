@@ -14,11 +14,12 @@ use crate::error::{Error, ErrorKind, Result};
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
-/// Whether a request may be sent again when its outcome is unknown.
+/// Whether a request may be sent again when its outcome is unknown. Either way only errors that
+/// [`Error::is_retryable`] calls retryable are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Retry {
     /// Repeating it is harmless (reads, and pushes, whose change ids make a repeat a no-op): retry transport
-    /// errors and every 5xx.
+    /// errors, 5xx, 408 and 429.
     Idempotent,
     /// Repeating it after it took effect would fail or do it twice: retry only answers that say it was not
     /// processed (429, 503).
@@ -150,9 +151,11 @@ impl Transport {
                 Ok(Ok(resp)) => {
                     let status = resp.status();
                     let err = server_error(resp).await;
+                    // A 5xx or a 408 may come after the request took effect; these two say it did not.
                     let unprocessed =
                         status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE;
-                    (err, unprocessed || (status.is_server_error() && retry == Retry::Idempotent))
+                    let retryable = err.is_retryable() && (unprocessed || retry == Retry::Idempotent);
+                    (err, retryable)
                 }
             };
             if !retryable || attempt >= self.max_retries {
@@ -222,6 +225,66 @@ mod tests {
         assert_eq!(prefixed.resolve("/api/x?s=1").unwrap().as_str(), "https://sync.example.com/tenant/api/x?s=1");
         assert_eq!(transport("not a url").resolve("/x").unwrap_err().kind(), crate::ErrorKind::Server);
         assert_eq!(local.resolve("relative/x").unwrap_err().kind(), crate::ErrorKind::Server);
+    }
+
+    /// A server whose first answers are the given (status, code) pairs, then `{}`; it counts the requests.
+    async fn scripted(answers: &[(u16, &str)]) -> (super::Transport, std::sync::Arc<std::sync::Mutex<usize>>) {
+        use std::sync::{Arc, Mutex};
+
+        use axum::http::StatusCode;
+        use axum::response::IntoResponse;
+
+        let script = Arc::new(Mutex::new(answers.iter().map(|&(s, c)| (s, c.to_owned())).collect::<Vec<_>>()));
+        let calls = Arc::new(Mutex::new(0));
+        let counted = calls.clone();
+        let handler = move || {
+            let (script, counted) = (script.clone(), counted.clone());
+            async move {
+                *counted.lock().unwrap() += 1;
+                let mut script = script.lock().unwrap();
+                if script.is_empty() {
+                    return axum::Json(serde_json::json!({})).into_response();
+                }
+                let (status, code) = script.remove(0);
+                let body = serde_json::json!({"error": {"code": code, "message": "scripted"}});
+                (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+            }
+        };
+        let app = axum::Router::new().route("/x", axum::routing::post(handler));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (super::Transport::new(&crate::SyncKitConfig::new(url, "sk").max_retries(2)), calls)
+    }
+
+    async fn post(transport: &super::Transport, retry: super::Retry) -> crate::Result<serde_json::Value> {
+        transport.call(reqwest::Method::POST, "/x", None, None, retry).await
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_request_is_retried_when_repeating_it_is_harmless() {
+        let (transport, calls) = scripted(&[(408, "request_timeout")]).await;
+        post(&transport, super::Retry::Idempotent).await.unwrap();
+        assert_eq!(*calls.lock().unwrap(), 2);
+
+        // It may have taken effect before the server gave up: a request unsafe to repeat is not repeated.
+        let (transport, calls) = scripted(&[(408, "request_timeout")]).await;
+        let err = post(&transport, super::Retry::IfUnprocessed).await.unwrap_err();
+        assert_eq!((err.kind(), err.is_retryable()), (crate::ErrorKind::Server, true), "{err}");
+        assert_eq!(*calls.lock().unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn only_what_is_retryable_is_retried() {
+        for (status, code) in [(400, "invalid_request"), (403, "registration_closed"), (409, "email_taken")] {
+            let (transport, calls) = scripted(&[(status, code)]).await;
+            let err = post(&transport, super::Retry::Idempotent).await.unwrap_err();
+            assert!(!err.is_retryable(), "{err}");
+            assert_eq!(*calls.lock().unwrap(), 1, "{code}");
+        }
+        let (transport, calls) = scripted(&[(500, "internal"), (429, "rate_limited")]).await;
+        post(&transport, super::Retry::Idempotent).await.unwrap();
+        assert_eq!(*calls.lock().unwrap(), 3);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use synckit_protocol::accounts::{
     RegisterResponse,
 };
 use synckit_protocol::limits::{LOGIN_KEY_BYTES, LOGIN_SALT_BYTES};
-use synckit_protocol::{Base64Bytes, ErrorBody, ErrorCode};
+use synckit_protocol::{Base64Bytes, ErrorBody, ErrorCode, paths};
 use synckit_store::{KeyRewrap, LoginKeyChange, LoginKeyChanged, NewUser, StoreError};
 use tracing::instrument;
 use uuid::Uuid;
@@ -18,7 +18,7 @@ use crate::credentials::{api_key_hash, fake_salt, login_key_hash, login_key_matc
 use crate::keys::{check_envelope, version_conflict};
 
 /// Creates an account.
-#[utoipa::path(post, path = "/api/accounts/register", tag = "accounts", request_body = RegisterRequest, responses(
+#[utoipa::path(post, path = paths::ACCOUNTS_REGISTER, tag = "accounts", request_body = RegisterRequest, responses(
     (status = 200, body = RegisterResponse),
     (status = 400, description = "malformed email, salt or login key", body = ErrorBody),
     (status = 403, description = "registration_closed", body = ErrorBody),
@@ -51,7 +51,7 @@ pub async fn register(
 }
 
 /// The salt and KDF parameters to derive a login key with.
-#[utoipa::path(post, path = "/api/accounts/prelogin", tag = "accounts", request_body = PreloginRequest, responses(
+#[utoipa::path(post, path = paths::ACCOUNTS_PRELOGIN, tag = "accounts", request_body = PreloginRequest, responses(
     (status = 200, description = "an unknown email gets a stable made-up salt", body = PreloginResponse),
     (status = 400, body = ErrorBody),
 ))]
@@ -69,7 +69,7 @@ pub async fn prelogin(
 }
 
 /// Exchanges credentials and an app's API key for a token.
-#[utoipa::path(post, path = "/api/sync/auth", tag = "accounts", request_body = AuthRequest, responses(
+#[utoipa::path(post, path = paths::AUTH, tag = "accounts", request_body = AuthRequest, responses(
     (status = 200, body = AuthResponse),
     (status = 401, description = "invalid_credentials or invalid_api_key", body = ErrorBody),
 ))]
@@ -99,7 +99,7 @@ pub async fn authenticate(
 }
 
 /// Replaces the login key. Every token issued before is revoked; the answer carries a fresh one.
-#[utoipa::path(post, path = "/api/accounts/password", tag = "accounts", request_body = ChangePasswordRequest,
+#[utoipa::path(post, path = paths::ACCOUNTS_PASSWORD, tag = "accounts", request_body = ChangePasswordRequest,
     security(("bearer" = [])), responses(
     (status = 200, description = "a new token; older tokens no longer work", body = AuthResponse),
     (status = 401, description = "invalid_credentials: the current login key is wrong", body = ErrorBody),

@@ -5,14 +5,14 @@ use axum::http::StatusCode;
 use synckit_http::{ApiError, Authenticated, Json};
 use synckit_protocol::devices::{Device, RegisterDeviceRequest};
 use synckit_protocol::limits::MAX_DEVICE_FIELD_BYTES;
-use synckit_protocol::{ErrorBody, ErrorCode};
+use synckit_protocol::{ErrorBody, ErrorCode, paths};
 use tracing::instrument;
 use uuid::Uuid;
 
 use crate::AuthState;
 
 /// Registers a device, or returns the one already registered under that name (with its platform updated).
-#[utoipa::path(post, path = "/api/sync/devices", tag = "devices", request_body = RegisterDeviceRequest,
+#[utoipa::path(post, path = paths::DEVICES, tag = "devices", request_body = RegisterDeviceRequest,
     security(("bearer" = [])), responses((status = 200, body = Device), (status = 400, body = ErrorBody)))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
 pub async fn register(
@@ -27,7 +27,7 @@ pub async fn register(
 }
 
 /// The caller's devices, oldest first.
-#[utoipa::path(get, path = "/api/sync/devices", tag = "devices", security(("bearer" = [])),
+#[utoipa::path(get, path = paths::DEVICES, tag = "devices", security(("bearer" = [])),
     responses((status = 200, body = [Device])))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
 pub async fn list(State(state): State<AuthState>, auth: Authenticated) -> Result<Json<Vec<Device>>, ApiError> {
@@ -36,7 +36,7 @@ pub async fn list(State(state): State<AuthState>, auth: Authenticated) -> Result
 }
 
 /// Removes one of the caller's devices. Its changes stay in the log.
-#[utoipa::path(delete, path = "/api/sync/devices/{id}", tag = "devices", security(("bearer" = [])),
+#[utoipa::path(delete, path = paths::DEVICE, tag = "devices", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "the device id")),
     responses((status = 204, description = "removed"), (status = 404, description = "device_not_found", body = ErrorBody)))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]

@@ -4,14 +4,14 @@ use axum::extract::State;
 use synckit_http::{ApiError, Authenticated, Json};
 use synckit_protocol::keys::{KeyEnvelope, PutKeyRequest, PutKeyResponse};
 use synckit_protocol::limits::MAX_ENVELOPE_BYTES;
-use synckit_protocol::{Base64Bytes, ErrorBody, ErrorCode};
+use synckit_protocol::{Base64Bytes, ErrorBody, ErrorCode, paths};
 use synckit_store::PutKeyOutcome;
 use tracing::instrument;
 
 use crate::AuthState;
 
 /// Stores a new envelope if the stored version is the expected one (none, when `expected_version` is omitted).
-#[utoipa::path(put, path = "/api/sync/keys", tag = "keys", request_body = PutKeyRequest, security(("bearer" = [])),
+#[utoipa::path(put, path = paths::KEYS, tag = "keys", request_body = PutKeyRequest, security(("bearer" = [])),
     responses(
         (status = 200, body = PutKeyResponse),
         (status = 409, description = "version_conflict: the stored version differs", body = ErrorBody),
@@ -54,7 +54,7 @@ pub(crate) fn version_conflict(current: u64, expected: u64) -> ApiError {
 }
 
 /// The stored envelope and its version.
-#[utoipa::path(get, path = "/api/sync/keys", tag = "keys", security(("bearer" = [])), responses(
+#[utoipa::path(get, path = paths::KEYS, tag = "keys", security(("bearer" = [])), responses(
     (status = 200, body = KeyEnvelope),
     (status = 404, description = "key_not_found", body = ErrorBody),
 ))]

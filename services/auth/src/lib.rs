@@ -18,6 +18,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{delete, get, post};
 use synckit_http::{Authenticator, TokenKeys};
+use synckit_protocol::paths;
 use synckit_store::AccountStore;
 
 /// What the auth service's handlers share.
@@ -50,13 +51,13 @@ pub struct AuthSettings {
 /// The auth service's routes.
 pub fn router(state: AuthState) -> Router {
     Router::new()
-        .route("/api/accounts/register", post(accounts::register))
-        .route("/api/accounts/prelogin", post(accounts::prelogin))
-        .route("/api/accounts/password", post(accounts::change_password))
-        .route("/api/sync/auth", post(accounts::authenticate))
-        .route("/api/sync/devices", post(devices::register).get(devices::list))
-        .route("/api/sync/devices/{id}", delete(devices::remove))
-        .route("/api/sync/keys", get(keys::get).put(keys::put))
+        .route(paths::ACCOUNTS_REGISTER, post(accounts::register))
+        .route(paths::ACCOUNTS_PRELOGIN, post(accounts::prelogin))
+        .route(paths::ACCOUNTS_PASSWORD, post(accounts::change_password))
+        .route(paths::AUTH, post(accounts::authenticate))
+        .route(paths::DEVICES, post(devices::register).get(devices::list))
+        .route(paths::DEVICE, delete(devices::remove))
+        .route(paths::KEYS, get(keys::get).put(keys::put))
         .with_state(state)
 }
 

@@ -9,7 +9,7 @@ use synckit_protocol::blobs::{
     BlobUploadResponse, is_blob_hash,
 };
 use synckit_protocol::limits::MAX_BLOB_BYTES;
-use synckit_protocol::{ErrorBody, ErrorCode};
+use synckit_protocol::{ErrorBody, ErrorCode, paths};
 use synckit_store::{BlobHash, UploadBegun};
 use tracing::instrument;
 
@@ -49,7 +49,7 @@ fn store_error(err: ObjectStoreError) -> ApiError {
 
 /// Where to upload a blob: a URL signed for exactly this length and SHA-256, or `already_exists` when the caller
 /// has this blob confirmed (nothing to do).
-#[utoipa::path(post, path = "/api/sync/blobs/upload", tag = "blobs", request_body = BlobUploadRequest,
+#[utoipa::path(post, path = paths::BLOBS_UPLOAD, tag = "blobs", request_body = BlobUploadRequest,
     security(("bearer" = [])),
     responses(
         (status = 200, body = BlobUploadResponse),
@@ -90,7 +90,7 @@ pub async fn upload(
 }
 
 /// Records an upload as done once the store holds exactly the declared bytes. Confirming again is harmless.
-#[utoipa::path(post, path = "/api/sync/blobs/confirm", tag = "blobs", request_body = BlobConfirmRequest,
+#[utoipa::path(post, path = paths::BLOBS_CONFIRM, tag = "blobs", request_body = BlobConfirmRequest,
     security(("bearer" = [])),
     responses(
         (status = 200, body = BlobConfirmResponse),
@@ -142,7 +142,7 @@ pub async fn confirm(
 }
 
 /// Where to download a confirmed blob of the caller.
-#[utoipa::path(post, path = "/api/sync/blobs/download", tag = "blobs", request_body = BlobDownloadRequest,
+#[utoipa::path(post, path = paths::BLOBS_DOWNLOAD, tag = "blobs", request_body = BlobDownloadRequest,
     security(("bearer" = [])),
     responses(
         (status = 200, body = BlobDownloadResponse),

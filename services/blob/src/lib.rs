@@ -27,6 +27,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::post;
 use synckit_http::Authenticator;
+use synckit_protocol::paths;
 use synckit_store::BlobCatalog;
 
 pub use local::LocalStore;
@@ -76,9 +77,9 @@ pub struct BlobState {
 /// The blob service's API routes. The embedded store's own transfer routes come from [`ObjectStore::routes`].
 pub fn router(state: BlobState) -> Router {
     Router::new()
-        .route("/api/sync/blobs/upload", post(handlers::upload))
-        .route("/api/sync/blobs/confirm", post(handlers::confirm))
-        .route("/api/sync/blobs/download", post(handlers::download))
+        .route(paths::BLOBS_UPLOAD, post(handlers::upload))
+        .route(paths::BLOBS_CONFIRM, post(handlers::confirm))
+        .route(paths::BLOBS_DOWNLOAD, post(handlers::download))
         .with_state(state)
 }
 

@@ -29,6 +29,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use synckit_http::ApiError;
 use synckit_protocol::ErrorCode;
+use synckit_protocol::paths::BLOBS_LOCAL;
 use synckit_store::StreamId;
 use time::OffsetDateTime;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
@@ -36,8 +37,6 @@ use uuid::Uuid;
 
 use crate::objects::{ObjectKey, ObjectMeta, ObjectStore, ObjectStoreError, Presigned};
 
-/// Where the store's URLs live on this server.
-const URL_PREFIX: &str = "/api/sync/blobs/local";
 /// The longest one upload or download may take, body included.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Upload bytes buffered before a write to the temporary file.
@@ -115,7 +114,7 @@ impl ObjectStore for LocalStore {
         let (size, sha256, expires) = (size.to_string(), hex::encode(checksum), expiry(expires_in));
         let signature = self.sign("PUT", key, &size, &sha256, expires);
         Ok(Presigned {
-            url: format!("{URL_PREFIX}/{key}?size={size}&sha256={sha256}&expires={expires}&signature={signature}"),
+            url: format!("{BLOBS_LOCAL}/{key}?size={size}&sha256={sha256}&expires={expires}&signature={signature}"),
             headers: [(header::CONTENT_LENGTH.to_string(), size)].into(),
         })
     }
@@ -124,7 +123,7 @@ impl ObjectStore for LocalStore {
         let expires = expiry(expires_in);
         let signature = self.sign("GET", key, "", "", expires);
         Ok(Presigned {
-            url: format!("{URL_PREFIX}/{key}?expires={expires}&signature={signature}"),
+            url: format!("{BLOBS_LOCAL}/{key}?expires={expires}&signature={signature}"),
             headers: Default::default(),
         })
     }
@@ -150,7 +149,7 @@ impl ObjectStore for LocalStore {
 
     fn routes(&self) -> Option<Router> {
         let router = Router::new()
-            .route(&format!("{URL_PREFIX}/{{app}}/{{user}}/{{hash}}"), put(upload).get(download))
+            .route(&format!("{BLOBS_LOCAL}/{{app}}/{{user}}/{{hash}}"), put(upload).get(download))
             .layer(DefaultBodyLimit::disable())
             .layer(from_fn_with_state(TRANSFER_TIMEOUT, synckit_http::timeout::request_timeout))
             .with_state(self.clone());

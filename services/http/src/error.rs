@@ -43,31 +43,10 @@ impl ApiError {
         Self::new(ErrorCode::Internal, "internal server error")
     }
 
-    /// The HTTP status of this error's code.
+    /// The HTTP status of this error's code, as the protocol crate maps it.
     pub fn status(&self) -> StatusCode {
-        status_of(self.code)
-    }
-}
-
-/// The one place wire codes meet HTTP statuses.
-pub fn status_of(code: ErrorCode) -> StatusCode {
-    use ErrorCode::*;
-    match code {
-        InvalidJson | InvalidRequest | TooManyEntries | InvalidLimit | CursorBeyondHead | BlobMismatch => {
-            StatusCode::BAD_REQUEST
-        }
-        UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        BodyTooLarge | EntryTooLarge | EnvelopeTooLarge | BlobTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        MissingToken | InvalidToken | TokenExpired | InvalidCredentials | InvalidApiKey => StatusCode::UNAUTHORIZED,
-        RegistrationClosed | InvalidSignature => StatusCode::FORBIDDEN,
-        DeviceNotFound | KeyNotFound | NotFound | BlobNotFound => StatusCode::NOT_FOUND,
-        MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        EmailTaken | VersionConflict => StatusCode::CONFLICT,
-        RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-        RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Internal | Unknown => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+        // Every protocol status is a valid one (tested below); a 500 still beats a panic while answering.
+        StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 }
 
@@ -117,5 +96,19 @@ impl std::fmt::Display for ErrorChain<'_> {
             source = s.source();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_answers_its_protocol_status() {
+        for &code in ErrorCode::ALL {
+            let status = ApiError::new(code, "x").status();
+            assert_eq!(status.as_u16(), code.http_status(), "{code}");
+            assert!(status.is_client_error() || status.is_server_error(), "{code}: {status}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! HTTP plumbing every SyncKit service shares, so that each service crate holds only its handlers.
 //!
 //! # Layout
-//! - [`error`]: [`ApiError`], the one error type handlers return; each wire code maps to its status in one place.
+//! - [`error`]: [`ApiError`], the one error type handlers return; its status is its code's, from the protocol crate.
 //! - [`json`]: [`Json`], a JSON extractor whose rejections are protocol errors instead of plain text.
 //! - [`auth`]: [`TokenKeys`] issues and verifies tokens; [`Authenticated`] is the extractor that gives a handler
 //!   the (app, user) stream, taken from a verified, unrevoked token and never from the body.

@@ -19,6 +19,7 @@ use axum::routing::post;
 use synckit_bus::CommitBus;
 use synckit_http::Authenticator;
 use synckit_protocol::limits::MAX_PUSH_BODY_BYTES;
+use synckit_protocol::paths;
 use synckit_store::{AccountStore, ChangelogStore};
 
 /// What the ingest handlers share.
@@ -34,7 +35,7 @@ pub struct IngestState {
 /// The ingest service's routes.
 pub fn router(state: IngestState) -> Router {
     Router::new()
-        .route("/api/sync/push", post(push::push).layer(DefaultBodyLimit::max(MAX_PUSH_BODY_BYTES)))
+        .route(paths::PUSH, post(push::push).layer(DefaultBodyLimit::max(MAX_PUSH_BODY_BYTES)))
         .with_state(state)
 }
 

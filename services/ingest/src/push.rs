@@ -5,7 +5,7 @@ use synckit_bus::{CommitBus, CommitNotice};
 use synckit_http::{ApiError, Authenticated, Json};
 use synckit_protocol::limits::{MAX_ENTRY_BYTES, MAX_PUSH_ENTRIES};
 use synckit_protocol::sync::{PushRequest, PushResponse};
-use synckit_protocol::{ErrorBody, ErrorCode};
+use synckit_protocol::{ErrorBody, ErrorCode, paths};
 use synckit_store::NewEntry;
 use tracing::instrument;
 
@@ -25,7 +25,7 @@ async fn publish(bus: &dyn CommitBus, notice: CommitNotice) {
 
 /// Appends up to 500 encrypted changes from one of the caller's devices. Change ids already stored are skipped,
 /// so retrying a push whose answer was lost is safe.
-#[utoipa::path(post, path = "/api/sync/push", tag = "sync", request_body = PushRequest, security(("bearer" = [])),
+#[utoipa::path(post, path = paths::PUSH, tag = "sync", request_body = PushRequest, security(("bearer" = [])),
     responses(
         (status = 200, body = PushResponse),
         (status = 400, description = "too_many_entries, invalid_request", body = ErrorBody),

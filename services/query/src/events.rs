@@ -16,7 +16,7 @@ use futures::{Stream, StreamExt};
 use serde_json::json;
 use synckit_bus::{CommitBus, CommitNotice};
 use synckit_http::{ApiError, Authenticated};
-use synckit_protocol::{ErrorBody, ErrorCode};
+use synckit_protocol::{ErrorBody, ErrorCode, paths};
 use synckit_store::StreamId;
 use tokio::sync::{broadcast, watch};
 use tracing::instrument;
@@ -135,7 +135,7 @@ impl Hub {
 
 /// Tells the device when to pull: `hello` on connect with the stream's cursor (and, given `Last-Event-ID`,
 /// whether anything was missed), then `commit` after each push to the stream. Event ids are cursors.
-#[utoipa::path(get, path = "/api/sync/events", tag = "sync", security(("bearer" = [])),
+#[utoipa::path(get, path = paths::EVENTS, tag = "sync", security(("bearer" = [])),
     params(("Last-Event-ID" = Option<u64>, Header, description = "the last cursor this client saw")),
     responses(
         (status = 200, content_type = "text/event-stream",

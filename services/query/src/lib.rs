@@ -17,6 +17,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
 use synckit_http::Authenticator;
+use synckit_protocol::paths;
 use synckit_store::ChangelogStore;
 use tokio::sync::watch;
 
@@ -36,9 +37,9 @@ pub struct QueryState {
 /// The query service's routes.
 pub fn router(state: QueryState) -> Router {
     Router::new()
-        .route("/api/sync/pull", post(pull::pull))
-        .route("/api/sync/status", get(pull::status))
-        .route("/api/sync/events", get(events::events))
+        .route(paths::PULL, post(pull::pull))
+        .route(paths::STATUS, get(pull::status))
+        .route(paths::EVENTS, get(events::events))
         .with_state(state)
 }
 

@@ -4,14 +4,14 @@ use axum::response::{IntoResponse, Response};
 use synckit_http::{ApiError, Authenticated, Json};
 use synckit_protocol::limits::MAX_PULL_LIMIT;
 use synckit_protocol::sync::{PullRequest, PullResponse, StatusResponse};
-use synckit_protocol::{ErrorBody, ErrorCode};
+use synckit_protocol::{ErrorBody, ErrorCode, paths};
 use tracing::instrument;
 
 use crate::QueryState;
 use crate::page_json::encode_page;
 
 /// The caller's entries after `cursor`, oldest first, at most `limit` (500 by default).
-#[utoipa::path(post, path = "/api/sync/pull", tag = "sync", request_body = PullRequest, security(("bearer" = [])),
+#[utoipa::path(post, path = paths::PULL, tag = "sync", request_body = PullRequest, security(("bearer" = [])),
     responses(
         (status = 200, body = PullResponse),
         (status = 400, description = "invalid_limit, cursor_beyond_head", body = ErrorBody),
@@ -43,7 +43,7 @@ pub async fn pull(
 }
 
 /// How many changes the caller's stream holds and its newest cursor.
-#[utoipa::path(get, path = "/api/sync/status", tag = "sync", security(("bearer" = [])),
+#[utoipa::path(get, path = paths::STATUS, tag = "sync", security(("bearer" = [])),
     responses((status = 200, body = StatusResponse)))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
 pub async fn status(State(state): State<QueryState>, auth: Authenticated) -> Result<Json<StatusResponse>, ApiError> {

@@ -2,6 +2,7 @@
 
 use axum::Router;
 use axum::routing::get;
+use synckit_protocol::paths;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi};
 
@@ -31,7 +32,7 @@ pub fn openapi() -> OpenApi {
 pub(crate) fn router() -> Router {
     let doc = openapi().to_json().expect("the OpenAPI document serialises");
     Router::new().route(
-        "/api/openapi.json",
+        paths::OPENAPI,
         get(move || {
             let doc = doc.clone();
             async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], doc) }

@@ -1,0 +1,66 @@
+//! Every path of the HTTP API, written once: the server routes and documents them with these constants, and the
+//! SDK calls them.
+//!
+//! [`ALL`] lists the endpoints of the OpenAPI document. [`OPENAPI`] and [`BLOBS_LOCAL`] are served too, but are
+//! not endpoints a client calls by name.
+
+use uuid::Uuid;
+
+/// Declares each endpoint and puts it in [`ALL`], so that no endpoint can be left out of that list: the server's
+/// tests check it serves every path in it with exactly the methods its OpenAPI document gives.
+macro_rules! endpoints {
+    ($($(#[$doc:meta])* $name:ident = $path:literal;)*) => {
+        $($(#[$doc])* pub const $name: &str = $path;)*
+
+        /// Every endpoint above, each in the OpenAPI document.
+        pub const ALL: &[&str] = &[$($name),*];
+    };
+}
+
+endpoints! {
+    /// `POST`: creates an account.
+    ACCOUNTS_REGISTER = "/api/accounts/register";
+    /// `POST`: the salt to derive an account's login key with.
+    ACCOUNTS_PRELOGIN = "/api/accounts/prelogin";
+    /// `POST`: changes the password: the login key and the key envelope together.
+    ACCOUNTS_PASSWORD = "/api/accounts/password";
+    /// `POST`: signs in to an app: a token.
+    AUTH = "/api/sync/auth";
+    /// `POST`: appends a device's changes to its stream.
+    PUSH = "/api/sync/push";
+    /// `POST`: a page of the stream after a cursor.
+    PULL = "/api/sync/pull";
+    /// `GET`: the stream's size and newest cursor.
+    STATUS = "/api/sync/status";
+    /// `GET`: server-sent events that tell a device to pull.
+    EVENTS = "/api/sync/events";
+    /// `POST` registers a device, `GET` lists them.
+    DEVICES = "/api/sync/devices";
+    /// `DELETE`: removes one device; [`device`] fills in its id.
+    DEVICE = "/api/sync/devices/{id}";
+    /// `GET` and `PUT`: the wrapped master key.
+    KEYS = "/api/sync/keys";
+    /// `POST`: declares a blob and signs a URL to upload it to.
+    BLOBS_UPLOAD = "/api/sync/blobs/upload";
+    /// `POST`: records an uploaded blob once the store holds what was declared.
+    BLOBS_CONFIRM = "/api/sync/blobs/confirm";
+    /// `POST`: signs a URL to download a confirmed blob from.
+    BLOBS_DOWNLOAD = "/api/sync/blobs/download";
+}
+
+/// `GET`: the OpenAPI document of these endpoints.
+pub const OPENAPI: &str = "/api/openapi.json";
+
+/// Where the embedded blob store serves the signed URLs it hands out (`…/{app}/{user}/{hash}?…`). A client never
+/// builds one: it uses the URL the blob endpoints answer.
+pub const BLOBS_LOCAL: &str = "/api/sync/blobs/local";
+
+/// [`DEVICE`] for one device.
+///
+/// ```
+/// let id = uuid::Uuid::nil();
+/// assert_eq!(synckit_protocol::paths::device(id), format!("/api/sync/devices/{id}"));
+/// ```
+pub fn device(id: Uuid) -> String {
+    DEVICE.replace("{id}", &id.to_string())
+}
