@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::error::db_error;
 use crate::{PgStore, to_i64, to_u64};
 
-// The push transaction, as design.md section 3 lays it out. Locking the head row first serialises the writers of
+// The push transaction, as docs/architecture.md lays it out. Locking the head row first serialises the writers of
 // one stream until commit; the duplicate check comes after the lock so that a concurrent retry of the same push
 // cannot slip between check and insert.
 const LOCK_HEAD: &str = "SELECT head FROM streams WHERE app_id = $1 AND user_id = $2 FOR UPDATE";
