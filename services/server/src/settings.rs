@@ -210,9 +210,9 @@ impl Settings {
         }
         let settings: Self = figment
             .merge(
-                Env::prefixed("SYNCKIT_")
-                    .filter(|var| env_key(var.as_str()).is_some())
-                    .map(|var| env_key(var.as_str()).map_or_else(|| var.into(), Uncased::from_owned)),
+                Env::prefixed("SYNCKIT_").filter(|var| env_key(&var.as_str().to_ascii_lowercase()).is_some()).map(
+                    |var| env_key(&var.as_str().to_ascii_lowercase()).map_or_else(|| var.into(), Uncased::from_owned),
+                ),
             )
             .merge(Serialized::globals(flags))
             .extract()
