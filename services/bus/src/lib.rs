@@ -95,8 +95,14 @@ pub mod conformance {
         }
     }
 
-    /// Publishing with nobody listening is fine.
+    /// Publishing with nobody listening succeeds, and the notice is not kept for whoever subscribes later: a
+    /// subscriber's first notice is the first one published after it subscribed.
     pub async fn publishing_without_subscribers_succeeds(bus: &dyn CommitBus) {
-        bus.publish(&notice(1)).await.unwrap();
+        let unheard = notice(1);
+        bus.publish(&unheard).await.expect("publishing with nobody listening succeeds");
+        let mut sub = bus.subscribe().await.unwrap();
+        let heard = notice(2);
+        bus.publish(&heard).await.unwrap();
+        assert_eq!(next(&mut sub).await, heard, "a notice published before subscribing is not delivered");
     }
 }

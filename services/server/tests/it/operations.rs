@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use synckit_server::settings::ServeSettings;
 use synckit_testkit::{TestServer, b64, code, engine, random_bytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -23,28 +24,33 @@ async fn closed_registration_refuses_sign_up() {
     assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "registration_closed"));
 }
 
+/// Long enough for a loaded machine to act on a 1 s setting, and shorter than either default, so that a server
+/// which ignored the setting fails the test.
+const WELL_WITHIN: Duration = Duration::from_secs(5);
+
 #[tokio::test]
 async fn slow_request_heads_are_cut_off() {
+    assert!(WELL_WITHIN < ServeSettings::default().header_read_timeout);
     let app =
         TestServer::start_with(engine::embedded(), |s| s.serve.header_read_timeout = Duration::from_secs(1)).await;
     let mut conn = TcpStream::connect(app.addr).await.unwrap();
     conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap(); // never finishes its head
     let mut buf = Vec::new();
-    // The guard only keeps a broken server from hanging the test; the server closes after about 1 s.
-    let read = tokio::time::timeout(Duration::from_secs(20), conn.read_to_end(&mut buf)).await;
-    assert!(read.is_ok(), "the server must close a connection whose head never completes");
+    let read = tokio::time::timeout(WELL_WITHIN, conn.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the server must close a connection whose head is not done after the 1 s it was given");
     let text = String::from_utf8_lossy(&buf);
     assert!(buf.is_empty() || text.starts_with("HTTP/1.1 408"), "unexpected answer: {text}");
 }
 
 #[tokio::test]
 async fn slow_request_bodies_time_out_with_a_protocol_error() {
+    assert!(WELL_WITHIN < ServeSettings::default().request_timeout);
     let app = TestServer::start_with(engine::embedded(), |s| s.serve.request_timeout = Duration::from_secs(1)).await;
     let mut conn = TcpStream::connect(app.addr).await.unwrap();
     let head = "POST /api/accounts/prelogin HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\":";
     conn.write_all(head.as_bytes()).await.unwrap();
     let mut buf = vec![0; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(20), conn.read(&mut buf)).await.expect("an answer").unwrap();
+    let n = tokio::time::timeout(WELL_WITHIN, conn.read(&mut buf)).await.expect("an answer").unwrap();
     let text = String::from_utf8_lossy(&buf[..n]);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("request_timeout"), "{text}");
