@@ -77,6 +77,7 @@ use std::path::Path;
 
 use futures::FutureExt;
 use reqwest::Method;
+use synckit_protocol::paths;
 use synckit_protocol::blobs::{
     BlobConfirmRequest, BlobConfirmResponse, BlobDownloadRequest, BlobDownloadResponse, BlobUploadRequest,
     BlobUploadResponse,
@@ -244,7 +245,7 @@ impl SyncKitClient {
             checksum_sha256: blob.checksum_sha256.clone(),
         };
         let resp: BlobUploadResponse =
-            self.call(Method::POST, "/api/sync/blobs/upload", true, Some(&req), Retry::Idempotent).await?;
+            self.call(Method::POST, paths::BLOBS_UPLOAD, true, Some(&req), Retry::Idempotent).await?;
         let url = match (resp.already_exists, resp.upload_url) {
             (true, _) => None,
             (false, Some(url)) => Some(self.transport().resolve(&url)?.to_string()),
@@ -290,7 +291,7 @@ impl SyncKitClient {
     pub async fn blob_confirm(&self, blob: &PreparedBlob) -> Result<()> {
         let req = BlobConfirmRequest { hash: blob.id.to_hex(), size: blob.sealed_size() };
         let resp: BlobConfirmResponse =
-            self.call(Method::POST, "/api/sync/blobs/confirm", true, Some(&req), Retry::Idempotent).await?;
+            self.call(Method::POST, paths::BLOBS_CONFIRM, true, Some(&req), Retry::Idempotent).await?;
         if (resp.hash.as_str(), resp.size) != (req.hash.as_str(), req.size) {
             return Err(Error::new(ErrorKind::Server, "the server confirmed another blob than the one uploaded"));
         }
@@ -309,7 +310,7 @@ impl SyncKitClient {
     pub async fn blob_download_url(&self, id: &BlobId) -> Result<BlobDownloadUrl> {
         let req = BlobDownloadRequest { hash: id.to_hex() };
         let resp: BlobDownloadResponse =
-            self.call(Method::POST, "/api/sync/blobs/download", true, Some(&req), Retry::Idempotent).await?;
+            self.call(Method::POST, paths::BLOBS_DOWNLOAD, true, Some(&req), Retry::Idempotent).await?;
         if decrypted_len(resp.size).is_none() {
             return Err(Error::new(
                 ErrorKind::Server,

@@ -12,6 +12,7 @@ mod sync;
 use std::sync::{Arc, RwLock};
 
 use reqwest::Method;
+use synckit_protocol::paths;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use synckit_protocol::keys::KeyEnvelope;
@@ -106,7 +107,7 @@ impl SyncKitClient {
     }
 
     async fn server_key(&self) -> Result<Option<KeyEnvelope>> {
-        match self.call::<(), KeyEnvelope>(Method::GET, "/api/sync/keys", true, None, Retry::Idempotent).await {
+        match self.call::<(), KeyEnvelope>(Method::GET, paths::KEYS, true, None, Retry::Idempotent).await {
             Ok(key) => Ok(Some(key)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use synckit_protocol::paths;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -138,7 +139,7 @@ impl Worker {
             self.client.session().map(|s| s.token).ok_or_else(|| {
                 Error::new(ErrorKind::Unauthorized, "not signed in: call authenticate before live sync")
             })?;
-        let events = self.client.transport().event_stream("/api/sync/events", &token, self.cursor).await?;
+        let events = self.client.transport().event_stream(paths::EVENTS, &token, self.cursor).await?;
         let mut events = std::pin::pin!(events);
         // Whatever happened while disconnected.
         if !self.catch_up().await? {

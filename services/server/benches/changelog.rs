@@ -23,6 +23,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures::future::join_all;
 use serde_json::{Value, json};
+use synckit_protocol::paths;
 use synckit_protocol::sync::PullResponse;
 use synckit_testkit::{TestServer, engine};
 use tokio_postgres::NoTls;
@@ -68,14 +69,14 @@ async fn client(url: &str, api_key: &str) -> Client {
         async move { req.send().await.unwrap().error_for_status().unwrap().json::<Value>().await.unwrap() }
     };
     post(
-        "/api/accounts/register",
+        paths::ACCOUNTS_REGISTER,
         None,
         json!({"email": email, "salt": STANDARD.encode(random(32)), "login_key": login_key}),
     )
     .await;
-    let auth = post("/api/sync/auth", None, json!({"email": email, "login_key": login_key, "api_key": api_key})).await;
+    let auth = post(paths::AUTH, None, json!({"email": email, "login_key": login_key, "api_key": api_key})).await;
     let token = auth["token"].as_str().unwrap().to_owned();
-    let device = post("/api/sync/devices", Some(&token), json!({"name": "bench", "platform": "linux"})).await;
+    let device = post(paths::DEVICES, Some(&token), json!({"name": "bench", "platform": "linux"})).await;
     Client {
         http: http.clone(),
         url: url.to_owned(),

@@ -21,6 +21,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
+use synckit_protocol::paths;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use uuid::Uuid;
@@ -107,11 +108,11 @@ async fn user(http: &reqwest::Client, url: &str, api_key: &str) -> (String, Uuid
         }
         async move { req.send().await.unwrap().error_for_status().unwrap().json::<Value>().await.unwrap() }
     };
-    post("/api/accounts/register", None, json!({"email": email, "salt": STANDARD.encode([1u8; 32]), "login_key": key}))
+    post(paths::ACCOUNTS_REGISTER, None, json!({"email": email, "salt": STANDARD.encode([1u8; 32]), "login_key": key}))
         .await;
-    let auth = post("/api/sync/auth", None, json!({"email": email, "login_key": key, "api_key": api_key})).await;
+    let auth = post(paths::AUTH, None, json!({"email": email, "login_key": key, "api_key": api_key})).await;
     let token = auth["token"].as_str().unwrap().to_owned();
-    let device = post("/api/sync/devices", Some(&token), json!({"name": "bench", "platform": "linux"})).await;
+    let device = post(paths::DEVICES, Some(&token), json!({"name": "bench", "platform": "linux"})).await;
     (token, device["id"].as_str().unwrap().parse().unwrap())
 }
 
@@ -119,7 +120,8 @@ async fn user(http: &reqwest::Client, url: &str, api_key: &str) -> (String, Uuid
 async fn open_events(addr: &str, token: &str) -> BufReader<TcpStream> {
     let mut conn = TcpStream::connect(addr).await.unwrap();
     let req = format!(
-        "GET /api/sync/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+        "GET {} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n",
+        paths::EVENTS
     );
     conn.write_all(req.as_bytes()).await.unwrap();
     let mut reader = BufReader::new(conn);
@@ -179,7 +181,7 @@ async fn run(o: &Options) {
         ticker.tick().await;
         let body = json!({"device_id": device, "entries": [{"change_id": Uuid::now_v7(), "payload": STANDARD.encode([0u8; 256])}]});
         let resp: Value = http
-            .post(format!("{}/api/sync/push", server.url))
+            .post(format!("{}{}", server.url, paths::PUSH))
             .bearer_auth(&token)
             .json(&body)
             .send()

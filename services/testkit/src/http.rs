@@ -4,6 +4,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use synckit_protocol::paths;
 use uuid::Uuid;
 
 use crate::TestServer;
@@ -61,7 +62,7 @@ impl TestServer {
         let login_key = random_bytes(32);
         let (status, body) = self
             .post(
-                "/api/accounts/register",
+                paths::ACCOUNTS_REGISTER,
                 None,
                 json!({"email": email, "salt": b64(&random_bytes(32)), "login_key": b64(&login_key)}),
             )
@@ -75,7 +76,7 @@ impl TestServer {
     /// Authenticates an existing user; `device_id` is left nil.
     pub async fn login(&self, email: &str, login_key: &[u8], api_key: &str) -> TestUser {
         let (status, body) = self
-            .post("/api/sync/auth", None, json!({"email": email, "login_key": b64(login_key), "api_key": api_key}))
+            .post(paths::AUTH, None, json!({"email": email, "login_key": b64(login_key), "api_key": api_key}))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         TestUser {
@@ -91,7 +92,7 @@ impl TestServer {
     /// Registers a device named `name` and returns its id.
     pub async fn device(&self, token: &str, name: &str) -> Uuid {
         let (status, body) =
-            self.post("/api/sync/devices", Some(token), json!({"name": name, "platform": "linux"})).await;
+            self.post(paths::DEVICES, Some(token), json!({"name": name, "platform": "linux"})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["id"].as_str().unwrap().parse().unwrap()
     }
@@ -100,14 +101,14 @@ impl TestServer {
     pub async fn push(&self, user: &TestUser, entries: &[(Uuid, Vec<u8>)]) -> (StatusCode, Value) {
         let entries: Vec<Value> =
             entries.iter().map(|(id, payload)| json!({"change_id": id, "payload": b64(payload)})).collect();
-        self.post("/api/sync/push", Some(&user.token), json!({"device_id": user.device_id, "entries": entries})).await
+        self.post(paths::PUSH, Some(&user.token), json!({"device_id": user.device_id, "entries": entries})).await
     }
 
     /// Pulls every entry after `cursor`, page by page, as (seq, change id, payload).
     pub async fn pull_all(&self, token: &str, mut cursor: u64) -> Vec<(u64, Uuid, Vec<u8>)> {
         let mut all = Vec::new();
         loop {
-            let (status, body) = self.post("/api/sync/pull", Some(token), json!({"cursor": cursor})).await;
+            let (status, body) = self.post(paths::PULL, Some(token), json!({"cursor": cursor})).await;
             assert_eq!(status, StatusCode::OK, "{body}");
             let has_more = body["has_more"].as_bool().unwrap();
             assert!(!(has_more && body["entries"].as_array().unwrap().is_empty()), "an empty page cannot have more");

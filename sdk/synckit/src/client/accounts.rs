@@ -1,6 +1,7 @@
 //! Accounts and sessions: register, sign in and out, resume a saved session, change the password.
 
 use reqwest::Method;
+use synckit_protocol::paths;
 use synckit_protocol::accounts::{
     AuthRequest, AuthResponse, ChangePasswordRequest, PreloginRequest, PreloginResponse, RegisterRequest,
     RegisterResponse,
@@ -33,7 +34,7 @@ impl SyncKitClient {
             login_key: login_key.as_bytes().to_vec().into(),
         };
         let resp: RegisterResponse =
-            self.call(Method::POST, "/api/accounts/register", false, Some(&req), Retry::IfUnprocessed).await?;
+            self.call(Method::POST, paths::ACCOUNTS_REGISTER, false, Some(&req), Retry::IfUnprocessed).await?;
         Ok(resp.user_id)
     }
 
@@ -53,7 +54,7 @@ impl SyncKitClient {
             api_key: self.inner.config.api_key.clone(),
         };
         let resp: AuthResponse =
-            self.call(Method::POST, "/api/sync/auth", false, Some(&req), Retry::Idempotent).await?;
+            self.call(Method::POST, paths::AUTH, false, Some(&req), Retry::Idempotent).await?;
         let ids = (resp.user_id, resp.app_id);
         let mut state = self.inner.state.write().expect("not poisoned");
         // Another user's key must not stay unlocked.
@@ -141,7 +142,7 @@ impl SyncKitClient {
             key,
         };
         let resp: AuthResponse =
-            self.call(Method::POST, "/api/accounts/password", true, Some(&req), Retry::IfUnprocessed).await?;
+            self.call(Method::POST, paths::ACCOUNTS_PASSWORD, true, Some(&req), Retry::IfUnprocessed).await?;
         let mut state = self.inner.state.write().expect("not poisoned");
         if let Some(s) = state.session.as_mut() {
             s.token = resp.token;
@@ -154,7 +155,7 @@ impl SyncKitClient {
     async fn login_key(&self, email: &str, password: &str) -> Result<SecretKey> {
         let req = PreloginRequest { email: email.to_owned() };
         let pre: PreloginResponse =
-            self.call(Method::POST, "/api/accounts/prelogin", false, Some(&req), Retry::Idempotent).await?;
+            self.call(Method::POST, paths::ACCOUNTS_PRELOGIN, false, Some(&req), Retry::Idempotent).await?;
         let params = KdfParams {
             memory_kib: pre.kdf.memory_kib,
             iterations: pre.kdf.iterations,

@@ -1,6 +1,7 @@
 //! The user's devices in this app: register this one, list them, remove one.
 
 use reqwest::Method;
+use synckit_protocol::paths;
 use synckit_protocol::devices::RegisterDeviceRequest;
 use uuid::Uuid;
 
@@ -20,7 +21,7 @@ impl SyncKitClient {
     /// ```
     pub async fn register_device(&self, name: &str, platform: &str) -> Result<Device> {
         let req = RegisterDeviceRequest { name: name.to_owned(), platform: platform.to_owned() };
-        self.call(Method::POST, "/api/sync/devices", true, Some(&req), Retry::Idempotent).await
+        self.call(Method::POST, paths::DEVICES, true, Some(&req), Retry::Idempotent).await
     }
 
     /// This user's devices in this app, oldest first.
@@ -33,7 +34,7 @@ impl SyncKitClient {
     /// # Ok(()) }
     /// ```
     pub async fn list_devices(&self) -> Result<Vec<Device>> {
-        self.call::<(), _>(Method::GET, "/api/sync/devices", true, None, Retry::Idempotent).await
+        self.call::<(), _>(Method::GET, paths::DEVICES, true, None, Retry::Idempotent).await
     }
 
     /// Removes a device; [`ErrorKind::NotFound`](crate::ErrorKind::NotFound) if this user has none with that id.
@@ -44,7 +45,7 @@ impl SyncKitClient {
     /// # Ok(()) }
     /// ```
     pub async fn delete_device(&self, device_id: Uuid) -> Result<()> {
-        let path = format!("/api/sync/devices/{device_id}");
+        let path = paths::device(device_id);
         self.call::<(), ()>(Method::DELETE, &path, true, None, Retry::IfUnprocessed).await
     }
 }

@@ -1,6 +1,7 @@
 //! Encryption set-up: create the user's master key, unlock it with the password or from the key store.
 
 use reqwest::Method;
+use synckit_protocol::paths;
 use synckit_protocol::keys::{PutKeyRequest, PutKeyResponse};
 
 use super::{check_password, unwrap, wrap};
@@ -29,7 +30,7 @@ impl SyncKitClient {
         let envelope = wrap(&master, password, &session).await?;
         let req = PutKeyRequest { envelope: envelope.into(), expected_version: None };
         let put: Result<PutKeyResponse> =
-            self.call(Method::PUT, "/api/sync/keys", true, Some(&req), Retry::IfUnprocessed).await;
+            self.call(Method::PUT, paths::KEYS, true, Some(&req), Retry::IfUnprocessed).await;
         match put {
             Ok(_) => self.unlock(master),
             Err(e) if e.kind() == ErrorKind::Conflict => Err(Error::new(

@@ -1,6 +1,7 @@
 //! The user's stream of changes: push, pull, status, the saved cursors, and live sync.
 
 use reqwest::Method;
+use synckit_protocol::paths;
 use synckit_protocol::limits::{MAX_ENTRY_BYTES, MAX_PULL_LIMIT, MAX_PUSH_BODY_BYTES, MAX_PUSH_ENTRIES};
 use synckit_protocol::sync::{PullRequest, PullResponse, PushEntry, PushRequest, PushResponse, StatusResponse};
 use uuid::Uuid;
@@ -60,7 +61,7 @@ impl SyncKitClient {
         for entries in batches.into_iter().filter(|b| !b.is_empty()) {
             let req = PushRequest { device_id, entries };
             let resp: PushResponse =
-                self.call(Method::POST, "/api/sync/push", true, Some(&req), Retry::Idempotent).await?;
+                self.call(Method::POST, paths::PUSH, true, Some(&req), Retry::Idempotent).await?;
             cursor = Some(resp.cursor);
         }
         match cursor {
@@ -89,7 +90,7 @@ impl SyncKitClient {
         let session = self.require_session()?;
         let keys = self.keys()?;
         let req = PullRequest { cursor, limit: Some(MAX_PULL_LIMIT) };
-        let page: PullResponse = self.call(Method::POST, "/api/sync/pull", true, Some(&req), Retry::Idempotent).await?;
+        let page: PullResponse = self.call(Method::POST, paths::PULL, true, Some(&req), Retry::Idempotent).await?;
         let mut changes = Vec::with_capacity(page.entries.len());
         for e in page.entries.into_iter().filter(|e| e.device_id != device_id) {
             let plaintext =
@@ -116,7 +117,7 @@ impl SyncKitClient {
     /// ```
     pub async fn status(&self) -> Result<Status> {
         let s: StatusResponse =
-            self.call::<(), _>(Method::GET, "/api/sync/status", true, None, Retry::Idempotent).await?;
+            self.call::<(), _>(Method::GET, paths::STATUS, true, None, Retry::Idempotent).await?;
         Ok(Status { change_count: s.change_count, cursor: s.cursor })
     }
 

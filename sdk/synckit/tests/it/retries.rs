@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::json;
 use synckit::ChangeEntry;
 use synckit::keystore::MemoryKeyStore;
+use synckit_protocol::paths;
 use synckit_testkit::{Fault, FaultProxy, TestServer, email, on_each_engine};
 
 use crate::Clients;
@@ -15,7 +16,7 @@ on_each_engine!(a_push_whose_answer_is_lost_stores_each_change_once);
 async fn a_push_whose_answer_is_lost_stores_each_change_once(server: TestServer) {
     // The first push's answer is lost after the server has handled it.
     let proxy = FaultProxy::start(server.addr).await;
-    proxy.arm("POST", "/api/sync/push", Fault::Swallow);
+    proxy.arm("POST", paths::PUSH, Fault::Swallow);
     let email = email();
     let client = server.client_with(&proxy.url, Arc::new(MemoryKeyStore::default()));
     client.register(&email, "pw").await.unwrap();
@@ -26,7 +27,7 @@ async fn a_push_whose_answer_is_lost_stores_each_change_once(server: TestServer)
     let changes: Vec<ChangeEntry> = (0..5).map(|i| ChangeEntry::insert("t", format!("r{i}"), json!(i))).collect();
     let cursor = client.push(device.id, changes.clone()).await.expect("the retry succeeds");
     assert_eq!(proxy.fired(), 1, "the first answer was really lost");
-    assert_eq!(proxy.requests("POST", "/api/sync/push").len(), 2, "and the push sent again");
+    assert_eq!(proxy.requests("POST", paths::PUSH).len(), 2, "and the push sent again");
     assert_eq!(cursor, 5);
     assert_eq!(client.status().await.unwrap().change_count, 5, "stored once, not twice");
 

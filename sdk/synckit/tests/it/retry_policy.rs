@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get};
 use synckit::keystore::MemoryKeyStore;
+use synckit_protocol::paths;
 use synckit::{ErrorKind, Session, SyncKitClient, SyncKitConfig};
 use tokio::net::TcpListener;
 
@@ -39,13 +40,13 @@ async fn client_for(script: &Script, statuses: &[u16]) -> SyncKitClient {
     let (s1, s2) = (script.clone(), script.clone());
     let app = Router::new()
         .route(
-            "/api/sync/status",
+            paths::STATUS,
             get(move || async move {
                 s1.next(|| axum::Json(serde_json::json!({"change_count": 7, "cursor": 7})).into_response())
             }),
         )
         .route(
-            "/api/sync/devices/{id}",
+            paths::DEVICE,
             delete(move || async move { s2.next(|| StatusCode::NO_CONTENT.into_response()) }),
         );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,4 +1,7 @@
 //! The server over real HTTP, one test binary: each module is one area of behaviour, on the engines it names.
+//!
+//! These tests spell each path out rather than use `synckit_protocol::paths`: they check the wire contract, and a
+//! test that used the constant would follow it if it changed.
 
 mod api;
 mod blobs;
