@@ -35,7 +35,7 @@ pub(super) fn check_not_expired(expires_at: Instant) -> Result<()> {
 
 /// How one attempt at a transfer to or from the store ended, when it failed.
 pub(super) enum Failure {
-    /// Trying again may work: the network, or the store failing or busy (5xx, 429).
+    /// Trying again may work: the network, or the store failing, busy or giving up waiting (5xx, 429, 408).
     Retry(Error),
     /// It will not: the store refused the request, or what it sent is wrong.
     Final(Error),
@@ -84,20 +84,16 @@ impl Retries {
     }
 }
 
-/// A store's failed answer as an attempt's failure: worth retrying when the store failed or was busy.
+/// A store's failed answer as an attempt's failure: worth retrying when the store failed, was busy or gave up
+/// waiting (5xx, 429, 408), as for the server's own answers.
 pub(super) async fn store_failure(
     resp: reqwest::Response,
     doing: &str,
     expires_at: Instant,
     within: Duration,
 ) -> Failure {
-    let status = resp.status();
     let err = store_error(resp, doing, expires_at, within).await;
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-        Failure::Retry(err)
-    } else {
-        Failure::Final(err)
-    }
+    if err.is_retryable() { Failure::Retry(err) } else { Failure::Final(err) }
 }
 
 #[cfg(test)]
@@ -113,6 +109,25 @@ mod tests {
         assert!(check_not_expired(expiry(60)).is_ok());
         let late = check_not_expired(Instant::now()).unwrap_err();
         assert!(is_refused_url(&late), "{late}");
+    }
+
+    #[tokio::test]
+    async fn a_store_that_failed_was_busy_or_gave_up_is_tried_again() {
+        let s3_error = |code: &str| format!("<Error><Code>{code}</Code><Message>m</Message></Error>");
+        let answers = [
+            (408, s3_error("RequestTimeout"), true),
+            (429, s3_error("SlowDown"), true),
+            (500, s3_error("InternalError"), true),
+            (503, s3_error("ServiceUnavailable"), true),
+            (400, s3_error("BadDigest"), false),
+            (403, s3_error("AccessDenied"), false),
+            (404, s3_error("NoSuchKey"), false),
+        ];
+        for (status, body, again) in answers {
+            let resp = reqwest::Response::from(http::Response::builder().status(status).body(body).unwrap());
+            let failure = store_failure(resp, "uploading", expiry(60), Duration::from_secs(1)).await;
+            assert_eq!(matches!(failure, Failure::Retry(_)), again, "a {status} from the store");
+        }
     }
 
     #[tokio::test(start_paused = true)]
