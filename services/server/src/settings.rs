@@ -387,6 +387,23 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_configuration_file_loads() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"));
+        let toml = readme.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).expect("an example");
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("synckit.toml", toml)?;
+            let s = Settings::load(Some(Path::new("synckit.toml")), &FlagOverrides::default()).unwrap();
+            assert!(!s.open_registration);
+            assert_eq!(s.database.max_connections, 32);
+            assert_eq!(s.s3.as_ref().map(|s3| &*s3.bucket), Some("synckit"));
+            assert_eq!(s.blob.url_expiry, Duration::from_secs(300));
+            assert_eq!(s.events.max_connections_per_user, 8);
+            assert_eq!(s.serve.header_read_timeout, Duration::from_secs(5));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn keys_and_variables_translate_both_ways() {
         for (var, key) in [
             ("listen", "listen"),
