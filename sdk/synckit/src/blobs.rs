@@ -77,11 +77,11 @@ use std::path::Path;
 
 use futures::FutureExt;
 use reqwest::Method;
-use synckit_protocol::paths;
 use synckit_protocol::blobs::{
     BlobConfirmRequest, BlobConfirmResponse, BlobDownloadRequest, BlobDownloadResponse, BlobUploadRequest,
     BlobUploadResponse,
 };
+use synckit_protocol::paths;
 
 use self::progress::Tracker;
 use self::retry::{expiry, is_refused_url};

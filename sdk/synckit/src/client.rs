@@ -12,10 +12,10 @@ mod sync;
 use std::sync::{Arc, RwLock};
 
 use reqwest::Method;
-use synckit_protocol::paths;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use synckit_protocol::keys::KeyEnvelope;
+use synckit_protocol::paths;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 

@@ -91,8 +91,7 @@ impl TestServer {
 
     /// Registers a device named `name` and returns its id.
     pub async fn device(&self, token: &str, name: &str) -> Uuid {
-        let (status, body) =
-            self.post(paths::DEVICES, Some(token), json!({"name": name, "platform": "linux"})).await;
+        let (status, body) = self.post(paths::DEVICES, Some(token), json!({"name": name, "platform": "linux"})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["id"].as_str().unwrap().parse().unwrap()
     }

@@ -1,12 +1,12 @@
 //! Accounts and sessions: register, sign in and out, resume a saved session, change the password.
 
 use reqwest::Method;
-use synckit_protocol::paths;
 use synckit_protocol::accounts::{
     AuthRequest, AuthResponse, ChangePasswordRequest, PreloginRequest, PreloginResponse, RegisterRequest,
     RegisterResponse,
 };
 use synckit_protocol::keys::PutKeyRequest;
+use synckit_protocol::paths;
 use uuid::Uuid;
 
 use super::{State, check_password, derive, unwrap, wrap};
@@ -53,8 +53,7 @@ impl SyncKitClient {
             login_key: login_key.as_bytes().to_vec().into(),
             api_key: self.inner.config.api_key.clone(),
         };
-        let resp: AuthResponse =
-            self.call(Method::POST, paths::AUTH, false, Some(&req), Retry::Idempotent).await?;
+        let resp: AuthResponse = self.call(Method::POST, paths::AUTH, false, Some(&req), Retry::Idempotent).await?;
         let ids = (resp.user_id, resp.app_id);
         let mut state = self.inner.state.write().expect("not poisoned");
         // Another user's key must not stay unlocked.

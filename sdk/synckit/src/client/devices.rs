@@ -1,8 +1,8 @@
 //! The user's devices in this app: register this one, list them, remove one.
 
 use reqwest::Method;
-use synckit_protocol::paths;
 use synckit_protocol::devices::RegisterDeviceRequest;
+use synckit_protocol::paths;
 use uuid::Uuid;
 
 use crate::SyncKitClient;

@@ -1,8 +1,8 @@
 //! Encryption set-up: create the user's master key, unlock it with the password or from the key store.
 
 use reqwest::Method;
-use synckit_protocol::paths;
 use synckit_protocol::keys::{PutKeyRequest, PutKeyResponse};
+use synckit_protocol::paths;
 
 use super::{check_password, unwrap, wrap};
 use crate::SyncKitClient;

@@ -1,8 +1,8 @@
 //! The user's stream of changes: push, pull, status, the saved cursors, and live sync.
 
 use reqwest::Method;
-use synckit_protocol::paths;
 use synckit_protocol::limits::{MAX_ENTRY_BYTES, MAX_PULL_LIMIT, MAX_PUSH_BODY_BYTES, MAX_PUSH_ENTRIES};
+use synckit_protocol::paths;
 use synckit_protocol::sync::{PullRequest, PullResponse, PushEntry, PushRequest, PushResponse, StatusResponse};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -60,8 +60,7 @@ impl SyncKitClient {
         let mut cursor = None;
         for entries in batches.into_iter().filter(|b| !b.is_empty()) {
             let req = PushRequest { device_id, entries };
-            let resp: PushResponse =
-                self.call(Method::POST, paths::PUSH, true, Some(&req), Retry::Idempotent).await?;
+            let resp: PushResponse = self.call(Method::POST, paths::PUSH, true, Some(&req), Retry::Idempotent).await?;
             cursor = Some(resp.cursor);
         }
         match cursor {
@@ -116,8 +115,7 @@ impl SyncKitClient {
     /// # Ok(()) }
     /// ```
     pub async fn status(&self) -> Result<Status> {
-        let s: StatusResponse =
-            self.call::<(), _>(Method::GET, paths::STATUS, true, None, Retry::Idempotent).await?;
+        let s: StatusResponse = self.call::<(), _>(Method::GET, paths::STATUS, true, None, Retry::Idempotent).await?;
         Ok(Status { change_count: s.change_count, cursor: s.cursor })
     }
 

@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get};
 use synckit::keystore::MemoryKeyStore;
-use synckit_protocol::paths;
 use synckit::{ErrorKind, Session, SyncKitClient, SyncKitConfig};
+use synckit_protocol::paths;
 use tokio::net::TcpListener;
 
 /// Answers each request with the next scripted status (then 200), recording when each attempt arrived.
@@ -45,10 +45,7 @@ async fn client_for(script: &Script, statuses: &[u16]) -> SyncKitClient {
                 s1.next(|| axum::Json(serde_json::json!({"change_count": 7, "cursor": 7})).into_response())
             }),
         )
-        .route(
-            paths::DEVICE,
-            delete(move || async move { s2.next(|| StatusCode::NO_CONTENT.into_response()) }),
-        );
+        .route(paths::DEVICE, delete(move || async move { s2.next(|| StatusCode::NO_CONTENT.into_response()) }));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
