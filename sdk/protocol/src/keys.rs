@@ -1,5 +1,6 @@
 //! The wrapped master key: `PUT /api/sync/keys`, `GET /api/sync/keys`. The server stores the envelope as opaque
-//! bytes; only a device that knows the password can open it.
+//! bytes; only a device that knows the password can open it. Its format (version 2, and how a client treats the
+//! forgeable version 1) is the SDK's, described in `docs/protocol.md` under "The key envelope the SDK writes".
 
 use serde::{Deserialize, Serialize};
 

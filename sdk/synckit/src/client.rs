@@ -157,8 +157,50 @@ async fn wrap(master: &SecretKey, password: &str, session: &Session) -> Result<V
     blocking(move || crypto::wrap_master_key(&master, &password, app, user)).await
 }
 
-async fn unwrap(envelope: &[u8], password: &str, session: &Session) -> Result<SecretKey> {
-    let (envelope, password, app, user) =
-        (envelope.to_vec(), Zeroizing::new(password.to_owned()), session.app_id, session.user_id);
-    blocking(move || crypto::unwrap_master_key(&envelope, &password, app, user)).await
+/// A master key taken from the server's key envelope.
+enum Opened {
+    /// From a version 2 envelope, opened with the password and its key check passed.
+    Current(SecretKey),
+    /// The key this device already held, which the server's version 1 envelope was confirmed to hold: re-wrap it
+    /// as version 2.
+    Legacy(SecretKey),
+}
+
+impl Opened {
+    fn into_key(self) -> SecretKey {
+        match self {
+            Opened::Current(key) | Opened::Legacy(key) => key,
+        }
+    }
+}
+
+impl SyncKitClient {
+    /// The master key in the server's `envelope`, opened with `password`. The envelope's header, KDF parameters
+    /// included, is checked before any key is derived. A version 1 envelope cannot show that the key inside is the
+    /// user's (a server can forge one with the login key it receives), so it is only confirmed against the key
+    /// this device already holds, and refused ([`ErrorKind::Crypto`]) on a device that holds none.
+    async fn open_envelope(&self, envelope: &[u8], password: &str, session: &Session) -> Result<Opened> {
+        let legacy = crypto::Envelope::parse(envelope)?.is_legacy();
+        let held = if legacy { self.held_key().await? } else { None };
+        let (envelope, password, app, user) =
+            (envelope.to_vec(), Zeroizing::new(password.to_owned()), session.app_id, session.user_id);
+        blocking(move || {
+            let envelope = crypto::Envelope::parse(&envelope)?;
+            match held {
+                Some(held) => envelope.confirm_legacy(&password, app, user, &held).map(|()| Opened::Legacy(held)),
+                // A version 1 envelope without a held key is refused by `open` itself.
+                None => envelope.open(&password, app, user).map(Opened::Current),
+            }
+        })
+        .await
+    }
+
+    /// The master key this device already holds for the session's (app, user): unlocked now, or in the key store.
+    async fn held_key(&self) -> Result<Option<SecretKey>> {
+        if let Some((master, _)) = self.inner.state.read().expect("not poisoned").unlocked.as_ref() {
+            return Ok(Some(master.clone()));
+        }
+        let (store, account) = (self.inner.key_store.clone(), self.key_account()?);
+        blocking(move || store.load(&account)).await
+    }
 }

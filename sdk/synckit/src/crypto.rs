@@ -1,8 +1,10 @@
 //! The encryption model: nothing here talks to the network.
 //!
 //! - The master key is 32 random bytes per (app, user). It never leaves the device unwrapped.
-//! - Its envelope: Argon2id(password, fresh 32-byte salt, 64 MiB, 3 iterations) gives a wrapping key, and
-//!   XChaCha20-Poly1305 seals the master key under it, with the (app, user) as associated data.
+//! - Its envelope ([`Envelope`]): Argon2id(password, fresh 32-byte salt, 64 MiB, 3 iterations) with a wrapping
+//!   label as Argon2's associated data gives a wrapping key, and XChaCha20-Poly1305 seals the master key and a key
+//!   check under it, with the (app, user) as associated data. The label keeps the wrapping key apart from the login
+//!   key the server receives, which is the same derivation without it.
 //! - Subkeys come from the master key by HKDF-SHA256 with distinct labels; the master key itself encrypts nothing.
 //! - An entry's whole plaintext (table, op, row id, timestamp, data) is sealed with a fresh 24-byte nonce and the
 //!   (app, user, change id) as associated data, so the server cannot move a payload to another entry or user.
@@ -20,14 +22,19 @@
 //! ```
 
 pub mod blob;
+mod envelope;
 
-use argon2::{Algorithm, Argon2, Params, Version};
+pub use envelope::{
+    ENVELOPE_VERSION, Envelope, LEGACY_ENVELOPE_VERSION, WRAPPING_LABEL, unwrap_master_key, wrap_master_key,
+};
+
+use argon2::{Algorithm, Argon2, AssociatedData, ParamsBuilder, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
 use uuid::Uuid;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -57,10 +64,6 @@ const TAG_BYTES: usize = 16;
 /// ```
 pub const ENTRY_OVERHEAD: usize = NONCE_BYTES + TAG_BYTES;
 
-const ENVELOPE_VERSION: u8 = 1;
-const ENVELOPE_HEADER: usize = 1 + 4 * 3;
-const ENVELOPE_BYTES: usize = ENVELOPE_HEADER + SALT_BYTES + NONCE_BYTES + KEY_BYTES + TAG_BYTES;
-
 /// Argon2id cost parameters.
 ///
 /// ```
@@ -80,7 +83,8 @@ pub struct KdfParams {
 }
 
 impl KdfParams {
-    /// 64 MiB, 3 iterations, one lane: the protocol's login derivation and the envelope's wrapping key.
+    /// 64 MiB, 3 iterations, one lane: the protocol's login derivation, and the only cost a key envelope may ask
+    /// for.
     ///
     /// ```
     /// use synckit::crypto::KdfParams;
@@ -160,8 +164,11 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
-/// Argon2id(password, salt) with `params`, 32 bytes. Slow by design (~100 ms at the default cost): call it from a
-/// blocking thread.
+/// The login key of the protocol: Argon2id(password, salt) with `params`, 32 bytes, no secret and no associated
+/// data. Slow by design (~100 ms at the default cost): call it from a blocking thread.
+///
+/// The envelope's wrapping key is a different function of the same inputs (see [`WRAPPING_LABEL`]), so this key,
+/// which the server receives, never opens an envelope.
 ///
 /// ```
 /// use synckit::crypto::{KdfParams, derive_key, random_bytes};
@@ -170,89 +177,25 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 /// assert_eq!(key, derive_key("correct horse", &salt, KdfParams::DEFAULT).unwrap());
 /// ```
 pub fn derive_key(password: &str, salt: &[u8], params: KdfParams) -> Result<SecretKey> {
-    let argon_params = Params::new(params.memory_kib, params.iterations, params.parallelism, Some(KEY_BYTES))
-        .map_err(|e| Error::new(ErrorKind::Crypto, format!("unusable key derivation parameters: {e}")))?;
+    argon2id(password, salt, params, &[])
+}
+
+/// Argon2id with `associated` as the associated data (RFC 9106's X, at most 32 bytes).
+fn argon2id(password: &str, salt: &[u8], params: KdfParams, associated: &[u8]) -> Result<SecretKey> {
+    let unusable = |e: argon2::Error| Error::new(ErrorKind::Crypto, format!("unusable key derivation parameters: {e}"));
+    let argon_params = ParamsBuilder::new()
+        .m_cost(params.memory_kib)
+        .t_cost(params.iterations)
+        .p_cost(params.parallelism)
+        .output_len(KEY_BYTES)
+        .data(AssociatedData::new(associated).map_err(unusable)?)
+        .build()
+        .map_err(unusable)?;
     let mut key = Zeroizing::new([0u8; KEY_BYTES]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params)
         .hash_password_into(password.as_bytes(), salt, key.as_mut())
         .map_err(|e| Error::new(ErrorKind::Crypto, format!("key derivation failed: {e}")))?;
     Ok(SecretKey(key))
-}
-
-/// Associated data binding an envelope to its (app, user).
-fn envelope_aad(app_id: Uuid, user_id: Uuid) -> Vec<u8> {
-    [b"synckit/envelope/v1".as_slice(), app_id.as_bytes(), user_id.as_bytes()].concat()
-}
-
-/// Seals the master key under a key derived from `password` with a fresh salt. The result is at most 4 KiB (it is
-/// 117 bytes) and safe to hand to the server.
-///
-/// ```
-/// use synckit::crypto::{SecretKey, wrap_master_key};
-/// let (app, user) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-/// let envelope = wrap_master_key(&SecretKey::generate(), "correct horse", app, user).unwrap();
-/// assert_eq!(envelope.len(), 117);
-/// ```
-pub fn wrap_master_key(master: &SecretKey, password: &str, app_id: Uuid, user_id: Uuid) -> Result<Vec<u8>> {
-    wrap_with_params(master, password, app_id, user_id, KdfParams::DEFAULT)
-}
-
-pub(crate) fn wrap_with_params(
-    master: &SecretKey,
-    password: &str,
-    app_id: Uuid,
-    user_id: Uuid,
-    params: KdfParams,
-) -> Result<Vec<u8>> {
-    let salt: [u8; SALT_BYTES] = random_bytes();
-    let wrapping = derive_key(password, &salt, params)?;
-    let nonce: [u8; NONCE_BYTES] = random_bytes();
-    let cipher = XChaCha20Poly1305::new(wrapping.as_bytes().into());
-    let sealed = cipher
-        .encrypt(&xnonce(&nonce), Payload { msg: master.as_bytes(), aad: &envelope_aad(app_id, user_id) })
-        .map_err(|_| Error::new(ErrorKind::Crypto, "sealing the master key failed"))?;
-    let mut envelope = Vec::with_capacity(ENVELOPE_BYTES);
-    envelope.push(ENVELOPE_VERSION);
-    for v in [params.memory_kib, params.iterations, params.parallelism] {
-        envelope.extend_from_slice(&v.to_le_bytes());
-    }
-    envelope.extend_from_slice(&salt);
-    envelope.extend_from_slice(&nonce);
-    envelope.extend_from_slice(&sealed);
-    Ok(envelope)
-}
-
-/// Opens an envelope with `password`. A wrong password is [`ErrorKind::WrongPassword`]; an envelope that is not
-/// one is [`ErrorKind::Crypto`].
-///
-/// ```
-/// use synckit::{ErrorKind, crypto::{SecretKey, unwrap_master_key, wrap_master_key}};
-/// let (app, user, master) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), SecretKey::generate());
-/// let envelope = wrap_master_key(&master, "correct horse", app, user).unwrap();
-/// assert_eq!(unwrap_master_key(&envelope, "correct horse", app, user).unwrap(), master);
-/// assert_eq!(unwrap_master_key(&envelope, "wrong", app, user).unwrap_err().kind(), ErrorKind::WrongPassword);
-/// ```
-pub fn unwrap_master_key(envelope: &[u8], password: &str, app_id: Uuid, user_id: Uuid) -> Result<SecretKey> {
-    if envelope.len() != ENVELOPE_BYTES || envelope[0] != ENVELOPE_VERSION {
-        return Err(Error::new(ErrorKind::Crypto, "the stored key envelope is not a SyncKit v1 envelope"));
-    }
-    let u32_at = |i: usize| u32::from_le_bytes(envelope[i..i + 4].try_into().expect("4 bytes"));
-    let params = KdfParams { memory_kib: u32_at(1), iterations: u32_at(5), parallelism: u32_at(9) };
-    // Refuse absurd costs a hostile server could use to exhaust the device.
-    if params.memory_kib > 4 * 1024 * 1024 || params.iterations > 64 || params.parallelism > 64 {
-        return Err(Error::new(ErrorKind::Crypto, "the key envelope asks for an unreasonable key derivation cost"));
-    }
-    let salt = &envelope[ENVELOPE_HEADER..ENVELOPE_HEADER + SALT_BYTES];
-    let nonce = &envelope[ENVELOPE_HEADER + SALT_BYTES..ENVELOPE_HEADER + SALT_BYTES + NONCE_BYTES];
-    let sealed = &envelope[ENVELOPE_HEADER + SALT_BYTES + NONCE_BYTES..];
-    let wrapping = derive_key(password, salt, params)?;
-    let cipher = XChaCha20Poly1305::new(wrapping.as_bytes().into());
-    let mut opened = cipher
-        .decrypt(&xnonce(nonce), Payload { msg: sealed, aad: &envelope_aad(app_id, user_id) })
-        .map_err(|_| Error::new(ErrorKind::WrongPassword, "the password does not open the key envelope"))?;
-    let key = SecretKey::from_bytes(&opened);
-    opened.zeroize();
-    key
 }
 
 /// The keys derived from one master key.
@@ -367,31 +310,6 @@ fn entry_aad(app_id: Uuid, user_id: Uuid, change_id: Uuid) -> [u8; 16 + 48] {
 mod tests {
     use super::*;
 
-    /// Cheap parameters: these tests are about the construction, not the cost.
-    const FAST: KdfParams = KdfParams { memory_kib: 256, iterations: 1, parallelism: 1 };
-
-    #[test]
-    fn envelopes_open_only_with_the_password_and_for_their_user() {
-        let (app, user) = (Uuid::now_v7(), Uuid::now_v7());
-        let master = SecretKey::generate();
-        let envelope = wrap_with_params(&master, "correct horse", app, user, FAST).unwrap();
-        assert_eq!(envelope.len(), ENVELOPE_BYTES);
-        assert_eq!(unwrap_master_key(&envelope, "correct horse", app, user).unwrap(), master);
-        assert_eq!(unwrap_master_key(&envelope, "wrong", app, user).unwrap_err().kind(), ErrorKind::WrongPassword);
-        // Another user's envelope handed over by the server does not open as this user's.
-        assert!(unwrap_master_key(&envelope, "correct horse", app, Uuid::now_v7()).is_err());
-        // Every wrap uses a fresh salt and nonce.
-        assert_ne!(envelope, wrap_with_params(&master, "correct horse", app, user, FAST).unwrap());
-
-        let mut tampered = envelope.clone();
-        *tampered.last_mut().unwrap() ^= 1;
-        assert!(unwrap_master_key(&tampered, "correct horse", app, user).is_err());
-        assert_eq!(unwrap_master_key(&envelope[..50], "x", app, user).unwrap_err().kind(), ErrorKind::Crypto);
-        let mut costly = envelope.clone();
-        costly[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(unwrap_master_key(&costly, "correct horse", app, user).unwrap_err().kind(), ErrorKind::Crypto);
-    }
-
     #[test]
     fn entries_are_bound_to_their_change_user_and_key() {
         let (app, user, change) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
@@ -419,10 +337,15 @@ mod tests {
 
     #[test]
     fn login_keys_follow_the_protocol_derivation() {
-        // Argon2id(password, salt, 64 MiB, 3, 1) is deterministic: the same inputs give the same login key.
+        // Plain RFC 9106 Argon2id(password, salt, 64 MiB, 3, 1, 32 bytes): no secret, no associated data.
         let salt = [9u8; 32];
         let a = derive_key("pass", &salt, KdfParams::DEFAULT).unwrap();
-        assert_eq!(a, derive_key("pass", &salt, KdfParams::DEFAULT).unwrap());
+        let mut plain = [0u8; KEY_BYTES];
+        let params = argon2::Params::new(65536, 3, 1, Some(KEY_BYTES)).unwrap();
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_into(b"pass", &salt, &mut plain)
+            .unwrap();
+        assert_eq!(a.as_bytes(), &plain);
         assert_ne!(a, derive_key("pass", &[8u8; 32], KdfParams::DEFAULT).unwrap());
     }
 }

@@ -43,6 +43,8 @@ pub enum ErrorKind {
     /// The network: connection refused, reset, timed out.
     Transport,
     /// Ciphertext that does not decrypt: tampered, truncated, swapped, or under another key (an entry or a blob).
+    /// Also a key envelope SyncKit refuses to adopt a key from: one it did not make, one asking for other key
+    /// derivation costs, or a version 1 envelope on a device that does not already hold its key.
     Crypto,
     /// The password does not open the key envelope (or sign in).
     WrongPassword,

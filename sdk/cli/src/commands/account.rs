@@ -93,14 +93,16 @@ async fn finish(client: &SyncKitClient, password: &str, name: &str, previous_dev
     Ok(device)
 }
 
-/// This device keeps the key from an earlier login; else the account's key is opened with the password; else this
-/// is the account's first device and creates it.
+/// The account's key, opened with the password; else the key this device kept from an earlier login; else this is
+/// the account's first device and creates it. The server's envelope is opened even when the device kept the key:
+/// the password is at hand, and a device holding the key is the only one that can upgrade a version 1 envelope
+/// (which the SDK does while opening it), so the account's other devices can unlock.
 async fn unlock(client: &SyncKitClient, password: &str) -> Result<()> {
-    if client.try_load_key_from_keychain().await? {
-        return Ok(());
-    }
     if client.has_server_key().await? {
         return Ok(client.setup_encryption_existing(password).await?);
+    }
+    if client.try_load_key_from_keychain().await? {
+        return Ok(());
     }
     match client.setup_encryption_new(password).await {
         // Another device created it between the two calls: use that one.

@@ -9,7 +9,7 @@ use synckit_protocol::keys::PutKeyRequest;
 use synckit_protocol::paths;
 use uuid::Uuid;
 
-use super::{State, check_password, derive, unwrap, wrap};
+use super::{State, check_password, derive, wrap};
 use crate::SyncKitClient;
 use crate::crypto::{self, KdfParams, SecretKey};
 use crate::error::{Error, ErrorKind, Result};
@@ -113,7 +113,9 @@ impl SyncKitClient {
 
     /// Changes the account password and re-wraps the master key for it, in one step on the server: both change
     /// or neither does. If another device changed the key meanwhile this fails with [`ErrorKind::Conflict`] and
-    /// nothing changes. Other devices' sessions end; they sign in with the new password.
+    /// nothing changes. Other devices' sessions end; they sign in with the new password. The key re-wrapped is
+    /// the one the stored envelope proves to be the user's, under the rules of
+    /// [`setup_encryption_existing`](Self::setup_encryption_existing), and the new envelope is version 2.
     ///
     /// ```no_run
     /// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
@@ -126,7 +128,9 @@ impl SyncKitClient {
         let current_login_key = self.login_key(&session.email, current).await?;
         let key = match self.server_key().await? {
             Some(stored) => {
-                let master = unwrap(&stored.envelope.0, current, &session).await?;
+                // A version 1 envelope is re-wrapped only if it holds the key this device holds (see
+                // `open_envelope`); the new envelope is version 2 either way.
+                let master = self.open_envelope(&stored.envelope.0, current, &session).await?.into_key();
                 let envelope = wrap(&master, new, &session).await?;
                 Some(PutKeyRequest { envelope: envelope.into(), expected_version: Some(stored.version) })
             }

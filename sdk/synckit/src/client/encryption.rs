@@ -4,7 +4,7 @@ use reqwest::Method;
 use synckit_protocol::keys::{PutKeyRequest, PutKeyResponse};
 use synckit_protocol::paths;
 
-use super::{check_password, unwrap, wrap};
+use super::{Opened, check_password, wrap};
 use crate::SyncKitClient;
 use crate::crypto::{Keys, SecretKey};
 use crate::error::{Error, ErrorKind, Result};
@@ -44,6 +44,14 @@ impl SyncKitClient {
     /// Unlocks with the master key stored on the server, opened with `password`. A wrong password is
     /// [`ErrorKind::WrongPassword`] and changes nothing.
     ///
+    /// The key is adopted only if the server's envelope proves it is the user's: a version 2 envelope whose key
+    /// check passes. An envelope asking for key derivation parameters SyncKit never uses is refused before any
+    /// derivation. A version 1 envelope (written by SDKs before version 2 existed, and exactly what a hostile
+    /// server could forge with the login key it receives) is accepted only on a device that already holds the
+    /// key (unlocked, or in the key store) and only if it holds that same key; that device then re-wraps the key
+    /// as version 2, so the account's other devices can unlock. On a device without the key, a version 1 envelope
+    /// is [`ErrorKind::Crypto`], as is any envelope SyncKit did not make; nothing is stored then.
+    ///
     /// ```no_run
     /// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
     /// client.setup_encryption_existing("a long passphrase").await?;
@@ -55,7 +63,23 @@ impl SyncKitClient {
             .server_key()
             .await?
             .ok_or_else(|| Error::new(ErrorKind::NotFound, "this user has no encryption key yet: set one up"))?;
-        let master = unwrap(&stored.envelope.0, password, &session).await?;
+        let master = match self.open_envelope(&stored.envelope.0, password, &session).await? {
+            Opened::Current(master) => master,
+            Opened::Legacy(master) => {
+                let envelope = wrap(&master, password, &session).await?;
+                let req = PutKeyRequest { envelope: envelope.into(), expected_version: Some(stored.version) };
+                let put: Result<PutKeyResponse> =
+                    self.call(Method::PUT, paths::KEYS, true, Some(&req), Retry::IfUnprocessed).await;
+                match put {
+                    // Another device replaced the envelope meanwhile (its own upgrade, or a password change):
+                    // that one stands, and this device keeps the key it confirmed.
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::Conflict => {}
+                    Err(e) => return Err(e),
+                }
+                master
+            }
+        };
         self.unlock(master)
     }
 
