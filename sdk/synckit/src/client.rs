@@ -151,14 +151,14 @@ async fn derive(password: &str, salt: Vec<u8>, params: KdfParams) -> Result<Secr
     blocking(move || crypto::derive_key(&password, &salt, params)).await
 }
 
-async fn wrap(master: &SecretKey, password: &str, session: &Session) -> Result<Vec<u8>> {
-    let (master, password, app, user) =
-        (master.clone(), Zeroizing::new(password.to_owned()), session.app_id, session.user_id);
+/// The master key of `user` in `app`, wrapped by `password` (Argon2id, off the async runtime).
+async fn wrap(master: &SecretKey, password: &str, app: Uuid, user: Uuid) -> Result<Vec<u8>> {
+    let (master, password) = (master.clone(), Zeroizing::new(password.to_owned()));
     blocking(move || crypto::wrap_master_key(&master, &password, app, user)).await
 }
 
-async fn unwrap(envelope: &[u8], password: &str, session: &Session) -> Result<SecretKey> {
-    let (envelope, password, app, user) =
-        (envelope.to_vec(), Zeroizing::new(password.to_owned()), session.app_id, session.user_id);
+/// The master key of `user` in `app`, unwrapped with `password` (Argon2id, off the async runtime).
+async fn unwrap(envelope: &[u8], password: &str, app: Uuid, user: Uuid) -> Result<SecretKey> {
+    let (envelope, password) = (envelope.to_vec(), Zeroizing::new(password.to_owned()));
     blocking(move || crypto::unwrap_master_key(&envelope, &password, app, user)).await
 }

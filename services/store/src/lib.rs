@@ -21,7 +21,7 @@ pub mod error;
 pub mod conformance;
 
 pub use accounts::{
-    AccountStore, App, Device, KeyEnvelope, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewUser, PutKeyOutcome,
+    AccountStore, App, AppKeyEnvelope, Device, KeyEnvelope, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewUser, PutKeyOutcome,
     SecretName, User,
 };
 pub use blobs::{BlobCatalog, BlobHash, BlobRecord, SweptUpload, UploadBegun};
