@@ -83,8 +83,11 @@ pub struct ChangePasswordRequest {
     pub current_login_key: Base64Bytes,
     pub salt: Base64Bytes,
     pub login_key: Base64Bytes,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<crate::keys::PutKeyRequest>,
+    /// The account's envelope in every app that has one ([`crate::paths::ACCOUNTS_KEYS`]), re-wrapped for the new
+    /// password: all of them or the change is refused (`409 version_conflict`), so that no app is left with an
+    /// envelope the old password opens and the new one does not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<crate::keys::AppKeyRewrap>,
 }
 
 /// `POST /api/sync/auth`: exchanges credentials and an app's API key for a token.

@@ -1,8 +1,10 @@
-//! The wrapped master key: `PUT /api/sync/keys`, `GET /api/sync/keys`. The server stores the envelope as opaque
-//! bytes; only a device that knows the password can open it. Its format (version 2, and how a client treats the
-//! forgeable version 1) is the SDK's, described in `docs/protocol.md` under "The key envelope the SDK writes".
+//! The wrapped master key: `PUT /api/sync/keys`, `GET /api/sync/keys`, and every app's at once for a password
+//! change (`GET /api/accounts/keys`). The server stores the envelope as opaque bytes; only a device that knows the
+//! password can open it. Its format (version 2, and how a client treats the forgeable version 1) is the SDK's,
+//! described in `docs/protocol.md` under "The key envelope the SDK writes".
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::Base64Bytes;
 
@@ -33,4 +35,32 @@ pub struct PutKeyResponse {
 pub struct KeyEnvelope {
     pub envelope: Base64Bytes,
     pub version: u64,
+}
+
+/// The account's envelope in one app, in [`AccountKeysResponse`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AppKeyEnvelope {
+    pub app_id: Uuid,
+    pub envelope: Base64Bytes,
+    pub version: u64,
+}
+
+/// `GET /api/accounts/keys`: the account's envelope in every app of the deployment that has one, which a password
+/// change must re-wrap together.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccountKeysResponse {
+    pub keys: Vec<AppKeyEnvelope>,
+}
+
+/// One app's envelope re-wrapped for a new password, in a password change; `expected_version` is the version
+/// that was re-wrapped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AppKeyRewrap {
+    pub app_id: Uuid,
+    pub envelope: Base64Bytes,
+    pub expected_version: u64,
 }

@@ -24,6 +24,8 @@ endpoints! {
     ACCOUNTS_PRELOGIN = "/api/accounts/prelogin";
     /// `POST`: changes the password: the login key and the key envelope together.
     ACCOUNTS_PASSWORD = "/api/accounts/password";
+    /// `GET`: the account's key envelope in every app, for a password change to re-wrap.
+    ACCOUNTS_KEYS = "/api/accounts/keys";
     /// `POST`: signs in to an app: a token.
     AUTH = "/api/sync/auth";
     /// `POST`: appends a device's changes to its stream.

@@ -151,9 +151,9 @@ async fn derive(password: &str, salt: Vec<u8>, params: KdfParams) -> Result<Secr
     blocking(move || crypto::derive_key(&password, &salt, params)).await
 }
 
-async fn wrap(master: &SecretKey, password: &str, session: &Session) -> Result<Vec<u8>> {
-    let (master, password, app, user) =
-        (master.clone(), Zeroizing::new(password.to_owned()), session.app_id, session.user_id);
+/// The master key of `user` in `app`, wrapped by `password` (Argon2id, off the async runtime).
+async fn wrap(master: &SecretKey, password: &str, app: Uuid, user: Uuid) -> Result<Vec<u8>> {
+    let (master, password) = (master.clone(), Zeroizing::new(password.to_owned()));
     blocking(move || crypto::wrap_master_key(&master, &password, app, user)).await
 }
 
@@ -175,15 +175,16 @@ impl Opened {
 }
 
 impl SyncKitClient {
-    /// The master key in the server's `envelope`, opened with `password`. The envelope's header, KDF parameters
-    /// included, is checked before any key is derived. A version 1 envelope cannot show that the key inside is the
-    /// user's (a server can forge one with the login key it receives), so it is only confirmed against the key
-    /// this device already holds, and refused ([`ErrorKind::Crypto`]) on a device that holds none.
-    async fn open_envelope(&self, envelope: &[u8], password: &str, session: &Session) -> Result<Opened> {
+    /// The master key of `user` in `app` in the server's `envelope`, opened with `password`. The envelope's
+    /// header, KDF parameters included, is checked before any key is derived. A version 1 envelope cannot show
+    /// that the key inside is the user's (a server can forge one with the login key it receives), so it is only
+    /// confirmed against the key this device already holds, which can only be the session's app's, and refused
+    /// ([`ErrorKind::Crypto`]) otherwise.
+    async fn open_envelope(&self, envelope: &[u8], password: &str, app: Uuid, user: Uuid) -> Result<Opened> {
         let legacy = crypto::Envelope::parse(envelope)?.is_legacy();
-        let held = if legacy { self.held_key().await? } else { None };
-        let (envelope, password, app, user) =
-            (envelope.to_vec(), Zeroizing::new(password.to_owned()), session.app_id, session.user_id);
+        let ours = self.session().is_some_and(|s| (s.app_id, s.user_id) == (app, user));
+        let held = if legacy && ours { self.held_key().await? } else { None };
+        let (envelope, password) = (envelope.to_vec(), Zeroizing::new(password.to_owned()));
         blocking(move || {
             let envelope = crypto::Envelope::parse(&envelope)?;
             match held {

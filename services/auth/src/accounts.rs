@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::AuthState;
 use crate::credentials::{api_key_hash, fake_salt, login_key_hash, login_key_matches};
-use crate::keys::{check_envelope, version_conflict};
+use crate::keys::check_envelope;
 
 /// Creates an account.
 #[utoipa::path(post, path = paths::ACCOUNTS_REGISTER, tag = "accounts", request_body = RegisterRequest, responses(
@@ -98,12 +98,13 @@ pub async fn authenticate(
     Ok(Json(AuthResponse { token, user_id: user.id, app_id: app.id, expires_at }))
 }
 
-/// Replaces the login key. Every token issued before is revoked; the answer carries a fresh one.
+/// Replaces the login key, and the account's key envelope in every app with it, re-wrapped by the client for the
+/// new password. Every token issued before is revoked; the answer carries a fresh one.
 #[utoipa::path(post, path = paths::ACCOUNTS_PASSWORD, tag = "accounts", request_body = ChangePasswordRequest,
     security(("bearer" = [])), responses(
     (status = 200, description = "a new token; older tokens no longer work", body = AuthResponse),
     (status = 401, description = "invalid_credentials: the current login key is wrong", body = ErrorBody),
-    (status = 409, description = "version_conflict: the re-wrapped key's expected_version is stale; nothing changed", body = ErrorBody),
+    (status = 409, description = "version_conflict: the re-wrapped envelopes are not every app's at its current version; nothing changed", body = ErrorBody),
 ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id))]
 pub async fn change_password(
@@ -121,37 +122,55 @@ pub async fn change_password(
     if !login_key_matches(req.current_login_key.as_bytes(), &user.login_key_hash) {
         return Err(ApiError::new(ErrorCode::InvalidCredentials, "the current password is wrong"));
     }
-    let rewrapped_key = match req.key {
-        Some(key) => {
-            check_envelope(&key.envelope)?;
-            Some(KeyRewrap {
-                stream: auth.stream(),
-                envelope: key.envelope.into_vec(),
-                expected_version: key.expected_version.unwrap_or(0),
-            })
-        }
-        None => None,
-    };
-    let expected_key_version = rewrapped_key.as_ref().map_or(0, |k| k.expected_version);
+    let mut rewrapped_keys = Vec::with_capacity(req.keys.len());
+    for key in req.keys {
+        check_envelope(&key.envelope)?;
+        rewrapped_keys.push(KeyRewrap {
+            app_id: key.app_id,
+            envelope: key.envelope.into_vec(),
+            expected_version: key.expected_version,
+        });
+    }
     let change = LoginKeyChange {
         user_id: user.id,
         expected_token_version: auth.token_version,
         salt: req.salt.into_vec(),
         login_key_hash: login_key_hash(req.login_key.as_bytes()),
-        rewrapped_key,
+        rewrapped_keys,
     };
     let token_version = match state.accounts.change_login_key(change).await? {
-        LoginKeyChanged::Changed { token_version, .. } => token_version,
+        LoginKeyChanged::Changed { token_version } => token_version,
         // Another password change got there first and revoked this token.
         LoginKeyChanged::TokenRevoked => {
             return Err(ApiError::new(ErrorCode::InvalidToken, "the token was revoked by a password change"));
         }
-        LoginKeyChanged::KeyConflict { current } => return Err(version_conflict(current, expected_key_version)),
+        LoginKeyChanged::KeyConflict { app_id, current, expected } => {
+            return Err(rewrap_conflict(app_id, current, expected));
+        }
     };
 
     let claims = TokenClaims { user_id: user.id, app_id: auth.app_id, token_version };
     let (token, expires_at) = state.keys.issue(claims);
     Ok(Json(AuthResponse { token, user_id: user.id, app_id: auth.app_id, expires_at }))
+}
+
+/// The envelopes a password change re-wrapped are not the account's as they stand: nothing changed.
+fn rewrap_conflict(app_id: Uuid, current: u64, expected: u64) -> ApiError {
+    let stored = match current {
+        0 => "has no key envelope".to_owned(),
+        v => format!("has its key envelope at version {v}"),
+    };
+    let given = match expected {
+        0 => "the change did not re-wrap it".to_owned(),
+        v => format!("the change re-wrapped version {v}"),
+    };
+    ApiError::new(
+        ErrorCode::VersionConflict,
+        format!(
+            "app {app_id} {stored} and {given}; nothing changed: re-wrap each envelope of {} and retry",
+            paths::ACCOUNTS_KEYS
+        ),
+    )
 }
 
 /// Trimmed and lower-cased, with one `@` between a non-empty local part and domain.

@@ -1,8 +1,8 @@
-//! The wrapped master key of one (app, user).
+//! The wrapped master key of one (app, user), and of every app of the account for a password change.
 
 use axum::extract::State;
 use synckit_http::{ApiError, Authenticated, Json};
-use synckit_protocol::keys::{KeyEnvelope, PutKeyRequest, PutKeyResponse};
+use synckit_protocol::keys::{AccountKeysResponse, AppKeyEnvelope, KeyEnvelope, PutKeyRequest, PutKeyResponse};
 use synckit_protocol::limits::MAX_ENVELOPE_BYTES;
 use synckit_protocol::{Base64Bytes, ErrorBody, ErrorCode, paths};
 use synckit_store::PutKeyOutcome;
@@ -66,4 +66,21 @@ pub async fn get(State(state): State<AuthState>, auth: Authenticated) -> Result<
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::KeyNotFound, "no key envelope stored yet"))?;
     Ok(Json(KeyEnvelope { envelope: key.envelope.into(), version: key.version }))
+}
+
+/// The account's envelope in every app that has one: a password change re-wraps them all.
+#[utoipa::path(get, path = paths::ACCOUNTS_KEYS, tag = "keys", security(("bearer" = [])), responses(
+    (status = 200, body = AccountKeysResponse),
+))]
+#[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id))]
+pub async fn account(
+    State(state): State<AuthState>,
+    auth: Authenticated,
+) -> Result<Json<AccountKeysResponse>, ApiError> {
+    let keys = state.accounts.account_keys(auth.user_id).await?;
+    let keys = keys
+        .into_iter()
+        .map(|k| AppKeyEnvelope { app_id: k.app_id, envelope: k.key.envelope.into(), version: k.key.version })
+        .collect();
+    Ok(Json(AccountKeysResponse { keys }))
 }

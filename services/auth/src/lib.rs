@@ -54,6 +54,7 @@ pub fn router(state: AuthState) -> Router {
         .route(paths::ACCOUNTS_REGISTER, post(accounts::register))
         .route(paths::ACCOUNTS_PRELOGIN, post(accounts::prelogin))
         .route(paths::ACCOUNTS_PASSWORD, post(accounts::change_password))
+        .route(paths::ACCOUNTS_KEYS, get(keys::account))
         .route(paths::AUTH, post(accounts::authenticate))
         .route(paths::DEVICES, post(devices::register).get(devices::list))
         .route(paths::DEVICE, delete(devices::remove))
@@ -73,6 +74,7 @@ pub fn router(state: AuthState) -> Router {
     devices::remove,
     keys::put,
     keys::get,
+    keys::account,
 ))]
 #[derive(Debug)]
 pub struct ApiDoc;

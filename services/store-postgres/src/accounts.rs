@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use synckit_store::{
-    AccountStore, App, ChangelogStore, Device, KeyEnvelope, LoginKeyChange, LoginKeyChanged, NewUser, PutKeyOutcome,
-    SecretName, StoreError, StreamId, User,
+    AccountStore, App, AppKeyEnvelope, ChangelogStore, Device, KeyEnvelope, LoginKeyChange, LoginKeyChanged, NewUser,
+    PutKeyOutcome, SecretName, StoreError, StreamId, User,
 };
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -105,16 +105,29 @@ impl AccountStore for PgStore {
         let Some(token_version) = row.map(|r| to_u64(r.get(0))) else {
             return Ok(LoginKeyChanged::TokenRevoked);
         };
-        let key_version = match &change.rewrapped_key {
-            None => None,
-            Some(k) => match put_key_in(&*tx, k.stream, &k.envelope, k.expected_version).await? {
-                PutKeyOutcome::Stored { version } => Some(version),
-                // Dropping the transaction rolls the password change back.
-                PutKeyOutcome::Conflict { current } => return Ok(LoginKeyChanged::KeyConflict { current }),
-            },
-        };
+        // Locked, so that no envelope of the account changes between this check and the writes below.
+        let stored: Vec<(Uuid, u64)> = tx
+            .query("SELECT app_id, version FROM key_envelopes WHERE user_id = $1 FOR UPDATE", &[&change.user_id])
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|r| (r.get(0), to_u64(r.get(1))))
+            .collect();
+        if let Some(conflict) = change.key_conflict(&stored) {
+            // Dropping the transaction rolls the password change back.
+            return Ok(conflict);
+        }
+        for key in &change.rewrapped_keys {
+            tx.execute(
+                "UPDATE key_envelopes SET envelope = $3, version = version + 1, updated_at = now() \
+                 WHERE app_id = $1 AND user_id = $2",
+                &[&key.app_id, &change.user_id, &key.envelope],
+            )
+            .await
+            .map_err(db_error)?;
+        }
         tx.commit().await.map_err(db_error)?;
-        Ok(LoginKeyChanged::Changed { token_version, key_version })
+        Ok(LoginKeyChanged::Changed { token_version })
     }
 
     async fn create_app(&self, app: App, api_key_hash: &[u8]) -> Result<(), StoreError> {
@@ -218,6 +231,25 @@ impl AccountStore for PgStore {
             .await
             .map_err(db_error)?;
         Ok(row.map(|r| KeyEnvelope { envelope: r.get(0), version: to_u64(r.get(1)) }))
+    }
+
+    async fn account_keys(&self, user_id: Uuid) -> Result<Vec<AppKeyEnvelope>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT app_id, envelope, version FROM key_envelopes WHERE user_id = $1 ORDER BY app_id",
+                &[&user_id],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| AppKeyEnvelope {
+                app_id: r.get(0),
+                key: KeyEnvelope { envelope: r.get(1), version: to_u64(r.get(2)) },
+            })
+            .collect())
     }
 
     async fn secret(&self, name: SecretName, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {

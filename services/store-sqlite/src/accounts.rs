@@ -1,8 +1,8 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 use synckit_store::{
-    AccountStore, App, ChangelogStore, Device, KeyEnvelope, LoginKeyChange, LoginKeyChanged, NewUser, PutKeyOutcome,
-    SecretName, StoreError, StreamId, User,
+    AccountStore, App, AppKeyEnvelope, ChangelogStore, Device, KeyEnvelope, LoginKeyChange, LoginKeyChanged, NewUser,
+    PutKeyOutcome, SecretName, StoreError, StreamId, User,
 };
 use uuid::Uuid;
 
@@ -103,16 +103,24 @@ impl AccountStore for SqliteStore {
             let Some(token_version) = token_version.map(to_u64) else {
                 return Ok(LoginKeyChanged::TokenRevoked);
             };
-            let key_version = match &change.rewrapped_key {
-                None => None,
-                Some(k) => match put_key_in(&tx, k.stream, &k.envelope, k.expected_version)? {
-                    PutKeyOutcome::Stored { version } => Some(version),
-                    // Dropping the transaction rolls the password change back.
-                    PutKeyOutcome::Conflict { current } => return Ok(LoginKeyChanged::KeyConflict { current }),
-                },
-            };
+            // The writer holds SQLite's one write lock, so nothing changes between this check and the writes.
+            let stored = tx
+                .prepare("SELECT app_id, version FROM key_envelopes WHERE user_id = ?1")?
+                .query_map([change.user_id.as_bytes()], |r| Ok((uuid_at(r, 0)?, to_u64(r.get(1)?))))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            if let Some(conflict) = change.key_conflict(&stored) {
+                // Dropping the transaction rolls the password change back.
+                return Ok(conflict);
+            }
+            for key in &change.rewrapped_keys {
+                tx.execute(
+                    "UPDATE key_envelopes SET envelope = ?3, version = version + 1, updated_at = ?4 \
+                     WHERE app_id = ?1 AND user_id = ?2",
+                    params![key.app_id.as_bytes(), change.user_id.as_bytes(), key.envelope, now_micros()],
+                )?;
+            }
             tx.commit()?;
-            Ok(LoginKeyChanged::Changed { token_version, key_version })
+            Ok(LoginKeyChanged::Changed { token_version })
         })
         .await
     }
@@ -223,6 +231,18 @@ impl AccountStore for SqliteStore {
                 |r| Ok(KeyEnvelope { envelope: r.get(0)?, version: to_u64(r.get(1)?) }),
             )
             .optional()
+        })
+        .await
+    }
+
+    async fn account_keys(&self, user_id: Uuid) -> Result<Vec<AppKeyEnvelope>, StoreError> {
+        self.with_reader(move |conn| {
+            conn.prepare("SELECT app_id, envelope, version FROM key_envelopes WHERE user_id = ?1 ORDER BY app_id")?
+                .query_map([user_id.as_bytes()], |r| {
+                    let key = KeyEnvelope { envelope: r.get(1)?, version: to_u64(r.get(2)?) };
+                    Ok(AppKeyEnvelope { app_id: uuid_at(r, 0)?, key })
+                })?
+                .collect()
         })
         .await
     }

@@ -77,7 +77,7 @@ pub struct KeyEnvelope {
     pub version: u64,
 }
 
-/// A password change: the new login salt and key hash, and optionally the master key re-wrapped for it.
+/// A password change: the new login salt and key hash, and every key envelope of the account re-wrapped for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginKeyChange {
     pub user_id: Uuid,
@@ -85,26 +85,58 @@ pub struct LoginKeyChange {
     pub expected_token_version: u64,
     pub salt: Vec<u8>,
     pub login_key_hash: Vec<u8>,
-    pub rewrapped_key: Option<KeyRewrap>,
+    /// One per app the account holds an envelope in, no more and no fewer: an envelope left wrapped by the old
+    /// password would refuse the new one and still open with the old.
+    pub rewrapped_keys: Vec<KeyRewrap>,
 }
 
-/// A key envelope write that goes with a password change.
+/// One app's key envelope, re-wrapped for a password change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRewrap {
-    pub stream: StreamId,
+    pub app_id: Uuid,
     pub envelope: Vec<u8>,
+    /// The version the client re-wrapped; another write since then means it re-wrapped a stale envelope.
     pub expected_version: u64,
+}
+
+/// One app's envelope of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppKeyEnvelope {
+    pub app_id: Uuid,
+    pub key: KeyEnvelope,
 }
 
 /// What a password change did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginKeyChanged {
-    /// Changed; the envelope too when one was given.
-    Changed { token_version: u64, key_version: Option<u64> },
+    /// Changed, with every envelope of the account.
+    Changed { token_version: u64 },
     /// The token version moved on (another password change came first); nothing was written.
     TokenRevoked,
-    /// The envelope's version was not the expected one; nothing was written.
-    KeyConflict { current: u64 },
+    /// The re-wrapped envelopes were not the account's as they stand: this app's envelope is at version `current`
+    /// (0: there is none) while the change expected `expected` (0: it gave none). Nothing was written.
+    KeyConflict { app_id: Uuid, current: u64, expected: u64 },
+}
+
+impl LoginKeyChange {
+    /// The first difference between the envelopes the change re-wraps and the account's `stored` ones
+    /// (`(app, version)`), as [`LoginKeyChanged::KeyConflict`]; `None` when each stored envelope is re-wrapped
+    /// once at its current version and nothing else is. Both adapters decide with this, inside their transaction.
+    pub fn key_conflict(&self, stored: &[(Uuid, u64)]) -> Option<LoginKeyChanged> {
+        let current = |app_id| stored.iter().find(|&&(a, _)| a == app_id).map(|&(_, v)| v);
+        let given = |app_id| self.rewrapped_keys.iter().filter(move |k| k.app_id == app_id);
+        let rewrapped_as_stored = |app_id| {
+            let mut given = given(app_id);
+            matches!((current(app_id), given.next(), given.next()), (Some(v), Some(k), None) if k.expected_version == v)
+        };
+        let conflict = |app_id| LoginKeyChanged::KeyConflict {
+            app_id,
+            current: current(app_id).unwrap_or(0),
+            expected: given(app_id).next().map_or(0, |k| k.expected_version),
+        };
+        let apps = stored.iter().map(|&(app_id, _)| app_id).chain(self.rewrapped_keys.iter().map(|k| k.app_id));
+        apps.into_iter().find(|&app_id| !rewrapped_as_stored(app_id)).map(conflict)
+    }
 }
 
 /// What an optimistic key write did.
@@ -128,8 +160,8 @@ pub trait AccountStore: Send + Sync + 'static {
     /// The user with this id.
     async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError>;
 
-    /// Replaces the salt and login key hash and bumps the token version, together with the key envelope
-    /// re-wrapped for the new password when one is given: both change, or neither.
+    /// Replaces the salt and login key hash and bumps the token version, together with every key envelope of the
+    /// account re-wrapped for the new password: all change, or nothing does.
     async fn change_login_key(&self, change: LoginKeyChange) -> Result<LoginKeyChanged, StoreError>;
 
     /// Creates an app whose API key hashes to `api_key_hash`.
@@ -167,6 +199,9 @@ pub trait AccountStore: Send + Sync + 'static {
 
     /// The stream's envelope.
     async fn key(&self, stream: StreamId) -> Result<Option<KeyEnvelope>, StoreError>;
+
+    /// The account's envelope in each app that has one, by app id.
+    async fn account_keys(&self, user_id: Uuid) -> Result<Vec<AppKeyEnvelope>, StoreError>;
 
     /// The secret stored under `name`; stores `candidate` first when there is none, so that every instance of a
     /// deployment ends up with the same value.

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::{
-    AccountStore, App, BlobCatalog, BlobRecord, ChangelogStore, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewEntry,
-    NewUser, PutKeyOutcome, SecretName, StoreError, StreamId, SweptUpload, UploadBegun,
+    AccountStore, App, AppKeyEnvelope, BlobCatalog, BlobRecord, ChangelogStore, KeyEnvelope, KeyRewrap, LoginKeyChange,
+    LoginKeyChanged, NewEntry, NewUser, PutKeyOutcome, SecretName, StoreError, StreamId, SweptUpload, UploadBegun,
 };
 
 /// The ports of one adapter.
@@ -248,34 +248,56 @@ pub async fn users(stores: Stores) {
     assert_eq!(accounts.user(Uuid::now_v7()).await.unwrap(), None);
 
     // A password change bumps the token version, and only one of two racing changes wins.
-    let change = |expected_token_version, byte: u8, rewrapped_key| LoginKeyChange {
+    let change = |expected_token_version, byte: u8, rewrapped_keys| LoginKeyChange {
         user_id: user.id,
         expected_token_version,
         salt: vec![byte; 32],
         login_key_hash: vec![byte + 1; 32],
-        rewrapped_key,
+        rewrapped_keys,
     };
-    let v = accounts.change_login_key(change(0, 1, None)).await.unwrap();
-    assert_eq!(v, LoginKeyChanged::Changed { token_version: 1, key_version: None });
-    assert_eq!(accounts.change_login_key(change(0, 3, None)).await.unwrap(), LoginKeyChanged::TokenRevoked);
+    let v = accounts.change_login_key(change(0, 1, vec![])).await.unwrap();
+    assert_eq!(v, LoginKeyChanged::Changed { token_version: 1 });
+    assert_eq!(accounts.change_login_key(change(0, 3, vec![])).await.unwrap(), LoginKeyChanged::TokenRevoked);
     let changed = accounts.user(user.id).await.unwrap().unwrap();
     assert_eq!((changed.salt, changed.login_key_hash, changed.token_version), (vec![1; 32], vec![2; 32], 1));
 
-    // With a re-wrapped key: both change together, or neither does.
-    let s = stream();
-    accounts.put_key(s, b"wrapped for the old password", 0).await.unwrap();
-    let rewrap =
-        |expected_version| Some(KeyRewrap { stream: s, envelope: b"wrapped for the new".to_vec(), expected_version });
-    let stale = accounts.change_login_key(change(1, 5, rewrap(0))).await.unwrap();
-    assert_eq!(stale, LoginKeyChanged::KeyConflict { current: 1 });
-    let unchanged = accounts.user(user.id).await.unwrap().unwrap();
-    assert_eq!((unchanged.salt, unchanged.token_version), (vec![1; 32], 1), "a key conflict changes no password");
-    assert_eq!(accounts.key(s).await.unwrap().unwrap().envelope, b"wrapped for the old password");
+    // The envelopes of every app of the account change with the password, or nothing does.
+    let (notes, photos, stray) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let in_app = |app_id| StreamId { app_id, user_id: user.id };
+    accounts.put_key(in_app(notes), b"notes, old password", 0).await.unwrap();
+    accounts.put_key(in_app(photos), b"photos, old password", 0).await.unwrap();
+    accounts.put_key(in_app(photos), b"photos, old password again", 1).await.unwrap();
+    let someone_else = stream();
+    accounts.put_key(someone_else, b"another account's", 0).await.unwrap();
+    let rewrap = |app_id: Uuid, expected_version| KeyRewrap {
+        app_id,
+        envelope: format!("{app_id}, new password").into_bytes(),
+        expected_version,
+    };
+    let conflict = |app_id, current, expected| LoginKeyChanged::KeyConflict { app_id, current, expected };
+    for (rewrapped, refused) in [
+        (vec![rewrap(notes, 1)], conflict(photos, 2, 0)),
+        (vec![rewrap(notes, 1), rewrap(photos, 1)], conflict(photos, 2, 1)),
+        (vec![rewrap(notes, 1), rewrap(photos, 2), rewrap(stray, 0)], conflict(stray, 0, 0)),
+        (vec![rewrap(notes, 1), rewrap(photos, 2), rewrap(notes, 1)], conflict(notes, 1, 1)),
+    ] {
+        assert_eq!(accounts.change_login_key(change(1, 5, rewrapped)).await.unwrap(), refused);
+        let unchanged = accounts.user(user.id).await.unwrap().unwrap();
+        assert_eq!((unchanged.salt, unchanged.token_version), (vec![1; 32], 1), "a key conflict changes no password");
+        assert_eq!(accounts.key(in_app(notes)).await.unwrap().unwrap().envelope, b"notes, old password");
+    }
 
-    let done = accounts.change_login_key(change(1, 7, rewrap(1))).await.unwrap();
-    assert_eq!(done, LoginKeyChanged::Changed { token_version: 2, key_version: Some(2) });
+    let done = accounts.change_login_key(change(1, 7, vec![rewrap(photos, 2), rewrap(notes, 1)])).await.unwrap();
+    assert_eq!(done, LoginKeyChanged::Changed { token_version: 2 });
     assert_eq!(accounts.user(user.id).await.unwrap().unwrap().salt, vec![7; 32]);
-    assert_eq!(accounts.key(s).await.unwrap().unwrap().envelope, b"wrapped for the new");
+    let mut expected = vec![
+        AppKeyEnvelope { app_id: notes, key: KeyEnvelope { envelope: rewrap(notes, 0).envelope, version: 2 } },
+        AppKeyEnvelope { app_id: photos, key: KeyEnvelope { envelope: rewrap(photos, 0).envelope, version: 3 } },
+    ];
+    expected.sort_by_key(|k| k.app_id);
+    assert_eq!(accounts.account_keys(user.id).await.unwrap(), expected);
+    assert_eq!(accounts.key(someone_else).await.unwrap().unwrap().envelope, b"another account's");
+    assert_eq!(accounts.account_keys(Uuid::now_v7()).await.unwrap(), vec![]);
 }
 
 pub async fn apps_by_key_hash(stores: Stores) {

@@ -21,8 +21,8 @@ pub mod error;
 pub mod conformance;
 
 pub use accounts::{
-    AccountStore, App, Device, KeyEnvelope, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewUser, PutKeyOutcome,
-    SecretName, User,
+    AccountStore, App, AppKeyEnvelope, Device, KeyEnvelope, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewUser,
+    PutKeyOutcome, SecretName, User,
 };
 pub use blobs::{BlobCatalog, BlobHash, BlobRecord, SweptUpload, UploadBegun};
 pub use changelog::{Appended, ChangelogStore, Entry, NewEntry, Page, StreamId};

@@ -5,11 +5,11 @@ use synckit_protocol::accounts::{
     AuthRequest, AuthResponse, ChangePasswordRequest, PreloginRequest, PreloginResponse, RegisterRequest,
     RegisterResponse,
 };
-use synckit_protocol::keys::PutKeyRequest;
+use synckit_protocol::keys::{AccountKeysResponse, AppKeyRewrap};
 use synckit_protocol::paths;
 use uuid::Uuid;
 
-use super::{State, check_password, derive, wrap};
+use super::{Opened, State, check_password, derive, wrap};
 use crate::SyncKitClient;
 use crate::crypto::{self, KdfParams, SecretKey};
 use crate::error::{Error, ErrorKind, Result};
@@ -111,11 +111,14 @@ impl SyncKitClient {
         }
     }
 
-    /// Changes the account password and re-wraps the master key for it, in one step on the server: both change
-    /// or neither does. If another device changed the key meanwhile this fails with [`ErrorKind::Conflict`] and
-    /// nothing changes. Other devices' sessions end; they sign in with the new password. The key re-wrapped is
-    /// the one the stored envelope proves to be the user's, under the rules of
-    /// [`setup_encryption_existing`](Self::setup_encryption_existing), and the new envelope is version 2.
+    /// Changes the account password, and re-wraps for it the master key of every app the account has one in
+    /// (the account is shared by the apps of a deployment), in one step on the server: all change or nothing
+    /// does. If another device changed a key meanwhile this fails with [`ErrorKind::Conflict`] and nothing
+    /// changes. Other devices' sessions end, in every app; they sign in with the new password.
+    /// The keys re-wrapped are the ones the stored envelopes prove to be the user's, under the rules of
+    /// [`setup_encryption_existing`](Self::setup_encryption_existing), and the new envelopes are version 2; a
+    /// version 1 envelope of another app than this client's is refused ([`ErrorKind::Crypto`]) until a device of
+    /// that app has unlocked once and so upgraded it.
     ///
     /// ```no_run
     /// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
@@ -126,23 +129,33 @@ impl SyncKitClient {
         check_password(new)?;
         let session = self.require_session()?;
         let current_login_key = self.login_key(&session.email, current).await?;
-        let key = match self.server_key().await? {
-            Some(stored) => {
-                // A version 1 envelope is re-wrapped only if it holds the key this device holds (see
-                // `open_envelope`); the new envelope is version 2 either way.
-                let master = self.open_envelope(&stored.envelope.0, current, &session).await?.into_key();
-                let envelope = wrap(&master, new, &session).await?;
-                Some(PutKeyRequest { envelope: envelope.into(), expected_version: Some(stored.version) })
-            }
-            None => None,
-        };
+        let stored: AccountKeysResponse =
+            self.call::<(), _>(Method::GET, paths::ACCOUNTS_KEYS, true, None, Retry::Idempotent).await?;
+        let mut keys = Vec::with_capacity(stored.keys.len());
+        for key in stored.keys {
+            let opened = self.open_envelope(&key.envelope.0, current, key.app_id, session.user_id).await;
+            let master = match opened.map(Opened::into_key) {
+                Err(e) if e.kind() == ErrorKind::WrongPassword && key.app_id != session.app_id => {
+                    // Only an envelope left behind by an earlier password (or one the server altered) does this.
+                    let message = format!(
+                        "the key envelope of app {} does not open with the current password, so it cannot be \
+                         re-wrapped; nothing changed",
+                        key.app_id
+                    );
+                    return Err(Error::new(ErrorKind::WrongPassword, message));
+                }
+                master => master?,
+            };
+            let envelope = wrap(&master, new, key.app_id, session.user_id).await?;
+            keys.push(AppKeyRewrap { app_id: key.app_id, envelope: envelope.into(), expected_version: key.version });
+        }
         let salt: [u8; crypto::SALT_BYTES] = crypto::random_bytes();
         let login_key = derive(new, salt.to_vec(), KdfParams::DEFAULT).await?;
         let req = ChangePasswordRequest {
             current_login_key: current_login_key.as_bytes().to_vec().into(),
             salt: salt.to_vec().into(),
             login_key: login_key.as_bytes().to_vec().into(),
-            key,
+            keys,
         };
         let resp: AuthResponse =
             self.call(Method::POST, paths::ACCOUNTS_PASSWORD, true, Some(&req), Retry::IfUnprocessed).await?;

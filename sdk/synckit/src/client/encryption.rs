@@ -27,7 +27,7 @@ impl SyncKitClient {
         check_password(password)?;
         let session = self.require_session()?;
         let master = SecretKey::generate();
-        let envelope = wrap(&master, password, &session).await?;
+        let envelope = wrap(&master, password, session.app_id, session.user_id).await?;
         let req = PutKeyRequest { envelope: envelope.into(), expected_version: None };
         let put: Result<PutKeyResponse> =
             self.call(Method::PUT, paths::KEYS, true, Some(&req), Retry::IfUnprocessed).await;
@@ -63,10 +63,10 @@ impl SyncKitClient {
             .server_key()
             .await?
             .ok_or_else(|| Error::new(ErrorKind::NotFound, "this user has no encryption key yet: set one up"))?;
-        let master = match self.open_envelope(&stored.envelope.0, password, &session).await? {
+        let master = match self.open_envelope(&stored.envelope.0, password, session.app_id, session.user_id).await? {
             Opened::Current(master) => master,
             Opened::Legacy(master) => {
-                let envelope = wrap(&master, password, &session).await?;
+                let envelope = wrap(&master, password, session.app_id, session.user_id).await?;
                 let req = PutKeyRequest { envelope: envelope.into(), expected_version: Some(stored.version) };
                 let put: Result<PutKeyResponse> =
                     self.call(Method::PUT, paths::KEYS, true, Some(&req), Retry::IfUnprocessed).await;

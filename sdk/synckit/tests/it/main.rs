@@ -22,6 +22,9 @@ pub trait Clients {
 
     /// A client on `url` keeping keys in `keys` (share it to model one device restarting).
     fn client_with(&self, url: &str, keys: Arc<MemoryKeyStore>) -> SyncKitClient;
+
+    /// A client of another app of the deployment, whose API key is `api_key`.
+    fn client_in_app(&self, api_key: &str) -> SyncKitClient;
 }
 
 impl Clients for TestServer {
@@ -30,7 +33,15 @@ impl Clients for TestServer {
     }
 
     fn client_with(&self, url: &str, keys: Arc<MemoryKeyStore>) -> SyncKitClient {
-        let dir = tempfile::tempdir().unwrap().keep();
-        SyncKitClient::new(SyncKitConfig::new(url, &self.api_key).key_store(keys).data_dir(dir).max_retries(3))
+        client(url, &self.api_key, keys)
     }
+
+    fn client_in_app(&self, api_key: &str) -> SyncKitClient {
+        client(&self.url, api_key, Arc::new(MemoryKeyStore::default()))
+    }
+}
+
+fn client(url: &str, api_key: &str, keys: Arc<MemoryKeyStore>) -> SyncKitClient {
+    let dir = tempfile::tempdir().unwrap().keep();
+    SyncKitClient::new(SyncKitConfig::new(url, api_key).key_store(keys).data_dir(dir).max_retries(3))
 }

@@ -14,6 +14,7 @@ on_each_engine!(
     a_second_device_unlocks_with_the_password,
     wrong_password_fails_and_changes_nothing,
     change_password_then_unlock_elsewhere,
+    change_password_reaches_every_app,
     many_changes_are_split_into_pushes_and_pages,
     tampered_or_swapped_payloads_are_rejected,
     calls_need_a_session_and_a_key,
@@ -150,6 +151,30 @@ async fn change_password_then_unlock_elsewhere(server: TestServer) {
     let device = fresh.register_device("desktop", "linux").await.unwrap();
     let (seen, _) = pull_everything(&fresh, device.id, 0).await;
     assert_eq!(seen.iter().map(|c| c.data.clone().unwrap()).collect::<Vec<_>>(), [json!("before"), json!("after")]);
+}
+
+/// The account is shared by the deployment's apps: a password changed in one app opens every app's key, and the
+/// old password no longer opens any.
+async fn change_password_reaches_every_app(server: TestServer) {
+    let email = email();
+    let (notes, notes_device) = first_device(&server, &email, "old password").await;
+    notes.push(notes_device, vec![ChangeEntry::insert("t", "n", json!("note"))]).await.unwrap();
+    let photos_app = synckit_server::admin::create_app(&server.engines, "Photos").await.unwrap();
+    let photos = server.client_in_app(&photos_app.api_key);
+    photos.authenticate(&email, "old password").await.unwrap();
+    photos.setup_encryption_new("old password").await.unwrap();
+    let phone = photos.register_device("phone", "ios").await.unwrap();
+    photos.push(phone.id, vec![ChangeEntry::insert("t", "p", json!("photo"))]).await.unwrap();
+
+    notes.change_password("old password", "new password").await.unwrap();
+
+    let later = server.client_in_app(&photos_app.api_key);
+    later.authenticate(&email, "new password").await.unwrap();
+    assert_eq!(later.setup_encryption_existing("old password").await.unwrap_err().kind(), ErrorKind::WrongPassword);
+    later.setup_encryption_existing("new password").await.unwrap();
+    let tablet = later.register_device("tablet", "linux").await.unwrap();
+    let (seen, _) = pull_everything(&later, tablet.id, 0).await;
+    assert_eq!(seen.iter().map(|c| c.data.clone().unwrap()).collect::<Vec<_>>(), [json!("photo")]);
 }
 
 async fn many_changes_are_split_into_pushes_and_pages(server: TestServer) {

@@ -1,7 +1,7 @@
 //! Every endpoint over real HTTP, on the embedded default and on Postgres.
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use synckit_testkit::{TestServer, b64, code, entries, on_each_engine, random_bytes, unb64};
 use uuid::Uuid;
 
@@ -159,27 +159,66 @@ async fn password_change_revokes_older_tokens(app: TestServer) {
 async fn password_change_rewraps_the_key_together(app: TestServer) {
     let user = app.user().await;
     let t = Some(user.token.as_str());
-    let put = json!({"envelope": b64(b"wrapped-v1")});
+    let put = json!({"envelope": b64(b"notes-v1")});
     assert_eq!(app.send(reqwest::Method::PUT, "/api/sync/keys", t, Some(put)).await.0, StatusCode::OK);
+    // The same account in a second app of the deployment, with its own envelope.
+    let photos = synckit_server::admin::create_app(&app.engines, "Photos").await.unwrap();
+    let in_photos = app.login(&user.email, &user.login_key, &photos.api_key).await;
+    let put = json!({"envelope": b64(b"photos-v1")});
+    let tp = Some(in_photos.token.as_str());
+    assert_eq!(app.send(reqwest::Method::PUT, "/api/sync/keys", tp, Some(put)).await.0, StatusCode::OK);
+
+    // Both envelopes are handed out together, whichever app asks.
+    let (status, body) = app.get("/api/accounts/keys", t).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut listed: Vec<(String, Vec<u8>, u64)> = body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["app_id"].as_str().unwrap().to_owned(), unb64(&k["envelope"]), k["version"].as_u64().unwrap()))
+        .collect();
+    listed.sort();
+    let mut expected =
+        vec![(app.app_id.to_string(), b"notes-v1".to_vec(), 1), (photos.app_id.to_string(), b"photos-v1".to_vec(), 1)];
+    expected.sort();
+    assert_eq!(listed, expected);
+    assert_eq!(app.get("/api/accounts/keys", None).await.0, StatusCode::UNAUTHORIZED);
+
     let (new_salt, new_key) = (random_bytes(32), random_bytes(32));
-    let change = |expected: u64| {
+    let change = |keys: Value| {
         json!({"current_login_key": b64(&user.login_key), "salt": b64(&new_salt), "login_key": b64(&new_key),
-               "key": {"envelope": b64(b"wrapped-v2"), "expected_version": expected}})
+               "keys": keys})
     };
+    let rewrap = |app_id: Uuid, envelope: &[u8], expected: u64| json!({"app_id": app_id, "envelope": b64(envelope), "expected_version": expected});
+    // Leaving an app out, re-wrapping a stale version, or the old single-key form: nothing changes, not even the
+    // password.
+    let conflict = (StatusCode::CONFLICT, "version_conflict");
+    for (refused, answer) in [
+        (change(json!([rewrap(app.app_id, b"notes-v2", 1)])), conflict),
+        (change(json!([rewrap(app.app_id, b"notes-v2", 1), rewrap(photos.app_id, b"photos-v2", 0)])), conflict),
+        (
+            json!({"current_login_key": b64(&user.login_key), "salt": b64(&new_salt), "login_key": b64(&new_key),
+                   "key": {"envelope": b64(b"notes-v2"), "expected_version": 1}}),
+            (StatusCode::BAD_REQUEST, "invalid_json"),
+        ),
+    ] {
+        let (status, body) = app.post("/api/accounts/password", t, refused).await;
+        assert_eq!((status, code(&body)), answer, "{body}");
+        assert_eq!(app.get("/api/sync/status", t).await.0, StatusCode::OK, "the token still works");
+        app.login(&user.email, &user.login_key, &app.api_key).await;
+        assert_eq!(unb64(&app.get("/api/sync/keys", tp).await.1["envelope"]), b"photos-v1");
+    }
 
-    // Another device re-wrapped the key meanwhile: nothing changes, not even the password.
-    let (status, body) = app.post("/api/accounts/password", t, change(0)).await;
-    assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "version_conflict"));
-    assert_eq!(app.get("/api/sync/status", t).await.0, StatusCode::OK, "the token still works");
-    app.login(&user.email, &user.login_key, &app.api_key).await;
-    assert_eq!(unb64(&app.get("/api/sync/keys", t).await.1["envelope"]), b"wrapped-v1");
-
-    let (status, body) = app.post("/api/accounts/password", t, change(1)).await;
+    let every_app = json!([rewrap(photos.app_id, b"photos-v2", 1), rewrap(app.app_id, b"notes-v2", 1)]);
+    let (status, body) = app.post("/api/accounts/password", t, change(every_app)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let fresh = body["token"].as_str().unwrap();
     let (_, key) = app.get("/api/sync/keys", Some(fresh)).await;
-    assert_eq!((unb64(&key["envelope"]), key["version"].as_u64()), (b"wrapped-v2".to_vec(), Some(2)));
-    app.login(&user.email, &new_key, &app.api_key).await;
+    assert_eq!((unb64(&key["envelope"]), key["version"].as_u64()), (b"notes-v2".to_vec(), Some(2)));
+    assert_eq!(app.get("/api/sync/keys", tp).await.0, StatusCode::UNAUTHORIZED, "every app's tokens are revoked");
+    let in_photos = app.login(&user.email, &new_key, &photos.api_key).await;
+    let (_, key) = app.get("/api/sync/keys", Some(&in_photos.token)).await;
+    assert_eq!((unb64(&key["envelope"]), key["version"].as_u64()), (b"photos-v2".to_vec(), Some(2)));
 }
 
 async fn devices_upsert_list_delete(app: TestServer) {
