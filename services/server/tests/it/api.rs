@@ -199,7 +199,7 @@ async fn password_change_rewraps_the_key_together(app: TestServer) {
         (
             json!({"current_login_key": b64(&user.login_key), "salt": b64(&new_salt), "login_key": b64(&new_key),
                    "key": {"envelope": b64(b"notes-v2"), "expected_version": 1}}),
-            (StatusCode::BAD_REQUEST, "invalid_json"),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
         ),
     ] {
         let (status, body) = app.post("/api/accounts/password", t, refused).await;
