@@ -8,4 +8,5 @@ mod blobs;
 mod concurrency;
 mod events;
 mod operations;
+mod secrets;
 mod unavailable;
