@@ -8,5 +8,6 @@ mod blobs;
 mod concurrency;
 mod events;
 mod operations;
+mod postgres_tls;
 mod secrets;
 mod unavailable;
