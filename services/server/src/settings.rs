@@ -403,6 +403,10 @@ mod tests {
             let s = Settings::load(Some(Path::new("synckit.toml")), &FlagOverrides::default()).unwrap();
             assert!(!s.open_registration);
             assert_eq!(s.database.max_connections, 32);
+            let token = &s.secrets.token;
+            assert_eq!(token.file.as_deref(), Some(Path::new("/run/secrets/synckit-token")));
+            assert_eq!(token.previous.len(), 1);
+            assert!(s.secrets.url.file.is_some() && s.secrets.prelogin.file.is_some());
             assert_eq!(s.s3.as_ref().map(|s3| &*s3.bucket), Some("synckit"));
             assert_eq!(s.blob.url_expiry, Duration::from_secs(300));
             assert_eq!(s.events.max_connections_per_user, 8);
