@@ -35,7 +35,7 @@ pub fn new_api_key() -> String {
 }
 
 /// The salt pre-login answers for an email with no account: stable, and unpredictable without the server's key.
-pub fn fake_salt(prelogin_key: &[u8; 32], email: &str) -> Vec<u8> {
+pub fn fake_salt(prelogin_key: &[u8], email: &str) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(prelogin_key).expect("HMAC takes any key length");
     mac.update(b"synckit prelogin salt\0");
     mac.update(email.as_bytes());

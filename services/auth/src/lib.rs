@@ -44,8 +44,8 @@ pub struct AuthSettings {
     /// Anyone may sign up (`SYNCKIT_OPEN_REGISTRATION`, on by default).
     pub open_registration: bool,
     /// Keys the made-up salts pre-login answers for unknown emails, so they are stable per email and
-    /// unpredictable to others.
-    pub prelogin_key: Arc<[u8; 32]>,
+    /// unpredictable to others. At least 32 bytes.
+    pub prelogin_key: Arc<[u8]>,
 }
 
 /// The auth service's routes.

@@ -2,7 +2,9 @@
 //!
 //! It keeps the S3 adapter's guarantees, so the rest of the service cannot tell them apart:
 //! - A URL is signed (HMAC-SHA256 under a deployment secret) over the method, the key, and for uploads the exact
-//!   length and SHA-256; it expires. Anything else is refused with 403 `invalid_signature`.
+//!   length and SHA-256; it expires. Anything else is refused with 403 `invalid_signature`. The URL names the id of
+//!   the key that signed it (`kid`), so URLs signed before a rotation work until they expire while the old secret
+//!   is kept as a previous one.
 //! - An upload streams into a temporary file while its length and SHA-256 are checked; bytes past the signed
 //!   length stop it at once. Only an exact match is fsynced and renamed into place (and the directory fsynced), so
 //!   a reader sees a whole, verified object or none.
@@ -28,6 +30,7 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use synckit_http::ApiError;
+use synckit_http::keys::{KeyRing, SigningKey};
 use synckit_protocol::ErrorCode;
 use synckit_protocol::paths::BLOBS_LOCAL;
 use synckit_store::StreamId;
@@ -52,7 +55,7 @@ pub struct LocalStore {
 
 struct Inner {
     root: PathBuf,
-    signing_key: [u8; 32],
+    keys: KeyRing,
 }
 
 impl std::fmt::Debug for LocalStore {
@@ -62,35 +65,51 @@ impl std::fmt::Debug for LocalStore {
 }
 
 impl LocalStore {
-    /// Opens the store in `root` (created if needed), signing URLs with `signing_key`. Every instance serving the
-    /// same directory must share the key. Leftovers of interrupted uploads are removed.
-    pub fn open(root: &Path, signing_key: [u8; 32]) -> std::io::Result<Self> {
+    /// Opens the store in `root` (created if needed), signing URLs with the current key of `keys` and accepting
+    /// those of any of its keys. Every instance serving the same directory must share the keys. Leftovers of
+    /// interrupted uploads are removed.
+    pub fn open(root: &Path, keys: KeyRing) -> std::io::Result<Self> {
         let tmp = root.join(".tmp");
         std::fs::create_dir_all(&tmp)?;
         for leftover in std::fs::read_dir(&tmp)? {
             std::fs::remove_file(leftover?.path())?;
         }
-        Ok(Self { inner: Arc::new(Inner { root: root.to_owned(), signing_key }) })
+        Ok(Self { inner: Arc::new(Inner { root: root.to_owned(), keys }) })
     }
 
     fn path_of(&self, key: &ObjectKey) -> PathBuf {
         self.inner.root.join(key.to_string())
     }
 
-    fn mac(&self, method: &str, key: &ObjectKey, size: &str, sha256: &str, expires: i64) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.inner.signing_key).expect("any key length");
+    fn mac(
+        signing: &SigningKey,
+        method: &str,
+        key: &ObjectKey,
+        size: &str,
+        sha256: &str,
+        expires: i64,
+    ) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(signing.secret()).expect("any key length");
         mac.update(format!("{method}\n{key}\n{size}\n{sha256}\n{expires}").as_bytes());
         mac
     }
 
+    /// The query parameters that sign a URL: the key's id, the expiry and the signature.
     fn sign(&self, method: &str, key: &ObjectKey, size: &str, sha256: &str, expires: i64) -> String {
-        hex::encode(self.mac(method, key, size, sha256, expires).finalize().into_bytes())
+        let current = self.inner.keys.current();
+        let signature = hex::encode(Self::mac(current, method, key, size, sha256, expires).finalize().into_bytes());
+        format!("expires={expires}&kid={}&signature={signature}", current.id())
     }
 
-    /// Checks a URL's signature, then its expiry (so a forged URL learns nothing about timing).
+    /// Checks a URL's signature, under the key it names, then its expiry (so a forged URL learns nothing about
+    /// timing).
     fn verify(&self, method: &str, key: &ObjectKey, size: &str, sha256: &str, signed: &Signed) -> Result<(), ApiError> {
         let signature = hex::decode(&signed.signature).map_err(|_| bad_signature())?;
-        self.mac(method, key, size, sha256, signed.expires).verify_slice(&signature).map_err(|_| bad_signature())?;
+        self.inner
+            .keys
+            .candidates(signed.kid.as_deref())
+            .find(|k| Self::mac(k, method, key, size, sha256, signed.expires).verify_slice(&signature).is_ok())
+            .ok_or_else(bad_signature)?;
         if OffsetDateTime::now_utc().unix_timestamp() > signed.expires {
             return Err(ApiError::new(ErrorCode::InvalidSignature, "the URL has expired; ask for a new one"));
         }
@@ -112,20 +131,17 @@ impl ObjectStore for LocalStore {
         expires_in: Duration,
     ) -> Result<Presigned, ObjectStoreError> {
         let (size, sha256, expires) = (size.to_string(), hex::encode(checksum), expiry(expires_in));
-        let signature = self.sign("PUT", key, &size, &sha256, expires);
+        let signed = self.sign("PUT", key, &size, &sha256, expires);
         Ok(Presigned {
-            url: format!("{BLOBS_LOCAL}/{key}?size={size}&sha256={sha256}&expires={expires}&signature={signature}"),
+            url: format!("{BLOBS_LOCAL}/{key}?size={size}&sha256={sha256}&{signed}"),
             headers: [(header::CONTENT_LENGTH.to_string(), size)].into(),
         })
     }
 
     async fn presign_get(&self, key: &ObjectKey, expires_in: Duration) -> Result<Presigned, ObjectStoreError> {
         let expires = expiry(expires_in);
-        let signature = self.sign("GET", key, "", "", expires);
-        Ok(Presigned {
-            url: format!("{BLOBS_LOCAL}/{key}?expires={expires}&signature={signature}"),
-            headers: Default::default(),
-        })
+        let signed = self.sign("GET", key, "", "", expires);
+        Ok(Presigned { url: format!("{BLOBS_LOCAL}/{key}?{signed}"), headers: Default::default() })
     }
 
     async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>, ObjectStoreError> {
@@ -172,9 +188,10 @@ fn sha256_of_file(path: &Path) -> std::io::Result<(u64, [u8; 32])> {
     Ok((size, hasher.finalize().into()))
 }
 
-/// The signature part of a URL's query.
+/// The signature part of a URL's query. URLs signed before keys had ids name none.
 struct Signed {
     expires: i64,
+    kid: Option<String>,
     signature: String,
 }
 
@@ -183,12 +200,14 @@ struct PutQuery {
     size: u64,
     sha256: String,
     expires: i64,
+    kid: Option<String>,
     signature: String,
 }
 
 #[derive(Debug, Deserialize)]
 struct GetQuery {
     expires: i64,
+    kid: Option<String>,
     signature: String,
 }
 
@@ -239,7 +258,13 @@ async fn upload(
     let key = object_key(path)?;
     let Query(q) = query.map_err(|_| bad_signature())?;
     let sha256 = q.sha256.to_ascii_lowercase();
-    store.verify("PUT", &key, &q.size.to_string(), &sha256, &Signed { expires: q.expires, signature: q.signature })?;
+    store.verify(
+        "PUT",
+        &key,
+        &q.size.to_string(),
+        &sha256,
+        &Signed { expires: q.expires, kid: q.kid, signature: q.signature },
+    )?;
     let mut expected = [0u8; 32];
     hex::decode_to_slice(&sha256, &mut expected).map_err(|_| bad_signature())?;
 
@@ -300,7 +325,7 @@ async fn download(
 ) -> Result<Response, ApiError> {
     let key = object_key(path)?;
     let Query(q) = query.map_err(|_| bad_signature())?;
-    store.verify("GET", &key, "", "", &Signed { expires: q.expires, signature: q.signature })?;
+    store.verify("GET", &key, "", "", &Signed { expires: q.expires, kid: q.kid, signature: q.signature })?;
 
     let mut file = match tokio::fs::File::open(store.path_of(&key)).await {
         Ok(file) => file,
@@ -379,5 +404,46 @@ mod tests {
         assert!(object_key(("..".into(), user.clone(), hash.clone())).is_err());
         assert!(object_key((app.clone(), user.clone(), "../x".into())).is_err());
         assert!(object_key((app, user, "AB".repeat(32))).is_err());
+    }
+
+    /// The store's own check of a URL it signed, as the transfer handlers make it.
+    fn check(store: &LocalStore, query: &str, key: &ObjectKey) -> Result<(), ApiError> {
+        let param = |name: &str| {
+            query.split('&').find_map(|p| p.strip_prefix(name).and_then(|v| v.strip_prefix('='))).map(str::to_owned)
+        };
+        let signed = Signed {
+            expires: param("expires").unwrap().parse().unwrap(),
+            kid: param("kid"),
+            signature: param("signature").unwrap(),
+        };
+        store.verify("GET", key, "", "", &signed)
+    }
+
+    #[test]
+    fn urls_signed_before_a_rotation_verify_while_the_old_key_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new, stranger) = ([1; 32], [2; 32], [3; 32]);
+        let store = |current: &[u8; 32], previous: Option<&[u8; 32]>| {
+            let keys = KeyRing::new(current, previous.map(|p| p.as_slice())).unwrap();
+            LocalStore::open(dir.path(), keys).unwrap()
+        };
+        let key = object_key((Uuid::now_v7().to_string(), Uuid::now_v7().to_string(), "ab".repeat(32))).unwrap();
+        let expires = expiry(Duration::from_secs(60));
+        let before = store(&old, None).sign("GET", &key, "", "", expires);
+        assert!(before.contains(&format!("kid={}", KeyRing::new(&old, []).unwrap().current().id())), "{before}");
+
+        let rotated = store(&new, Some(&old));
+        assert!(check(&rotated, &before, &key).is_ok(), "the previous key still verifies");
+        assert!(check(&rotated, &rotated.sign("GET", &key, "", "", expires), &key).is_ok());
+        let refused = |result: Result<(), ApiError>| result.unwrap_err().code == ErrorCode::InvalidSignature;
+        assert!(refused(check(&store(&new, None), &before, &key)), "a dropped key verifies nothing");
+        let foreign = store(&stranger, None).sign("GET", &key, "", "", expires);
+        assert!(refused(check(&rotated, &foreign, &key)), "nor does another deployment's");
+        // Naming a known key id does not make another key's signature pass.
+        let forged = foreign.replace(
+            &format!("kid={}", KeyRing::new(&stranger, []).unwrap().current().id()),
+            &format!("kid={}", KeyRing::new(&new, []).unwrap().current().id()),
+        );
+        assert!(refused(check(&rotated, &forged, &key)));
     }
 }

@@ -19,7 +19,7 @@ struct Subject {
 
 async fn local() -> Subject {
     let dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::open(dir.path(), [9; 32]).unwrap();
+    let store = LocalStore::open(dir.path(), synckit_http::KeyRing::new(&[9; 32], []).unwrap()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let routes = store.routes().expect("the local store serves its own URLs");

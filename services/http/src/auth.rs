@@ -18,6 +18,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::ApiError;
+use crate::keys::{KeyRing, ShortSecret};
 
 const ISSUER: &str = "synckit";
 const AUDIENCE: &str = "synckit-sync";
@@ -46,43 +47,41 @@ pub struct TokenClaims {
     pub token_version: u64,
 }
 
-/// The deployment's signing key.
+/// The deployment's token keys: the current one signs, previous ones still verify (see [`KeyRing`]).
 pub struct TokenKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// The current key's id, written as the `kid` of every token, and the key.
+    signing: (String, EncodingKey),
+    /// Every key by id, the current one first.
+    verifying: Vec<(String, DecodingKey)>,
     validation: Validation,
 }
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenKeys(..)")
+        let ids: Vec<&str> = self.verifying.iter().map(|(id, _)| id.as_str()).collect();
+        f.debug_struct("TokenKeys").field("signing", &self.signing.0).field("verifying", &ids).finish()
     }
 }
-
-/// A token signing secret too short to be safe.
-#[derive(Debug)]
-pub struct ShortSecret(usize);
-
-impl std::fmt::Display for ShortSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the token signing secret is {} bytes; it must be at least 32", self.0)
-    }
-}
-
-impl std::error::Error for ShortSecret {}
 
 impl TokenKeys {
-    /// Keys from a shared secret, which must be at least 32 bytes.
+    /// Keys from one shared secret, which must be at least 32 bytes.
     pub fn new(secret: &[u8]) -> Result<Self, ShortSecret> {
-        if secret.len() < 32 {
-            return Err(ShortSecret(secret.len()));
-        }
+        Ok(Self::from_ring(&KeyRing::new(secret, [])?))
+    }
+
+    /// Keys that sign with the ring's current key and verify with any of its keys.
+    pub fn from_ring(ring: &KeyRing) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 5;
-        Ok(Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation })
+        let current = ring.current();
+        Self {
+            signing: (current.id().to_owned(), EncodingKey::from_secret(current.secret())),
+            verifying: ring.keys().iter().map(|k| (k.id().to_owned(), DecodingKey::from_secret(k.secret()))).collect(),
+            validation,
+        }
     }
 
     /// A token for `user_id` in `app_id`, and when it expires.
@@ -98,23 +97,34 @@ impl TokenKeys {
             iat: now.unix_timestamp(),
             exp: expires_at.unix_timestamp(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .expect("HS256 signing cannot fail");
+        let header = Header { kid: Some(self.signing.0.clone()), ..Header::new(Algorithm::HS256) };
+        let token = jsonwebtoken::encode(&header, &claims, &self.signing.1).expect("HS256 signing cannot fail");
         (token, expires_at)
     }
 
     /// The claims of a well-signed, unexpired token of this deployment. Revocation is checked by
     /// [`Authenticator`], which can see the store.
+    ///
+    /// The token's `kid` picks the key; a token with an unknown `kid` is refused without trying any. A token
+    /// without one was issued before tokens named their key, and is tried against each key.
     pub fn verify(&self, token: &str) -> Result<TokenClaims, ApiError> {
-        match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
-            Ok(data) => {
-                Ok(TokenClaims { user_id: data.claims.sub, app_id: data.claims.app, token_version: data.claims.tv })
+        let kid = jsonwebtoken::decode_header(token).map_err(|_| invalid_token())?.kid;
+        let keys = self.verifying.iter().filter(|(id, _)| kid.as_ref().is_none_or(|kid| kid == id));
+        for (_, key) in keys {
+            match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
+                Ok(data) => {
+                    let claims = data.claims;
+                    return Ok(TokenClaims { user_id: claims.sub, app_id: claims.app, token_version: claims.tv });
+                }
+                // The signature is checked first: any other error means this key signed it.
+                Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
+                Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => {
+                    return Err(ApiError::new(ErrorCode::TokenExpired, "the token has expired; authenticate again"));
+                }
+                Err(_) => return Err(invalid_token()),
             }
-            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => {
-                Err(ApiError::new(ErrorCode::TokenExpired, "the token has expired; authenticate again"))
-            }
-            Err(_) => Err(invalid_token()),
         }
+        Err(invalid_token())
     }
 }
 
@@ -214,10 +224,38 @@ mod tests {
 
     #[test]
     fn short_secrets_are_refused() {
-        assert_eq!(
-            TokenKeys::new(&[1; 31]).unwrap_err().to_string(),
-            "the token signing secret is 31 bytes; it must be at least 32"
-        );
+        assert_eq!(TokenKeys::new(&[1; 31]).unwrap_err(), ShortSecret(31));
+    }
+
+    #[test]
+    fn previous_keys_verify_after_a_rotation_and_unknown_ones_do_not() {
+        let claims = TokenClaims { user_id: Uuid::now_v7(), app_id: Uuid::now_v7(), token_version: 0 };
+        let (old, new, stranger) = ([1; 32], [2; 32], [3; 32]);
+        let (before, _) = TokenKeys::new(&old).unwrap().issue(claims);
+        let rotated = TokenKeys::from_ring(&KeyRing::new(&new, [old.as_slice()]).unwrap());
+
+        // The header names the key, by an id that is not the key.
+        let header = jsonwebtoken::decode_header(&before).unwrap();
+        assert_eq!(header.kid.as_deref(), Some(KeyRing::new(&old, []).unwrap().current().id()));
+        assert_eq!(rotated.verify(&before).unwrap(), claims, "the previous key still verifies");
+        let (after, _) = rotated.issue(claims);
+        assert_eq!(jsonwebtoken::decode_header(&after).unwrap().kid.as_deref(), Some(rotated.signing.0.as_str()));
+        assert_eq!(rotated.verify(&after).unwrap(), claims);
+
+        // Once the previous key is dropped, what it signed is refused; so is another deployment's token.
+        let retired = TokenKeys::new(&new).unwrap();
+        assert_eq!(retired.verify(&before).unwrap_err().code, ErrorCode::InvalidToken);
+        let (foreign, _) = TokenKeys::new(&stranger).unwrap().issue(claims);
+        assert_eq!(rotated.verify(&foreign).unwrap_err().code, ErrorCode::InvalidToken);
+        // A forger cannot pick the key by naming a known id on a token signed with another key.
+        let forged_header = Header { kid: Some(rotated.signing.0.clone()), ..Header::new(Algorithm::HS256) };
+        let body = serde_json::json!({"sub": claims.user_id, "app": claims.app_id, "tv": 0, "iss": ISSUER, "aud": AUDIENCE, "iat": 0, "exp": i64::MAX / 2});
+        let forged = jsonwebtoken::encode(&forged_header, &body, &EncodingKey::from_secret(&stranger)).unwrap();
+        assert_eq!(rotated.verify(&forged).unwrap_err().code, ErrorCode::InvalidToken);
+        // Tokens from before keys had ids are tried against every key.
+        let legacy =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &body, &EncodingKey::from_secret(&old)).unwrap();
+        assert_eq!(rotated.verify(&legacy).unwrap().user_id, claims.user_id);
     }
 
     #[test]
@@ -233,7 +271,7 @@ mod tests {
             iat: past.unix_timestamp() - 10,
             exp: past.unix_timestamp(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap();
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.signing.1).unwrap();
         assert_eq!(keys.verify(&token).unwrap_err().code, ErrorCode::TokenExpired);
     }
 }

@@ -5,6 +5,7 @@
 //! - [`json`]: [`Json`], a JSON extractor whose rejections are protocol errors instead of plain text.
 //! - [`auth`]: [`TokenKeys`] issues and verifies tokens; [`Authenticated`] is the extractor that gives a handler
 //!   the (app, user) stream, taken from a verified, unrevoked token and never from the body.
+//! - [`keys`]: [`KeyRing`], the current signing key and the previous ones that still verify, each named by an id.
 //! - [`serve`]: the accept loop, with a header read timeout and graceful shutdown.
 //! - [`timeout`]: a whole-request deadline.
 //! - [`fallback`]: JSON answers for unknown routes and wrong methods.
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod error;
 pub mod fallback;
 pub mod json;
+pub mod keys;
 pub mod secs;
 pub mod serve;
 pub mod timeout;
@@ -21,3 +23,4 @@ pub mod timeout;
 pub use auth::{Authenticated, Authenticator, TokenKeys};
 pub use error::ApiError;
 pub use json::Json;
+pub use keys::{KeyRing, ShortSecret};

@@ -67,6 +67,9 @@ async fn start_server(db: &str, data: &std::path::Path) -> (ServerProcess, Strin
         ("SYNCKIT_DATABASE_URL", db),
         ("SYNCKIT_NATS_URL", "nats://127.0.0.1:4222"),
         ("SYNCKIT_EVENTS_MAX_PER_USER", "1000000"),
+        ("SYNCKIT_TOKEN_SECRET", "bench-token-secret-bench-token-secret-01"),
+        ("SYNCKIT_URL_SECRET", "bench-url-secret-bench-url-secret-bench-01"),
+        ("SYNCKIT_PRELOGIN_SECRET", "bench-prelogin-secret-bench-prelogin-01"),
         ("SYNCKIT_LOG_FORMAT", "json"),
         ("RUST_LOG", "warn"),
     ];

@@ -2,10 +2,8 @@
 
 use serde::Serialize;
 use synckit_auth::credentials::{api_key_hash, new_api_key};
-use synckit_store::App;
+use synckit_store::{AccountStore, App};
 use uuid::Uuid;
-
-use crate::Engines;
 
 /// What `synckit-server admin create-app` prints.
 #[derive(Debug, Serialize)]
@@ -16,11 +14,11 @@ pub struct CreatedApp {
 }
 
 /// Creates an app and its API key.
-pub async fn create_app(engines: &Engines, name: &str) -> anyhow::Result<CreatedApp> {
+pub async fn create_app(accounts: &dyn AccountStore, name: &str) -> anyhow::Result<CreatedApp> {
     let name = name.trim();
     anyhow::ensure!(!name.is_empty(), "the app name must not be empty");
     let app = App { id: Uuid::now_v7(), name: name.to_owned() };
     let api_key = new_api_key();
-    engines.accounts.create_app(app.clone(), &api_key_hash(&api_key)).await?;
+    accounts.create_app(app.clone(), &api_key_hash(&api_key)).await?;
     Ok(CreatedApp { app_id: app.id, api_key })
 }

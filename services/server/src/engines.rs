@@ -7,11 +7,12 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use synckit_blob::{LocalStore, ObjectStore, S3Store};
 use synckit_bus::{CommitBus, InProcessBus, NatsBus};
-use synckit_store::{AccountStore, BlobCatalog, ChangelogStore, SecretName, StoreError};
+use synckit_store::{AccountStore, BlobCatalog, ChangelogStore, StoreError};
 use synckit_store_postgres::{PgOptions, PgStore};
 use synckit_store_sqlite::SqliteStore;
 
 use crate::Settings;
+use crate::secrets::{self, Secret};
 
 /// The storage ports, on Postgres or on the embedded SQLite file; the commit bus, NATS or in process; and the object
 /// store, S3 or a local directory.
@@ -24,16 +25,12 @@ pub struct Engines {
     pub objects: Arc<dyn ObjectStore>,
 }
 
-type Stores = (Arc<dyn ChangelogStore>, Arc<dyn AccountStore>, Arc<dyn BlobCatalog>);
-
-/// Deployment-wide secrets, the same in every instance.
-pub(crate) struct Secrets {
-    pub token_key: Vec<u8>,
-    pub prelogin_key: [u8; 32],
-}
+/// The storage ports, all on one database.
+pub type Stores = (Arc<dyn ChangelogStore>, Arc<dyn AccountStore>, Arc<dyn BlobCatalog>);
 
 impl Engines {
-    /// Opens the engines and applies pending migrations.
+    /// Opens the engines and applies pending migrations. The embedded blob store needs its URL secret (see
+    /// [`crate::secrets`]).
     pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
         let bus: Arc<dyn CommitBus> = match &settings.nats_url {
             Some(url) => {
@@ -42,7 +39,7 @@ impl Engines {
             }
             None => Arc::new(InProcessBus::default()),
         };
-        let (changelog, accounts, blobs) = Self::open_stores(settings).await?;
+        let (changelog, accounts, blobs) = Self::open_storage(settings).await?;
         let objects = Self::open_objects(settings, &*accounts).await?;
         Ok(Self { changelog, accounts, blobs, bus, objects })
     }
@@ -53,15 +50,16 @@ impl Engines {
             return Ok(Arc::new(S3Store::new(s3)));
         }
         let dir = settings.data_dir.join("blobs");
-        let key = accounts.secret(SecretName::BlobUrlSigningKey, &random_32()).await?;
-        let key = key.try_into().map_err(|_| anyhow::anyhow!("stored blob URL key is not 32 bytes"))?;
+        let keys = secrets::keys(Secret::Url, settings, accounts).await?;
         let store =
-            LocalStore::open(&dir, key).with_context(|| format!("opening the blob directory {}", dir.display()))?;
+            LocalStore::open(&dir, keys).with_context(|| format!("opening the blob directory {}", dir.display()))?;
         tracing::info!(path = %dir.display(), "blob store: local directory");
         Ok(Arc::new(store))
     }
 
-    async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
+    /// Opens the database alone and applies pending migrations: all that `migrate` and the admin commands need, so
+    /// they run without the signing secrets.
+    pub async fn open_storage(settings: &Settings) -> anyhow::Result<Stores> {
         match &settings.database.url {
             Some(url) => {
                 let options = PgOptions { max_connections: settings.database.max_connections, ..PgOptions::default() };
@@ -83,18 +81,6 @@ impl Engines {
             }
         }
     }
-
-    /// The deployment's secrets: stored in the database on first use, so every instance agrees on them.
-    pub(crate) async fn secrets(&self, settings: &Settings) -> anyhow::Result<Secrets> {
-        let token_key = match &settings.token_secret {
-            Some(secret) => secret.expose_secret().as_bytes().to_vec(),
-            None => self.accounts.secret(SecretName::TokenSigningKey, &random_32()).await?,
-        };
-        let prelogin_key = self.accounts.secret(SecretName::PreloginKey, &random_32()).await?;
-        let prelogin_key =
-            prelogin_key.try_into().map_err(|_| anyhow::anyhow!("stored prelogin key is not 32 bytes"))?;
-        Ok(Secrets { token_key, prelogin_key })
-    }
 }
 
 async fn migrate_with_retry(store: &PgStore, retry_for: Duration) -> anyhow::Result<()> {
@@ -109,10 +95,4 @@ async fn migrate_with_retry(store: &PgStore, retry_for: Duration) -> anyhow::Res
             Err(e) => return Err(e).context("migrating the database"),
         }
     }
-}
-
-fn random_32() -> [u8; 32] {
-    let mut bytes = [0; 32];
-    getrandom::fill(&mut bytes).expect("the OS random source is available");
-    bytes
 }

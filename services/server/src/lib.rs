@@ -7,7 +7,8 @@
 //!
 //! # Layout
 //! - [`settings`]: configuration from defaults, an optional TOML file, `SYNCKIT_*` variables and flags.
-//! - [`engines`]: opens the storage engines the settings name, and the deployment's secrets.
+//! - [`engines`]: opens the storage engines the settings name.
+//! - [`secrets`]: the signing secrets, from variables or files; kept in the database only on the embedded default.
 //! - [`Server`]: composes the service routers for a role, with health checks, the OpenAPI document and limits.
 //! - [`admin`]: operator commands (create an app).
 //! - `health.rs`, `openapi.rs`, `telemetry.rs`: `/healthz` and `/readyz`, `/api/openapi.json`, logging.
@@ -16,6 +17,7 @@ pub mod admin;
 pub mod engines;
 mod health;
 mod openapi;
+pub mod secrets;
 pub mod settings;
 pub mod telemetry;
 
@@ -36,6 +38,7 @@ use tower_http::trace::TraceLayer;
 
 pub use engines::Engines;
 pub use openapi::openapi;
+use secrets::Secret;
 pub use settings::{Role, Settings};
 
 /// A server ready to accept connections: its engines open, migrations applied, routes composed.
@@ -77,16 +80,17 @@ impl Server {
 }
 
 async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receiver<bool>) -> anyhow::Result<Router> {
-    let secrets = engines.secrets(settings).await?;
-    let keys = Arc::new(TokenKeys::new(&secrets.token_key)?);
+    let token_keys = secrets::keys(Secret::Token, settings, &*engines.accounts).await?;
+    let keys = Arc::new(TokenKeys::from_ring(&token_keys));
     let authenticator = Authenticator { keys: keys.clone(), accounts: engines.accounts.clone() };
     let role = settings.role;
 
     let mut api = Router::new();
     if role.runs(Role::Auth) {
+        let prelogin = secrets::keys(Secret::Prelogin, settings, &*engines.accounts).await?;
         let auth_settings = AuthSettings {
             open_registration: settings.open_registration,
-            prelogin_key: Arc::new(secrets.prelogin_key),
+            prelogin_key: Arc::from(prelogin.current().secret()),
         };
         api = api.merge(synckit_auth::router(AuthState::new(engines.accounts.clone(), keys.clone(), auth_settings)));
     }

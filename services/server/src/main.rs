@@ -83,13 +83,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            Engines::open(&settings).await?;
+            Engines::open_storage(&settings).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
         Command::Admin(AdminCommand::CreateApp { name }) => {
-            let engines = Engines::open(&settings).await?;
-            let created = admin::create_app(&engines, &name).await?;
+            let (_, accounts, _) = Engines::open_storage(&settings).await?;
+            let created = admin::create_app(&*accounts, &name).await?;
             println!("{}", serde_json::to_string(&created)?);
             Ok(())
         }

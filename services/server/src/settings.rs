@@ -1,7 +1,7 @@
 //! Configuration: defaults, then an optional TOML file (`--config` or `SYNCKIT_CONFIG`), then `SYNCKIT_*`
 //! environment variables, then flags; later sources win. Secrets are [`SecretString`]s and never printed.
 //!
-//! Settings are grouped in sections (`database`, `s3`, `blob`, `events`, `serve`). A file writes them as TOML
+//! Settings are grouped in sections (`database`, `secrets`, `s3`, `blob`, `events`, `serve`). A file writes them as TOML
 //! tables (`[blob] url_expiry_secs = 300`); the environment keeps one flat variable per setting
 //! (`SYNCKIT_BLOB_URL_EXPIRY_SECS`), and [`env_key`] and [`env_var`] translate between the two. Every check of
 //! a value lives in [`Settings::validate`], which names the variable to fix.
@@ -13,10 +13,12 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::Uncased;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use synckit_blob::{BlobSettings, S3Config};
 use synckit_query::EventSettings;
+
+use crate::secrets::SecretSettings;
 
 /// Everything the server can be told.
 #[derive(Debug, Clone, Deserialize)]
@@ -35,9 +37,9 @@ pub struct Settings {
     /// `nats://…` to fan commit notices out through NATS, so query instances in other processes hear pushes
     /// (`SYNCKIT_NATS_URL`). Without it, notices stay inside this process.
     pub nats_url: Option<String>,
-    /// Token signing secret, at least 32 bytes (`SYNCKIT_TOKEN_SECRET`). Without it, a random one is made once and
-    /// kept in the database, so every instance of a deployment shares it with no configuration.
-    pub token_secret: Option<SecretString>,
+    /// Signing secrets, from variables or files (`SYNCKIT_TOKEN_SECRET`, `SYNCKIT_URL_SECRET`,
+    /// `SYNCKIT_PRELOGIN_SECRET`, each with `_FILE` and `_PREVIOUS`). Required on Postgres; see [`crate::secrets`].
+    pub secrets: SecretSettings,
     /// Anyone may sign up (`SYNCKIT_OPEN_REGISTRATION`).
     pub open_registration: bool,
     /// Blobs in S3 or an S3-compatible store instead of `data_dir/blobs` (`SYNCKIT_S3_*`). Once any S3 setting is
@@ -60,7 +62,7 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             database: DatabaseSettings::default(),
             nats_url: None,
-            token_secret: None,
+            secrets: SecretSettings::default(),
             open_registration: true,
             s3: None,
             blob: BlobSettings::default(),
@@ -153,19 +155,27 @@ pub struct FlagOverrides {
 /// A setting that cannot be read or cannot work, named as the operator would set it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct SettingsError(String);
+pub struct SettingsError(pub(crate) String);
 
 /// Top-level settings: `SYNCKIT_LISTEN` is `listen`.
-const TOP_LEVEL: [&str; 7] =
-    ["listen", "data_dir", "role", "log_format", "nats_url", "token_secret", "open_registration"];
+const TOP_LEVEL: [&str; 6] = ["listen", "data_dir", "role", "log_format", "nats_url", "open_registration"];
 
 /// Variable prefixes (after `SYNCKIT_`) that start each section: `SYNCKIT_S3_BUCKET` is `s3.bucket`.
 const SECTION_PREFIXES: [(&str, &str); 4] =
     [("s3_", "s3"), ("blob_", "blob"), ("events_", "events"), ("db_", "database")];
 
 /// Variables whose names do not start with their section's.
-const SINGLE_KEYS: [(&str, &str); 3] = [
+const SINGLE_KEYS: [(&str, &str); 12] = [
     ("database_url", "database.url"),
+    ("token_secret", "secrets.token.value"),
+    ("token_secret_file", "secrets.token.file"),
+    ("token_secret_previous", "secrets.token.previous"),
+    ("url_secret", "secrets.url.value"),
+    ("url_secret_file", "secrets.url.file"),
+    ("url_secret_previous", "secrets.url.previous"),
+    ("prelogin_secret", "secrets.prelogin.value"),
+    ("prelogin_secret_file", "secrets.prelogin.file"),
+    ("prelogin_secret_previous", "secrets.prelogin.previous"),
     ("header_read_timeout_secs", "serve.header_read_timeout_secs"),
     ("request_timeout_secs", "serve.request_timeout_secs"),
 ];
@@ -224,11 +234,7 @@ impl Settings {
     /// Every check of a value, in one place: the first setting that cannot work, named by its variable.
     pub fn validate(&self) -> Result<(), SettingsError> {
         let bad = |key: &str, why: String| Err(SettingsError(format!("{} {why}", env_var(key))));
-        if let Some(secret) = &self.token_secret
-            && secret.expose_secret().len() < 32
-        {
-            return bad("token_secret", "must be at least 32 bytes".into());
-        }
+        self.secrets.validate()?;
         if self.database.max_connections == 0 {
             return bad("database.max_connections", "must be at least 1".into());
         }
@@ -300,6 +306,8 @@ fn describe(error: figment::Error) -> String {
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment's Jail API
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     fn load() -> Result<Settings, SettingsError> {
@@ -395,6 +403,10 @@ mod tests {
             let s = Settings::load(Some(Path::new("synckit.toml")), &FlagOverrides::default()).unwrap();
             assert!(!s.open_registration);
             assert_eq!(s.database.max_connections, 32);
+            let token = &s.secrets.token;
+            assert_eq!(token.file.as_deref(), Some(Path::new("/run/secrets/synckit-token")));
+            assert_eq!(token.previous.len(), 1);
+            assert!(s.secrets.url.file.is_some() && s.secrets.prelogin.file.is_some());
             assert_eq!(s.s3.as_ref().map(|s3| &*s3.bucket), Some("synckit"));
             assert_eq!(s.blob.url_expiry, Duration::from_secs(300));
             assert_eq!(s.events.max_connections_per_user, 8);
@@ -408,6 +420,9 @@ mod tests {
         for (var, key) in [
             ("listen", "listen"),
             ("database_url", "database.url"),
+            ("token_secret_file", "secrets.token.file"),
+            ("url_secret_previous", "secrets.url.previous"),
+            ("prelogin_secret", "secrets.prelogin.value"),
             ("db_max_connections", "database.max_connections"),
             ("s3_secret_access_key", "s3.secret_access_key"),
             ("blob_url_expiry_secs", "blob.url_expiry_secs"),
@@ -455,7 +470,7 @@ mod tests {
     fn values_that_cannot_work_name_their_variable() {
         type Spoil = fn(&mut Settings);
         let cases: [(Spoil, &str); 11] = [
-            (|s| s.token_secret = Some("short".into()), "SYNCKIT_TOKEN_SECRET"),
+            (|s| s.secrets.token.value = Some("short".into()), "SYNCKIT_TOKEN_SECRET"),
             (|s| s.database.max_connections = 0, "SYNCKIT_DB_MAX_CONNECTIONS"),
             (|s| s.blob.url_expiry = Duration::from_secs(0), "SYNCKIT_BLOB_URL_EXPIRY_SECS"),
             (|s| s.blob.url_expiry = Duration::from_secs(8 * 24 * 3600), "SYNCKIT_BLOB_URL_EXPIRY_SECS"),

@@ -8,6 +8,12 @@ pub(crate) fn db_error(err: tokio_postgres::Error) -> StoreError {
         Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::AlreadyExists,
         Some(code) if is_transient(code.code()) => StoreError::unavailable(err),
         Some(_) => StoreError::other(err),
+        // A refused server certificate (wrong CA or host name) is configuration: retrying cannot fix it.
+        None if crate::tls::is_certificate_error(&err) => StoreError::other(format!(
+            "the Postgres server's TLS certificate was refused ({}); check sslmode and sslrootcert in \
+             SYNCKIT_DATABASE_URL",
+            std::error::Error::source(&err).map_or_else(|| err.to_string(), ToString::to_string)
+        )),
         // No SQLSTATE: the connection broke or could not be made, or the client itself failed (a bug).
         None if err.is_closed() || source_is_io(&err) => StoreError::unavailable(err),
         None => StoreError::other(err),

@@ -9,11 +9,13 @@
 //! - `accounts.rs`: users, apps, devices, keys, secrets.
 //! - `blobs.rs`: the blob catalogue.
 //! - `error.rs`: which engine failures mean "unavailable, retry" and which are bugs.
+//! - `tls.rs`: TLS with rustls, as the URL's `sslmode` and `sslrootcert` ask.
 
 mod accounts;
 mod blobs;
 mod changelog;
 mod error;
+mod tls;
 
 use std::time::Duration;
 
@@ -57,14 +59,17 @@ impl std::fmt::Debug for PgStore {
 
 impl PgStore {
     /// Builds the pool. Connections are made on demand, so this succeeds while the database is down; requests made
-    /// then fail as unavailable, and the pool recovers by itself when the database returns.
+    /// then fail as unavailable, and the pool recovers by itself when the database returns. The URL's `sslmode`
+    /// and `sslrootcert` say how connections use TLS (see `tls.rs`); a CA file that cannot be read fails here.
     pub fn connect(url: &str, options: &PgOptions) -> Result<Self, StoreError> {
+        let (url, tls) = tls::split(url)?;
         let mut pg: tokio_postgres::Config = url.parse().map_err(StoreError::other)?;
+        pg.ssl_mode(tls.mode);
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(options.acquire_timeout);
         }
         let manager =
-            Manager::from_config(pg, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+            Manager::from_config(pg, tls.connector()?, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let timeouts = Timeouts {
             wait: Some(options.acquire_timeout),
             create: Some(options.acquire_timeout),

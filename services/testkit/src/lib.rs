@@ -22,4 +22,4 @@ pub use garage::{GARAGE_ADDR, garage};
 pub use http::{TestUser, b64, code, email, entries, random_bytes, unb64};
 pub use postgres::fresh_database;
 pub use proxy::{Fault, FaultProxy};
-pub use server::{Engine, FromEngine, NATS_URL, TOKEN_SECRET, TestServer, engine};
+pub use server::{Engine, FromEngine, NATS_URL, PRELOGIN_SECRET, TOKEN_SECRET, TestServer, URL_SECRET, engine, secret};

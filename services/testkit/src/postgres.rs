@@ -29,6 +29,16 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client> {
     Ok(client)
 }
 
+/// The CA that signed the test Postgres's TLS certificate (`ops/ensure-postgres` makes it).
+pub fn tls_ca() -> std::path::PathBuf {
+    let dir = std::env::var_os("SYNCKIT_POSTGRES_TLS_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/synckit/postgres-tls")
+    });
+    let ca = dir.join("ca.crt");
+    assert!(ca.exists(), "{} is missing: run ops/ensure-postgres, which switches TLS on", ca.display());
+    ca
+}
+
 fn url_with_dbname(url: &str, name: &str) -> String {
     let (base, _) = url.rsplit_once('/').expect("a postgres URL has a database path");
     let query = url.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use secrecy::{ExposeSecret, SecretString};
+use synckit_server::secrets::{SecretSetting, SecretSettings};
 use synckit_server::{Engines, Server, Settings, admin};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -11,6 +12,10 @@ use uuid::Uuid;
 
 /// The signing secret test servers use, so tests can forge tokens with it.
 pub const TOKEN_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+/// The secret test servers sign their local blob store's URLs with.
+pub const URL_SECRET: &str = "test-url-secret-test-url-secret-test-url";
+/// The secret test servers key pre-login's made-up salts with.
+pub const PRELOGIN_SECRET: &str = "test-prelogin-secret-test-prelogin-secret";
 
 /// The engines a test server runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,11 +58,16 @@ pub const NATS_URL: &str = "nats://127.0.0.1:4222";
 
 impl Engine {
     /// Settings for a server on these engines with its files in `data_dir`: a fresh database, the test Garage and
-    /// NATS as named, and [`TOKEN_SECRET`].
+    /// NATS as named, and the secrets [`TOKEN_SECRET`], [`URL_SECRET`] and [`PRELOGIN_SECRET`], which Postgres
+    /// requires.
     pub async fn settings(self, data_dir: &Path) -> Settings {
         let mut settings = Settings {
             data_dir: data_dir.to_owned(),
-            token_secret: Some(SecretString::from(TOKEN_SECRET)),
+            secrets: SecretSettings {
+                token: secret(TOKEN_SECRET),
+                url: secret(URL_SECRET),
+                prelogin: secret(PRELOGIN_SECRET),
+            },
             ..Settings::default()
         };
         if self.postgres {
@@ -72,6 +82,11 @@ impl Engine {
         }
         settings
     }
+}
+
+/// A secret setting with `value` and nothing else.
+pub fn secret(value: &str) -> SecretSetting {
+    SecretSetting { value: Some(SecretString::from(value)), ..SecretSetting::default() }
 }
 
 /// A running server and an app registered on it. Dropping it shuts the server down.
@@ -145,7 +160,7 @@ impl TestServer {
         let (app_id, api_key) = match app {
             Some(app) => app,
             None => {
-                let created = admin::create_app(&engines, "Test app").await.expect("an app");
+                let created = admin::create_app(&*engines.accounts, "Test app").await.expect("an app");
                 (created.app_id, created.api_key)
             }
         };

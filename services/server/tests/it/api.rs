@@ -519,7 +519,7 @@ async fn tokens_must_be_valid(app: TestServer) {
 }
 
 async fn users_and_apps_are_isolated(app: TestServer) {
-    let created = synckit_server::admin::create_app(&app.engines, "Other app").await.unwrap();
+    let created = synckit_server::admin::create_app(&*app.engines.accounts, "Other app").await.unwrap();
     let a = app.user().await;
     let b = app.user().await;
     // The same person in another app: a different stream.

@@ -8,4 +8,6 @@ mod blobs;
 mod concurrency;
 mod events;
 mod operations;
+mod postgres_tls;
+mod secrets;
 mod unavailable;

@@ -80,13 +80,22 @@ async fn the_binary_serves_on_the_embedded_default_and_creates_apps() {
     let mut child =
         server_command(dir.path()).env("SYNCKIT_LISTEN", "127.0.0.1:0").stderr(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut warnings = Vec::new();
     let addr = loop {
         let line = lines.next().expect("the server logs where it listens").unwrap();
         let log: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
         if log["message"] == "synckit-server listening" {
             break log["addr"].as_str().unwrap().to_owned();
         }
+        if log["level"] == "WARN" {
+            warnings.push(log["message"].as_str().unwrap_or_default().to_owned());
+        }
     };
+    // Secrets kept in the database are said out loud, with what to set instead.
+    for var in ["TOKEN", "URL", "PRELOGIN"] {
+        let set = format!("set SYNCKIT_{var}_SECRET or SYNCKIT_{var}_SECRET_FILE");
+        assert!(warnings.iter().any(|w| w.contains(&set)), "no warning says to {set}: {warnings:?}");
+    }
     std::thread::spawn(move || lines.for_each(drop)); // keep draining stderr
 
     let url = format!("http://{addr}");
