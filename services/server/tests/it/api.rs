@@ -162,7 +162,7 @@ async fn password_change_rewraps_the_key_together(app: TestServer) {
     let put = json!({"envelope": b64(b"notes-v1")});
     assert_eq!(app.send(reqwest::Method::PUT, "/api/sync/keys", t, Some(put)).await.0, StatusCode::OK);
     // The same account in a second app of the deployment, with its own envelope.
-    let photos = synckit_server::admin::create_app(&app.engines, "Photos").await.unwrap();
+    let photos = synckit_server::admin::create_app(&*app.engines.accounts, "Photos").await.unwrap();
     let in_photos = app.login(&user.email, &user.login_key, &photos.api_key).await;
     let put = json!({"envelope": b64(b"photos-v1")});
     let tp = Some(in_photos.token.as_str());
