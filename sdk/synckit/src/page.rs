@@ -84,7 +84,9 @@ pub enum UndecryptableReason {
     Malformed,
     /// The ciphertext does not authenticate under the user's key for this entry: it was altered, moved from another
     /// entry, user or app, or sealed under another key. The cipher cannot tell these apart, by design. Entries no
-    /// device of the user wrote (a forgery by the server, or by anyone who can push to the stream) end here.
+    /// device of the user wrote (a forgery by the server, or by anyone who can push to the stream) end here. If every
+    /// entry reports this, suspect this device's key rather than the entries, and pull again from before them once
+    /// the key is right.
     AuthenticationFailed,
     /// It decrypted, so it was sealed with the user's key, but not to a change this SDK can read: written by a newer
     /// SDK (a new kind of operation, say) or by a faulty device. A newer version of the app may read it.
