@@ -3,6 +3,7 @@
 //! Each profile directory is one device of one account: `synckit login` signs in, unlocks the encryption key and
 //! registers the device there, and every later command resumes from it. Results go to stdout as JSON (one object,
 //! or one object per line); messages and errors go to stderr, so a script can pipe stdout straight into `jq`.
+//! Exit status: 0 done, 1 failed, 2 a usage error, 3 a pull that skipped entries it cannot read (see `errors.rs`).
 //!
 //! The unlocked key is kept in `<profile>/keys` (the SDK's `FileKeyStore`, owner-only files), which works on
 //! headless machines and in CI. `--keychain` or `SYNCKIT_KEYCHAIN=1` at login keeps it in the OS keychain instead
@@ -14,7 +15,7 @@
 //! - `password.rs`: passwords from the environment or a terminal prompt.
 //! - `session.rs`: building the SDK client for a profile and resuming a saved login.
 //! - `commands/`: one file per group of commands (account, sync, blobs, devices).
-//! - `output.rs`: JSON on stdout; `errors.rs`: the one-line message an error ends with.
+//! - `output.rs`: JSON on stdout; `errors.rs`: the one-line message an error ends with, and the exit status.
 
 mod commands;
 mod errors;
@@ -96,10 +97,12 @@ enum Command {
     },
 
     /// Print the changes other devices pushed since the last pull, one JSON object per line, and remember how
-    /// far it got.
+    /// far it got. Entries that cannot be read (altered, forged, or from a faulty device) are listed on stderr
+    /// and skipped, and the exit status is then 3; the next pull starts after them.
     Pull,
 
-    /// Like pull, then keep printing changes as other devices push them (live sync), until interrupted.
+    /// Like pull, then keep printing changes as other devices push them (live sync), until interrupted. Entries
+    /// that cannot be read are listed on stderr as they pass.
     Watch,
 
     /// Print the account's stream: {"change_count", "cursor"}.

@@ -25,9 +25,15 @@ async fn main() -> synckit::Result<()> {
     let device = client.register_device("MacBook", "macos").await?;
     let changes = vec![ChangeEntry::insert("notes", "n1", serde_json::json!({"title": "Hello"}))];
     let cursor = client.push(device.id, changes).await?;
-    let (changes, new_cursor, has_more) = client.pull(device.id, 0).await?;
+    let page = client.pull(device.id, 0).await?;
 
     println!("user {user_id} in app {app_id}: pushed up to cursor {cursor}");
-    println!("pulled {} changes from other devices, now at {new_cursor}, more: {has_more}", changes.len());
+    println!(
+        "pulled {} changes from other devices ({} unreadable, skipped), now at {}, more: {}",
+        page.changes.len(),
+        page.undecryptable.len(),
+        page.cursor,
+        page.has_more
+    );
     Ok(())
 }

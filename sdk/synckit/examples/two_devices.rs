@@ -35,12 +35,13 @@ async fn main() -> synckit::Result<()> {
     phone.authenticate(&email, password).await?;
     phone.setup_encryption_existing(password).await?;
     let phone_id = phone.register_device("phone", "ios").await?.id;
-    let (changes, phone_cursor, _) = phone.pull(phone_id, 0).await?;
-    println!("phone received: {}", serde_json::to_string(&changes).expect("serialisable"));
+    let page = phone.pull(phone_id, 0).await?;
+    let phone_cursor = page.cursor;
+    println!("phone received: {}", serde_json::to_string(&page.changes).expect("serialisable"));
     phone.push(phone_id, [ChangeEntry::upsert("notes", "n1", serde_json::json!({"title": "Buy oat milk"}))]).await?;
 
-    let (changes, _, _) = laptop.pull(laptop_id, 1).await?;
-    println!("laptop received: {}", serde_json::to_string(&changes).expect("serialisable"));
+    let page = laptop.pull(laptop_id, 1).await?;
+    println!("laptop received: {}", serde_json::to_string(&page.changes).expect("serialisable"));
     println!("phone is at cursor {phone_cursor}; the server holds {} changes", laptop.status().await?.change_count);
     Ok(())
 }

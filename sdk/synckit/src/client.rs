@@ -43,7 +43,7 @@ use crate::task::blocking;
 /// client.setup_encryption_new("pass").await?;
 /// let device = client.register_device("MacBook", "macos").await?;
 /// let cursor = client.push(device.id, vec![ChangeEntry::insert("notes", "n1", serde_json::json!({"t": "hi"}))]).await?;
-/// let (changes, new_cursor, has_more) = client.pull(device.id, 0).await?;
+/// let page = client.pull(device.id, 0).await?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]

@@ -37,6 +37,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::page::UndecryptableReason;
 
 /// Bytes in a key ([`SecretKey`], master key and subkeys).
 ///
@@ -277,18 +278,34 @@ impl Keys {
     /// assert_eq!(keys.open_entry(&payload, app, user, uuid::Uuid::now_v7()).unwrap_err().kind(), ErrorKind::Crypto);
     /// ```
     pub fn open_entry(&self, payload: &[u8], app_id: Uuid, user_id: Uuid, change_id: Uuid) -> Result<Vec<u8>> {
+        self.try_open_entry(payload, app_id, user_id, change_id)
+            .map_err(|reason| Error::new(ErrorKind::Crypto, format!("entry {change_id}: {reason}")))
+    }
+
+    /// [`Keys::open_entry`], saying why a payload does not open: [`UndecryptableReason::Malformed`] or
+    /// [`UndecryptableReason::AuthenticationFailed`]. For callers that report an entry and go on past it, as a pull
+    /// does.
+    ///
+    /// ```
+    /// use synckit::{UndecryptableReason, crypto::{Keys, SecretKey}};
+    /// let (keys, id) = (Keys::derive(&SecretKey::generate()), uuid::Uuid::now_v7());
+    /// assert_eq!(keys.try_open_entry(&[0; 39], id, id, id), Err(UndecryptableReason::Malformed));
+    /// assert_eq!(keys.try_open_entry(&[0; 40], id, id, id), Err(UndecryptableReason::AuthenticationFailed));
+    /// ```
+    pub fn try_open_entry(
+        &self,
+        payload: &[u8],
+        app_id: Uuid,
+        user_id: Uuid,
+        change_id: Uuid,
+    ) -> std::result::Result<Vec<u8>, UndecryptableReason> {
         if payload.len() < ENTRY_OVERHEAD {
-            return Err(Error::new(ErrorKind::Crypto, format!("entry {change_id} is too short to be ciphertext")));
+            return Err(UndecryptableReason::Malformed);
         }
         let (nonce, sealed) = payload.split_at(NONCE_BYTES);
         self.entries
             .decrypt(&xnonce(nonce), Payload { msg: sealed, aad: &entry_aad(app_id, user_id, change_id) })
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::Crypto,
-                    format!("entry {change_id} does not decrypt: tampered, moved from another entry, or another key"),
-                )
-            })
+            .map_err(|_| UndecryptableReason::AuthenticationFailed)
     }
 }
 

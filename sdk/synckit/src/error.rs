@@ -42,9 +42,11 @@ pub enum ErrorKind {
     Server,
     /// The network: connection refused, reset, timed out.
     Transport,
-    /// Ciphertext that does not decrypt: tampered, truncated, swapped, or under another key (an entry or a blob).
-    /// Also a key envelope SyncKit refuses to adopt a key from: one it did not make, one asking for other key
-    /// derivation costs, or a version 1 envelope on a device that does not already hold its key.
+    /// Ciphertext that does not decrypt: tampered, truncated, swapped, or under another key (a blob, or an entry
+    /// opened with [`Keys::open_entry`](crate::crypto::Keys::open_entry)). A pull does not fail on an entry: it
+    /// reports it in [`PullPage::undecryptable`](crate::PullPage::undecryptable) and goes on. Also a key envelope
+    /// SyncKit refuses to adopt a key from: one it did not make, one asking for other key derivation costs, or a
+    /// version 1 envelope on a device that does not already hold its key.
     Crypto,
     /// The password does not open the key envelope (or sign in).
     WrongPassword,

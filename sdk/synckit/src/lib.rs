@@ -17,9 +17,15 @@
 //! let device = client.register_device("MacBook", "macos").await?;
 //! let changes = vec![ChangeEntry::insert("notes", "n1", serde_json::json!({"title": "Hello"}))];
 //! let cursor = client.push(device.id, changes).await?;
-//! let (changes, new_cursor, has_more) = client.pull(device.id, cursor).await?;
+//! let page = client.pull(device.id, cursor).await?;
+//! for change in &page.changes { /* apply to the local store */ }
+//! for skipped in &page.undecryptable { eprintln!("{skipped}") } // entries that cannot be read, passed over
 //! # Ok(()) }
 //! ```
+//!
+//! An entry that cannot be read (altered, forged by the server, or written by a faulty device) never stops sync:
+//! [`PullPage::undecryptable`] and [`LivePage::undecryptable`] report it with its `seq`, change id, device and
+//! [`UndecryptableReason`], the other changes are handed over, and the cursor moves past it.
 //!
 //! Files go the same way, as encrypted blobs in the server's object store: the app keeps each blob's [`BlobId`]
 //! in its changes, and any of the user's devices downloads and decrypts it.
@@ -40,6 +46,8 @@
 //! - [`SyncKitClient`] and [`SyncKitConfig`]: the client and how it is configured. Its methods are grouped by
 //!   concern: accounts and sessions, encryption set-up, devices, sync (push, pull, cursors, live), and blobs.
 //! - [`ChangeEntry`], [`Device`], [`Status`], [`Session`]: what the client exchanges with the app.
+//! - [`PullPage`], [`Undecryptable`], [`UndecryptableReason`]: what a pull hands over, and the report of entries
+//!   it passed over because they cannot be read.
 //! - [`blobs`]: encrypted files up to 500 MiB: [`BlobSource`], [`UploadedBlob`], [`BlobOptions`] and
 //!   [`Progress`], and the step-by-step [`PreparedBlob`], [`BlobUploadUrl`], [`BlobDownloadUrl`].
 //! - [`crypto`]: the encryption model (master key, envelope, subkeys, entry and blob sealing).
@@ -60,6 +68,7 @@ mod http;
 pub mod keystore;
 mod live;
 mod model;
+mod page;
 mod task;
 
 pub use blobs::{BlobDownloadUrl, BlobOptions, BlobSource, BlobUploadUrl, PreparedBlob, Progress, UploadedBlob};
@@ -69,5 +78,6 @@ pub use crypto::blob::BlobId;
 pub use error::{Error, ErrorKind, Result};
 pub use live::{LiveOptions, LivePage, LiveSync};
 pub use model::{ChangeEntry, ChangeOp, Device, Session, Status};
+pub use page::{PullPage, Undecryptable, UndecryptableReason};
 /// The server's error codes, as [`Error::code`] returns them.
 pub use synckit_protocol::ErrorCode;

@@ -5,6 +5,9 @@
 //! while it pulls are folded into that pull, so a burst of pushes costs one catch-up, not one per push. While no
 //! event arrives it still pulls every `poll_interval` (the bus may be down while pushes go on), and after a lost
 //! connection it reconnects with back-off and catches up from its cursor. Dropping the handle stops it.
+//!
+//! An entry that cannot be read is not an error here either: it travels in [`LivePage::undecryptable`] and live
+//! sync goes on past it. Only what no retry can mend (the session ended, encryption locked) stops it.
 
 use std::time::Duration;
 
@@ -16,12 +19,27 @@ use uuid::Uuid;
 use crate::SyncKitClient;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::ChangeEntry;
+use crate::page::{PullPage, Undecryptable};
 
 /// Changes that arrived live, decrypted, with the cursor to resume from.
+///
+/// ```no_run
+/// # async fn demo(mut live: synckit::LiveSync) -> synckit::Result<()> {
+/// while let Some(page) = live.next().await {
+///     let synckit::LivePage { changes, undecryptable, cursor } = page?;
+///     for skipped in &undecryptable {
+///         eprintln!("{skipped}"); // or keep it for the user to see: it will not be reported again
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LivePage {
     /// Other devices' changes, oldest first.
     pub changes: Vec<ChangeEntry>,
+    /// Entries of other devices that could not be read, oldest first, passed over as
+    /// [`PullPage::undecryptable`] says. Each is reported once, in the page whose cursor passes it.
+    pub undecryptable: Vec<Undecryptable>,
     /// The cursor after them: save it to resume after a restart.
     pub cursor: u64,
 }
@@ -54,6 +72,7 @@ impl Default for LiveOptions {
 /// while let Some(page) = live.next().await {
 ///     let page = page?;
 ///     for change in &page.changes { /* apply */ }
+///     for skipped in &page.undecryptable { eprintln!("{skipped}") }
 ///     client.save_cursor(device, page.cursor)?;
 /// }
 /// # Ok(()) }
@@ -65,8 +84,9 @@ pub struct LiveSync {
 }
 
 impl LiveSync {
-    /// The next page of changes; `None` once stopped. An `Err` is final (the session ended, or a change does not
-    /// decrypt); network and server trouble is retried inside and never surfaces here.
+    /// The next page of changes; `None` once stopped. An `Err` is final (the session ended, or encryption is not
+    /// set up); network and server trouble is retried inside and never surfaces here, and an entry that cannot be
+    /// read arrives in [`LivePage::undecryptable`], not as an error.
     ///
     /// ```no_run
     /// # async fn demo(mut live: synckit::LiveSync) {
@@ -111,7 +131,8 @@ struct Worker {
     tx: mpsc::Sender<Result<LivePage>>,
 }
 
-/// Whether an error ends live sync or is worth a reconnect.
+/// Whether an error ends live sync or is worth a reconnect. Entries that do not decrypt are not errors (pages
+/// report them), so `Crypto` here would be about the key itself, which no reconnect mends.
 fn is_final(e: &Error) -> bool {
     matches!(e.kind(), ErrorKind::Unauthorized | ErrorKind::Crypto | ErrorKind::Locked | ErrorKind::InvalidRequest)
 }
@@ -163,10 +184,12 @@ impl Worker {
     /// Pulls until nothing is left, handing each non-empty page over. False when the consumer is gone.
     async fn catch_up(&mut self) -> Result<bool> {
         loop {
-            let (changes, cursor, has_more) = self.client.pull(self.device_id, self.cursor).await?;
+            let PullPage { changes, undecryptable, cursor, has_more } =
+                self.client.pull(self.device_id, self.cursor).await?;
             let moved = cursor != self.cursor;
             self.cursor = cursor;
-            if (moved || !changes.is_empty()) && self.tx.send(Ok(LivePage { changes, cursor })).await.is_err() {
+            let page = LivePage { changes, undecryptable, cursor };
+            if (moved || !page.changes.is_empty()) && self.tx.send(Ok(page)).await.is_err() {
                 return Ok(false);
             }
             if !has_more {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// ```no_run
 /// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
 /// let device: synckit::Device = client.register_device("MacBook", "macos").await?;
-/// let (changes, cursor, has_more) = client.pull(device.id, client.load_cursor(device.id)?).await?;
+/// let page = client.pull(device.id, client.load_cursor(device.id)?).await?;
 /// # Ok(()) }
 /// ```
 // Docs on a re-export are allowed: rustdoc shows them before the protocol crate's own docs on `Device`'s page,

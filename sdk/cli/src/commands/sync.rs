@@ -2,8 +2,9 @@
 
 use anyhow::{Result, anyhow, bail};
 use serde_json::json;
-use synckit::ChangeEntry;
+use synckit::{ChangeEntry, Undecryptable};
 
+use crate::errors::Skipped;
 use crate::session::LoggedIn;
 use crate::{Globals, output};
 
@@ -41,33 +42,51 @@ fn device_gone(logged_in: &LoggedIn, err: anyhow::Error) -> anyhow::Error {
     )
 }
 
-/// `synckit pull`: every change other devices pushed since the last pull, one JSON line each.
+/// `synckit pull`: every change other devices pushed since the last pull, one JSON line each. Entries that cannot
+/// be read are reported on stderr as they are passed over, and the pull ends with [`Skipped`] (exit status 3).
 pub async fn pull(globals: &Globals) -> Result<()> {
     let logged_in = LoggedIn::open(globals)?;
-    pull_pages(&logged_in).await.map_err(|e| logged_in.explain(e))
+    let skipped = pull_pages(&logged_in).await.map_err(|e| logged_in.explain(e))?;
+    if skipped > 0 {
+        return Err(Skipped(skipped).into());
+    }
+    Ok(())
 }
 
-async fn pull_pages(logged_in: &LoggedIn) -> Result<()> {
+/// Pulls and prints every page; returns how many entries it passed over.
+async fn pull_pages(logged_in: &LoggedIn) -> Result<usize> {
     let (client, device) = (&logged_in.client, logged_in.profile.device_id);
     logged_in.unlock().await?;
     let mut cursor = client.load_cursor(device)?;
+    let mut skipped = 0;
     loop {
         // The SDK leaves out this device's own changes; the cursor still moves past them.
-        let (changes, next, has_more) = client.pull(device, cursor).await?;
-        output::lines(&changes)?;
+        let page = client.pull(device, cursor).await?;
+        output::lines(&page.changes)?;
+        skipped += report(&page.undecryptable);
         // Saved once the page is printed: an interrupted pull prints a page again rather than skipping one.
-        client.save_cursor(device, next)?;
-        if has_more && next <= cursor {
+        client.save_cursor(device, page.cursor)?;
+        if page.has_more && page.cursor <= cursor {
             bail!("the server says more changes follow cursor {cursor} but returned none");
         }
-        if !has_more {
-            return Ok(());
+        if !page.has_more {
+            return Ok(skipped);
         }
-        cursor = next;
+        cursor = page.cursor;
     }
 }
 
-/// `synckit watch`: what `pull` prints, then every change as it arrives, until Ctrl-C.
+/// Says on stderr which entries were passed over, one line each, before the cursor moves past them: the only time
+/// they are reported. Returns how many.
+fn report(undecryptable: &[Undecryptable]) -> usize {
+    for skipped in undecryptable {
+        eprintln!("synckit: {skipped}");
+    }
+    undecryptable.len()
+}
+
+/// `synckit watch`: what `pull` prints, then every change as it arrives, until Ctrl-C. Entries that cannot be read
+/// are reported on stderr as in pull.
 pub async fn watch(globals: &Globals) -> Result<()> {
     let logged_in = LoggedIn::open(globals)?;
     let watched = async {
@@ -82,6 +101,9 @@ pub async fn watch(globals: &Globals) -> Result<()> {
             let Some(page) = page else { return Ok(()) };
             let page = page?;
             output::lines(&page.changes)?;
+            // Reported as they pass, and watching goes on: a long-running watch has no single result for an exit
+            // status to qualify.
+            report(&page.undecryptable);
             // Saved once printed, as in pull.
             client.save_cursor(device, page.cursor)?;
         }

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use serde_json::{Value, json};
-use synckit_testkit::{TestServer, email, engine};
+use synckit_testkit::{TestServer, TestUser, email, engine, random_bytes};
+use uuid::Uuid;
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -337,6 +338,56 @@ async fn watch_prints_changes_as_other_devices_push_them() {
 
     // The cursor was saved as it went: a pull now has nothing new.
     assert_eq!(env.synckit("b", &["pull"]).await.ok().stdout, "");
+}
+
+/// The logged-in device of a profile, as the testkit's raw requests take it.
+fn device_of(env: &TestEnv, profile: &str) -> TestUser {
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(profile_file(&env.profile(profile))).unwrap()).unwrap();
+    let uuid = |v: &Value| v.as_str().unwrap().parse::<Uuid>().unwrap();
+    TestUser {
+        email: saved["session"]["email"].as_str().unwrap().to_owned(),
+        login_key: Vec::new(),
+        token: saved["session"]["token"].as_str().unwrap().to_owned(),
+        user_id: uuid(&saved["session"]["user_id"]),
+        app_id: uuid(&saved["session"]["app_id"]),
+        device_id: uuid(&saved["device_id"]),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_prints_what_it_can_read_and_lists_what_it_skipped_on_stderr() {
+    let env = start().await;
+    let (email, _) = env.signup_and_login("a", "laptop").await;
+    env.synckit("b", &["login", &email, "--device", "phone"]).await.ok();
+    env.synckit("rogue", &["login", &email, "--device", "rogue"]).await.ok();
+    env.synckit("a", &["push", "notes", "n1", r#"{"n":1}"#]).await.ok();
+    // A faulty device of the account pushes bytes that are not ciphertext under its key, straight over HTTP.
+    let rogue = device_of(&env, "rogue");
+    let forged = Uuid::now_v7();
+    let (status, body) = env.server.push(&rogue, &[(forged, random_bytes(64))]).await;
+    assert!(status.is_success(), "{status}: {body}");
+    env.synckit("a", &["push", "notes", "n2", r#"{"n":2}"#]).await.ok();
+
+    let run = env.synckit("b", &["pull"]).await;
+    assert_eq!(run.code, Some(3), "a pull that skipped an entry says so in its status: {run:#?}");
+    let rows: Vec<Value> = run.lines().into_iter().map(|change| change["row_id"].clone()).collect();
+    assert_eq!(rows, ["n1", "n2"], "every change it can read is printed: {run:#?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{run:#?}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "synckit: entry 2 (change {forged}, from device {}) skipped: it does not decrypt: altered, moved from \
+             another entry, or sealed under another key",
+            rogue.device_id
+        )
+    );
+    assert!(lines[1].starts_with("synckit: 1 entry could not be read and was skipped (listed above)"), "{run:#?}");
+
+    // The cursor moved past it: the next pull neither prints nor reports anything, and succeeds.
+    let again = env.synckit("b", &["pull"]).await.ok();
+    assert_eq!((again.stdout.as_str(), again.stderr.as_str()), ("", ""));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::http::Retry;
 use crate::live::{LiveOptions, LiveSync};
 use crate::model::{ChangeEntry, Status};
+use crate::page::PullPage;
 
 impl SyncKitClient {
     /// Encrypts and pushes changes made on `device_id`, in as many requests as the protocol's limits need, and
@@ -69,41 +70,37 @@ impl SyncKitClient {
         }
     }
 
-    /// Pulls one page (up to 500) of the changes after `cursor`, decrypted, and returns them with the cursor to
-    /// pass next and whether more remain. Changes pushed by `device_id` itself are skipped (the app already has
-    /// them), though the cursor moves past them.
+    /// Pulls one page (up to 500) of the changes after `cursor`, decrypted, with the cursor to pass next and whether
+    /// more remain. Changes pushed by `device_id` itself are left out (the app already has them), though the cursor
+    /// moves past them.
+    ///
+    /// An entry that cannot be read does not fail the page: it is reported in [`PullPage::undecryptable`] with its
+    /// `seq`, change id, device and [`UndecryptableReason`](crate::UndecryptableReason), the other changes are
+    /// handed over, and the cursor moves past it, so one bad entry (forged by the server, or pushed by a faulty
+    /// device) cannot stop sync. It is reported once, in the page that passes it: log or show it before saving the
+    /// cursor. The server keeps it, and a pull from before its `seq` returns it again.
     ///
     /// ```no_run
     /// # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
     /// let mut cursor = client.load_cursor(device)?;
     /// loop {
-    ///     let (changes, next, has_more) = client.pull(device, cursor).await?;
-    ///     for change in changes { /* apply to the local store */ }
-    ///     cursor = next;
+    ///     let page = client.pull(device, cursor).await?;
+    ///     for change in &page.changes { /* apply to the local store */ }
+    ///     for skipped in &page.undecryptable {
+    ///         eprintln!("{skipped}"); // "entry 7 (change …, from device …) skipped: it does not decrypt: …"
+    ///     }
+    ///     cursor = page.cursor;
     ///     client.save_cursor(device, cursor)?;
-    ///     if !has_more { break; }
+    ///     if !page.has_more { break; }
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn pull(&self, device_id: Uuid, cursor: u64) -> Result<(Vec<ChangeEntry>, u64, bool)> {
+    pub async fn pull(&self, device_id: Uuid, cursor: u64) -> Result<PullPage> {
         let session = self.require_session()?;
         let keys = self.keys()?;
         let req = PullRequest { cursor, limit: Some(MAX_PULL_LIMIT) };
         let page: PullResponse = self.call(Method::POST, paths::PULL, true, Some(&req), Retry::Idempotent).await?;
-        let mut changes = Vec::with_capacity(page.entries.len());
-        for e in page.entries.into_iter().filter(|e| e.device_id != device_id) {
-            let plaintext =
-                Zeroizing::new(keys.open_entry(e.payload.as_bytes(), session.app_id, session.user_id, e.change_id)?);
-            let change = serde_json::from_slice(&plaintext).map_err(|err| {
-                Error::new(
-                    ErrorKind::Crypto,
-                    format!("entry {} decrypted to something that is not a change", e.change_id),
-                )
-                .with_source(err)
-            })?;
-            changes.push(change);
-        }
-        Ok((changes, page.cursor, page.has_more))
+        Ok(crate::page::open(page, &keys, &session, device_id))
     }
 
     /// How many changes this user's stream holds, and its newest cursor.
@@ -143,13 +140,16 @@ impl SyncKitClient {
 
     /// Starts live sync from `cursor`: whenever another device pushes, the server says so and the returned
     /// [`LiveSync`] pulls, decrypts and hands over the new changes. It reconnects by itself after network or
-    /// server loss, and pulls on an interval while no events arrive. Needs a Tokio runtime.
+    /// server loss, and pulls on an interval while no events arrive. Entries that cannot be read are reported in
+    /// [`LivePage::undecryptable`](crate::LivePage::undecryptable) and passed over, as [`pull`](Self::pull) does;
+    /// they never stop it. Needs a Tokio runtime.
     ///
     /// ```no_run
     /// # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
     /// let mut live = client.live(device, 0);
     /// while let Some(page) = live.next().await {
-    ///     println!("{} new changes, now at {}", page?.changes.len(), client.load_cursor(device)?);
+    ///     let page = page?;
+    ///     println!("{} new changes, {} skipped, now at {}", page.changes.len(), page.undecryptable.len(), page.cursor);
     /// }
     /// # Ok(()) }
     /// ```

@@ -52,13 +52,14 @@ impl Device {
 
     async fn pull_all(&mut self) {
         loop {
-            let (changes, next, has_more) = self.client.pull(self.id, self.cursor).await.unwrap();
-            for c in &changes {
+            let page = self.client.pull(self.id, self.cursor).await.unwrap();
+            assert_eq!(page.undecryptable, [], "every entry an honest device pushed reads back");
+            for c in &page.changes {
                 self.apply(c);
             }
-            self.received += changes.len();
-            self.cursor = next;
-            if !has_more {
+            self.received += page.changes.len();
+            self.cursor = page.cursor;
+            if !page.has_more {
                 return;
             }
         }

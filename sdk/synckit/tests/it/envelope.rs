@@ -185,13 +185,11 @@ async fn a_genuine_envelope_unlocks_a_second_device_that_then_syncs(server: Test
     assert_eq!(second_keys.stored(), first_keys.stored(), "both devices hold the one master key");
 
     let phone = second.register_device("phone", "ios").await.unwrap();
-    let (seen, _, _) = second.pull(phone.id, 0).await.unwrap();
-    assert_eq!(seen, vec![change]);
+    assert_eq!(second.pull(phone.id, 0).await.unwrap().changes, vec![change]);
     let reply = ChangeEntry::upsert("notes", "n1", json!({"title": "edited on the second device"}));
     second.push(phone.id, vec![reply.clone()]).await.unwrap();
     let laptop = first.register_device("laptop", "linux").await.unwrap();
-    let (seen, _, _) = first.pull(laptop.id, 1).await.unwrap();
-    assert_eq!(seen, vec![reply]);
+    assert_eq!(first.pull(laptop.id, 1).await.unwrap().changes, vec![reply]);
 }
 
 async fn a_version_1_envelope_is_upgraded_only_by_a_device_that_holds_its_key(server: TestServer) {
@@ -230,5 +228,5 @@ async fn a_version_1_envelope_is_upgraded_only_by_a_device_that_holds_its_key(se
     second.setup_encryption_existing("pass").await.unwrap();
     assert_eq!(second_keys.stored(), vec![master]);
     let phone = second.register_device("phone", "ios").await.unwrap();
-    assert_eq!(second.pull(phone.id, 0).await.unwrap().0, vec![change]);
+    assert_eq!(second.pull(phone.id, 0).await.unwrap().changes, vec![change]);
 }

@@ -13,11 +13,12 @@ use synckit_testkit::{Engine, TestServer, email, engine};
 use uuid::Uuid;
 
 /// Events alone must drive these tests: the fallback poll is pushed out of the way.
-fn events_only() -> LiveOptions {
+pub(crate) fn events_only() -> LiveOptions {
     LiveOptions { poll_interval: Duration::from_secs(3600), max_reconnect_delay: Duration::from_millis(500) }
 }
 
-async fn device(server: &TestServer, email: &str, first: bool, name: &str) -> (SyncKitClient, Uuid) {
+/// A device of the user of `email` (password "pw"), signing up and setting up encryption when `first`.
+pub(crate) async fn device(server: &TestServer, email: &str, first: bool, name: &str) -> (SyncKitClient, Uuid) {
     let client = server.client();
     if first {
         client.register(email, "pw").await.unwrap();
@@ -38,7 +39,11 @@ async fn receive(live: &mut LiveSync, want: usize, guard: Duration) -> Vec<Strin
     let deadline = tokio::time::Instant::now() + guard;
     while rows.len() < want {
         match tokio::time::timeout_at(deadline, live.next()).await {
-            Ok(Some(page)) => rows.extend(page.unwrap().changes.into_iter().map(|c| c.row_id)),
+            Ok(Some(page)) => {
+                let page = page.unwrap();
+                assert_eq!(page.undecryptable, [], "every entry an honest device pushed reads back");
+                rows.extend(page.changes.into_iter().map(|c| c.row_id));
+            }
             Ok(None) => panic!("live sync stopped"),
             Err(_) => break,
         }
@@ -46,7 +51,7 @@ async fn receive(live: &mut LiveSync, want: usize, guard: Duration) -> Vec<Strin
     rows
 }
 
-fn change(row: &str) -> Vec<ChangeEntry> {
+pub(crate) fn change(row: &str) -> Vec<ChangeEntry> {
     vec![ChangeEntry::insert("notes", row, json!({"row": row}))]
 }
 

@@ -8,6 +8,7 @@ mod no_plaintext;
 mod retries;
 mod retry_policy;
 mod sync;
+mod undecryptable;
 
 use std::sync::Arc;
 

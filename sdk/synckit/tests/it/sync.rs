@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::Clients;
 use serde_json::json;
 use synckit::keystore::MemoryKeyStore;
-use synckit::{ChangeEntry, ChangeOp, ErrorKind, SyncKitClient};
+use synckit::{ChangeEntry, ChangeOp, ErrorKind, SyncKitClient, UndecryptableReason};
 use synckit_testkit::{TestServer, email, on_each_engine};
 use uuid::Uuid;
 
@@ -16,7 +16,7 @@ on_each_engine!(
     change_password_then_unlock_elsewhere,
     change_password_reaches_every_app,
     many_changes_are_split_into_pushes_and_pages,
-    tampered_or_swapped_payloads_are_rejected,
+    a_payload_moved_to_another_entry_is_reported_not_applied,
     calls_need_a_session_and_a_key,
 );
 
@@ -41,10 +41,11 @@ async fn other_device(server: &TestServer, email: &str, password: &str, name: &s
 async fn pull_everything(client: &SyncKitClient, device: Uuid, mut cursor: u64) -> (Vec<ChangeEntry>, u64) {
     let mut all = Vec::new();
     loop {
-        let (changes, next, has_more) = client.pull(device, cursor).await.unwrap();
-        all.extend(changes);
-        cursor = next;
-        if !has_more {
+        let page = client.pull(device, cursor).await.unwrap();
+        assert_eq!(page.undecryptable, [], "every entry an honest device pushed reads back");
+        all.extend(page.changes);
+        cursor = page.cursor;
+        if !page.has_more {
             return (all, cursor);
         }
     }
@@ -65,9 +66,10 @@ async fn quickstart_and_two_devices_converge(server: TestServer) {
     ];
     let cursor = client.push(device.id, changes.clone()).await.unwrap();
     assert_eq!(cursor, 2);
-    let (own, new_cursor, has_more) = client.pull(device.id, 0).await.unwrap();
-    assert!(own.is_empty(), "a device does not get its own changes back");
-    assert_eq!((new_cursor, has_more), (2, false));
+    let page = client.pull(device.id, 0).await.unwrap();
+    assert!(page.changes.is_empty(), "a device does not get its own changes back");
+    assert_eq!((page.cursor, page.has_more), (2, false));
+    let new_cursor = page.cursor;
     assert_eq!(client.session().unwrap().user_id, user_id);
     assert_eq!(client.session().unwrap().app_id, app_id);
 
@@ -184,24 +186,30 @@ async fn many_changes_are_split_into_pushes_and_pages(server: TestServer) {
         (0..1203).map(|i| ChangeEntry::insert("items", format!("row-{i}"), json!({"i": i}))).collect();
     assert_eq!(laptop.push(laptop_id, changes.clone()).await.unwrap(), 1203);
     let (phone, phone_id) = other_device(&server, &email, "pw", "phone").await;
-    let (first, cursor, has_more) = phone.pull(phone_id, 0).await.unwrap();
-    assert_eq!((first.len(), cursor, has_more), (500, 500, true));
-    let (rest, cursor) = pull_everything(&phone, phone_id, cursor).await;
+    let first = phone.pull(phone_id, 0).await.unwrap();
+    assert_eq!((first.changes.len(), first.cursor, first.has_more), (500, 500, true));
+    let (rest, cursor) = pull_everything(&phone, phone_id, first.cursor).await;
     assert_eq!(cursor, 1203);
-    assert_eq!([first, rest].concat(), changes);
+    assert_eq!([first.changes, rest].concat(), changes);
 }
 
-async fn tampered_or_swapped_payloads_are_rejected(server: TestServer) {
+async fn a_payload_moved_to_another_entry_is_reported_not_applied(server: TestServer) {
     let email = email();
     let (laptop, laptop_id) = first_device(&server, &email, "pw").await;
-    laptop
-        .push(laptop_id, vec![ChangeEntry::insert("t", "a", json!("A")), ChangeEntry::insert("t", "b", json!("B"))])
-        .await
-        .unwrap();
-    // A hostile server moves one entry's payload onto another entry.
+    let b = ChangeEntry::insert("t", "b", json!("B"));
+    laptop.push(laptop_id, vec![ChangeEntry::insert("t", "a", json!("A")), b.clone()]).await.unwrap();
+    let stored = server.pull_all(&laptop.session().unwrap().token, 0).await;
+    // A hostile server moves one entry's payload onto another entry: B's ciphertext, under A's change id.
     server.execute("UPDATE changes SET payload = (SELECT payload FROM changes WHERE seq = 2) WHERE seq = 1").await;
     let (phone, phone_id) = other_device(&server, &email, "pw", "phone").await;
-    assert_eq!(phone.pull(phone_id, 0).await.unwrap_err().kind(), ErrorKind::Crypto);
+    let page = phone.pull(phone_id, 0).await.unwrap();
+    assert_eq!(page.changes, [b], "B is applied once, not twice");
+    let [skipped] = &page.undecryptable[..] else { panic!("one entry reported: {:?}", page.undecryptable) };
+    assert_eq!(
+        (skipped.seq, skipped.change_id, skipped.device_id, skipped.reason),
+        (1, stored[0].1, laptop_id, UndecryptableReason::AuthenticationFailed)
+    );
+    assert_eq!((page.cursor, page.has_more), (2, false));
 }
 
 async fn calls_need_a_session_and_a_key(server: TestServer) {
