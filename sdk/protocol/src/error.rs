@@ -66,6 +66,12 @@ pub enum ErrorCode {
     EmailTaken,
     /// 404: no such device for this user and app.
     DeviceNotFound,
+    /// 403: the route acts as a device, and the token is a sign-in token bound to none: register a device
+    /// (`POST /api/sync/devices`) and use the token it answers.
+    DeviceTokenRequired,
+    /// 403: a device's token used for another device (a push naming another `device_id`, or registering another
+    /// name): a token acts only as its own device.
+    DeviceMismatch,
     /// 404: no key envelope stored yet.
     KeyNotFound,
     /// 409: the key envelope's version is not the `expected_version` sent.
@@ -116,6 +122,8 @@ impl ErrorCode {
         Self::RegistrationClosed,
         Self::EmailTaken,
         Self::DeviceNotFound,
+        Self::DeviceTokenRequired,
+        Self::DeviceMismatch,
         Self::KeyNotFound,
         Self::VersionConflict,
         Self::NotFound,
@@ -154,6 +162,8 @@ impl ErrorCode {
             Self::RegistrationClosed => "registration_closed",
             Self::EmailTaken => "email_taken",
             Self::DeviceNotFound => "device_not_found",
+            Self::DeviceTokenRequired => "device_token_required",
+            Self::DeviceMismatch => "device_mismatch",
             Self::KeyNotFound => "key_not_found",
             Self::VersionConflict => "version_conflict",
             Self::NotFound => "not_found",
@@ -190,7 +200,7 @@ impl ErrorCode {
             | Self::TokenExpired
             | Self::InvalidCredentials
             | Self::InvalidApiKey => 401,
-            Self::RegistrationClosed | Self::InvalidSignature => 403,
+            Self::RegistrationClosed | Self::InvalidSignature | Self::DeviceTokenRequired | Self::DeviceMismatch => 403,
             Self::DeviceNotFound | Self::KeyNotFound | Self::NotFound | Self::BlobNotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::RequestTimeout => 408,

@@ -1,6 +1,6 @@
 //! The SyncKit ingest service: `POST /api/sync/push` appends a device's encrypted changes to its stream.
 //!
-//! The handler checks the request against the protocol's limits and that the device belongs to the caller, then
+//! The handler checks the request against the protocol's limits and that it names the token's own device, then
 //! hands the batch to the [`ChangelogStore`], which assigns sequence numbers and drops retried change ids. Once the
 //! append has committed it publishes a commit notice on the [`CommitBus`], waiting a bounded time at most.
 //!

@@ -87,6 +87,7 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
         let auth_settings = AuthSettings {
             open_registration: settings.open_registration,
             prelogin_key: Arc::new(secrets.prelogin_key),
+            sign_in: settings.sign_in,
         };
         api = api.merge(synckit_auth::router(AuthState::new(engines.accounts.clone(), keys.clone(), auth_settings)));
     }
@@ -124,7 +125,7 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
             shutdown,
         );
         api = api.merge(synckit_blob::router(state));
-        if let Some(routes) = engines.objects.routes() {
+        if let Some(routes) = engines.objects.routes(Arc::new(authenticator.clone())) {
             transfers = transfers.merge(routes);
         }
     }

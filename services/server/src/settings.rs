@@ -1,7 +1,7 @@
 //! Configuration: defaults, then an optional TOML file (`--config` or `SYNCKIT_CONFIG`), then `SYNCKIT_*`
 //! environment variables, then flags; later sources win. Secrets are [`SecretString`]s and never printed.
 //!
-//! Settings are grouped in sections (`database`, `s3`, `blob`, `events`, `serve`). A file writes them as TOML
+//! Settings are grouped in sections (`database`, `s3`, `blob`, `events`, `sign_in`, `serve`). A file writes them as TOML
 //! tables (`[blob] url_expiry_secs = 300`); the environment keeps one flat variable per setting
 //! (`SYNCKIT_BLOB_URL_EXPIRY_SECS`), and [`env_key`] and [`env_var`] translate between the two. Every check of
 //! a value lives in [`Settings::validate`], which names the variable to fix.
@@ -15,6 +15,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::Uncased;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use synckit_auth::ThrottleSettings;
 use synckit_blob::{BlobSettings, S3Config};
 use synckit_query::EventSettings;
 
@@ -47,6 +48,8 @@ pub struct Settings {
     pub blob: BlobSettings,
     /// Live-sync event streams (`SYNCKIT_EVENTS_*`).
     pub events: EventSettings,
+    /// How fast wrong passwords may be tried, per account and per client address (`SYNCKIT_SIGN_IN_*`).
+    pub sign_in: ThrottleSettings,
     /// Slow clients (`SYNCKIT_HEADER_READ_TIMEOUT_SECS`, `SYNCKIT_REQUEST_TIMEOUT_SECS`).
     pub serve: ServeSettings,
 }
@@ -65,6 +68,7 @@ impl Default for Settings {
             s3: None,
             blob: BlobSettings::default(),
             events: EventSettings::default(),
+            sign_in: ThrottleSettings::default(),
             serve: ServeSettings::default(),
         }
     }
@@ -160,8 +164,8 @@ const TOP_LEVEL: [&str; 7] =
     ["listen", "data_dir", "role", "log_format", "nats_url", "token_secret", "open_registration"];
 
 /// Variable prefixes (after `SYNCKIT_`) that start each section: `SYNCKIT_S3_BUCKET` is `s3.bucket`.
-const SECTION_PREFIXES: [(&str, &str); 4] =
-    [("s3_", "s3"), ("blob_", "blob"), ("events_", "events"), ("db_", "database")];
+const SECTION_PREFIXES: [(&str, &str); 5] =
+    [("s3_", "s3"), ("blob_", "blob"), ("events_", "events"), ("sign_in_", "sign_in"), ("db_", "database")];
 
 /// Variables whose names do not start with their section's.
 const SINGLE_KEYS: [(&str, &str); 3] = [
@@ -261,6 +265,16 @@ impl Settings {
         }
         if events.heartbeat.is_zero() {
             return bad("events.heartbeat_secs", "must be at least 1".into());
+        }
+        let sign_in = &self.sign_in;
+        if sign_in.account_burst == 0 {
+            return bad("sign_in.account_burst", "must be at least 1".into());
+        }
+        if sign_in.address_burst == 0 {
+            return bad("sign_in.address_burst", "must be at least 1".into());
+        }
+        if sign_in.refill.is_zero() {
+            return bad("sign_in.refill_secs", "must be at least 1".into());
         }
         if self.serve.header_read_timeout.is_zero() {
             return bad("serve.header_read_timeout_secs", "must be at least 1".into());
@@ -364,6 +378,9 @@ mod tests {
                 ("BLOB_SWEEP_INTERVAL_SECS", "7"),
                 ("EVENTS_MAX_PER_USER", "8"),
                 ("EVENTS_MAX_LIFETIME_SECS", "9"),
+                ("SIGN_IN_ACCOUNT_BURST", "12"),
+                ("SIGN_IN_ADDRESS_BURST", "13"),
+                ("SIGN_IN_REFILL_SECS", "14"),
                 ("HEADER_READ_TIMEOUT_SECS", "10"),
                 ("REQUEST_TIMEOUT_SECS", "11"),
                 ("NATS_URL", "nats://127.0.0.1:4222"),
@@ -381,6 +398,7 @@ mod tests {
             assert_eq!((s.blob.url_expiry, s.blob.upload_ttl, s.blob.sweep_interval), (secs(5), secs(6), secs(7)));
             assert_eq!((s.events.max_connections_per_user, s.events.max_lifetime), (8, secs(9)));
             assert_eq!((s.serve.header_read_timeout, s.serve.request_timeout), (secs(10), secs(11)));
+            assert_eq!((s.sign_in.account_burst, s.sign_in.address_burst, s.sign_in.refill), (12, 13, secs(14)));
             assert_eq!(s.nats_url.as_deref(), Some("nats://127.0.0.1:4222"));
             Ok(())
         });
@@ -398,6 +416,7 @@ mod tests {
             assert_eq!(s.s3.as_ref().map(|s3| &*s3.bucket), Some("synckit"));
             assert_eq!(s.blob.url_expiry, Duration::from_secs(300));
             assert_eq!(s.events.max_connections_per_user, 8);
+            assert_eq!((s.sign_in.account_burst, s.sign_in.address_burst), (5, 1000));
             assert_eq!(s.serve.header_read_timeout, Duration::from_secs(5));
             Ok(())
         });
@@ -412,6 +431,7 @@ mod tests {
             ("s3_secret_access_key", "s3.secret_access_key"),
             ("blob_url_expiry_secs", "blob.url_expiry_secs"),
             ("events_max_per_user", "events.max_per_user"),
+            ("sign_in_refill_secs", "sign_in.refill_secs"),
             ("request_timeout_secs", "serve.request_timeout_secs"),
         ] {
             assert_eq!(env_key(var).as_deref(), Some(key));
@@ -454,7 +474,7 @@ mod tests {
     #[test]
     fn values_that_cannot_work_name_their_variable() {
         type Spoil = fn(&mut Settings);
-        let cases: [(Spoil, &str); 11] = [
+        let cases: [(Spoil, &str); 14] = [
             (|s| s.token_secret = Some("short".into()), "SYNCKIT_TOKEN_SECRET"),
             (|s| s.database.max_connections = 0, "SYNCKIT_DB_MAX_CONNECTIONS"),
             (|s| s.blob.url_expiry = Duration::from_secs(0), "SYNCKIT_BLOB_URL_EXPIRY_SECS"),
@@ -464,6 +484,9 @@ mod tests {
             (|s| s.events.max_connections_per_user = 0, "SYNCKIT_EVENTS_MAX_PER_USER"),
             (|s| s.events.max_lifetime = Duration::from_secs(0), "SYNCKIT_EVENTS_MAX_LIFETIME_SECS"),
             (|s| s.events.heartbeat = Duration::from_secs(0), "SYNCKIT_EVENTS_HEARTBEAT_SECS"),
+            (|s| s.sign_in.account_burst = 0, "SYNCKIT_SIGN_IN_ACCOUNT_BURST"),
+            (|s| s.sign_in.address_burst = 0, "SYNCKIT_SIGN_IN_ADDRESS_BURST"),
+            (|s| s.sign_in.refill = Duration::from_secs(0), "SYNCKIT_SIGN_IN_REFILL_SECS"),
             (|s| s.serve.header_read_timeout = Duration::from_secs(0), "SYNCKIT_HEADER_READ_TIMEOUT_SECS"),
             (|s| s.serve.request_timeout = Duration::from_secs(0), "SYNCKIT_REQUEST_TIMEOUT_SECS"),
         ];

@@ -8,4 +8,6 @@ mod blobs;
 mod concurrency;
 mod events;
 mod operations;
+mod revocation;
+mod sign_in_throttle;
 mod unavailable;
