@@ -152,7 +152,11 @@ fn kind_of(code: ErrorCode, status: u16) -> ErrorKind {
         ErrorCode::MissingToken | ErrorCode::InvalidToken | ErrorCode::TokenExpired | ErrorCode::InvalidApiKey => {
             ErrorKind::Unauthorized
         }
-        ErrorCode::RegistrationClosed => ErrorKind::Forbidden,
+        // A sign-in token where a device's is needed, or a device's token used as another device: the session is
+        // valid but not for this; register the device (with a fresh sign-in) to get the right token.
+        ErrorCode::RegistrationClosed | ErrorCode::DeviceTokenRequired | ErrorCode::DeviceMismatch => {
+            ErrorKind::Forbidden
+        }
         ErrorCode::DeviceNotFound | ErrorCode::KeyNotFound | ErrorCode::BlobNotFound | ErrorCode::NotFound => {
             ErrorKind::NotFound
         }
@@ -244,6 +248,8 @@ mod tests {
         (ErrorCode::RegistrationClosed, ErrorKind::Forbidden),
         (ErrorCode::EmailTaken, ErrorKind::Conflict),
         (ErrorCode::DeviceNotFound, ErrorKind::NotFound),
+        (ErrorCode::DeviceTokenRequired, ErrorKind::Forbidden),
+        (ErrorCode::DeviceMismatch, ErrorKind::Forbidden),
         (ErrorCode::KeyNotFound, ErrorKind::NotFound),
         (ErrorCode::VersionConflict, ErrorKind::Conflict),
         (ErrorCode::NotFound, ErrorKind::NotFound),

@@ -1,12 +1,12 @@
 //! Accounts and sessions: register, sign in and out, resume a saved session, change the password.
 
 use reqwest::Method;
-use synckit_protocol::paths;
 use synckit_protocol::accounts::{
     AuthRequest, AuthResponse, ChangePasswordRequest, PreloginRequest, PreloginResponse, RegisterRequest,
     RegisterResponse,
 };
 use synckit_protocol::keys::PutKeyRequest;
+use synckit_protocol::paths;
 use uuid::Uuid;
 
 use super::{State, check_password, derive, unwrap, wrap};
@@ -38,7 +38,12 @@ impl SyncKitClient {
         Ok(resp.user_id)
     }
 
-    /// Signs in to this app, returning `(user_id, app_id)`. A wrong password is [`ErrorKind::WrongPassword`].
+    /// Signs in to this app, returning `(user_id, app_id)`. A wrong password is [`ErrorKind::WrongPassword`]; too
+    /// many wrong ones make the server hold off new attempts for a while, which this call waits out within its
+    /// total timeout ([`ErrorKind::RateLimited`] beyond it).
+    ///
+    /// The session's token only sets up: [`register_device`](Self::register_device) next, which switches to the
+    /// device's own token.
     ///
     /// ```no_run
     /// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
@@ -53,8 +58,7 @@ impl SyncKitClient {
             login_key: login_key.as_bytes().to_vec().into(),
             api_key: self.inner.config.api_key.clone(),
         };
-        let resp: AuthResponse =
-            self.call(Method::POST, paths::AUTH, false, Some(&req), Retry::Idempotent).await?;
+        let resp: AuthResponse = self.call(Method::POST, paths::AUTH, false, Some(&req), Retry::Idempotent).await?;
         let ids = (resp.user_id, resp.app_id);
         let mut state = self.inner.state.write().expect("not poisoned");
         // Another user's key must not stay unlocked.
@@ -67,6 +71,7 @@ impl SyncKitClient {
             app_id: resp.app_id,
             email: email.trim().to_lowercase(),
             expires_at: resp.expires_at,
+            device_id: None,
         });
         Ok(ids)
     }
@@ -141,6 +146,7 @@ impl SyncKitClient {
             login_key: login_key.as_bytes().to_vec().into(),
             key,
         };
+        // The answer is a token of the same kind (a device's, when the session has one).
         let resp: AuthResponse =
             self.call(Method::POST, paths::ACCOUNTS_PASSWORD, true, Some(&req), Retry::IfUnprocessed).await?;
         let mut state = self.inner.state.write().expect("not poisoned");
