@@ -139,7 +139,8 @@ async fn a_devices_token_pushes_only_as_its_device(engine: Engine) {
     assert_eq!(app.push(&laptop, &entries(1)).await.0, StatusCode::OK);
     assert_eq!(app.push(&phone, &entries(1)).await.0, StatusCode::OK);
     let (_, page) = app.post("/api/sync/pull", Some(&phone.token), json!({"cursor": 0})).await;
-    let pushers: Vec<&str> = page["entries"].as_array().unwrap().iter().map(|e| e["device_id"].as_str().unwrap()).collect();
+    let pushers: Vec<&str> =
+        page["entries"].as_array().unwrap().iter().map(|e| e["device_id"].as_str().unwrap()).collect();
     assert_eq!(pushers, [laptop.device_id.to_string(), phone.device_id.to_string()]);
 }
 
@@ -151,18 +152,25 @@ async fn a_sign_in_token_sets_up_but_does_not_sync(engine: Engine) {
 
     // Short-lived.
     let (_, body) = app
-        .post("/api/sync/auth", None, json!({"email": user.email, "login_key": b64(&user.login_key), "api_key": app.api_key}))
+        .post(
+            "/api/sync/auth",
+            None,
+            json!({"email": user.email, "login_key": b64(&user.login_key), "api_key": app.api_key}),
+        )
         .await;
-    let expires_at =
-        time::OffsetDateTime::parse(body["expires_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339)
-            .unwrap();
+    let expires_at = time::OffsetDateTime::parse(
+        body["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
     assert!(expires_at <= time::OffsetDateTime::now_utc() + time::Duration::minutes(15), "{body}");
 
     // It does not sync.
     let needs_device = |(status, body): (StatusCode, Value), route: &str| {
         assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "device_token_required"), "{route}: {body}");
     };
-    let push = json!({"device_id": existing.device_id, "entries": [{"change_id": Uuid::now_v7(), "payload": b64(b"x")}]});
+    let push =
+        json!({"device_id": existing.device_id, "entries": [{"change_id": Uuid::now_v7(), "payload": b64(b"x")}]});
     needs_device(app.post("/api/sync/push", t, push).await, "push");
     needs_device(app.post("/api/sync/pull", t, json!({"cursor": 0})).await, "pull");
     needs_device(app.get("/api/sync/status", t).await, "status");
