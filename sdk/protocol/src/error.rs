@@ -60,6 +60,8 @@ pub enum ErrorCode {
     InvalidCredentials,
     /// 401: the API key does not belong to any app.
     InvalidApiKey,
+    /// 401: the token is a device's, and that device was removed from the account: sign in and register again.
+    DeviceRemoved,
     /// 403: this deployment does not allow open sign-up.
     RegistrationClosed,
     /// 409: an account with that email exists.
@@ -119,6 +121,7 @@ impl ErrorCode {
         Self::TokenExpired,
         Self::InvalidCredentials,
         Self::InvalidApiKey,
+        Self::DeviceRemoved,
         Self::RegistrationClosed,
         Self::EmailTaken,
         Self::DeviceNotFound,
@@ -159,6 +162,7 @@ impl ErrorCode {
             Self::TokenExpired => "token_expired",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidApiKey => "invalid_api_key",
+            Self::DeviceRemoved => "device_removed",
             Self::RegistrationClosed => "registration_closed",
             Self::EmailTaken => "email_taken",
             Self::DeviceNotFound => "device_not_found",
@@ -199,7 +203,8 @@ impl ErrorCode {
             | Self::InvalidToken
             | Self::TokenExpired
             | Self::InvalidCredentials
-            | Self::InvalidApiKey => 401,
+            | Self::InvalidApiKey
+            | Self::DeviceRemoved => 401,
             Self::RegistrationClosed | Self::InvalidSignature | Self::DeviceTokenRequired | Self::DeviceMismatch => 403,
             Self::DeviceNotFound | Self::KeyNotFound | Self::NotFound | Self::BlobNotFound => 404,
             Self::MethodNotAllowed => 405,

@@ -191,7 +191,7 @@ impl Authenticator {
                 Err(ApiError::new(ErrorCode::InvalidToken, "the token was revoked by a password change"))
             }
             Some(s) if device_id.is_some() && !s.device_registered => Err(ApiError::new(
-                ErrorCode::InvalidToken,
+                ErrorCode::DeviceRemoved,
                 "this device was removed from the account; sign in again and register it",
             )),
             Some(_) => Ok(()),
