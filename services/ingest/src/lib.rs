@@ -20,13 +20,13 @@ use synckit_bus::CommitBus;
 use synckit_http::Authenticator;
 use synckit_protocol::limits::MAX_PUSH_BODY_BYTES;
 use synckit_protocol::paths;
-use synckit_store::{AccountStore, ChangelogStore};
+use synckit_store::ChangelogStore;
 
 /// What the ingest handlers share.
 #[derive(Clone, Debug, FromRef)]
 pub struct IngestState {
     pub changelog: Arc<dyn ChangelogStore>,
-    pub accounts: Arc<dyn AccountStore>,
+    /// Checks each push's token, device included: the device check needs no store of its own here.
     pub authenticator: Authenticator,
     /// Where commit notices go after a push commits.
     pub bus: Arc<dyn CommitBus>,

@@ -94,7 +94,6 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
     if role.runs(Role::Ingest) {
         api = api.merge(synckit_ingest::router(IngestState {
             changelog: engines.changelog.clone(),
-            accounts: engines.accounts.clone(),
             authenticator: authenticator.clone(),
             bus: engines.bus.clone(),
         }));

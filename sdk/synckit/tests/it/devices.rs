@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::Clients;
 use synckit::keystore::MemoryKeyStore;
-use synckit::{ChangeEntry, ErrorKind};
+use synckit::{ChangeEntry, ErrorKind, LiveOptions};
 use synckit_testkit::{TestServer, email, engine, on_each_engine};
 
 on_each_engine!(a_device_syncs_with_its_own_token_until_another_removes_it);
@@ -72,4 +72,42 @@ async fn signing_in_after_a_few_typos_waits_out_the_throttle() {
     let started = tokio::time::Instant::now();
     client.authenticate(&email, "right").await.unwrap();
     assert!(started.elapsed() >= Duration::from_secs(1), "the sign-in was throttled and waited out");
+}
+
+#[tokio::test]
+async fn live_sync_of_a_removed_device_ends_unauthorized() {
+    // Streams re-check their token at each heartbeat: one a second keeps the test short.
+    let server = TestServer::start_with(engine::embedded(), |s| s.events.heartbeat = Duration::from_secs(1)).await;
+    let email = email();
+    let laptop = server.client();
+    laptop.register(&email, "pw").await.unwrap();
+    laptop.authenticate(&email, "pw").await.unwrap();
+    laptop.setup_encryption_new("pw").await.unwrap();
+    let device = laptop.register_device("laptop", "linux").await.unwrap();
+    let options =
+        LiveOptions { poll_interval: Duration::from_secs(3600), max_reconnect_delay: Duration::from_millis(200) };
+    let mut live = laptop.live_with(device.id, 0, options);
+
+    // The laptop listens: a change from the phone reaches it.
+    let phone = server.client();
+    phone.authenticate(&email, "pw").await.unwrap();
+    phone.setup_encryption_existing("pw").await.unwrap();
+    let phone_device = phone.register_device("phone", "ios").await.unwrap();
+    phone.push(phone_device.id, [ChangeEntry::insert("notes", "n1", serde_json::json!({}))]).await.unwrap();
+    let page = tokio::time::timeout(Duration::from_secs(10), live.next()).await.expect("a page").unwrap().unwrap();
+    assert_eq!(page.changes.len(), 1);
+
+    // Removed while listening: its stream closes, and reconnecting is refused for good.
+    phone.delete_device(device.id).await.unwrap();
+    let guard = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(guard, live.next()).await.expect("live sync ends") {
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => {
+                assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
+                break;
+            }
+            None => panic!("live sync stopped without saying why"),
+        }
+    }
 }
