@@ -107,8 +107,8 @@ impl TokenKeys {
         (self.issue_until(claims, expires_at), expires_at)
     }
 
-    /// A token with these claims that expires at `expires_at` (tests make short-lived ones with it).
-    pub fn issue_until(&self, claims: TokenClaims, expires_at: OffsetDateTime) -> String {
+    /// A token with these claims that expires at `expires_at`.
+    fn issue_until(&self, claims: TokenClaims, expires_at: OffsetDateTime) -> String {
         let now = OffsetDateTime::now_utc();
         let claims = Claims {
             sub: claims.user_id,
