@@ -81,6 +81,12 @@ impl LoggedIn {
     /// Turns the SDK's "sign in again" into the command that does it.
     pub fn explain(&self, err: anyhow::Error) -> anyhow::Error {
         match err.downcast_ref::<synckit::Error>() {
+            Some(e) if e.code() == Some(synckit::ErrorCode::DeviceRemoved) => anyhow!(
+                "this profile's device {} ({}) was deleted: run synckit login {} to register it again",
+                self.profile.device_name,
+                self.profile.device_id,
+                self.profile.session.email
+            ),
             Some(e) if e.kind() == ErrorKind::Unauthorized => anyhow!(
                 "the session has ended (it expired, or the password was changed): run synckit login {}",
                 self.profile.session.email

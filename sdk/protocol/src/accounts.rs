@@ -100,8 +100,10 @@ pub struct AuthRequest {
     pub api_key: String,
 }
 
-/// A bearer token for one user in one app, valid for seven days. Also the answer to a password change, since that
-/// revokes the token it was made with.
+/// A bearer token for one user in one app. From `POST /api/sync/auth`, a sign-in token valid for 15 minutes, which
+/// registers a device (whose own token then syncs) and reads the key envelope. Also the answer to a password change,
+/// since that revokes the token it was made with: then it is a token of the same kind, a device's when the change was
+/// made with one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuthResponse {

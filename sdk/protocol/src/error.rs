@@ -60,12 +60,20 @@ pub enum ErrorCode {
     InvalidCredentials,
     /// 401: the API key does not belong to any app.
     InvalidApiKey,
+    /// 401: the token is a device's, and that device was removed from the account: sign in and register again.
+    DeviceRemoved,
     /// 403: this deployment does not allow open sign-up.
     RegistrationClosed,
     /// 409: an account with that email exists.
     EmailTaken,
     /// 404: no such device for this user and app.
     DeviceNotFound,
+    /// 403: the route acts as a device, and the token is a sign-in token bound to none: register a device
+    /// (`POST /api/sync/devices`) and use the token it answers.
+    DeviceTokenRequired,
+    /// 403: a device's token used for another device (a push naming another `device_id`, or registering another
+    /// name): a token acts only as its own device.
+    DeviceMismatch,
     /// 404: no key envelope stored yet.
     KeyNotFound,
     /// 409: the key envelope's version is not the `expected_version` sent.
@@ -113,9 +121,12 @@ impl ErrorCode {
         Self::TokenExpired,
         Self::InvalidCredentials,
         Self::InvalidApiKey,
+        Self::DeviceRemoved,
         Self::RegistrationClosed,
         Self::EmailTaken,
         Self::DeviceNotFound,
+        Self::DeviceTokenRequired,
+        Self::DeviceMismatch,
         Self::KeyNotFound,
         Self::VersionConflict,
         Self::NotFound,
@@ -151,9 +162,12 @@ impl ErrorCode {
             Self::TokenExpired => "token_expired",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidApiKey => "invalid_api_key",
+            Self::DeviceRemoved => "device_removed",
             Self::RegistrationClosed => "registration_closed",
             Self::EmailTaken => "email_taken",
             Self::DeviceNotFound => "device_not_found",
+            Self::DeviceTokenRequired => "device_token_required",
+            Self::DeviceMismatch => "device_mismatch",
             Self::KeyNotFound => "key_not_found",
             Self::VersionConflict => "version_conflict",
             Self::NotFound => "not_found",
@@ -189,8 +203,9 @@ impl ErrorCode {
             | Self::InvalidToken
             | Self::TokenExpired
             | Self::InvalidCredentials
-            | Self::InvalidApiKey => 401,
-            Self::RegistrationClosed | Self::InvalidSignature => 403,
+            | Self::InvalidApiKey
+            | Self::DeviceRemoved => 401,
+            Self::RegistrationClosed | Self::InvalidSignature | Self::DeviceTokenRequired | Self::DeviceMismatch => 403,
             Self::DeviceNotFound | Self::KeyNotFound | Self::NotFound | Self::BlobNotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::RequestTimeout => 408,

@@ -75,8 +75,10 @@ async fn bench(store: &str, mib: u64) {
     uploader.register(&email, PASSWORD).await.unwrap();
     uploader.authenticate(&email, PASSWORD).await.unwrap();
     uploader.setup_encryption_new(PASSWORD).await.unwrap();
+    uploader.register_device("uploader", "linux").await.unwrap();
     downloader.authenticate(&email, PASSWORD).await.unwrap();
     downloader.setup_encryption_existing(PASSWORD).await.unwrap();
+    downloader.register_device("downloader", "linux").await.unwrap();
 
     println!("{mib} MiB through the SDK, blobs in {store}:");
     reset_peak_memory();

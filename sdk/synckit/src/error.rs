@@ -153,10 +153,16 @@ fn kind_of(code: ErrorCode, status: u16) -> ErrorKind {
     match code {
         // The server does not say whether the email or the key was wrong, and the key comes from the password.
         ErrorCode::InvalidCredentials => ErrorKind::WrongPassword,
-        ErrorCode::MissingToken | ErrorCode::InvalidToken | ErrorCode::TokenExpired | ErrorCode::InvalidApiKey => {
-            ErrorKind::Unauthorized
+        ErrorCode::MissingToken
+        | ErrorCode::InvalidToken
+        | ErrorCode::TokenExpired
+        | ErrorCode::InvalidApiKey
+        | ErrorCode::DeviceRemoved => ErrorKind::Unauthorized,
+        // A sign-in token where a device's is needed, or a device's token used as another device: the session is
+        // valid but not for this; register the device (with a fresh sign-in) to get the right token.
+        ErrorCode::RegistrationClosed | ErrorCode::DeviceTokenRequired | ErrorCode::DeviceMismatch => {
+            ErrorKind::Forbidden
         }
-        ErrorCode::RegistrationClosed => ErrorKind::Forbidden,
         ErrorCode::DeviceNotFound | ErrorCode::KeyNotFound | ErrorCode::BlobNotFound | ErrorCode::NotFound => {
             ErrorKind::NotFound
         }
@@ -245,9 +251,12 @@ mod tests {
         (ErrorCode::TokenExpired, ErrorKind::Unauthorized),
         (ErrorCode::InvalidCredentials, ErrorKind::WrongPassword),
         (ErrorCode::InvalidApiKey, ErrorKind::Unauthorized),
+        (ErrorCode::DeviceRemoved, ErrorKind::Unauthorized),
         (ErrorCode::RegistrationClosed, ErrorKind::Forbidden),
         (ErrorCode::EmailTaken, ErrorKind::Conflict),
         (ErrorCode::DeviceNotFound, ErrorKind::NotFound),
+        (ErrorCode::DeviceTokenRequired, ErrorKind::Forbidden),
+        (ErrorCode::DeviceMismatch, ErrorKind::Forbidden),
         (ErrorCode::KeyNotFound, ErrorKind::NotFound),
         (ErrorCode::VersionConflict, ErrorKind::Conflict),
         (ErrorCode::NotFound, ErrorKind::NotFound),

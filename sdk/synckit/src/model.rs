@@ -125,6 +125,10 @@ pub struct Status {
 
 /// A signed-in session, to save and restore across runs (it holds a bearer token: store it privately).
 ///
+/// After [`authenticate`](crate::SyncKitClient::authenticate) it holds a short-lived sign-in token, which sets up
+/// encryption and registers a device; [`register_device`](crate::SyncKitClient::register_device) replaces it with
+/// the device's own token, which syncs. Save the session after registering, so a restarted client keeps syncing.
+///
 /// ```
 /// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
 /// let saved = serde_json::to_string(&client.session().expect("signed in")).unwrap();
@@ -145,6 +149,9 @@ pub struct Session {
     /// When the token stops working; sign in again after that.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: time::OffsetDateTime,
+    /// The device the token acts as, once one is registered; `None` for a sign-in token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<uuid::Uuid>,
 }
 
 impl std::fmt::Debug for Session {
@@ -154,6 +161,7 @@ impl std::fmt::Debug for Session {
             .field("app_id", &self.app_id)
             .field("email", &self.email)
             .field("expires_at", &self.expires_at)
+            .field("device_id", &self.device_id)
             .finish_non_exhaustive()
     }
 }

@@ -169,6 +169,7 @@ mod tests {
             app_id: Uuid::now_v7(),
             email: "a@example.com".into(),
             expires_at: OffsetDateTime::UNIX_EPOCH,
+            device_id: None,
         }
     }
 

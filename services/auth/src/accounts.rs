@@ -1,6 +1,10 @@
 //! Sign-up, pre-login, password change and token issue.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, State};
 use synckit_http::auth::TokenClaims;
 use synckit_http::{ApiError, Authenticated, Json};
 use synckit_protocol::accounts::{
@@ -68,14 +72,18 @@ pub async fn prelogin(
     Ok(Json(PreloginResponse { kdf: KdfParams::LOGIN, salt: salt.into() }))
 }
 
-/// Exchanges credentials and an app's API key for a token.
+/// Exchanges credentials and an app's API key for a short-lived sign-in token, which registers a device (whose own
+/// token then syncs), reads and stores the key envelope, manages devices and changes the password.
 #[utoipa::path(post, path = paths::AUTH, tag = "accounts", request_body = AuthRequest, responses(
     (status = 200, body = AuthResponse),
     (status = 401, description = "invalid_credentials or invalid_api_key", body = ErrorBody),
+    (status = 429, description = "rate_limited: too many wrong attempts for this account or from this address; \
+        wait `Retry-After` seconds", body = ErrorBody),
 ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id, app.id))]
 pub async fn authenticate(
     State(state): State<AuthState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Json(req): Json<AuthRequest>,
 ) -> Result<Json<AuthResponse>, ApiError> {
     let app = state
@@ -87,13 +95,17 @@ pub async fn authenticate(
 
     let bad_credentials = || ApiError::new(ErrorCode::InvalidCredentials, "wrong email or password");
     let email = normalize_email(&req.email).map_err(|_| bad_credentials())?;
+    let attempt = state.throttle.attempt(&email, peer.map(|Extension(ConnectInfo(addr))| addr.ip()));
+    let permit = attempt.map_err(throttled)?;
     let user = state.accounts.user_by_email(&email).await?.ok_or_else(bad_credentials)?;
     if !login_key_matches(req.login_key.as_bytes(), &user.login_key_hash) {
         return Err(bad_credentials());
     }
+    permit.succeeded();
     tracing::Span::current().record("user.id", tracing::field::display(user.id));
 
-    let claims = TokenClaims { user_id: user.id, app_id: app.id, token_version: user.token_version };
+    // A sign-in token: it sets up and registers a device, whose own token then syncs.
+    let claims = TokenClaims { user_id: user.id, app_id: app.id, token_version: user.token_version, device_id: None };
     let (token, expires_at) = state.keys.issue(claims);
     Ok(Json(AuthResponse { token, user_id: user.id, app_id: app.id, expires_at }))
 }
@@ -104,11 +116,13 @@ pub async fn authenticate(
     security(("bearer" = [])), responses(
     (status = 200, description = "a new token; older tokens no longer work", body = AuthResponse),
     (status = 401, description = "invalid_credentials: the current login key is wrong", body = ErrorBody),
+    (status = 429, description = "rate_limited: too many wrong attempts; wait `Retry-After` seconds", body = ErrorBody),
     (status = 409, description = "version_conflict: the re-wrapped envelopes are not every app's at its current version; nothing changed", body = ErrorBody),
 ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id))]
 pub async fn change_password(
     State(state): State<AuthState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     auth: Authenticated,
     Json(req): Json<ChangePasswordRequest>,
 ) -> Result<Json<AuthResponse>, ApiError> {
@@ -119,9 +133,13 @@ pub async fn change_password(
         .user(auth.user_id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidToken, "the account no longer exists"))?;
+    // A stolen token must not make the current password guessable either.
+    let attempt = state.throttle.attempt(&user.email, peer.map(|Extension(ConnectInfo(addr))| addr.ip()));
+    let permit = attempt.map_err(throttled)?;
     if !login_key_matches(req.current_login_key.as_bytes(), &user.login_key_hash) {
         return Err(ApiError::new(ErrorCode::InvalidCredentials, "the current password is wrong"));
     }
+    permit.succeeded();
     let mut rewrapped_keys = Vec::with_capacity(req.keys.len());
     for key in req.keys {
         check_envelope(&key.envelope)?;
@@ -149,7 +167,8 @@ pub async fn change_password(
         }
     };
 
-    let claims = TokenClaims { user_id: user.id, app_id: auth.app_id, token_version };
+    // The same kind of token as the one the change was made with, so a device keeps syncing.
+    let claims = TokenClaims { user_id: user.id, app_id: auth.app_id, token_version, device_id: auth.device_id };
     let (token, expires_at) = state.keys.issue(claims);
     Ok(Json(AuthResponse { token, user_id: user.id, app_id: auth.app_id, expires_at }))
 }
@@ -171,6 +190,18 @@ fn rewrap_conflict(app_id: Uuid, current: u64, expected: u64) -> ApiError {
             paths::ACCOUNTS_KEYS
         ),
     )
+}
+
+/// The answer to an attempt the throttle refused: how long to wait, rounded up to whole seconds.
+fn throttled(wait: Duration) -> ApiError {
+    let secs = u32::try_from(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).unwrap_or(u32::MAX).max(1);
+    ApiError {
+        retry_after_secs: Some(secs),
+        ..ApiError::new(
+            ErrorCode::RateLimited,
+            format!("too many wrong sign-in attempts for this account or from this address; wait {secs} s"),
+        )
+    }
 }
 
 /// Trimmed and lower-cased, with one `@` between a non-empty local part and domain.

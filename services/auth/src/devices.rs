@@ -2,8 +2,9 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use synckit_http::auth::TokenClaims;
 use synckit_http::{ApiError, Authenticated, Json};
-use synckit_protocol::devices::{Device, RegisterDeviceRequest};
+use synckit_protocol::devices::{Device, RegisterDeviceRequest, RegisteredDevice};
 use synckit_protocol::limits::MAX_DEVICE_FIELD_BYTES;
 use synckit_protocol::{ErrorBody, ErrorCode, paths};
 use tracing::instrument;
@@ -11,19 +12,41 @@ use uuid::Uuid;
 
 use crate::AuthState;
 
-/// Registers a device, or returns the one already registered under that name (with its platform updated).
+/// Registers a device, or returns the one already registered under that name (with its platform updated), with a
+/// token bound to it. A sign-in token may register any name; a device's token only its own, which renews the token:
+/// a lost device's token must not be able to mint a token for a device that outlives its removal.
 #[utoipa::path(post, path = paths::DEVICES, tag = "devices", request_body = RegisterDeviceRequest,
-    security(("bearer" = [])), responses((status = 200, body = Device), (status = 400, body = ErrorBody)))]
+    security(("bearer" = [])), responses(
+        (status = 200, description = "the device and its token", body = RegisteredDevice),
+        (status = 400, body = ErrorBody),
+        (status = 403, description = "device_mismatch: a device's token registering another name", body = ErrorBody),
+    ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
 pub async fn register(
     State(state): State<AuthState>,
     auth: Authenticated,
     Json(req): Json<RegisterDeviceRequest>,
-) -> Result<Json<Device>, ApiError> {
+) -> Result<Json<RegisteredDevice>, ApiError> {
     let name = check_field("name", &req.name)?;
     let platform = check_field("platform", &req.platform)?;
+    if let Some(own) = auth.device_id {
+        let devices = state.accounts.devices(auth.stream()).await?;
+        if !devices.iter().any(|d| d.id == own && d.name == name) {
+            return Err(ApiError::new(
+                ErrorCode::DeviceMismatch,
+                "a device's token registers only its own device; sign in again to register another",
+            ));
+        }
+    }
     let device = state.accounts.upsert_device(auth.stream(), Uuid::now_v7(), name, platform).await?;
-    Ok(Json(to_wire(device)))
+    let claims = TokenClaims {
+        user_id: auth.user_id,
+        app_id: auth.app_id,
+        token_version: auth.token_version,
+        device_id: Some(device.id),
+    };
+    let (token, expires_at) = state.keys.issue(claims);
+    Ok(Json(RegisteredDevice { device: to_wire(device), token, expires_at }))
 }
 
 /// The caller's devices, oldest first.
@@ -35,7 +58,7 @@ pub async fn list(State(state): State<AuthState>, auth: Authenticated) -> Result
     Ok(Json(devices.into_iter().map(to_wire).collect()))
 }
 
-/// Removes one of the caller's devices. Its changes stay in the log.
+/// Removes one of the caller's devices, which revokes its token at once. Its changes stay in the log.
 #[utoipa::path(delete, path = paths::DEVICE, tag = "devices", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "the device id")),
     responses((status = 204, description = "removed"), (status = 404, description = "device_not_found", body = ErrorBody)))]

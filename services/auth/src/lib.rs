@@ -5,12 +5,14 @@
 //! - `accounts.rs`: sign-up, pre-login, password change, and `POST /api/sync/auth` which issues tokens.
 //! - `devices.rs`, `keys.rs`: the device registry and the wrapped master key, per (app, user).
 //! - [`credentials`]: how login keys and API keys are hashed and API keys made; shared with the admin commands.
+//! - [`throttle`]: how fast wrong passwords may be tried, per account and per client address.
 //! - [`ApiDoc`]: this service's part of the OpenAPI document.
 
 mod accounts;
 pub mod credentials;
 mod devices;
 mod keys;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -21,6 +23,8 @@ use synckit_http::{Authenticator, TokenKeys};
 use synckit_protocol::paths;
 use synckit_store::AccountStore;
 
+pub use throttle::{Throttle, ThrottleSettings};
+
 /// What the auth service's handlers share.
 #[derive(Clone, Debug, FromRef)]
 pub struct AuthState {
@@ -28,13 +32,15 @@ pub struct AuthState {
     pub authenticator: Authenticator,
     pub keys: Arc<TokenKeys>,
     pub settings: AuthSettings,
+    pub throttle: Arc<Throttle>,
 }
 
 impl AuthState {
     /// State over one account store and signing key.
     pub fn new(accounts: Arc<dyn AccountStore>, keys: Arc<TokenKeys>, settings: AuthSettings) -> Self {
         let authenticator = Authenticator { keys: keys.clone(), accounts: accounts.clone() };
-        Self { accounts, authenticator, keys, settings }
+        let throttle = Arc::new(Throttle::new(settings.sign_in));
+        Self { accounts, authenticator, keys, settings, throttle }
     }
 }
 
@@ -46,6 +52,8 @@ pub struct AuthSettings {
     /// Keys the made-up salts pre-login answers for unknown emails, so they are stable per email and
     /// unpredictable to others. At least 32 bytes.
     pub prelogin_key: Arc<[u8]>,
+    /// How fast wrong passwords may be tried.
+    pub sign_in: ThrottleSettings,
 }
 
 /// The auth service's routes.

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use synckit_http::{ApiError, Authenticated, Json};
+use synckit_http::{ApiError, AuthenticatedDevice, Json};
 use synckit_protocol::blobs::{
     BlobConfirmRequest, BlobConfirmResponse, BlobDownloadRequest, BlobDownloadResponse, BlobUploadRequest,
     BlobUploadResponse, is_blob_hash,
@@ -14,7 +14,7 @@ use synckit_store::{BlobHash, UploadBegun};
 use tracing::instrument;
 
 use crate::BlobState;
-use crate::objects::{ObjectKey, ObjectStoreError};
+use crate::objects::{ObjectKey, ObjectStoreError, UrlHolder};
 
 fn parse_hash(hash: &str) -> Result<BlobHash, ApiError> {
     let mut bytes = [0u8; 32];
@@ -32,6 +32,11 @@ fn check_size(size: u64) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// Whom a URL is for: the calling device at its token's version.
+fn holder(auth: &AuthenticatedDevice) -> UrlHolder {
+    UrlHolder { device_id: auth.device_id, token_version: auth.token.token_version }
 }
 
 fn store_error(err: ObjectStoreError) -> ApiError {
@@ -59,7 +64,7 @@ fn store_error(err: ObjectStoreError) -> ApiError {
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id, size = req.size))]
 pub async fn upload(
     State(state): State<BlobState>,
-    auth: Authenticated,
+    auth: AuthenticatedDevice,
     Json(req): Json<BlobUploadRequest>,
 ) -> Result<Json<BlobUploadResponse>, ApiError> {
     let hash = parse_hash(&req.hash)?;
@@ -79,8 +84,11 @@ pub async fn upload(
         }));
     }
     let key = ObjectKey { stream, hash };
-    let signed =
-        state.objects.presign_put(&key, req.size, &checksum, state.settings.url_expiry).await.map_err(store_error)?;
+    let signed = state
+        .objects
+        .presign_put(&key, req.size, &checksum, state.settings.url_expiry, holder(&auth))
+        .await
+        .map_err(store_error)?;
     Ok(Json(BlobUploadResponse {
         upload_url: Some(signed.url),
         headers: signed.headers,
@@ -101,7 +109,7 @@ pub async fn upload(
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id, size = req.size))]
 pub async fn confirm(
     State(state): State<BlobState>,
-    auth: Authenticated,
+    auth: AuthenticatedDevice,
     Json(req): Json<BlobConfirmRequest>,
 ) -> Result<Json<BlobConfirmResponse>, ApiError> {
     let hash = parse_hash(&req.hash)?;
@@ -151,7 +159,7 @@ pub async fn confirm(
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
 pub async fn download(
     State(state): State<BlobState>,
-    auth: Authenticated,
+    auth: AuthenticatedDevice,
     Json(req): Json<BlobDownloadRequest>,
 ) -> Result<Json<BlobDownloadResponse>, ApiError> {
     let hash = parse_hash(&req.hash)?;
@@ -161,7 +169,8 @@ pub async fn download(
         return Err(ApiError::new(ErrorCode::BlobNotFound, "no confirmed blob with this hash"));
     };
     let key = ObjectKey { stream, hash };
-    let signed = state.objects.presign_get(&key, state.settings.url_expiry).await.map_err(store_error)?;
+    let signed =
+        state.objects.presign_get(&key, state.settings.url_expiry, holder(&auth)).await.map_err(store_error)?;
     Ok(Json(BlobDownloadResponse {
         download_url: signed.url,
         size: record.size,

@@ -31,14 +31,15 @@ use synckit_protocol::paths;
 use synckit_store::BlobCatalog;
 
 pub use local::LocalStore;
-pub use objects::{ObjectKey, ObjectMeta, ObjectStore, ObjectStoreError, Presigned};
+pub use objects::{HolderCheck, ObjectKey, ObjectMeta, ObjectStore, ObjectStoreError, Presigned, UrlHolder};
 pub use s3::{S3Config, S3Store};
 
 /// Tunables of the blob service: the server's `blob` settings (`SYNCKIT_BLOB_*`).
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BlobSettings {
-    /// How long signed URLs stay valid.
+    /// How long signed URLs stay valid. Short, because an S3 URL outlives its device's removal until it expires
+    /// (the embedded store's URLs also check their holder at each use).
     #[serde(with = "synckit_http::secs", rename = "url_expiry_secs")]
     pub url_expiry: Duration,
     /// How long an upload may stay unconfirmed before it is swept from the store. At least `url_expiry`, or an
@@ -58,7 +59,7 @@ impl BlobSettings {
 impl Default for BlobSettings {
     fn default() -> Self {
         Self {
-            url_expiry: Duration::from_secs(900),
+            url_expiry: Duration::from_secs(300),
             upload_ttl: Duration::from_secs(24 * 3600),
             sweep_interval: Duration::from_secs(600),
         }

@@ -5,6 +5,9 @@
 //!   length and SHA-256; it expires. Anything else is refused with 403 `invalid_signature`. The URL names the id of
 //!   the key that signed it (`kid`), so URLs signed before a rotation work until they expire while the old secret
 //!   is kept as a previous one.
+//! - Unlike S3, it does better than the expiry: a URL also names its holder (the device whose token asked for it,
+//!   at the token's version, signed in), and each use asks the [`HolderCheck`] whether that still stands. A removed
+//!   device's URLs stop working at once, as its token does (401).
 //! - An upload streams into a temporary file while its length and SHA-256 are checked; bytes past the signed
 //!   length stop it at once. Only an exact match is fsynced and renamed into place (and the directory fsynced), so
 //!   a reader sees a whole, verified object or none.
@@ -38,7 +41,7 @@ use time::OffsetDateTime;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use uuid::Uuid;
 
-use crate::objects::{ObjectKey, ObjectMeta, ObjectStore, ObjectStoreError, Presigned};
+use crate::objects::{HolderCheck, ObjectKey, ObjectMeta, ObjectStore, ObjectStoreError, Presigned, UrlHolder};
 
 /// The longest one upload or download may take, body included.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -87,33 +90,45 @@ impl LocalStore {
         key: &ObjectKey,
         size: &str,
         sha256: &str,
-        expires: i64,
+        signed: &Signed,
     ) -> Hmac<Sha256> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(signing.secret()).expect("any key length");
-        mac.update(format!("{method}\n{key}\n{size}\n{sha256}\n{expires}").as_bytes());
+        let Signed { expires, device, tv, .. } = signed;
+        mac.update(format!("{method}\n{key}\n{size}\n{sha256}\n{expires}\n{device}\n{tv}").as_bytes());
         mac
     }
 
-    /// The query parameters that sign a URL: the key's id, the expiry and the signature.
-    fn sign(&self, method: &str, key: &ObjectKey, size: &str, sha256: &str, expires: i64) -> String {
+    /// The query that signs a URL for `holder` until `expires`, under the current key, which it names.
+    fn sign(&self, method: &str, key: &ObjectKey, size: &str, sha256: &str, expires: i64, holder: UrlHolder) -> String {
         let current = self.inner.keys.current();
-        let signature = hex::encode(Self::mac(current, method, key, size, sha256, expires).finalize().into_bytes());
-        format!("expires={expires}&kid={}&signature={signature}", current.id())
+        let unsigned =
+            Signed { expires, device: holder.device_id, tv: holder.token_version, kid: None, signature: String::new() };
+        let signature = hex::encode(Self::mac(current, method, key, size, sha256, &unsigned).finalize().into_bytes());
+        let (device, tv, kid) = (holder.device_id, holder.token_version, current.id());
+        format!("expires={expires}&device={device}&tv={tv}&kid={kid}&signature={signature}")
     }
 
     /// Checks a URL's signature, under the key it names, then its expiry (so a forged URL learns nothing about
-    /// timing).
-    fn verify(&self, method: &str, key: &ObjectKey, size: &str, sha256: &str, signed: &Signed) -> Result<(), ApiError> {
+    /// timing), then that its holder still stands.
+    async fn verify(
+        &self,
+        holders: &dyn HolderCheck,
+        method: &str,
+        key: &ObjectKey,
+        size: &str,
+        sha256: &str,
+        signed: &Signed,
+    ) -> Result<(), ApiError> {
         let signature = hex::decode(&signed.signature).map_err(|_| bad_signature())?;
         self.inner
             .keys
             .candidates(signed.kid.as_deref())
-            .find(|k| Self::mac(k, method, key, size, sha256, signed.expires).verify_slice(&signature).is_ok())
+            .find(|k| Self::mac(k, method, key, size, sha256, signed).verify_slice(&signature).is_ok())
             .ok_or_else(bad_signature)?;
         if OffsetDateTime::now_utc().unix_timestamp() > signed.expires {
             return Err(ApiError::new(ErrorCode::InvalidSignature, "the URL has expired; ask for a new one"));
         }
-        Ok(())
+        holders.check(key.stream, UrlHolder { device_id: signed.device, token_version: signed.tv }).await
     }
 }
 
@@ -129,18 +144,23 @@ impl ObjectStore for LocalStore {
         size: u64,
         checksum: &[u8; 32],
         expires_in: Duration,
+        holder: UrlHolder,
     ) -> Result<Presigned, ObjectStoreError> {
         let (size, sha256, expires) = (size.to_string(), hex::encode(checksum), expiry(expires_in));
-        let signed = self.sign("PUT", key, &size, &sha256, expires);
+        let signed = self.sign("PUT", key, &size, &sha256, expires, holder);
         Ok(Presigned {
             url: format!("{BLOBS_LOCAL}/{key}?size={size}&sha256={sha256}&{signed}"),
             headers: [(header::CONTENT_LENGTH.to_string(), size)].into(),
         })
     }
 
-    async fn presign_get(&self, key: &ObjectKey, expires_in: Duration) -> Result<Presigned, ObjectStoreError> {
-        let expires = expiry(expires_in);
-        let signed = self.sign("GET", key, "", "", expires);
+    async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        expires_in: Duration,
+        holder: UrlHolder,
+    ) -> Result<Presigned, ObjectStoreError> {
+        let signed = self.sign("GET", key, "", "", expiry(expires_in), holder);
         Ok(Presigned { url: format!("{BLOBS_LOCAL}/{key}?{signed}"), headers: Default::default() })
     }
 
@@ -163,12 +183,12 @@ impl ObjectStore for LocalStore {
         }
     }
 
-    fn routes(&self) -> Option<Router> {
+    fn routes(&self, holders: Arc<dyn HolderCheck>) -> Option<Router> {
         let router = Router::new()
             .route(&format!("{BLOBS_LOCAL}/{{app}}/{{user}}/{{hash}}"), put(upload).get(download))
             .layer(DefaultBodyLimit::disable())
             .layer(from_fn_with_state(TRANSFER_TIMEOUT, synckit_http::timeout::request_timeout))
-            .with_state(self.clone());
+            .with_state(Served { store: self.clone(), holders });
         Some(router)
     }
 }
@@ -188,25 +208,32 @@ fn sha256_of_file(path: &Path) -> std::io::Result<(u64, [u8; 32])> {
     Ok((size, hasher.finalize().into()))
 }
 
-/// The signature part of a URL's query. URLs signed before keys had ids name none.
+/// What the transfer routes share: the store, and who says whether a URL's holder still stands.
+#[derive(Clone)]
+struct Served {
+    store: LocalStore,
+    holders: Arc<dyn HolderCheck>,
+}
+
+/// The signed part of a URL's query, after what it is for: expiry, holder, the id of the key that signed it and the
+/// signature.
+#[derive(Debug, Deserialize)]
 struct Signed {
     expires: i64,
+    device: Uuid,
+    tv: u64,
     kid: Option<String>,
     signature: String,
 }
 
+/// An upload URL's query. Not a flattened [`Signed`]: flattening loses the numbers of a query string.
 #[derive(Debug, Deserialize)]
 struct PutQuery {
     size: u64,
     sha256: String,
     expires: i64,
-    kid: Option<String>,
-    signature: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct GetQuery {
-    expires: i64,
+    device: Uuid,
+    tv: u64,
     kid: Option<String>,
     signature: String,
 }
@@ -249,7 +276,7 @@ impl Drop for TempFile {
 }
 
 async fn upload(
-    State(store): State<LocalStore>,
+    State(Served { store, holders }): State<Served>,
     UrlPath(path): UrlPath<(String, String, String)>,
     query: Result<Query<PutQuery>, QueryRejection>,
     headers: HeaderMap,
@@ -258,13 +285,8 @@ async fn upload(
     let key = object_key(path)?;
     let Query(q) = query.map_err(|_| bad_signature())?;
     let sha256 = q.sha256.to_ascii_lowercase();
-    store.verify(
-        "PUT",
-        &key,
-        &q.size.to_string(),
-        &sha256,
-        &Signed { expires: q.expires, kid: q.kid, signature: q.signature },
-    )?;
+    let signed = Signed { expires: q.expires, device: q.device, tv: q.tv, kid: q.kid, signature: q.signature };
+    store.verify(&*holders, "PUT", &key, &q.size.to_string(), &sha256, &signed).await?;
     let mut expected = [0u8; 32];
     hex::decode_to_slice(&sha256, &mut expected).map_err(|_| bad_signature())?;
 
@@ -318,14 +340,14 @@ async fn persist(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 async fn download(
-    State(store): State<LocalStore>,
+    State(Served { store, holders }): State<Served>,
     UrlPath(path): UrlPath<(String, String, String)>,
-    query: Result<Query<GetQuery>, QueryRejection>,
+    query: Result<Query<Signed>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = object_key(path)?;
-    let Query(q) = query.map_err(|_| bad_signature())?;
-    store.verify("GET", &key, "", "", &Signed { expires: q.expires, kid: q.kid, signature: q.signature })?;
+    let Query(signed) = query.map_err(|_| bad_signature())?;
+    store.verify(&*holders, "GET", &key, "", "", &signed).await?;
 
     let mut file = match tokio::fs::File::open(store.path_of(&key)).await {
         Ok(file) => file,
@@ -406,21 +428,37 @@ mod tests {
         assert!(object_key((app, user, "AB".repeat(32))).is_err());
     }
 
-    /// The store's own check of a URL it signed, as the transfer handlers make it.
-    fn check(store: &LocalStore, query: &str, key: &ObjectKey) -> Result<(), ApiError> {
+    /// Every holder still stands: these tests are about signatures.
+    struct AnyHolder;
+
+    #[async_trait]
+    impl HolderCheck for AnyHolder {
+        async fn check(&self, _: StreamId, _: UrlHolder) -> Result<(), ApiError> {
+            Ok(())
+        }
+    }
+
+    /// The store's own check of a download URL it signed, as the transfer handler makes it.
+    async fn check(store: &LocalStore, query: &str, key: &ObjectKey) -> Result<(), ApiError> {
+        let signed = signed_part(query);
+        store.verify(&AnyHolder, "GET", key, "", "", &signed).await
+    }
+
+    fn signed_part(query: &str) -> Signed {
         let param = |name: &str| {
             query.split('&').find_map(|p| p.strip_prefix(name).and_then(|v| v.strip_prefix('='))).map(str::to_owned)
         };
-        let signed = Signed {
+        Signed {
             expires: param("expires").unwrap().parse().unwrap(),
+            device: param("device").unwrap().parse().unwrap(),
+            tv: param("tv").unwrap().parse().unwrap(),
             kid: param("kid"),
             signature: param("signature").unwrap(),
-        };
-        store.verify("GET", key, "", "", &signed)
+        }
     }
 
-    #[test]
-    fn urls_signed_before_a_rotation_verify_while_the_old_key_is_kept() {
+    #[tokio::test]
+    async fn urls_signed_before_a_rotation_verify_while_the_old_key_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let (old, new, stranger) = ([1; 32], [2; 32], [3; 32]);
         let store = |current: &[u8; 32], previous: Option<&[u8; 32]>| {
@@ -429,21 +467,22 @@ mod tests {
         };
         let key = object_key((Uuid::now_v7().to_string(), Uuid::now_v7().to_string(), "ab".repeat(32))).unwrap();
         let expires = expiry(Duration::from_secs(60));
-        let before = store(&old, None).sign("GET", &key, "", "", expires);
+        let holder = UrlHolder { device_id: Uuid::now_v7(), token_version: 0 };
+        let before = store(&old, None).sign("GET", &key, "", "", expires, holder);
         assert!(before.contains(&format!("kid={}", KeyRing::new(&old, []).unwrap().current().id())), "{before}");
 
         let rotated = store(&new, Some(&old));
-        assert!(check(&rotated, &before, &key).is_ok(), "the previous key still verifies");
-        assert!(check(&rotated, &rotated.sign("GET", &key, "", "", expires), &key).is_ok());
+        assert!(check(&rotated, &before, &key).await.is_ok(), "the previous key still verifies");
+        assert!(check(&rotated, &rotated.sign("GET", &key, "", "", expires, holder), &key).await.is_ok());
         let refused = |result: Result<(), ApiError>| result.unwrap_err().code == ErrorCode::InvalidSignature;
-        assert!(refused(check(&store(&new, None), &before, &key)), "a dropped key verifies nothing");
-        let foreign = store(&stranger, None).sign("GET", &key, "", "", expires);
-        assert!(refused(check(&rotated, &foreign, &key)), "nor does another deployment's");
+        assert!(refused(check(&store(&new, None), &before, &key).await), "a dropped key verifies nothing");
+        let foreign = store(&stranger, None).sign("GET", &key, "", "", expires, holder);
+        assert!(refused(check(&rotated, &foreign, &key).await), "nor does another deployment's");
         // Naming a known key id does not make another key's signature pass.
         let forged = foreign.replace(
             &format!("kid={}", KeyRing::new(&stranger, []).unwrap().current().id()),
             &format!("kid={}", KeyRing::new(&new, []).unwrap().current().id()),
         );
-        assert!(refused(check(&rotated, &forged, &key)));
+        assert!(refused(check(&rotated, &forged, &key).await));
     }
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::Router;
+use synckit_http::{ApiError, Authenticator};
 use synckit_store::{BlobHash, StreamId};
+use uuid::Uuid;
 
 /// Where one blob of one stream lives: `<app>/<user>/<hash>`. Built from parsed ids only, so a key can never
 /// leave its stream's prefix.
@@ -20,6 +22,29 @@ pub struct ObjectKey {
 impl fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}/{}", self.stream.app_id, self.stream.user_id, hex::encode(self.hash))
+    }
+}
+
+/// Whom a signed URL is for: the device whose token asked for it, at the token's version. A store that serves its
+/// own URLs checks, each time one is used, that this still stands ([`HolderCheck`]), so removing the device or
+/// changing the password stops its URLs too; S3 cannot, and its URLs are bounded by their expiry alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UrlHolder {
+    pub device_id: Uuid,
+    pub token_version: u64,
+}
+
+/// Whether a URL's holder still stands: the device is registered and its user's token version unchanged.
+#[async_trait]
+pub trait HolderCheck: Send + Sync + 'static {
+    /// `Ok` when `holder` may still use URLs of `stream`; the error to answer otherwise.
+    async fn check(&self, stream: StreamId, holder: UrlHolder) -> Result<(), ApiError>;
+}
+
+#[async_trait]
+impl HolderCheck for Authenticator {
+    async fn check(&self, stream: StreamId, holder: UrlHolder) -> Result<(), ApiError> {
+        self.check_standing(stream, Some(holder.device_id), holder.token_version).await
     }
 }
 
@@ -66,18 +91,24 @@ impl ObjectStoreError {
 /// An object store: S3 (or anything speaking it), or a local directory.
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {
-    /// A URL to `PUT` exactly `size` bytes whose SHA-256 is `checksum` under `key`, valid for `expires_in`. The
-    /// store itself refuses any other length or bytes, and an expired URL.
+    /// A URL for `holder` to `PUT` exactly `size` bytes whose SHA-256 is `checksum` under `key`, valid for
+    /// `expires_in`. The store itself refuses any other length or bytes, and an expired URL.
     async fn presign_put(
         &self,
         key: &ObjectKey,
         size: u64,
         checksum: &[u8; 32],
         expires_in: Duration,
+        holder: UrlHolder,
     ) -> Result<Presigned, ObjectStoreError>;
 
-    /// A URL to `GET` the object under `key` (single byte ranges allowed), valid for `expires_in`.
-    async fn presign_get(&self, key: &ObjectKey, expires_in: Duration) -> Result<Presigned, ObjectStoreError>;
+    /// A URL for `holder` to `GET` the object under `key` (single byte ranges allowed), valid for `expires_in`.
+    async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        expires_in: Duration,
+        holder: UrlHolder,
+    ) -> Result<Presigned, ObjectStoreError>;
 
     /// What is stored under `key`, if anything.
     async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>, ObjectStoreError>;
@@ -85,8 +116,10 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Removes the object under `key`; removing nothing is not an error.
     async fn delete(&self, key: &ObjectKey) -> Result<(), ObjectStoreError>;
 
-    /// Routes the store serves from this server itself (the embedded store's signed URLs); none for S3.
-    fn routes(&self) -> Option<Router> {
+    /// Routes the store serves from this server itself (the embedded store's signed URLs), which ask `holders`
+    /// whether a URL's holder still stands each time one is used; none for S3.
+    fn routes(&self, holders: std::sync::Arc<dyn HolderCheck>) -> Option<Router> {
+        let _ = holders;
         None
     }
 }

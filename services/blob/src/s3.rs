@@ -16,7 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::objects::{ObjectKey, ObjectMeta, ObjectStore, ObjectStoreError, Presigned};
+use crate::objects::{ObjectKey, ObjectMeta, ObjectStore, ObjectStoreError, Presigned, UrlHolder};
 
 /// Where the bucket is and how to sign in to it: the server's `s3` settings (`SYNCKIT_S3_*`), and what tests
 /// point at their Garage.
@@ -107,6 +107,8 @@ impl ObjectStore for S3Store {
         size: u64,
         checksum: &[u8; 32],
         expires_in: Duration,
+        // S3 checks only its own signature: the URL lasts its expiry whatever becomes of the holder.
+        _holder: UrlHolder,
     ) -> Result<Presigned, ObjectStoreError> {
         let request = self
             .client
@@ -121,7 +123,12 @@ impl ObjectStore for S3Store {
         Ok(presigned(&request))
     }
 
-    async fn presign_get(&self, key: &ObjectKey, expires_in: Duration) -> Result<Presigned, ObjectStoreError> {
+    async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        expires_in: Duration,
+        _holder: UrlHolder,
+    ) -> Result<Presigned, ObjectStoreError> {
         let request = self
             .client
             .get_object()

@@ -5,7 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use synckit_blob::{LocalStore, ObjectKey, ObjectMeta, ObjectStore, ObjectStoreError, S3Config, S3Store};
+use synckit_blob::{
+    HolderCheck, LocalStore, ObjectKey, ObjectMeta, ObjectStore, ObjectStoreError, S3Config, S3Store, UrlHolder,
+};
+use synckit_http::ApiError;
+use synckit_protocol::ErrorCode;
 use synckit_store::StreamId;
 use synckit_testkit::{Engine, FromEngine, on_each_engine};
 use uuid::Uuid;
@@ -17,19 +21,35 @@ struct Subject {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// The holder every URL here is signed for.
+const HOLDER: UrlHolder = UrlHolder { device_id: Uuid::nil(), token_version: 0 };
+
+/// Holders stand unless their token version is `u64::MAX`, the mark of a revoked one.
+struct Holders;
+
+#[async_trait::async_trait]
+impl HolderCheck for Holders {
+    async fn check(&self, _stream: StreamId, holder: UrlHolder) -> Result<(), ApiError> {
+        if holder.token_version == u64::MAX {
+            return Err(ApiError::new(ErrorCode::InvalidToken, "revoked"));
+        }
+        Ok(())
+    }
+}
+
 async fn local() -> Subject {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalStore::open(dir.path(), synckit_http::KeyRing::new(&[9; 32], []).unwrap()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let routes = store.routes().expect("the local store serves its own URLs");
+    let routes = store.routes(Arc::new(Holders)).expect("the local store serves its own URLs");
     tokio::spawn(async move { axum::serve(listener, routes).await });
     Subject { store: Arc::new(store), base, _dir: Some(dir) }
 }
 
 async fn garage() -> Subject {
     let store = S3Store::new(&synckit_testkit::garage().await.expect("the test Garage"));
-    assert!(store.routes().is_none());
+    assert!(store.routes(Arc::new(Holders)).is_none());
     Subject { store: Arc::new(store), base: String::new(), _dir: None }
 }
 
@@ -58,8 +78,11 @@ impl Subject {
 
     /// Signs an upload of `signed` and sends `sent` through it; returns the store's status.
     async fn upload(&self, key: &ObjectKey, signed: &[u8], sent: Vec<u8>) -> reqwest::StatusCode {
-        let presigned =
-            self.store.presign_put(key, signed.len() as u64, &checksum(signed), Duration::from_secs(60)).await.unwrap();
+        let presigned = self
+            .store
+            .presign_put(key, signed.len() as u64, &checksum(signed), Duration::from_secs(60), HOLDER)
+            .await
+            .unwrap();
         // One connection per upload: a store may close it after refusing one.
         let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
         let mut request = http.put(self.url(&presigned.url));
@@ -72,7 +95,7 @@ impl Subject {
     }
 
     async fn get(&self, key: &ObjectKey, range: Option<&str>) -> (reqwest::StatusCode, Vec<u8>) {
-        let presigned = self.store.presign_get(key, Duration::from_secs(60)).await.unwrap();
+        let presigned = self.store.presign_get(key, Duration::from_secs(60), HOLDER).await.unwrap();
         let mut request = reqwest::Client::new().get(self.url(&presigned.url));
         if let Some(range) = range {
             request = request.header("range", range);
@@ -114,7 +137,7 @@ async fn refuses_what_was_not_signed(subject: Subject) {
         assert_eq!(subject.store.head(&key).await.unwrap(), None, "nothing is stored");
     }
     // A URL signed for one key does not reach another.
-    let presigned = subject.store.presign_get(&key, Duration::from_secs(60)).await.unwrap();
+    let presigned = subject.store.presign_get(&key, Duration::from_secs(60), HOLDER).await.unwrap();
     let elsewhere = new_key();
     let forged = presigned.url.replace(&key.stream.user_id.to_string(), &elsewhere.stream.user_id.to_string());
     let status = reqwest::Client::new().get(subject.url(&forged)).send().await.unwrap().status();

@@ -3,6 +3,12 @@
 //! HS256 is the only algorithm accepted (the header's `alg` is never trusted); `iss`, `aud` and `exp` are required
 //! and checked. Each token carries its user's token version: a password change bumps the version, which revokes
 //! every token issued before it.
+//!
+//! Two kinds of token: a sign-in token, bound to no device and short-lived, which can only set up (register a
+//! device, read or store the key envelope, manage devices and the password); and a device's token, which the device
+//! registration answers, lives seven days and acts only as its device. Removing the device revokes its token: the
+//! check of every request reads the device row (with the token version, in one indexed lookup), so it holds at once
+//! on every instance of a deployment, with no list of revoked tokens to share.
 
 use std::sync::Arc;
 
@@ -22,8 +28,11 @@ use crate::keys::{KeyRing, ShortSecret};
 
 const ISSUER: &str = "synckit";
 const AUDIENCE: &str = "synckit-sync";
-/// How long a token is valid.
-pub const TOKEN_LIFETIME: Duration = Duration::days(7);
+/// How long a device's token is valid.
+pub const DEVICE_TOKEN_LIFETIME: Duration = Duration::days(7);
+/// How long a sign-in token is valid: enough to set up encryption and register a device, and short because it is
+/// revoked by nothing but a password change.
+pub const SIGN_IN_TOKEN_LIFETIME: Duration = Duration::minutes(15);
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -33,18 +42,23 @@ struct Claims {
     app: Uuid,
     /// The user's token version when the token was issued.
     tv: u64,
+    /// The device the token is bound to; absent on a sign-in token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dev: Option<Uuid>,
     iss: String,
     aud: String,
     iat: i64,
     exp: i64,
 }
 
-/// What a verified token says.
+/// What a token says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenClaims {
     pub user_id: Uuid,
     pub app_id: Uuid,
     pub token_version: u64,
+    /// The device the token acts as; `None` for a sign-in token.
+    pub device_id: Option<Uuid>,
 }
 
 /// The deployment's token keys: the current one signs, previous ones still verify (see [`KeyRing`]).
@@ -84,37 +98,46 @@ impl TokenKeys {
         }
     }
 
-    /// A token for `user_id` in `app_id`, and when it expires.
+    /// A token with these claims, and when it expires: [`DEVICE_TOKEN_LIFETIME`] from now for a device's token,
+    /// [`SIGN_IN_TOKEN_LIFETIME`] for a sign-in token.
     pub fn issue(&self, claims: TokenClaims) -> (String, OffsetDateTime) {
+        let lifetime = if claims.device_id.is_some() { DEVICE_TOKEN_LIFETIME } else { SIGN_IN_TOKEN_LIFETIME };
+        let expires_at = (OffsetDateTime::now_utc() + lifetime).replace_nanosecond(0).expect("0 is a valid nanosecond");
+        (self.issue_until(claims, expires_at), expires_at)
+    }
+
+    /// A token with these claims that expires at `expires_at`.
+    fn issue_until(&self, claims: TokenClaims, expires_at: OffsetDateTime) -> String {
         let now = OffsetDateTime::now_utc();
-        let expires_at = (now + TOKEN_LIFETIME).replace_nanosecond(0).expect("0 is a valid nanosecond");
         let claims = Claims {
             sub: claims.user_id,
             app: claims.app_id,
             tv: claims.token_version,
+            dev: claims.device_id,
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
             iat: now.unix_timestamp(),
             exp: expires_at.unix_timestamp(),
         };
         let header = Header { kid: Some(self.signing.0.clone()), ..Header::new(Algorithm::HS256) };
-        let token = jsonwebtoken::encode(&header, &claims, &self.signing.1).expect("HS256 signing cannot fail");
-        (token, expires_at)
+        jsonwebtoken::encode(&header, &claims, &self.signing.1).expect("HS256 signing cannot fail")
     }
 
-    /// The claims of a well-signed, unexpired token of this deployment. Revocation is checked by
-    /// [`Authenticator`], which can see the store.
+    /// The claims of a well-signed, unexpired token of this deployment, and when it expires. Revocation is checked
+    /// by [`Authenticator`], which can see the store.
     ///
     /// The token's `kid` picks the key; a token with an unknown `kid` is refused without trying any. A token
     /// without one was issued before tokens named their key, and is tried against each key.
-    pub fn verify(&self, token: &str) -> Result<TokenClaims, ApiError> {
+    pub fn verify(&self, token: &str) -> Result<(TokenClaims, OffsetDateTime), ApiError> {
         let kid = jsonwebtoken::decode_header(token).map_err(|_| invalid_token())?.kid;
         let keys = self.verifying.iter().filter(|(id, _)| kid.as_ref().is_none_or(|kid| kid == id));
         for (_, key) in keys {
             match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
                 Ok(data) => {
-                    let claims = data.claims;
-                    return Ok(TokenClaims { user_id: claims.sub, app_id: claims.app, token_version: claims.tv });
+                    let c = data.claims;
+                    let expires_at = OffsetDateTime::from_unix_timestamp(c.exp).map_err(|_| invalid_token())?;
+                    let claims = TokenClaims { user_id: c.sub, app_id: c.app, token_version: c.tv, device_id: c.dev };
+                    return Ok((claims, expires_at));
                 }
                 // The signature is checked first: any other error means this key signed it.
                 Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
@@ -140,23 +163,61 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// The claims of a valid token whose user still exists and has not changed password since it was issued.
-    pub async fn authenticate(&self, token: &str) -> Result<TokenClaims, ApiError> {
-        let claims = self.keys.verify(token)?;
-        match self.accounts.user(claims.user_id).await? {
-            Some(user) if user.token_version == claims.token_version => Ok(claims),
-            Some(_) => Err(ApiError::new(ErrorCode::InvalidToken, "the token was revoked by a password change")),
+    /// The caller a valid, unrevoked token names.
+    pub async fn authenticate(&self, token: &str) -> Result<Authenticated, ApiError> {
+        let (claims, expires_at) = self.keys.verify(token)?;
+        let caller = Authenticated {
+            user_id: claims.user_id,
+            app_id: claims.app_id,
+            token_version: claims.token_version,
+            device_id: claims.device_id,
+            expires_at,
+        };
+        self.check(&caller).await?;
+        Ok(caller)
+    }
+
+    /// Whether a caller authenticated earlier still is: its token unexpired and still standing. What outlives one
+    /// request on one token (an event stream) calls it again.
+    pub async fn check(&self, caller: &Authenticated) -> Result<(), ApiError> {
+        if OffsetDateTime::now_utc() >= caller.expires_at {
+            return Err(ApiError::new(ErrorCode::TokenExpired, "the token has expired; authenticate again"));
+        }
+        self.check_standing(caller.stream(), caller.device_id, caller.token_version).await
+    }
+
+    /// Whether a token of `stream`, issued at `token_version` and bound to `device_id`, is still standing: the user
+    /// exists, has not changed password since, and still has the device. One indexed read of the store.
+    pub async fn check_standing(
+        &self,
+        stream: StreamId,
+        device_id: Option<Uuid>,
+        token_version: u64,
+    ) -> Result<(), ApiError> {
+        match self.accounts.token_standing(stream, device_id).await? {
             None => Err(invalid_token()),
+            Some(s) if s.token_version != token_version => {
+                Err(ApiError::new(ErrorCode::InvalidToken, "the token was revoked by a password change"))
+            }
+            Some(s) if device_id.is_some() && !s.device_registered => Err(ApiError::new(
+                ErrorCode::DeviceRemoved,
+                "this device was removed from the account; sign in again and register it",
+            )),
+            Some(_) => Ok(()),
         }
     }
 }
 
-/// The caller, from `Authorization: Bearer <token>`. Its stream is the only one a handler may touch.
+/// The caller, from `Authorization: Bearer <token>`: a sign-in token or a device's. Its stream is the only one a
+/// handler may touch. Routes that act as a device take [`AuthenticatedDevice`] instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Authenticated {
     pub user_id: Uuid,
     pub app_id: Uuid,
     pub token_version: u64,
+    /// The device the token is bound to; `None` for a sign-in token.
+    pub device_id: Option<Uuid>,
+    pub expires_at: OffsetDateTime,
 }
 
 impl Authenticated {
@@ -186,8 +247,44 @@ where
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token)
             .ok_or_else(|| ApiError::new(ErrorCode::MissingToken, "the Authorization header must be Bearer <token>"))?;
-        let claims = Authenticator::from_ref(state).authenticate(token.trim()).await?;
-        Ok(Self { user_id: claims.user_id, app_id: claims.app_id, token_version: claims.token_version })
+        Authenticator::from_ref(state).authenticate(token.trim()).await
+    }
+}
+
+/// A caller with a device's token: what push, pull, status, events and blobs need. A sign-in token is refused with
+/// 403 `device_token_required`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthenticatedDevice {
+    pub user_id: Uuid,
+    pub app_id: Uuid,
+    pub device_id: Uuid,
+    /// The whole token, to check again later.
+    pub token: Authenticated,
+}
+
+impl AuthenticatedDevice {
+    /// The caller's (app, user) stream.
+    pub fn stream(&self) -> StreamId {
+        self.token.stream()
+    }
+}
+
+impl<S> FromRequestParts<S> for AuthenticatedDevice
+where
+    S: Send + Sync,
+    Authenticator: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = Authenticated::from_request_parts(parts, state).await?;
+        let device_id = token.device_id.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::DeviceTokenRequired,
+                "this is a sign-in token; register a device (POST /api/sync/devices) and use the token it answers",
+            )
+        })?;
+        Ok(Self { user_id: token.user_id, app_id: token.app_id, device_id, token })
     }
 }
 
@@ -198,10 +295,15 @@ mod tests {
     #[test]
     fn issued_tokens_verify_and_others_do_not() {
         let keys = TokenKeys::new(&[1; 32]).unwrap();
-        let claims = TokenClaims { user_id: Uuid::now_v7(), app_id: Uuid::now_v7(), token_version: 3 };
+        let claims = TokenClaims { user_id: Uuid::now_v7(), app_id: Uuid::now_v7(), token_version: 3, device_id: None };
         let (token, expires_at) = keys.issue(claims);
-        assert_eq!(keys.verify(&token).unwrap(), claims);
-        assert!(expires_at > OffsetDateTime::now_utc() + Duration::days(6));
+        assert_eq!(keys.verify(&token).unwrap(), (claims, expires_at));
+        // A sign-in token is short-lived; a device's lasts days.
+        assert!(expires_at <= OffsetDateTime::now_utc() + SIGN_IN_TOKEN_LIFETIME);
+        let device = TokenClaims { device_id: Some(Uuid::now_v7()), ..claims };
+        let (device_token, device_expiry) = keys.issue(device);
+        assert_eq!(keys.verify(&device_token).unwrap(), (device, device_expiry));
+        assert!(device_expiry > OffsetDateTime::now_utc() + Duration::days(6));
 
         // Another deployment's key.
         let err = TokenKeys::new(&[2; 32]).unwrap().verify(&token).unwrap_err();
@@ -229,7 +331,7 @@ mod tests {
 
     #[test]
     fn previous_keys_verify_after_a_rotation_and_unknown_ones_do_not() {
-        let claims = TokenClaims { user_id: Uuid::now_v7(), app_id: Uuid::now_v7(), token_version: 0 };
+        let claims = TokenClaims { user_id: Uuid::now_v7(), app_id: Uuid::now_v7(), token_version: 0, device_id: None };
         let (old, new, stranger) = ([1; 32], [2; 32], [3; 32]);
         let (before, _) = TokenKeys::new(&old).unwrap().issue(claims);
         let rotated = TokenKeys::from_ring(&KeyRing::new(&new, [old.as_slice()]).unwrap());
@@ -237,10 +339,10 @@ mod tests {
         // The header names the key, by an id that is not the key.
         let header = jsonwebtoken::decode_header(&before).unwrap();
         assert_eq!(header.kid.as_deref(), Some(KeyRing::new(&old, []).unwrap().current().id()));
-        assert_eq!(rotated.verify(&before).unwrap(), claims, "the previous key still verifies");
+        assert_eq!(rotated.verify(&before).unwrap().0, claims, "the previous key still verifies");
         let (after, _) = rotated.issue(claims);
         assert_eq!(jsonwebtoken::decode_header(&after).unwrap().kid.as_deref(), Some(rotated.signing.0.as_str()));
-        assert_eq!(rotated.verify(&after).unwrap(), claims);
+        assert_eq!(rotated.verify(&after).unwrap().0, claims);
 
         // Once the previous key is dropped, what it signed is refused; so is another deployment's token.
         let retired = TokenKeys::new(&new).unwrap();
@@ -255,7 +357,7 @@ mod tests {
         // Tokens from before keys had ids are tried against every key.
         let legacy =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &body, &EncodingKey::from_secret(&old)).unwrap();
-        assert_eq!(rotated.verify(&legacy).unwrap().user_id, claims.user_id);
+        assert_eq!(rotated.verify(&legacy).unwrap().0.user_id, claims.user_id);
     }
 
     #[test]
@@ -266,6 +368,7 @@ mod tests {
             sub: Uuid::now_v7(),
             app: Uuid::now_v7(),
             tv: 0,
+            dev: None,
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
             iat: past.unix_timestamp() - 10,

@@ -3,8 +3,9 @@
 //! # Layout
 //! - [`error`]: [`ApiError`], the one error type handlers return; its status is its code's, from the protocol crate.
 //! - [`json`]: [`Json`], a JSON extractor whose rejections are protocol errors instead of plain text.
-//! - [`auth`]: [`TokenKeys`] issues and verifies tokens; [`Authenticated`] is the extractor that gives a handler
-//!   the (app, user) stream, taken from a verified, unrevoked token and never from the body.
+//! - [`auth`]: [`TokenKeys`] issues and verifies tokens; [`Authenticated`] (any token) and [`AuthenticatedDevice`]
+//!   (a device's token) are the extractors that give a handler the (app, user) stream, taken from a verified,
+//!   unrevoked token and never from the body.
 //! - [`keys`]: [`KeyRing`], the current signing key and the previous ones that still verify, each named by an id.
 //! - [`serve`]: the accept loop, with a header read timeout and graceful shutdown.
 //! - [`timeout`]: a whole-request deadline.
@@ -20,7 +21,7 @@ pub mod secs;
 pub mod serve;
 pub mod timeout;
 
-pub use auth::{Authenticated, Authenticator, TokenKeys};
+pub use auth::{Authenticated, AuthenticatedDevice, Authenticator, TokenKeys};
 pub use error::ApiError;
 pub use json::Json;
 pub use keys::{KeyRing, ShortSecret};

@@ -1,6 +1,6 @@
 //! The SyncKit ingest service: `POST /api/sync/push` appends a device's encrypted changes to its stream.
 //!
-//! The handler checks the request against the protocol's limits and that the device belongs to the caller, then
+//! The handler checks the request against the protocol's limits and that it names the token's own device, then
 //! hands the batch to the [`ChangelogStore`], which assigns sequence numbers and drops retried change ids. Once the
 //! append has committed it publishes a commit notice on the [`CommitBus`], waiting a bounded time at most.
 //!
@@ -20,13 +20,13 @@ use synckit_bus::CommitBus;
 use synckit_http::Authenticator;
 use synckit_protocol::limits::MAX_PUSH_BODY_BYTES;
 use synckit_protocol::paths;
-use synckit_store::{AccountStore, ChangelogStore};
+use synckit_store::ChangelogStore;
 
 /// What the ingest handlers share.
 #[derive(Clone, Debug, FromRef)]
 pub struct IngestState {
     pub changelog: Arc<dyn ChangelogStore>,
-    pub accounts: Arc<dyn AccountStore>,
+    /// Checks each push's token, device included: the device check needs no store of its own here.
     pub authenticator: Authenticator,
     /// Where commit notices go after a push commits.
     pub bus: Arc<dyn CommitBus>,

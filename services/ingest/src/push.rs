@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use synckit_bus::{CommitBus, CommitNotice};
-use synckit_http::{ApiError, Authenticated, Json};
+use synckit_http::{ApiError, AuthenticatedDevice, Json};
 use synckit_protocol::limits::{MAX_ENTRY_BYTES, MAX_PUSH_ENTRIES};
 use synckit_protocol::sync::{PushRequest, PushResponse};
 use synckit_protocol::{ErrorBody, ErrorCode, paths};
@@ -23,20 +23,21 @@ async fn publish(bus: &dyn CommitBus, notice: CommitNotice) {
     }
 }
 
-/// Appends up to 500 encrypted changes from one of the caller's devices. Change ids already stored are skipped,
+/// Appends up to 500 encrypted changes from the device whose token calls. Change ids already stored are skipped,
 /// so retrying a push whose answer was lost is safe.
 #[utoipa::path(post, path = paths::PUSH, tag = "sync", request_body = PushRequest, security(("bearer" = [])),
     responses(
         (status = 200, body = PushResponse),
         (status = 400, description = "too_many_entries, invalid_request", body = ErrorBody),
-        (status = 404, description = "device_not_found: not a device of this user in this app", body = ErrorBody),
+        (status = 403, description = "device_token_required: a sign-in token; device_mismatch: `device_id` is not \
+            the token's device", body = ErrorBody),
         (status = 413, description = "entry_too_large, body_too_large", body = ErrorBody),
     ))]
 #[instrument(skip_all, err(Display, level = "debug"),
     fields(user.id = %auth.user_id, app.id = %auth.app_id, entries = req.entries.len()))]
 pub async fn push(
     State(state): State<IngestState>,
-    auth: Authenticated,
+    auth: AuthenticatedDevice,
     Json(req): Json<PushRequest>,
 ) -> Result<Json<PushResponse>, ApiError> {
     if req.entries.len() > MAX_PUSH_ENTRIES {
@@ -51,10 +52,17 @@ pub async fn push(
             format!("entry {i} ({}) is {} bytes; at most {MAX_ENTRY_BYTES}", e.change_id, e.payload.as_bytes().len()),
         ));
     }
-    let stream = auth.stream();
-    if !state.accounts.has_device(stream, req.device_id).await? {
-        return Err(ApiError::new(ErrorCode::DeviceNotFound, "device_id is not a registered device of this user"));
+    // The token's check found its device registered; a device pushes only as itself.
+    if req.device_id != auth.device_id {
+        return Err(ApiError::new(
+            ErrorCode::DeviceMismatch,
+            format!(
+                "this token belongs to device {}, not {}; push with the device's own token",
+                auth.device_id, req.device_id
+            ),
+        ));
     }
+    let stream = auth.stream();
 
     let entries: Vec<NewEntry> =
         req.entries.into_iter().map(|e| NewEntry { change_id: e.change_id, payload: e.payload.into_vec() }).collect();

@@ -15,7 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use serde_json::json;
 use synckit_bus::{CommitBus, CommitNotice};
-use synckit_http::{ApiError, Authenticated};
+use synckit_http::{ApiError, Authenticated, AuthenticatedDevice, Authenticator};
 use synckit_protocol::{ErrorBody, ErrorCode, paths};
 use synckit_store::StreamId;
 use tokio::sync::{broadcast, watch};
@@ -37,7 +37,8 @@ pub struct EventSettings {
     /// ever.
     #[serde(with = "synckit_http::secs", rename = "max_lifetime_secs")]
     pub max_lifetime: Duration,
-    /// A comment line this often keeps proxies from closing an idle connection.
+    /// A comment line this often keeps proxies from closing an idle connection. The connection's token is checked
+    /// again as often, so a removed device or a password change closes its streams within one heartbeat.
     #[serde(with = "synckit_http::secs", rename = "heartbeat_secs")]
     pub heartbeat: Duration,
 }
@@ -134,18 +135,20 @@ impl Hub {
 }
 
 /// Tells the device when to pull: `hello` on connect with the stream's cursor (and, given `Last-Event-ID`,
-/// whether anything was missed), then `commit` after each push to the stream. Event ids are cursors.
+/// whether anything was missed), then `commit` after each push to the stream. Event ids are cursors. The stream
+/// ends when its token expires or is revoked (checked every heartbeat), as a pull with that token would fail.
 #[utoipa::path(get, path = paths::EVENTS, tag = "sync", security(("bearer" = [])),
     params(("Last-Event-ID" = Option<u64>, Header, description = "the last cursor this client saw")),
     responses(
         (status = 200, content_type = "text/event-stream",
          description = "`hello` {cursor, missed} then `commit` {cursor, device_id} events; comment heartbeats"),
+        (status = 403, description = "device_token_required: a sign-in token", body = ErrorBody),
         (status = 429, description = "rate_limited: too many open event streams for this user", body = ErrorBody),
     ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
 pub async fn events(
     State(state): State<QueryState>,
-    auth: Authenticated,
+    auth: AuthenticatedDevice,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let stream = auth.stream();
@@ -181,7 +184,13 @@ pub async fn events(
             }
         }
     });
-    let end = ended(state.shutdown.clone(), settings.max_lifetime);
+    let end = ended(
+        state.shutdown.clone(),
+        settings.max_lifetime,
+        state.authenticator.clone(),
+        auth.token,
+        settings.heartbeat,
+    );
     let events = futures::stream::once(async move { hello }).chain(commits).take_until(end).map(move |event| {
         let _ = &membership; // the connection counts until its stream is dropped
         Ok(event)
@@ -189,10 +198,38 @@ pub async fn events(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(settings.heartbeat)))
 }
 
-/// Resolves when the server shuts down or the connection has lived its time.
-async fn ended(mut shutdown: watch::Receiver<bool>, lifetime: Duration) {
+/// Resolves when the server shuts down, the connection has lived its time, or its token no longer stands.
+async fn ended(
+    mut shutdown: watch::Receiver<bool>,
+    lifetime: Duration,
+    authenticator: Authenticator,
+    token: Authenticated,
+    every: Duration,
+) {
     tokio::select! {
         _ = shutdown.wait_for(|down| *down) => {},
         () = tokio::time::sleep(lifetime) => {},
+        () = revoked(authenticator, token, every) => {},
+    }
+}
+
+/// Resolves when `token` expires, or at the first check (one every `every`) that finds it revoked. A check the store
+/// cannot answer ends the stream too: the client reconnects, and the new connection's check is the one that counts.
+async fn revoked(authenticator: Authenticator, token: Authenticated, every: Duration) {
+    let until_expiry = (token.expires_at - time::OffsetDateTime::now_utc()).try_into().unwrap_or(Duration::ZERO);
+    let expiry = tokio::time::sleep(until_expiry);
+    let checks = async {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = authenticator.check(&token).await {
+                tracing::debug!(user.id = %token.user_id, error = %e, "closing an event stream whose token no longer stands");
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = expiry => {},
+        () = checks => {},
     }
 }

@@ -1,7 +1,7 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use synckit_http::{ApiError, Authenticated, Json};
+use synckit_http::{ApiError, AuthenticatedDevice, Json};
 use synckit_protocol::limits::MAX_PULL_LIMIT;
 use synckit_protocol::sync::{PullRequest, PullResponse, StatusResponse};
 use synckit_protocol::{ErrorBody, ErrorCode, paths};
@@ -19,7 +19,7 @@ use crate::page_json::encode_page;
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id, cursor = req.cursor))]
 pub async fn pull(
     State(state): State<QueryState>,
-    auth: Authenticated,
+    auth: AuthenticatedDevice,
     Json(req): Json<PullRequest>,
 ) -> Result<Response, ApiError> {
     let limit = req.limit.unwrap_or(MAX_PULL_LIMIT);
@@ -46,7 +46,10 @@ pub async fn pull(
 #[utoipa::path(get, path = paths::STATUS, tag = "sync", security(("bearer" = [])),
     responses((status = 200, body = StatusResponse)))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
-pub async fn status(State(state): State<QueryState>, auth: Authenticated) -> Result<Json<StatusResponse>, ApiError> {
+pub async fn status(
+    State(state): State<QueryState>,
+    auth: AuthenticatedDevice,
+) -> Result<Json<StatusResponse>, ApiError> {
     let head = state.changelog.head(auth.stream()).await?;
     // Contiguous sequence numbers from 1: the head is also the count.
     Ok(Json(StatusResponse { change_count: head, cursor: head }))

@@ -91,13 +91,13 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
         let auth_settings = AuthSettings {
             open_registration: settings.open_registration,
             prelogin_key: Arc::from(prelogin.current().secret()),
+            sign_in: settings.sign_in,
         };
         api = api.merge(synckit_auth::router(AuthState::new(engines.accounts.clone(), keys.clone(), auth_settings)));
     }
     if role.runs(Role::Ingest) {
         api = api.merge(synckit_ingest::router(IngestState {
             changelog: engines.changelog.clone(),
-            accounts: engines.accounts.clone(),
             authenticator: authenticator.clone(),
             bus: engines.bus.clone(),
         }));
@@ -128,7 +128,7 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
             shutdown,
         );
         api = api.merge(synckit_blob::router(state));
-        if let Some(routes) = engines.objects.routes() {
+        if let Some(routes) = engines.objects.routes(Arc::new(authenticator.clone())) {
             transfers = transfers.merge(routes);
         }
     }

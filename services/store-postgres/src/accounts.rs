@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use synckit_store::{
     AccountStore, App, AppKeyEnvelope, ChangelogStore, Device, KeyEnvelope, LoginKeyChange, LoginKeyChanged, NewUser,
-    PutKeyOutcome, SecretName, StoreError, StreamId, User,
+    PutKeyOutcome, SecretName, StoreError, StreamId, TokenStanding, User,
 };
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -89,6 +89,26 @@ impl AccountStore for PgStore {
         let client = self.client().await?;
         let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
         Ok(client.query_opt(&stmt, &[&id]).await.map_err(db_error)?.as_ref().map(user))
+    }
+
+    async fn token_standing(
+        &self,
+        stream: StreamId,
+        device_id: Option<Uuid>,
+    ) -> Result<Option<TokenStanding>, StoreError> {
+        // On every authenticated request: one round trip on two primary keys, prepared. A NULL device id matches
+        // no row, so a sign-in token's check costs only the user lookup.
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT u.token_version, EXISTS (SELECT 1 FROM devices d \
+                     WHERE d.id = $3 AND d.app_id = $2 AND d.user_id = u.id) \
+                 FROM users u WHERE u.id = $1",
+            )
+            .await
+            .map_err(db_error)?;
+        let row = client.query_opt(&stmt, &[&stream.user_id, &stream.app_id, &device_id]).await.map_err(db_error)?;
+        Ok(row.map(|r| TokenStanding { token_version: to_u64(r.get(0)), device_registered: r.get(1) }))
     }
 
     async fn change_login_key(&self, change: LoginKeyChange) -> Result<LoginKeyChanged, StoreError> {

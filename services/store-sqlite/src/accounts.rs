@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 use synckit_store::{
     AccountStore, App, AppKeyEnvelope, ChangelogStore, Device, KeyEnvelope, LoginKeyChange, LoginKeyChanged, NewUser,
-    PutKeyOutcome, SecretName, StoreError, StreamId, User,
+    PutKeyOutcome, SecretName, StoreError, StreamId, TokenStanding, User,
 };
 use uuid::Uuid;
 
@@ -80,6 +80,27 @@ impl AccountStore for SqliteStore {
             conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?
                 .query_row([id.as_bytes()], user)
                 .optional()
+        })
+        .await
+    }
+
+    async fn token_standing(
+        &self,
+        stream: StreamId,
+        device_id: Option<Uuid>,
+    ) -> Result<Option<TokenStanding>, StoreError> {
+        // On every authenticated request: one read on two primary keys. A NULL device id matches no row.
+        self.with_reader(move |conn| {
+            conn.prepare_cached(
+                "SELECT u.token_version, EXISTS (SELECT 1 FROM devices d \
+                     WHERE d.id = ?3 AND d.app_id = ?2 AND d.user_id = u.id) \
+                 FROM users u WHERE u.id = ?1",
+            )?
+            .query_row(
+                params![stream.user_id.as_bytes(), stream.app_id.as_bytes(), device_id.as_ref().map(Uuid::as_bytes)],
+                |r| Ok(TokenStanding { token_version: to_u64(r.get(0)?), device_registered: r.get(1)? }),
+            )
+            .optional()
         })
         .await
     }

@@ -70,6 +70,15 @@ pub struct Device {
     pub created_at: OffsetDateTime,
 }
 
+/// What a token's revocation check needs to know, read in one lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenStanding {
+    /// The user's token version now; a token carrying another was revoked by a password change.
+    pub token_version: u64,
+    /// Whether the device asked about is still registered to the stream; false when none was asked about.
+    pub device_registered: bool,
+}
+
 /// A wrapped master key and its version (1 for the first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyEnvelope {
@@ -159,6 +168,14 @@ pub trait AccountStore: Send + Sync + 'static {
 
     /// The user with this id.
     async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+
+    /// The user's token version and, when `device_id` is given, whether the stream still has that device: what
+    /// every authenticated request checks, so one indexed read. `None` when the user does not exist.
+    async fn token_standing(
+        &self,
+        stream: StreamId,
+        device_id: Option<Uuid>,
+    ) -> Result<Option<TokenStanding>, StoreError>;
 
     /// Replaces the salt and login key hash and bumps the token version, together with every key envelope of the
     /// account re-wrapped for the new password: all change, or nothing does.

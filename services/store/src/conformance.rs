@@ -16,7 +16,8 @@ use uuid::Uuid;
 
 use crate::{
     AccountStore, App, AppKeyEnvelope, BlobCatalog, BlobRecord, ChangelogStore, KeyEnvelope, KeyRewrap, LoginKeyChange,
-    LoginKeyChanged, NewEntry, NewUser, PutKeyOutcome, SecretName, StoreError, StreamId, SweptUpload, UploadBegun,
+    LoginKeyChanged, NewEntry, NewUser, PutKeyOutcome, SecretName, StoreError, StreamId, SweptUpload, TokenStanding,
+    UploadBegun,
 };
 
 /// The ports of one adapter.
@@ -40,6 +41,7 @@ macro_rules! conformance_suite {
             users,
             apps_by_key_hash,
             devices,
+            token_standing_sees_password_changes_and_removed_devices,
             key_envelopes,
             secrets,
             blobs_begin_and_confirm,
@@ -336,6 +338,37 @@ pub async fn devices(stores: Stores) {
     assert!(!accounts.has_device(s, phone.id).await.unwrap());
     assert_eq!(accounts.devices(s).await.unwrap().len(), 1);
     assert_eq!(accounts.devices(other).await.unwrap().len(), 1);
+}
+
+pub async fn token_standing_sees_password_changes_and_removed_devices(stores: Stores) {
+    let accounts = &*stores.accounts;
+    let user = new_user();
+    accounts.create_user(user.clone()).await.unwrap();
+    let s = StreamId { app_id: Uuid::now_v7(), user_id: user.id };
+    let standing = |token_version, device_registered| Some(TokenStanding { token_version, device_registered });
+
+    assert_eq!(accounts.token_standing(s, None).await.unwrap(), standing(0, false));
+    let laptop = accounts.upsert_device(s, Uuid::now_v7(), "laptop", "linux").await.unwrap();
+    assert_eq!(accounts.token_standing(s, Some(laptop.id)).await.unwrap(), standing(0, true));
+    // The device is the stream's: the same user in another app, or another device id, has none.
+    let other_app = StreamId { app_id: Uuid::now_v7(), user_id: user.id };
+    assert_eq!(accounts.token_standing(other_app, Some(laptop.id)).await.unwrap(), standing(0, false));
+    assert_eq!(accounts.token_standing(s, Some(Uuid::now_v7())).await.unwrap(), standing(0, false));
+
+    let change = LoginKeyChange {
+        user_id: user.id,
+        expected_token_version: 0,
+        salt: vec![1; 32],
+        login_key_hash: vec![2; 32],
+        rewrapped_keys: vec![],
+    };
+    accounts.change_login_key(change).await.unwrap();
+    assert_eq!(accounts.token_standing(s, Some(laptop.id)).await.unwrap(), standing(1, true));
+    assert!(accounts.delete_device(s, laptop.id).await.unwrap());
+    assert_eq!(accounts.token_standing(s, Some(laptop.id)).await.unwrap(), standing(1, false));
+
+    let nobody = StreamId { app_id: s.app_id, user_id: Uuid::now_v7() };
+    assert_eq!(accounts.token_standing(nobody, None).await.unwrap(), None);
 }
 
 pub async fn key_envelopes(stores: Stores) {

@@ -22,7 +22,7 @@ pub mod conformance;
 
 pub use accounts::{
     AccountStore, App, AppKeyEnvelope, Device, KeyEnvelope, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewUser,
-    PutKeyOutcome, SecretName, User,
+    PutKeyOutcome, SecretName, TokenStanding, User,
 };
 pub use blobs::{BlobCatalog, BlobHash, BlobRecord, SweptUpload, UploadBegun};
 pub use changelog::{Appended, ChangelogStore, Entry, NewEntry, Page, StreamId};

@@ -14,7 +14,10 @@ use crate::TestServer;
 pub struct TestUser {
     pub email: String,
     pub login_key: Vec<u8>,
+    /// The device's token once a device is registered ([`TestServer::user`] does), else the sign-in token.
     pub token: String,
+    /// The token `POST /api/sync/auth` answered, bound to no device.
+    pub sign_in_token: String,
     pub user_id: Uuid,
     pub app_id: Uuid,
     pub device_id: Uuid,
@@ -69,31 +72,42 @@ impl TestServer {
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let mut user = self.login(&email, &login_key, api_key).await;
-        user.device_id = self.device(&user.token, "laptop").await;
+        (user.device_id, user.token) = self.device(&user.sign_in_token, "laptop").await;
         user
     }
 
-    /// Authenticates an existing user; `device_id` is left nil.
+    /// Authenticates an existing user; `device_id` is left nil and `token` is the sign-in token.
     pub async fn login(&self, email: &str, login_key: &[u8], api_key: &str) -> TestUser {
         let (status, body) = self
             .post(paths::AUTH, None, json!({"email": email, "login_key": b64(login_key), "api_key": api_key}))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        let token = body["token"].as_str().unwrap().to_owned();
         TestUser {
             email: email.to_owned(),
             login_key: login_key.to_vec(),
-            token: body["token"].as_str().unwrap().to_owned(),
+            sign_in_token: token.clone(),
+            token,
             user_id: body["user_id"].as_str().unwrap().parse().unwrap(),
             app_id: body["app_id"].as_str().unwrap().parse().unwrap(),
             device_id: Uuid::nil(),
         }
     }
 
-    /// Registers a device named `name` and returns its id.
-    pub async fn device(&self, token: &str, name: &str) -> Uuid {
+    /// Registers a device named `name` with a sign-in token (or the device's own) and returns its id and token.
+    pub async fn device(&self, token: &str, name: &str) -> (Uuid, String) {
         let (status, body) = self.post(paths::DEVICES, Some(token), json!({"name": name, "platform": "linux"})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        body["id"].as_str().unwrap().parse().unwrap()
+        (body["id"].as_str().unwrap().parse().unwrap(), body["token"].as_str().unwrap().to_owned())
+    }
+
+    /// Signs `user` (of this server's app) in again and registers another device named `name`: the user as that
+    /// device.
+    pub async fn other_device(&self, user: &TestUser, name: &str) -> TestUser {
+        assert_eq!(user.app_id, self.app_id, "other_device signs in to this server's app");
+        let mut other = self.login(&user.email, &user.login_key, &self.api_key).await;
+        (other.device_id, other.token) = self.device(&other.sign_in_token, name).await;
+        other
     }
 
     /// Pushes `entries` as (change id, payload) and returns the response.

@@ -1,6 +1,6 @@
 //! The user's stream: push, pull, status.
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use serde_json::json;
 use synckit::{ChangeEntry, Undecryptable};
 
@@ -19,27 +19,10 @@ pub async fn push(globals: &Globals, table: String, row_id: String, data: Option
         logged_in.unlock().await?;
         Ok(logged_in.client.push(logged_in.profile.device_id, [change]).await?)
     };
-    let cursor = pushed.await.map_err(|e| device_gone(&logged_in, e))?;
+    // A deleted device's token is refused; `explain` says to log in again, which registers the profile anew.
+    let cursor = pushed.await.map_err(|e| logged_in.explain(e))?;
     // The pull cursor stays where it is: changes other devices pushed before this one are still to be pulled.
     output::one(json!({ "cursor": cursor }))
-}
-
-/// A push under a deleted device is refused; logging in registers the profile again.
-fn device_gone(logged_in: &LoggedIn, err: anyhow::Error) -> anyhow::Error {
-    let gone = err
-        .downcast_ref::<synckit::Error>()
-        .and_then(synckit::Error::code)
-        .is_some_and(|code| code == synckit::ErrorCode::DeviceNotFound);
-    if !gone {
-        return logged_in.explain(err);
-    }
-    let profile = &logged_in.profile;
-    anyhow!(
-        "this profile's device {} ({}) was deleted: run synckit login {} to register it again",
-        profile.device_name,
-        profile.device_id,
-        profile.session.email
-    )
 }
 
 /// `synckit pull`: every change other devices pushed since the last pull, one JSON line each. Entries that cannot

@@ -345,10 +345,13 @@ fn device_of(env: &TestEnv, profile: &str) -> TestUser {
     let saved: Value =
         serde_json::from_str(&std::fs::read_to_string(profile_file(&env.profile(profile))).unwrap()).unwrap();
     let uuid = |v: &Value| v.as_str().unwrap().parse::<Uuid>().unwrap();
+    let token = saved["session"]["token"].as_str().unwrap().to_owned();
     TestUser {
         email: saved["session"]["email"].as_str().unwrap().to_owned(),
         login_key: Vec::new(),
-        token: saved["session"]["token"].as_str().unwrap().to_owned(),
+        // A profile keeps only its device's token, which also does all a sign-in token may.
+        sign_in_token: token.clone(),
+        token,
         user_id: uuid(&saved["session"]["user_id"]),
         app_id: uuid(&saved["session"]["app_id"]),
         device_id: uuid(&saved["device_id"]),

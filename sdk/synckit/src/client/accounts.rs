@@ -38,7 +38,12 @@ impl SyncKitClient {
         Ok(resp.user_id)
     }
 
-    /// Signs in to this app, returning `(user_id, app_id)`. A wrong password is [`ErrorKind::WrongPassword`].
+    /// Signs in to this app, returning `(user_id, app_id)`. A wrong password is [`ErrorKind::WrongPassword`]; too
+    /// many wrong ones make the server hold off new attempts for a while, which this call waits out within its
+    /// total timeout ([`ErrorKind::RateLimited`] beyond it).
+    ///
+    /// The session's token only sets up: [`register_device`](Self::register_device) next, which switches to the
+    /// device's own token.
     ///
     /// ```no_run
     /// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
@@ -66,6 +71,7 @@ impl SyncKitClient {
             app_id: resp.app_id,
             email: email.trim().to_lowercase(),
             expires_at: resp.expires_at,
+            device_id: None,
         });
         Ok(ids)
     }
@@ -157,6 +163,7 @@ impl SyncKitClient {
             login_key: login_key.as_bytes().to_vec().into(),
             keys,
         };
+        // The answer is a token of the same kind (a device's, when the session has one).
         let resp: AuthResponse =
             self.call(Method::POST, paths::ACCOUNTS_PASSWORD, true, Some(&req), Retry::IfUnprocessed).await?;
         let mut state = self.inner.state.write().expect("not poisoned");

@@ -1,7 +1,7 @@
 //! The user's devices in this app: register this one, list them, remove one.
 
 use reqwest::Method;
-use synckit_protocol::devices::RegisterDeviceRequest;
+use synckit_protocol::devices::{RegisterDeviceRequest, RegisteredDevice};
 use synckit_protocol::paths;
 use uuid::Uuid;
 
@@ -11,7 +11,13 @@ use crate::http::Retry;
 use crate::model::Device;
 
 impl SyncKitClient {
-    /// Registers this device (or returns the one registered under `name`, with `platform` updated).
+    /// Registers this device (or returns the one registered under `name`, with `platform` updated), and switches
+    /// the session to the device's own token: from then on the client syncs as this device, and removing the
+    /// device from another one signs this client out ([`ErrorKind::Unauthorized`](crate::ErrorKind::Unauthorized)).
+    /// Save the [`session`](Self::session) afterwards to resume it in a later run.
+    ///
+    /// Call it after [`authenticate`](Self::authenticate), or again with the device's own session to renew its
+    /// token; a device's token cannot register another name.
     ///
     /// ```no_run
     /// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
@@ -21,7 +27,17 @@ impl SyncKitClient {
     /// ```
     pub async fn register_device(&self, name: &str, platform: &str) -> Result<Device> {
         let req = RegisterDeviceRequest { name: name.to_owned(), platform: platform.to_owned() };
-        self.call(Method::POST, paths::DEVICES, true, Some(&req), Retry::Idempotent).await
+        let before = self.require_session()?;
+        let registered: RegisteredDevice =
+            self.call(Method::POST, paths::DEVICES, true, Some(&req), Retry::Idempotent).await?;
+        let mut state = self.inner.state.write().expect("not poisoned");
+        // Only the session that asked: a sign-in to another account meanwhile keeps its own.
+        if let Some(s) = state.session.as_mut().filter(|s| (s.user_id, s.app_id) == (before.user_id, before.app_id)) {
+            s.token = registered.token;
+            s.expires_at = registered.expires_at;
+            s.device_id = Some(registered.device.id);
+        }
+        Ok(registered.device)
     }
 
     /// This user's devices in this app, oldest first.

@@ -444,9 +444,12 @@ impl Rig {
         first.register(&email, "pass").await.unwrap();
         first.authenticate(&email, "pass").await.unwrap();
         first.setup_encryption_new("pass").await.unwrap();
+        // Blobs move with a device's token, as everything that syncs.
+        first.register_device("laptop", "linux").await.unwrap();
         let second = self.server.client_with(&self.url, Arc::new(MemoryKeyStore::default()));
         second.authenticate(&email, "pass").await.unwrap();
         second.setup_encryption_existing("pass").await.unwrap();
+        second.register_device("phone", "ios").await.unwrap();
         (first, second)
     }
 

@@ -2,6 +2,7 @@
 
 mod blobs;
 mod convergence;
+mod devices;
 mod envelope;
 mod live;
 mod no_plaintext;

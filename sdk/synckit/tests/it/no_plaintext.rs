@@ -54,6 +54,7 @@ async fn files_are_stored_as_ciphertext_under_keyed_names(store: Engine) {
     client.register(&email, "pw").await.unwrap();
     client.authenticate(&email, "pw").await.unwrap();
     client.setup_encryption_new("pw").await.unwrap();
+    client.register_device("laptop", "linux").await.unwrap();
     let file = "the narwhal sings at dawn; ".repeat(10_000).into_bytes();
     let blob = client.upload_blob(file.clone()).await.unwrap();
 

@@ -61,6 +61,7 @@ async fn client_for(script: &Script, statuses: &[u16]) -> SyncKitClient {
         app_id: uuid::Uuid::now_v7(),
         email: "a@example.com".into(),
         expires_at: time::OffsetDateTime::now_utc() + time::Duration::days(1),
+        device_id: None,
     });
     client
 }

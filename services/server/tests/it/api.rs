@@ -61,7 +61,11 @@ async fn register_prelogin_and_authenticate(app: TestServer) {
     let user = app.login("ada@example.com", &login_key, &app.api_key).await;
     assert_eq!(user.user_id.to_string(), user_id);
     assert_eq!(user.app_id, app.app_id);
+    // The sign-in token sets up; the device's token syncs.
     let (status, body) = app.get("/api/sync/status", Some(&user.token)).await;
+    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "device_token_required"));
+    let (_, device_token) = app.device(&user.token, "laptop").await;
+    let (status, body) = app.get("/api/sync/status", Some(&device_token)).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"change_count": 0, "cursor": 0})));
 }
 
@@ -223,13 +227,21 @@ async fn password_change_rewraps_the_key_together(app: TestServer) {
 
 async fn devices_upsert_list_delete(app: TestServer) {
     let user = app.user().await; // has "laptop"
-    let (status, phone) =
-        app.post("/api/sync/devices", Some(&user.token), json!({"name": "Phone", "platform": "ios"})).await;
+    let signed_in = Some(user.sign_in_token.as_str());
+    let (status, phone) = app.post("/api/sync/devices", signed_in, json!({"name": "Phone", "platform": "ios"})).await;
     assert_eq!(status, StatusCode::OK);
-    let (_, again) =
-        app.post("/api/sync/devices", Some(&user.token), json!({"name": "Phone", "platform": "android"})).await;
+    assert!(phone["token"].is_string() && phone["expires_at"].is_string(), "{phone}");
+    let (_, again) = app.post("/api/sync/devices", signed_in, json!({"name": "Phone", "platform": "android"})).await;
     assert_eq!(again["id"], phone["id"], "registering the same name again returns the same device");
     assert_eq!(again["platform"], "android");
+    // A device's token registers only its own device (which renews the token), never another.
+    let own = app.post("/api/sync/devices", Some(&user.token), json!({"name": "laptop", "platform": "linux"})).await;
+    assert_eq!((own.0, own.1["id"].as_str()), (StatusCode::OK, Some(user.device_id.to_string().as_str())));
+    for name in ["Phone", "new"] {
+        let (status, body) =
+            app.post("/api/sync/devices", Some(&user.token), json!({"name": name, "platform": "ios"})).await;
+        assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "device_mismatch"), "{name}");
+    }
 
     let (status, list) = app.get("/api/sync/devices", Some(&user.token)).await;
     assert_eq!(status, StatusCode::OK);
@@ -320,7 +332,7 @@ async fn push_pull_status_round_trip(app: TestServer) {
 
     // Another device of the same user sees the same changes and pushes after them.
     let mut phone = user.clone();
-    phone.device_id = app.device(&user.token, "phone").await;
+    (phone.device_id, phone.token) = app.device(&user.sign_in_token, "phone").await;
     let (_, body) = app.push(&phone, &entries(2)).await;
     assert_eq!(body["cursor"], 5);
     let (_, page) = app.post("/api/sync/pull", Some(&user.token), json!({"cursor": 3})).await;
@@ -420,12 +432,12 @@ async fn bad_push_requests_change_nothing(app: TestServer) {
         app.post("/api/sync/push", t, json!({"device_id": user.device_id, "entries": [], "table": "secrets"})).await;
     assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "invalid_request"), "unknown fields are refused");
 
-    // Another user's device, and a device that does not exist.
+    // Another user's device, and a device that does not exist: a device's token pushes only as its device.
     let other = app.user().await;
     for device in [other.device_id, Uuid::now_v7()] {
         let (status, body) =
             app.post("/api/sync/push", t, json!({"device_id": device, "entries": [entry(b"x")]})).await;
-        assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "device_not_found"));
+        assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "device_mismatch"));
     }
 
     let resp = app
@@ -488,7 +500,7 @@ async fn bad_pull_requests(app: TestServer) {
 async fn tokens_must_be_valid(app: TestServer) {
     use jsonwebtoken::{EncodingKey, Header, encode};
     let user = app.user().await;
-    let claims = |exp: i64, aud: &str| json!({"sub": user.user_id, "app": user.app_id, "tv": 0, "iss": "synckit", "aud": aud, "iat": 0, "exp": exp});
+    let claims = |exp: i64, aud: &str| json!({"sub": user.user_id, "app": user.app_id, "tv": 0, "dev": user.device_id, "iss": "synckit", "aud": aud, "iat": 0, "exp": exp});
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let sign = |claims: serde_json::Value, secret: &[u8]| {
         encode(&Header::default(), &claims, &EncodingKey::from_secret(secret)).unwrap()
@@ -526,7 +538,7 @@ async fn users_and_apps_are_isolated(app: TestServer) {
     let mut a_other_app = app.login(&a.email, &a.login_key, &created.api_key).await;
     assert_eq!(a_other_app.user_id, a.user_id);
     assert_eq!(a_other_app.app_id, created.app_id);
-    a_other_app.device_id = app.device(&a_other_app.token, "laptop").await;
+    (a_other_app.device_id, a_other_app.token) = app.device(&a_other_app.token, "laptop").await;
 
     app.push(&a, &entries(3)).await;
     app.send(reqwest::Method::PUT, "/api/sync/keys", Some(&a.token), Some(json!({"envelope": b64(b"a's key")}))).await;
@@ -542,7 +554,7 @@ async fn users_and_apps_are_isolated(app: TestServer) {
         // Pushing through a's device is refused.
         let mut impostor = outsider.clone();
         impostor.device_id = a.device_id;
-        assert_eq!(app.push(&impostor, &entries(1)).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(app.push(&impostor, &entries(1)).await.0, StatusCode::FORBIDDEN);
         // Their own pushes start their own sequence.
         assert_eq!(app.push(outsider, &entries(1)).await.1["cursor"], 1);
     }

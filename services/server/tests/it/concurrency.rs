@@ -26,7 +26,7 @@ async fn readers_see_every_entry_once_in_order_while_writers_push(app: TestServe
     let mut writers = Vec::new();
     for w in 0..WRITERS {
         let (app, mut device) = (app.clone(), user.clone());
-        device.device_id = app.device(&user.token, &format!("writer-{w}")).await;
+        (device.device_id, device.token) = app.device(&user.sign_in_token, &format!("writer-{w}")).await;
         writers.push(tokio::spawn(async move {
             let mut sent = Vec::new();
             for i in 0..PUSHES_PER_WRITER {

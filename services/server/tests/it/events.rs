@@ -6,13 +6,13 @@ use reqwest::StatusCode;
 use synckit_testkit::{TestServer, code, engine, entries, on_each_engine};
 
 /// An open event stream and the text read from it so far.
-struct EventStream {
+pub(crate) struct EventStream {
     resp: reqwest::Response,
-    text: String,
+    pub(crate) text: String,
 }
 
 impl EventStream {
-    async fn open(
+    pub(crate) async fn open(
         app: &TestServer,
         token: &str,
         last_event_id: Option<u64>,
@@ -31,7 +31,7 @@ impl EventStream {
     }
 
     /// Reads until the text contains `needle` (a guard keeps a broken server from hanging the test).
-    async fn until(&mut self, needle: &str) -> &str {
+    pub(crate) async fn until(&mut self, needle: &str) -> &str {
         let guard = tokio::time::Instant::now() + Duration::from_secs(10);
         while !self.text.contains(needle) {
             match tokio::time::timeout_at(guard, self.resp.chunk()).await {
@@ -43,7 +43,7 @@ impl EventStream {
     }
 
     /// True when the server closes the stream (within the guard).
-    async fn closes(&mut self) -> bool {
+    pub(crate) async fn closes(&mut self) -> bool {
         let guard = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             match tokio::time::timeout_at(guard, self.resp.chunk()).await {

@@ -9,5 +9,7 @@ mod concurrency;
 mod events;
 mod operations;
 mod postgres_tls;
+mod revocation;
 mod secrets;
+mod sign_in_throttle;
 mod unavailable;

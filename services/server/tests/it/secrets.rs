@@ -26,7 +26,7 @@ async fn configured_secrets_do_not_depend_on_the_database(app: TestServer) {
     app.execute("DELETE FROM server_secrets").await;
     let app = app.restart().await;
 
-    assert_eq!(app.get("/api/sync/status", Some(&user.token)).await.0, StatusCode::OK, "the token still verifies");
+    assert_eq!(app.get("/api/sync/devices", Some(&user.token)).await.0, StatusCode::OK, "the token still verifies");
     let (_, salt_after) = app.post("/api/accounts/prelogin", None, unknown).await;
     assert_eq!(salt_after["salt"], salt["salt"], "made-up salts do not change");
     assert_eq!(put(&app, &begun, bytes).await, StatusCode::OK, "the upload URL still verifies");
@@ -49,25 +49,30 @@ async fn a_rotated_key_verifies_while_it_is_kept(mut app: TestServer) {
     app.settings.secrets.url = rotated(&app.settings.secrets.url);
     let mut app = app.restart().await;
 
-    assert_eq!(app.get("/api/sync/status", Some(&before)).await.0, StatusCode::OK, "the previous key verifies");
+    assert_eq!(app.get("/api/sync/devices", Some(&before)).await.0, StatusCode::OK, "the previous key verifies");
     assert_eq!(put(&app, &during_grace.1, during_grace.0).await, StatusCode::OK, "so does the previous URL key");
     let after = app.login(&user.email, &user.login_key, &app.api_key).await.token;
     assert_eq!(kid(&after), kid_of(NEW_SECRET), "the new key signs");
     assert_ne!(kid(&before), kid(&after));
-    assert_eq!(app.get("/api/sync/status", Some(&after)).await.0, StatusCode::OK);
+    assert_eq!(app.get("/api/sync/devices", Some(&after)).await.0, StatusCode::OK);
     let unknown = TokenKeys::new(b"a-key-this-deployment-never-had-a-key-000").unwrap();
-    let claims = synckit_http::auth::TokenClaims { user_id: user.user_id, app_id: user.app_id, token_version: 0 };
+    let claims = synckit_http::auth::TokenClaims {
+        user_id: user.user_id,
+        app_id: user.app_id,
+        token_version: 0,
+        device_id: None,
+    };
     let (foreign, _) = unknown.issue(claims);
-    let (status, body) = app.get("/api/sync/status", Some(&foreign)).await;
+    let (status, body) = app.get("/api/sync/devices", Some(&foreign)).await;
     assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "invalid_token"));
 
     // Drop the previous keys: what they signed no longer verifies, what the new key signed still does.
     app.settings.secrets.token.previous.clear();
     app.settings.secrets.url.previous.clear();
     let app = app.restart().await;
-    let (status, body) = app.get("/api/sync/status", Some(&before)).await;
+    let (status, body) = app.get("/api/sync/devices", Some(&before)).await;
     assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "invalid_token"));
-    assert_eq!(app.get("/api/sync/status", Some(&after)).await.0, StatusCode::OK);
+    assert_eq!(app.get("/api/sync/devices", Some(&after)).await.0, StatusCode::OK);
     assert_eq!(put(&app, &to_drop.1, to_drop.0).await, StatusCode::FORBIDDEN, "the old key's URL is refused");
 }
 
@@ -117,7 +122,7 @@ async fn the_embedded_default_keeps_its_secrets_in_its_database() {
     let user = app.user().await;
     assert!(TokenKeys::new(TOKEN_SECRET.as_bytes()).unwrap().verify(&user.token).is_err());
     let app = app.restart().await;
-    assert_eq!(app.get("/api/sync/status", Some(&user.token)).await.0, StatusCode::OK);
+    assert_eq!(app.get("/api/sync/devices", Some(&user.token)).await.0, StatusCode::OK);
 }
 
 /// Asks for an upload URL of some bytes.

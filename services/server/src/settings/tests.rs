@@ -1,0 +1,195 @@
+//! The settings' sources, their order, the variable names and every check.
+
+use secrecy::ExposeSecret;
+
+use super::*;
+
+fn load() -> Result<Settings, SettingsError> {
+    Settings::load(None, &FlagOverrides::default())
+}
+
+#[test]
+fn later_sources_win() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "synckit.toml",
+            "listen = \"127.0.0.1:9000\"\nrole = \"query\"\nopen_registration = false\n[blob]\nurl_expiry_secs = 60",
+        )?;
+        jail.set_env("SYNCKIT_ROLE", "ingest");
+        jail.set_env("SYNCKIT_DATABASE_URL", "postgres://u:secret@db/x");
+        jail.set_env("SYNCKIT_EVENTS_HEARTBEAT_SECS", "3");
+        let flags = FlagOverrides { data_dir: Some("/tmp/flag".into()), ..Default::default() };
+        let s = Settings::load(Some(Path::new("synckit.toml")), &flags).unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.role, Role::Ingest);
+        assert!(!s.open_registration);
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/flag"));
+        assert_eq!(s.blob.url_expiry, Duration::from_secs(60));
+        assert_eq!(s.events.heartbeat, Duration::from_secs(3));
+        assert_eq!(s.database.url.as_ref().unwrap().expose_secret(), "postgres://u:secret@db/x");
+        // Secrets never show in debug output.
+        assert!(!format!("{s:?}").contains("secret@"));
+        Ok(())
+    });
+}
+
+#[test]
+fn defaults_and_bad_values() {
+    figment::Jail::expect_with(|jail| {
+        let s = load().unwrap();
+        assert_eq!(s.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(s.role, Role::All);
+        assert!(s.open_registration && s.database.url.is_none() && s.s3.is_none());
+
+        jail.set_env("SYNCKIT_ROLE", "everything");
+        let err = load().unwrap_err();
+        assert!(err.to_string().contains("everything"), "{err}");
+        assert!(err.to_string().contains("SYNCKIT_ROLE"), "{err}");
+        assert!(Settings::load(Some(Path::new("missing.toml")), &FlagOverrides::default()).is_err());
+        Ok(())
+    });
+}
+
+#[test]
+fn every_variable_reaches_its_setting() {
+    figment::Jail::expect_with(|jail| {
+        for (var, value) in [
+            ("DB_MAX_CONNECTIONS", "3"),
+            ("DB_STARTUP_RETRY_SECS", "4"),
+            ("S3_ENDPOINT", "http://127.0.0.1:3900"),
+            ("S3_REGION", "garage"),
+            ("S3_BUCKET", "b"),
+            ("S3_ACCESS_KEY_ID", "id"),
+            ("S3_SECRET_ACCESS_KEY", "key"),
+            ("BLOB_URL_EXPIRY_SECS", "5"),
+            ("BLOB_UPLOAD_TTL_SECS", "6"),
+            ("BLOB_SWEEP_INTERVAL_SECS", "7"),
+            ("EVENTS_MAX_PER_USER", "8"),
+            ("EVENTS_MAX_LIFETIME_SECS", "9"),
+            ("SIGN_IN_ACCOUNT_BURST", "12"),
+            ("SIGN_IN_ADDRESS_BURST", "13"),
+            ("SIGN_IN_REFILL_SECS", "14"),
+            ("HEADER_READ_TIMEOUT_SECS", "10"),
+            ("REQUEST_TIMEOUT_SECS", "11"),
+            ("NATS_URL", "nats://127.0.0.1:4222"),
+        ] {
+            jail.set_env(format!("SYNCKIT_{var}"), value);
+        }
+        let s = load().unwrap();
+        let secs = Duration::from_secs;
+        assert_eq!((s.database.max_connections, s.database.startup_retry), (3, Duration::from_secs(4)));
+        let s3 = s.s3.as_ref().unwrap();
+        assert_eq!(
+            (&*s3.endpoint, &*s3.region, &*s3.bucket, &*s3.access_key_id, s3.secret_access_key.expose_secret()),
+            ("http://127.0.0.1:3900", "garage", "b", "id", "key")
+        );
+        assert_eq!((s.blob.url_expiry, s.blob.upload_ttl, s.blob.sweep_interval), (secs(5), secs(6), secs(7)));
+        assert_eq!((s.events.max_connections_per_user, s.events.max_lifetime), (8, secs(9)));
+        assert_eq!((s.serve.header_read_timeout, s.serve.request_timeout), (secs(10), secs(11)));
+        assert_eq!((s.sign_in.account_burst, s.sign_in.address_burst, s.sign_in.refill), (12, 13, secs(14)));
+        assert_eq!(s.nats_url.as_deref(), Some("nats://127.0.0.1:4222"));
+        Ok(())
+    });
+}
+
+#[test]
+fn the_readme_configuration_file_loads() {
+    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"));
+    let toml = readme.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).expect("an example");
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("synckit.toml", toml)?;
+        let s = Settings::load(Some(Path::new("synckit.toml")), &FlagOverrides::default()).unwrap();
+        assert!(!s.open_registration);
+        assert_eq!(s.database.max_connections, 32);
+        let token = &s.secrets.token;
+        assert_eq!(token.file.as_deref(), Some(Path::new("/run/secrets/synckit-token")));
+        assert_eq!(token.previous.len(), 1);
+        assert!(s.secrets.url.file.is_some() && s.secrets.prelogin.file.is_some());
+        assert_eq!(s.s3.as_ref().map(|s3| &*s3.bucket), Some("synckit"));
+        assert_eq!(s.blob.url_expiry, Duration::from_secs(300));
+        assert_eq!(s.events.max_connections_per_user, 8);
+        assert_eq!((s.sign_in.account_burst, s.sign_in.address_burst), (5, 1000));
+        assert_eq!(s.serve.header_read_timeout, Duration::from_secs(5));
+        Ok(())
+    });
+}
+
+#[test]
+fn keys_and_variables_translate_both_ways() {
+    for (var, key) in [
+        ("listen", "listen"),
+        ("database_url", "database.url"),
+        ("token_secret_file", "secrets.token.file"),
+        ("url_secret_previous", "secrets.url.previous"),
+        ("prelogin_secret", "secrets.prelogin.value"),
+        ("db_max_connections", "database.max_connections"),
+        ("s3_secret_access_key", "s3.secret_access_key"),
+        ("blob_url_expiry_secs", "blob.url_expiry_secs"),
+        ("events_max_per_user", "events.max_per_user"),
+        ("sign_in_refill_secs", "sign_in.refill_secs"),
+        ("request_timeout_secs", "serve.request_timeout_secs"),
+    ] {
+        assert_eq!(env_key(var).as_deref(), Some(key));
+        assert_eq!(env_var(key), format!("SYNCKIT_{}", var.to_uppercase()));
+    }
+}
+
+#[test]
+fn other_synckit_variables_are_not_settings() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("SYNCKIT_API_KEY", "sk_for_the_command_line_tool");
+        jail.set_env("SYNCKIT_TEST_DATABASE_URL", "postgres://elsewhere/test");
+        assert!(env_key("api_key").is_none());
+        let s = load().unwrap();
+        assert!(s.database.url.is_none());
+        Ok(())
+    });
+}
+
+#[test]
+fn half_an_s3_configuration_names_what_is_missing() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("SYNCKIT_S3_ENDPOINT", "http://127.0.0.1:3900");
+        let err = load().unwrap_err().to_string();
+        assert!(err.contains("SYNCKIT_S3_BUCKET"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_typo_in_a_file_is_refused() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("synckit.toml", "[blob]\nurl_expiry = 60")?;
+        let err = Settings::load(Some(Path::new("synckit.toml")), &FlagOverrides::default()).unwrap_err();
+        assert!(err.to_string().contains("url_expiry"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn values_that_cannot_work_name_their_variable() {
+    type Spoil = fn(&mut Settings);
+    let cases: [(Spoil, &str); 14] = [
+        (|s| s.secrets.token.value = Some("short".into()), "SYNCKIT_TOKEN_SECRET"),
+        (|s| s.database.max_connections = 0, "SYNCKIT_DB_MAX_CONNECTIONS"),
+        (|s| s.blob.url_expiry = Duration::from_secs(0), "SYNCKIT_BLOB_URL_EXPIRY_SECS"),
+        (|s| s.blob.url_expiry = Duration::from_secs(8 * 24 * 3600), "SYNCKIT_BLOB_URL_EXPIRY_SECS"),
+        (|s| s.blob.upload_ttl = Duration::from_secs(60), "SYNCKIT_BLOB_UPLOAD_TTL_SECS"),
+        (|s| s.blob.sweep_interval = Duration::from_secs(0), "SYNCKIT_BLOB_SWEEP_INTERVAL_SECS"),
+        (|s| s.events.max_connections_per_user = 0, "SYNCKIT_EVENTS_MAX_PER_USER"),
+        (|s| s.events.max_lifetime = Duration::from_secs(0), "SYNCKIT_EVENTS_MAX_LIFETIME_SECS"),
+        (|s| s.events.heartbeat = Duration::from_secs(0), "SYNCKIT_EVENTS_HEARTBEAT_SECS"),
+        (|s| s.sign_in.account_burst = 0, "SYNCKIT_SIGN_IN_ACCOUNT_BURST"),
+        (|s| s.sign_in.address_burst = 0, "SYNCKIT_SIGN_IN_ADDRESS_BURST"),
+        (|s| s.sign_in.refill = Duration::from_secs(0), "SYNCKIT_SIGN_IN_REFILL_SECS"),
+        (|s| s.serve.header_read_timeout = Duration::from_secs(0), "SYNCKIT_HEADER_READ_TIMEOUT_SECS"),
+        (|s| s.serve.request_timeout = Duration::from_secs(0), "SYNCKIT_REQUEST_TIMEOUT_SECS"),
+    ];
+    assert!(Settings::default().validate().is_ok());
+    for (spoil, named) in cases {
+        let mut settings = Settings::default();
+        spoil(&mut settings);
+        let err = settings.validate().expect_err(named).to_string();
+        assert!(err.contains(named), "{err}");
+    }
+}
