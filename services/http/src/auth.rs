@@ -351,7 +351,8 @@ mod tests {
         assert_eq!(rotated.verify(&foreign).unwrap_err().code, ErrorCode::InvalidToken);
         // A forger cannot pick the key by naming a known id on a token signed with another key.
         let forged_header = Header { kid: Some(rotated.signing.0.clone()), ..Header::new(Algorithm::HS256) };
-        let body = serde_json::json!({"sub": claims.user_id, "app": claims.app_id, "tv": 0, "iss": ISSUER, "aud": AUDIENCE, "iat": 0, "exp": i64::MAX / 2});
+        let exp = (OffsetDateTime::now_utc() + Duration::hours(1)).unix_timestamp();
+        let body = serde_json::json!({"sub": claims.user_id, "app": claims.app_id, "tv": 0, "iss": ISSUER, "aud": AUDIENCE, "iat": 0, "exp": exp});
         let forged = jsonwebtoken::encode(&forged_header, &body, &EncodingKey::from_secret(&stranger)).unwrap();
         assert_eq!(rotated.verify(&forged).unwrap_err().code, ErrorCode::InvalidToken);
         // Tokens from before keys had ids are tried against every key.
