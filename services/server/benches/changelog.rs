@@ -3,6 +3,8 @@
 //! ```sh
 //! cargo bench -p synckit-server --bench changelog                 # defaults below
 //! cargo bench -p synckit-server --bench changelog -- --streams 32 --pushes 10 --pull 200000
+//! cargo bench -p synckit-server --bench changelog -- --part scale --sizes 0,100000,1000000 --samples 30 \
+//!     --fill 200000 --pushers 4                                    # only the stream-length part
 //! ```
 //!
 //! - ingest: `streams` clients, one per stream, each sending `pushes` pushes of 500 entries of 1 KiB, all at once;
@@ -11,10 +13,15 @@
 //! - pull: one client paging through a `pull`-entry stream in pages of 500; reference: the same range scans
 //!   issued directly.
 //!
+//! - scale (`changelog/scale.rs`): one push and one page against the stream's length, and the time to fill one
+//!   stream from several pushers; `--part ingest` or `--part scale` runs one part alone.
+//!
 //! Runs on Postgres (a fresh database on `SYNCKIT_TEST_DATABASE_URL`, default the local test server) and on the
 //! embedded SQLite default, with the server in this process listening on loopback.
 
 mod common;
+#[path = "changelog/scale.rs"]
+mod scale;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,12 +62,29 @@ struct Client {
     device_id: Uuid,
     app_id: Uuid,
     user_id: Uuid,
+    email: String,
+    login_key: String,
 }
 
+/// A new account, signed in with a device of its own: one stream.
 async fn client(url: &str, api_key: &str) -> Client {
-    let http = reqwest::Client::new();
     let email = format!("{}@bench.example", Uuid::new_v4());
     let login_key = STANDARD.encode(random(32));
+    let body = json!({"email": email, "salt": STANDARD.encode(random(32)), "login_key": login_key});
+    reqwest::Client::new()
+        .post(format!("{url}{}", paths::ACCOUNTS_REGISTER))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    sign_in(url, api_key, &email, &login_key, "bench").await
+}
+
+/// Another device of an existing account: the same stream as the account's other clients.
+async fn sign_in(url: &str, api_key: &str, email: &str, login_key: &str, device: &str) -> Client {
+    let http = reqwest::Client::new();
     let post = |path: &str, token: Option<&str>, body: Value| {
         let mut req = http.post(format!("{url}{path}")).json(&body);
         if let Some(t) = token {
@@ -68,15 +92,9 @@ async fn client(url: &str, api_key: &str) -> Client {
         }
         async move { req.send().await.unwrap().error_for_status().unwrap().json::<Value>().await.unwrap() }
     };
-    post(
-        paths::ACCOUNTS_REGISTER,
-        None,
-        json!({"email": email, "salt": STANDARD.encode(random(32)), "login_key": login_key}),
-    )
-    .await;
     let auth = post(paths::AUTH, None, json!({"email": email, "login_key": login_key, "api_key": api_key})).await;
     let token = auth["token"].as_str().unwrap().to_owned();
-    let device = post(paths::DEVICES, Some(&token), json!({"name": "bench", "platform": "linux"})).await;
+    let device = post(paths::DEVICES, Some(&token), json!({"name": device, "platform": "linux"})).await;
     Client {
         http: http.clone(),
         url: url.to_owned(),
@@ -84,6 +102,8 @@ async fn client(url: &str, api_key: &str) -> Client {
         app_id: auth["app_id"].as_str().unwrap().parse().unwrap(),
         user_id: auth["user_id"].as_str().unwrap().parse().unwrap(),
         token,
+        email: email.to_owned(),
+        login_key: login_key.to_owned(),
     }
 }
 
@@ -293,6 +313,14 @@ async fn run(o: &Options) {
 }
 
 fn main() {
-    let o = options();
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(run(&o));
+    let part: String = common::flag("--part", "all".to_owned());
+    let (o, scaled) = (options(), scale::options());
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+        if part != "scale" {
+            run(&o).await;
+        }
+        if part != "ingest" {
+            scale::run(&scaled).await;
+        }
+    });
 }

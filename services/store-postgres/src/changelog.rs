@@ -10,23 +10,36 @@ use crate::{PgStore, to_i64, to_u64};
 // The push transaction, as docs/architecture.md lays it out. Locking the head row first serialises the writers of
 // one stream until commit; the duplicate check comes after the lock so that a concurrent retry of the same push
 // cannot slip between check and insert.
-const LOCK_HEAD: &str = "SELECT head FROM streams WHERE app_id = $1 AND user_id = $2 FOR UPDATE";
+pub(crate) const LOCK_HEAD: &str = "SELECT head FROM streams WHERE app_id = $1 AND user_id = $2 FOR UPDATE";
 const CREATE_HEAD: &str = "INSERT INTO streams (app_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-const EXISTING_IDS: &str =
-    "SELECT change_id FROM changes WHERE app_id = $1 AND user_id = $2 AND change_id = ANY($3::uuid[])";
-const ADVANCE_HEAD: &str = "UPDATE streams SET head = head + $3 WHERE app_id = $1 AND user_id = $2 RETURNING head";
+// The duplicate check probes the unique index `changes_change_id (app_id, user_id, change_id)` once per pushed id,
+// so it reads at most as many index entries as the push holds, however long the stream. The shape is what makes
+// that hold for every plan: the statement is prepared once per connection and Postgres soon switches it to a
+// generic plan, costed on whatever the table looked like then. Planned on an empty table,
+// `change_id = ANY($3)` becomes a range scan of the whole stream by (app, user) with the ids as a row filter, and
+// a plain join against `unnest($3)` becomes a hash join over that same scan: both read every entry of the stream
+// on every push. A LATERAL subquery with a LIMIT is never flattened into a join, and it depends on the outer id,
+// so it can only run as a nested loop that looks each id up (the LIMIT changes nothing else: the index is unique).
+pub(crate) const EXISTING_IDS: &str = "SELECT c.change_id FROM unnest($3::uuid[]) AS t(change_id) \
+     CROSS JOIN LATERAL ( \
+         SELECT change_id FROM changes \
+         WHERE app_id = $1 AND user_id = $2 AND change_id = t.change_id LIMIT 1 \
+     ) c";
+pub(crate) const ADVANCE_HEAD: &str =
+    "UPDATE streams SET head = head + $3 WHERE app_id = $1 AND user_id = $2 RETURNING head";
 const INSERT_ENTRIES: &str = "INSERT INTO changes (app_id, user_id, seq, change_id, device_id, payload) \
      SELECT $1, $2, seq, change_id, $3, payload \
      FROM UNNEST($4::bigint[], $5::uuid[], $6::bytea[]) AS t(seq, change_id, payload)";
 
-// One statement, so the head and the entries come from the same snapshot.
-const READ_PAGE: &str = "SELECT s.head, c.seq, c.change_id, c.device_id, c.payload, c.created_at \
+// One statement, so the head and the entries come from the same snapshot. The page is a range of the primary key
+// (app_id, user_id, seq) from the cursor on, cut by the LIMIT, so it reads one page whatever the stream's length.
+pub(crate) const READ_PAGE: &str = "SELECT s.head, c.seq, c.change_id, c.device_id, c.payload, c.created_at \
      FROM streams s LEFT JOIN LATERAL ( \
          SELECT seq, change_id, device_id, payload, created_at FROM changes \
          WHERE app_id = s.app_id AND user_id = s.user_id AND seq > $3 ORDER BY seq LIMIT $4 \
      ) c ON true \
      WHERE s.app_id = $1 AND s.user_id = $2 ORDER BY c.seq";
-const HEAD: &str = "SELECT head FROM streams WHERE app_id = $1 AND user_id = $2";
+pub(crate) const HEAD: &str = "SELECT head FROM streams WHERE app_id = $1 AND user_id = $2";
 
 #[async_trait]
 impl ChangelogStore for PgStore {

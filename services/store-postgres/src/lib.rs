@@ -8,6 +8,7 @@
 //! - `changelog.rs`: the push and pull paths, the ones that must be fast.
 //! - `accounts.rs`: users, apps, devices, keys, secrets.
 //! - `blobs.rs`: the blob catalogue.
+//! - `plans.rs` (tests): the hot statements' cached plans read a batch, never the whole stream.
 //! - `error.rs`: which engine failures mean "unavailable, retry" and which are bugs.
 //! - `tls.rs`: TLS with rustls, as the URL's `sslmode` and `sslrootcert` ask.
 
@@ -15,6 +16,8 @@ mod accounts;
 mod blobs;
 mod changelog;
 mod error;
+#[cfg(test)]
+mod plans;
 mod tls;
 
 use std::time::Duration;

@@ -5,6 +5,23 @@ use time::OffsetDateTime;
 
 use crate::{SqliteStore, now_micros, to_i64, to_u64, uuid_at};
 
+// Each reads one blob by its primary key, or the pending ones through the partial index `blobs_pending`.
+const BEGIN_UPLOAD: &str = "INSERT INTO blobs (app_id, user_id, hash, size, checksum, created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+     ON CONFLICT (app_id, user_id, hash) DO UPDATE \
+         SET size = excluded.size, checksum = excluded.checksum, created_at = excluded.created_at \
+         WHERE blobs.confirmed_at IS NULL";
+pub(crate) const CONFIRMED: &str =
+    "SELECT size, checksum, true FROM blobs WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3";
+pub(crate) const BLOB: &str = "SELECT size, checksum, confirmed_at IS NOT NULL FROM blobs \
+     WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3";
+pub(crate) const CONFIRM: &str = "UPDATE blobs SET confirmed_at = coalesce(confirmed_at, ?6) \
+     WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3 AND size = ?4 AND checksum = ?5";
+pub(crate) const SWEEP: &str = "DELETE FROM blobs WHERE rowid IN ( \
+         SELECT rowid FROM blobs WHERE confirmed_at IS NULL AND created_at < ?1 \
+         ORDER BY created_at LIMIT ?2) \
+     RETURNING app_id, user_id, hash";
+
 fn record(r: &Row<'_>) -> rusqlite::Result<BlobRecord> {
     Ok(BlobRecord { size: to_u64(r.get(0)?), checksum: r.get(1)?, confirmed: r.get(2)? })
 }
@@ -20,21 +37,11 @@ impl BlobCatalog for SqliteStore {
     ) -> Result<UploadBegun, StoreError> {
         self.with_writer(move |conn| {
             let (app, user) = (stream.app_id.as_bytes(), stream.user_id.as_bytes());
-            let begun = conn.execute(
-                "INSERT INTO blobs (app_id, user_id, hash, size, checksum, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                 ON CONFLICT (app_id, user_id, hash) DO UPDATE \
-                     SET size = excluded.size, checksum = excluded.checksum, created_at = excluded.created_at \
-                     WHERE blobs.confirmed_at IS NULL",
-                params![app, user, hash, to_i64(size), checksum, now_micros()],
-            )?;
+            let begun = conn.execute(BEGIN_UPLOAD, params![app, user, hash, to_i64(size), checksum, now_micros()])?;
             if begun > 0 {
                 return Ok(UploadBegun::Pending);
             }
-            let confirmed = conn.query_row(
-                "SELECT size, checksum, true FROM blobs WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3",
-                params![app, user, hash],
-                record,
-            )?;
+            let confirmed = conn.query_row(CONFIRMED, params![app, user, hash], record)?;
             Ok(UploadBegun::AlreadyConfirmed(confirmed))
         })
         .await
@@ -42,13 +49,7 @@ impl BlobCatalog for SqliteStore {
 
     async fn blob(&self, stream: StreamId, hash: BlobHash) -> Result<Option<BlobRecord>, StoreError> {
         self.with_reader(move |conn| {
-            conn.query_row(
-                "SELECT size, checksum, confirmed_at IS NOT NULL FROM blobs \
-                 WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3",
-                params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), hash],
-                record,
-            )
-            .optional()
+            conn.query_row(BLOB, params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), hash], record).optional()
         })
         .await
     }
@@ -62,8 +63,7 @@ impl BlobCatalog for SqliteStore {
     ) -> Result<bool, StoreError> {
         self.with_writer(move |conn| {
             let updated = conn.execute(
-                "UPDATE blobs SET confirmed_at = coalesce(confirmed_at, ?6) \
-                 WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3 AND size = ?4 AND checksum = ?5",
+                CONFIRM,
                 params![
                     stream.app_id.as_bytes(),
                     stream.user_id.as_bytes(),
@@ -81,12 +81,7 @@ impl BlobCatalog for SqliteStore {
     async fn sweep_pending(&self, before: OffsetDateTime, limit: u32) -> Result<Vec<SweptUpload>, StoreError> {
         let before = (before.unix_timestamp_nanos() / 1000) as i64;
         self.with_writer(move |conn| {
-            let mut statement = conn.prepare_cached(
-                "DELETE FROM blobs WHERE rowid IN ( \
-                     SELECT rowid FROM blobs WHERE confirmed_at IS NULL AND created_at < ?1 \
-                     ORDER BY created_at LIMIT ?2) \
-                 RETURNING app_id, user_id, hash",
-            )?;
+            let mut statement = conn.prepare_cached(SWEEP)?;
             let swept = statement.query_map(params![before, limit], |r| {
                 Ok(SweptUpload {
                     stream: StreamId { app_id: uuid_at(r, 0)?, user_id: uuid_at(r, 1)? },

@@ -7,8 +7,21 @@ use uuid::Uuid;
 
 use crate::{SqliteStore, from_micros, now_micros, to_i64, to_u64, uuid_at};
 
+// Every statement here reads through a primary key or the unique index on change ids, so its cost follows the
+// batch, never the stream's length (`plans.rs` checks each with EXPLAIN QUERY PLAN).
+pub(crate) const HEAD: &str = "SELECT head FROM streams WHERE app_id = ?1 AND user_id = ?2";
+/// One probe of the unique index `changes_change_id (app_id, user_id, change_id)` per pushed id.
+pub(crate) const EXISTS: &str = "SELECT 1 FROM changes WHERE app_id = ?1 AND user_id = ?2 AND change_id = ?3";
+const SET_HEAD: &str = "INSERT INTO streams (app_id, user_id, head) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (app_id, user_id) DO UPDATE SET head = excluded.head";
+const INSERT_ENTRY: &str = "INSERT INTO changes (app_id, user_id, seq, change_id, device_id, payload, created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+/// A range of the primary key (app_id, user_id, seq) from the cursor on, cut by the LIMIT.
+pub(crate) const READ_PAGE: &str = "SELECT seq, change_id, device_id, payload, created_at FROM changes \
+     WHERE app_id = ?1 AND user_id = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4";
+
 fn head(conn: &rusqlite::Connection, s: StreamId) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT head FROM streams WHERE app_id = ?1 AND user_id = ?2")?
+    conn.prepare_cached(HEAD)?
         .query_row(params![s.app_id.as_bytes(), s.user_id.as_bytes()], |r| r.get(0))
         .optional()
         .map(|h| h.unwrap_or(0))
@@ -24,8 +37,7 @@ impl ChangelogStore for SqliteStore {
             let head = head(&tx, stream)?;
             let mut seen = HashSet::with_capacity(entries.len());
             let fresh: Vec<&NewEntry> = {
-                let mut exists =
-                    tx.prepare_cached("SELECT 1 FROM changes WHERE app_id = ?1 AND user_id = ?2 AND change_id = ?3")?;
+                let mut exists = tx.prepare_cached(EXISTS)?;
                 let mut fresh = Vec::with_capacity(entries.len());
                 for e in &entries {
                     if seen.insert(e.change_id)
@@ -46,16 +58,9 @@ impl ChangelogStore for SqliteStore {
             }
 
             let new_head = head + fresh.len() as i64;
-            tx.execute(
-                "INSERT INTO streams (app_id, user_id, head) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (app_id, user_id) DO UPDATE SET head = excluded.head",
-                params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), new_head],
-            )?;
+            tx.execute(SET_HEAD, params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), new_head])?;
             {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO changes (app_id, user_id, seq, change_id, device_id, payload, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?;
+                let mut insert = tx.prepare_cached(INSERT_ENTRY)?;
                 let now = now_micros();
                 for (seq, e) in (head + 1..).zip(&fresh) {
                     insert.execute(params![
@@ -81,10 +86,7 @@ impl ChangelogStore for SqliteStore {
             let tx = conn.transaction()?;
             let head = head(&tx, stream)?;
             let entries = tx
-                .prepare_cached(
-                    "SELECT seq, change_id, device_id, payload, created_at FROM changes \
-                     WHERE app_id = ?1 AND user_id = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
-                )?
+                .prepare_cached(READ_PAGE)?
                 .query_map(params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), to_i64(after), limit], |r| {
                     Ok(Entry {
                         seq: to_u64(r.get(0)?),

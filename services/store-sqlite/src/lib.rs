@@ -8,11 +8,14 @@
 //!
 //! # Layout
 //! - `changelog.rs`, `accounts.rs`, `blobs.rs`: the ports.
+//! - `plans.rs` (tests): every hot statement searches an index, on an empty database and on a full one.
 //! - this file: opening, pragmas, migrations, and the blocking-call helper.
 
 mod accounts;
 mod blobs;
 mod changelog;
+#[cfg(test)]
+mod plans;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
