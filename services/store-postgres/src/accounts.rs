@@ -11,6 +11,14 @@ use crate::{PgStore, to_i64, to_u64};
 
 const USER_COLUMNS: &str = "id, email, salt, login_key_hash, token_version";
 
+/// The user's token version and whether the token's device is still theirs in this app: on every authenticated
+/// request, one round trip on two primary keys, prepared. The device is found by its id alone and its app and user
+/// compared in the select list, so that no cached plan can walk the user's other devices through the
+/// (app, user, name) index instead. A NULL device id matches no row: a sign-in token's check is the user lookup.
+pub(crate) const TOKEN_STANDING: &str = "SELECT u.token_version, \
+     COALESCE((SELECT d.app_id = $2 AND d.user_id = u.id FROM devices d WHERE d.id = $3), false) \
+     FROM users u WHERE u.id = $1";
+
 fn user(row: &Row) -> User {
     User {
         id: row.get(0),
@@ -96,17 +104,8 @@ impl AccountStore for PgStore {
         stream: StreamId,
         device_id: Option<Uuid>,
     ) -> Result<Option<TokenStanding>, StoreError> {
-        // On every authenticated request: one round trip on two primary keys, prepared. A NULL device id matches
-        // no row, so a sign-in token's check costs only the user lookup.
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT u.token_version, EXISTS (SELECT 1 FROM devices d \
-                     WHERE d.id = $3 AND d.app_id = $2 AND d.user_id = u.id) \
-                 FROM users u WHERE u.id = $1",
-            )
-            .await
-            .map_err(db_error)?;
+        let stmt = client.prepare_cached(TOKEN_STANDING).await.map_err(db_error)?;
         let row = client.query_opt(&stmt, &[&stream.user_id, &stream.app_id, &device_id]).await.map_err(db_error)?;
         Ok(row.map(|r| TokenStanding { token_version: to_u64(r.get(0)), device_registered: r.get(1) }))
     }

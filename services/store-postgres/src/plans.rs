@@ -12,6 +12,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::accounts::TOKEN_STANDING;
 use crate::changelog::{ADVANCE_HEAD, EXISTING_IDS, HEAD, LOCK_HEAD, READ_PAGE};
 use crate::{PgOptions, PgStore};
 
@@ -89,6 +90,46 @@ async fn cached_plans_read_a_batch_not_the_stream() {
              it must read at most {BATCH}: {explained:#}"
         );
     }
+}
+
+/// The check of every authenticated request reads the token's one device row, however many devices the user has
+/// registered, on the plan cached while the tables were empty.
+#[tokio::test]
+async fn the_token_check_reads_one_device_row() {
+    const DEVICES: i64 = 5_000;
+    let url = synckit_testkit::fresh_database().await.expect("test database");
+    PgStore::connect(&url, &PgOptions::default()).expect("pool").migrate().await.expect("migrations");
+    let db = synckit_testkit::postgres::connect(&url).await.expect("connection");
+    db.batch_execute(&format!(
+        "ALTER TABLE users SET (autovacuum_enabled = off); \
+         ALTER TABLE devices SET (autovacuum_enabled = off); \
+         SET plan_cache_mode = force_generic_plan; \
+         PREPARE standing (uuid, uuid, uuid) AS {TOKEN_STANDING}"
+    ))
+    .await
+    .expect("prepare");
+    let (app, user, nobody) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    db.batch_execute(&format!("EXECUTE standing ('{nobody}', '{app}', '{nobody}')")).await.expect("empty tables");
+
+    db.batch_execute(&format!(
+        "INSERT INTO users (id, email, salt, login_key_hash) VALUES ('{user}', 'a@example.com', '\\x00', '\\x00'); \
+         INSERT INTO devices (id, app_id, user_id, name, platform) \
+             SELECT gen_random_uuid(), '{app}', '{user}', 'device ' || n, 'linux' FROM generate_series(1, {DEVICES}) AS n"
+    ))
+    .await
+    .expect("many devices");
+    // The last in (app, user, name) order, which a walk of the user's devices through that index reaches last.
+    let device: Uuid =
+        db.query_one("SELECT id FROM devices ORDER BY name DESC LIMIT 1", &[]).await.expect("a device").get(0);
+    let standing = |app: Uuid| format!("'{user}', '{app}', '{device}'");
+    let registered: bool = db.query_one(TOKEN_STANDING, &[&user, &app, &device]).await.expect("the check").get(1);
+    assert!(registered, "the device is the user's in this app");
+    let elsewhere: bool = db.query_one(TOKEN_STANDING, &[&user, &nobody, &device]).await.expect("the check").get(1);
+    assert!(!elsewhere, "nor in another app");
+
+    let explained = explain(&db, &format!("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE standing ({})", standing(app))).await;
+    let read = rows_read(&explained[0]["Plan"], "devices");
+    assert!(read <= 1.0, "the token check read {read} device rows of a user with {DEVICES}: {explained:#}");
 }
 
 async fn explain(db: &tokio_postgres::Client, sql: &str) -> Value {
