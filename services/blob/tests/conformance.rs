@@ -64,7 +64,11 @@ on_each_engine!([embedded, garage] put_head_get_delete, refuses_what_was_not_sig
 fn new_key() -> ObjectKey {
     let mut hash = [0u8; 32];
     hash[..16].copy_from_slice(Uuid::new_v4().as_bytes());
-    ObjectKey { stream: StreamId { app_id: Uuid::now_v7(), user_id: Uuid::now_v7() }, hash }
+    ObjectKey {
+        stream: StreamId { app_id: Uuid::now_v7(), user_id: Uuid::now_v7() },
+        hash,
+        upload_id: Some(Uuid::new_v4()),
+    }
 }
 
 fn checksum(bytes: &[u8]) -> [u8; 32] {

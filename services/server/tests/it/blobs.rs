@@ -44,12 +44,6 @@ impl Blob {
     fn confirm_request(&self) -> Value {
         json!({"hash": self.hash, "size": self.bytes.len()})
     }
-
-    fn key(&self, user: &TestUser) -> ObjectKey {
-        let mut hash = [0u8; 32];
-        hex::decode_to_slice(&self.hash, &mut hash).unwrap();
-        ObjectKey { stream: synckit_store::StreamId { app_id: user.app_id, user_id: user.user_id }, hash }
-    }
 }
 
 /// The blob endpoints and the store, as a device reaches them.
@@ -61,6 +55,7 @@ trait BlobApi {
     async fn download_url(&self, user: &TestUser, blob: &Blob) -> (StatusCode, Value);
     async fn fetch(&self, url: &str, range: Option<&str>) -> (StatusCode, Vec<u8>);
     async fn store(&self, user: &TestUser, blob: &Blob);
+    async fn key(&self, user: &TestUser, blob: &Blob) -> Option<ObjectKey>;
     async fn assert_nothing_stored(&self, user: &TestUser, blob: &Blob);
 }
 
@@ -118,13 +113,24 @@ impl BlobApi for TestServer {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
-    /// Nothing can be confirmed or downloaded under this blob, and the store holds nothing for it.
+    /// Where the catalogue says the blob's bytes are, if it has a record of the blob.
+    async fn key(&self, user: &TestUser, blob: &Blob) -> Option<ObjectKey> {
+        let stream = synckit_store::StreamId { app_id: user.app_id, user_id: user.user_id };
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(&blob.hash, &mut hash).unwrap();
+        let record = self.engines.blobs.blob(stream, hash).await.unwrap()?;
+        Some(ObjectKey { stream, hash, upload_id: record.upload_id })
+    }
+
+    /// Nothing can be confirmed or downloaded under this blob, and the store holds nothing for its record.
     async fn assert_nothing_stored(&self, user: &TestUser, blob: &Blob) {
         let (status, body) = self.confirm(user, blob).await;
         assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "blob_not_found"), "{body}");
         let (status, body) = self.download_url(user, blob).await;
         assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "blob_not_found"), "{body}");
-        assert_eq!(self.engines.objects.head(&blob.key(user)).await.unwrap(), None);
+        if let Some(key) = self.key(user, blob).await {
+            assert_eq!(self.engines.objects.head(&key).await.unwrap(), None);
+        }
     }
 }
 
@@ -295,6 +301,7 @@ async fn unconfirmed_uploads_are_swept(app: TestServer) {
     let (status, _) = app.put(&begun, abandoned.bytes.clone()).await;
     assert!(status.is_success());
     app.store(&user, &kept).await;
+    let abandoned_key = app.key(&user, &abandoned).await.unwrap();
 
     let swept = synckit_blob::sweep::sweep(
         &*app.engines.blobs,
@@ -305,6 +312,7 @@ async fn unconfirmed_uploads_are_swept(app: TestServer) {
     .unwrap();
     assert_eq!(swept, 1);
     app.assert_nothing_stored(&user, &abandoned).await;
+    assert_eq!(app.engines.objects.head(&abandoned_key).await.unwrap(), None, "its object is removed");
     let (status, body) = app.download_url(&user, &kept).await;
     assert_eq!(status, StatusCode::OK, "confirmed blobs stay: {body}");
     let (_, bytes) = app.fetch(body["download_url"].as_str().unwrap(), None).await;
@@ -322,7 +330,7 @@ async fn confirm_checks_the_stored_bytes() {
     let (status, _) = app.put(&begun, blob.bytes.clone()).await;
     assert!(status.is_success());
 
-    let path = app.data_dir.path().join("blobs").join(blob.key(&user).to_string());
+    let path = app.data_dir.path().join("blobs").join(app.key(&user, &blob).await.unwrap().to_string());
     let mut changed = std::fs::read(&path).unwrap();
     changed[100] ^= 1;
     std::fs::write(&path, changed).unwrap();
