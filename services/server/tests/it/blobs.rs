@@ -18,6 +18,7 @@ on_each_engine!(
     other_users_cannot_reach_a_blob,
     bad_requests_are_refused,
     unconfirmed_uploads_are_swept,
+    a_sweep_never_removes_a_blob_confirmed_meanwhile,
 );
 
 /// Some "ciphertext" and what the protocol says about it.
@@ -317,6 +318,83 @@ async fn unconfirmed_uploads_are_swept(app: TestServer) {
     assert_eq!(status, StatusCode::OK, "confirmed blobs stay: {body}");
     let (_, bytes) = app.fetch(body["download_url"].as_str().unwrap(), None).await;
     assert!(bytes == kept.bytes);
+}
+
+/// A sweep removes a record, then its object. If the device uploads and confirms the same blob in between, the
+/// sweep must not remove the confirmed blob's bytes. The interleaving is driven by hand: the sweep's object store
+/// stops at each delete until the test lets it go.
+async fn a_sweep_never_removes_a_blob_confirmed_meanwhile(app: TestServer) {
+    let user = app.user().await;
+    let blob = blob(40_000);
+    let begun = app.begin(&user, &blob).await;
+    let (status, _) = app.put(&begun, blob.bytes.clone()).await;
+    assert!(status.is_success());
+
+    let (objects, mut deleting, gate) = HeldDeletes::new(app.engines.objects.clone());
+    let blobs = app.engines.blobs.clone();
+    let later = time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    let sweep = tokio::spawn(async move { synckit_blob::sweep::sweep(&*blobs, &objects, later).await });
+    deleting.recv().await.expect("the sweep removed the record and is about to delete its object");
+
+    app.store(&user, &blob).await;
+    gate.add_permits(1);
+    assert_eq!(sweep.await.unwrap().unwrap(), 1);
+
+    let (status, body) = app.download_url(&user, &blob).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, bytes) = app.fetch(body["download_url"].as_str().unwrap(), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(bytes == blob.bytes, "the confirmed blob keeps its bytes");
+}
+
+/// The real object store, except that each delete announces its key and then waits for a permit of the gate.
+struct HeldDeletes {
+    inner: std::sync::Arc<dyn synckit_blob::ObjectStore>,
+    deleting: tokio::sync::mpsc::UnboundedSender<ObjectKey>,
+    gate: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl HeldDeletes {
+    fn new(
+        inner: std::sync::Arc<dyn synckit_blob::ObjectStore>,
+    ) -> (Self, tokio::sync::mpsc::UnboundedReceiver<ObjectKey>, std::sync::Arc<tokio::sync::Semaphore>) {
+        let (deleting, announced) = tokio::sync::mpsc::unbounded_channel();
+        let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+        (Self { inner, deleting, gate: gate.clone() }, announced, gate)
+    }
+}
+
+#[async_trait::async_trait]
+impl synckit_blob::ObjectStore for HeldDeletes {
+    async fn presign_put(
+        &self,
+        key: &ObjectKey,
+        size: u64,
+        checksum: &[u8; 32],
+        expires_in: Duration,
+        holder: synckit_blob::UrlHolder,
+    ) -> Result<synckit_blob::Presigned, synckit_blob::ObjectStoreError> {
+        self.inner.presign_put(key, size, checksum, expires_in, holder).await
+    }
+
+    async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        expires_in: Duration,
+        holder: synckit_blob::UrlHolder,
+    ) -> Result<synckit_blob::Presigned, synckit_blob::ObjectStoreError> {
+        self.inner.presign_get(key, expires_in, holder).await
+    }
+
+    async fn head(&self, key: &ObjectKey) -> Result<Option<synckit_blob::ObjectMeta>, synckit_blob::ObjectStoreError> {
+        self.inner.head(key).await
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> Result<(), synckit_blob::ObjectStoreError> {
+        self.deleting.send(*key).unwrap();
+        self.gate.acquire().await.unwrap().forget();
+        self.inner.delete(key).await
+    }
 }
 
 /// The local store is a directory the server writes itself: if its file is changed behind the server's back,
