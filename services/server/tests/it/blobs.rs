@@ -19,6 +19,7 @@ on_each_engine!(
     bad_requests_are_refused,
     unconfirmed_uploads_are_swept,
     a_sweep_never_removes_a_blob_confirmed_meanwhile,
+    blobs_from_before_upload_ids_keep_working,
 );
 
 /// Some "ciphertext" and what the protocol says about it.
@@ -317,6 +318,36 @@ async fn unconfirmed_uploads_are_swept(app: TestServer) {
     let (status, body) = app.download_url(&user, &kept).await;
     assert_eq!(status, StatusCode::OK, "confirmed blobs stay: {body}");
     let (_, bytes) = app.fetch(body["download_url"].as_str().unwrap(), None).await;
+    assert!(bytes == kept.bytes);
+}
+
+/// Rows recorded before upload ids have none, and their objects live under the hash alone: a blob begun then can
+/// still be uploaded, confirmed and downloaded, and one abandoned then is swept from there.
+async fn blobs_from_before_upload_ids_keep_working(app: TestServer) {
+    let user = app.user().await;
+    let (kept, abandoned) = (blob(3_000), blob(4_000));
+    app.begin(&user, &kept).await;
+    app.begin(&user, &abandoned).await;
+    app.execute("UPDATE blobs SET upload_id = NULL").await;
+
+    for blob in [&kept, &abandoned] {
+        let begun = app.begin(&user, blob).await;
+        assert_eq!(app.key(&user, blob).await.unwrap().upload_id, None, "declared again, the row keeps no id");
+        let (status, text) = app.put(&begun, blob.bytes.clone()).await;
+        assert!(status.is_success(), "{status}: {text}");
+    }
+    let (status, body) = app.confirm(&user, &kept).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let abandoned_key = app.key(&user, &abandoned).await.unwrap();
+    assert!(app.engines.objects.head(&abandoned_key).await.unwrap().is_some());
+
+    let later = time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    let swept = synckit_blob::sweep::sweep(&*app.engines.blobs, &*app.engines.objects, later).await.unwrap();
+    assert_eq!(swept, 1);
+    assert_eq!(app.engines.objects.head(&abandoned_key).await.unwrap(), None);
+    let (_, body) = app.download_url(&user, &kept).await;
+    let (status, bytes) = app.fetch(body["download_url"].as_str().unwrap(), None).await;
+    assert_eq!(status, StatusCode::OK);
     assert!(bytes == kept.bytes);
 }
 
