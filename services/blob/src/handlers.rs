@@ -75,15 +75,18 @@ pub async fn upload(
         })?;
 
     let stream = auth.stream();
-    if let UploadBegun::AlreadyConfirmed(_) = state.catalog.begin_upload(stream, hash, req.size, checksum).await? {
-        return Ok(Json(BlobUploadResponse {
-            upload_url: None,
-            headers: Default::default(),
-            already_exists: true,
-            expires_in: 0,
-        }));
-    }
-    let key = ObjectKey { stream, hash };
+    let upload_id = match state.catalog.begin_upload(stream, hash, req.size, checksum).await? {
+        UploadBegun::Pending { upload_id } => upload_id,
+        UploadBegun::AlreadyConfirmed(_) => {
+            return Ok(Json(BlobUploadResponse {
+                upload_url: None,
+                headers: Default::default(),
+                already_exists: true,
+                expires_in: 0,
+            }));
+        }
+    };
+    let key = ObjectKey { stream, hash, upload_id };
     let signed = state
         .objects
         .presign_put(&key, req.size, &checksum, state.settings.url_expiry, holder(&auth))
@@ -130,7 +133,7 @@ pub async fn confirm(
         return Ok(confirmed());
     }
 
-    let key = ObjectKey { stream, hash };
+    let key = ObjectKey { stream, hash, upload_id: record.upload_id };
     let Some(stored) = state.objects.head(&key).await.map_err(store_error)? else {
         return Err(ApiError::new(ErrorCode::BlobNotFound, "nothing has been uploaded for this blob yet"));
     };
@@ -143,7 +146,7 @@ pub async fn confirm(
             "the stored bytes are not the declared ones; they were removed: upload again",
         ));
     }
-    if !state.catalog.confirm(stream, hash, record.size, record.checksum).await? {
+    if !state.catalog.confirm(stream, hash, record.upload_id, record.size, record.checksum).await? {
         return Err(ApiError::new(ErrorCode::BlobNotFound, "the upload expired or was replaced while confirming"));
     }
     Ok(confirmed())
@@ -168,7 +171,7 @@ pub async fn download(
     let Some(record) = record else {
         return Err(ApiError::new(ErrorCode::BlobNotFound, "no confirmed blob with this hash"));
     };
-    let key = ObjectKey { stream, hash };
+    let key = ObjectKey { stream, hash, upload_id: record.upload_id };
     let signed =
         state.objects.presign_get(&key, state.settings.url_expiry, holder(&auth)).await.map_err(store_error)?;
     Ok(Json(BlobDownloadResponse {

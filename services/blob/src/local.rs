@@ -13,7 +13,8 @@
 //!   a reader sees a whole, verified object or none.
 //! - Downloads honour a single byte range, so a cut download can resume.
 //!
-//! Objects live at `<root>/<app>/<user>/<hash>`; temporary files in `<root>/.tmp`, emptied at start-up.
+//! Objects live at `<root>/<app>/<user>/<hash>.<upload id>` (`<hash>` alone for blobs recorded before upload ids);
+//! temporary files in `<root>/.tmp`, emptied at start-up.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -185,7 +186,7 @@ impl ObjectStore for LocalStore {
 
     fn routes(&self, holders: Arc<dyn HolderCheck>) -> Option<Router> {
         let router = Router::new()
-            .route(&format!("{BLOBS_LOCAL}/{{app}}/{{user}}/{{hash}}"), put(upload).get(download))
+            .route(&format!("{BLOBS_LOCAL}/{{app}}/{{user}}/{{name}}"), put(upload).get(download))
             .layer(DefaultBodyLimit::disable())
             .layer(from_fn_with_state(TRANSFER_TIMEOUT, synckit_http::timeout::request_timeout))
             .with_state(Served { store: self.clone(), holders });
@@ -246,19 +247,29 @@ fn mismatch(message: String) -> ApiError {
     ApiError::new(ErrorCode::BlobMismatch, message)
 }
 
-/// The object a URL names. A path that is not `<app>/<user>/<hash>` names nothing.
-fn object_key((app, user, hash): (String, String, String)) -> Result<ObjectKey, ApiError> {
+/// The object a URL names. A path that is not `<app>/<user>/<hash>.<upload id>` or `<app>/<user>/<hash>`, each
+/// written as [`ObjectKey`] writes it, names nothing.
+fn object_key((app, user, name): (String, String, String)) -> Result<ObjectKey, ApiError> {
     let not_found = || ApiError::new(ErrorCode::NotFound, "no such object");
     let stream = StreamId {
         app_id: Uuid::parse_str(&app).map_err(|_| not_found())?,
         user_id: Uuid::parse_str(&user).map_err(|_| not_found())?,
     };
-    if !synckit_protocol::blobs::is_blob_hash(&hash) {
+    let (hash, upload_id) = match name.split_once('.') {
+        Some((hash, upload_id)) => (hash, Some(Uuid::parse_str(upload_id).map_err(|_| not_found())?)),
+        None => (name.as_str(), None),
+    };
+    if !synckit_protocol::blobs::is_blob_hash(hash) {
         return Err(not_found());
     }
     let mut bytes = [0u8; 32];
-    hex::decode_to_slice(&hash, &mut bytes).map_err(|_| not_found())?;
-    Ok(ObjectKey { stream, hash: bytes })
+    hex::decode_to_slice(hash, &mut bytes).map_err(|_| not_found())?;
+    let key = ObjectKey { stream, hash: bytes, upload_id };
+    // One spelling per object: another way of writing an upload id would name the same file under another key.
+    if !key.to_string().ends_with(&name) {
+        return Err(not_found());
+    }
+    Ok(key)
 }
 
 /// A temporary file, removed unless it is renamed into place.
@@ -422,7 +433,15 @@ mod tests {
         let (app, user) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
         let hash = "ab".repeat(32);
         let key = object_key((app.clone(), user.clone(), hash.clone())).unwrap();
-        assert_eq!(key.to_string(), format!("{app}/{user}/{hash}"));
+        assert_eq!(key.to_string(), format!("{app}/{user}/{hash}"), "a blob from before upload ids");
+        let upload_id = Uuid::new_v4();
+        let name = format!("{hash}.{upload_id}");
+        let key = object_key((app.clone(), user.clone(), name.clone())).unwrap();
+        assert_eq!(key.to_string(), format!("{app}/{user}/{name}"));
+        assert_eq!(key.upload_id, Some(upload_id));
+        let braced = format!("{hash}.{{{upload_id}}}");
+        assert!(object_key((app.clone(), user.clone(), braced)).is_err(), "one spelling per object");
+        assert!(object_key((app.clone(), user.clone(), format!("{hash}.x"))).is_err());
         assert!(object_key(("..".into(), user.clone(), hash.clone())).is_err());
         assert!(object_key((app.clone(), user.clone(), "../x".into())).is_err());
         assert!(object_key((app, user, "AB".repeat(32))).is_err());

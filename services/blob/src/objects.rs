@@ -11,17 +11,27 @@ use synckit_http::{ApiError, Authenticator};
 use synckit_store::{BlobHash, StreamId};
 use uuid::Uuid;
 
-/// Where one blob of one stream lives: `<app>/<user>/<hash>`. Built from parsed ids only, so a key can never
-/// leave its stream's prefix.
+/// Where one upload of one blob of one stream lives: `<app>/<user>/<hash>.<upload id>`, or `<app>/<user>/<hash>`
+/// for blobs recorded before upload ids. Built from parsed ids only, so a key can never leave its stream's prefix.
+///
+/// The upload id is why a sweep is safe without locks: the sweeper deletes the object of the record it removed, and
+/// no later record of the same hash can name that object, since each record gets a fresh id. Holding the record
+/// while the object is deleted would do too, but would keep a row locked across a call to the object store, and
+/// need a lease for a sweeper that dies in between and a retryable refusal the SDK must learn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ObjectKey {
     pub stream: StreamId,
     pub hash: BlobHash,
+    pub upload_id: Option<Uuid>,
 }
 
 impl fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.stream.app_id, self.stream.user_id, hex::encode(self.hash))
+        write!(f, "{}/{}/{}", self.stream.app_id, self.stream.user_id, hex::encode(self.hash))?;
+        match self.upload_id {
+            Some(upload_id) => write!(f, ".{upload_id}"),
+            None => Ok(()),
+        }
     }
 }
 

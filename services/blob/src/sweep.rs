@@ -2,8 +2,10 @@
 //!
 //! Every instance of the blob service sweeps; the catalogue hands each expired upload to one sweeper only. A
 //! record goes first, so a confirm racing the sweep finds no record and answers `blob_not_found` rather than
-//! confirming an object about to disappear. An object whose removal fails is logged and left behind: no record
-//! points at it, so it can never be downloaded.
+//! confirming an object about to disappear. The object goes next, by the record's upload id: if the same blob is
+//! uploaded and confirmed again meanwhile, its new record has another upload id and so another object, which the
+//! sweep cannot reach (see [`ObjectKey`]). An object whose removal fails is logged and left behind: no record points
+//! at it, so it can never be downloaded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +29,7 @@ pub async fn sweep(
     loop {
         let batch = catalog.sweep_pending(before, BATCH).await?;
         for upload in &batch {
-            let key = ObjectKey { stream: upload.stream, hash: upload.hash };
+            let key = ObjectKey { stream: upload.stream, hash: upload.hash, upload_id: upload.upload_id };
             if let Err(e) = objects.delete(&key).await {
                 tracing::warn!(%key, error = %synckit_http::error::ErrorChain(&e), "unconfirmed upload not removed");
             }

@@ -59,12 +59,22 @@ impl FromEngine for Subject {
     }
 }
 
-on_each_engine!([embedded, garage] put_head_get_delete, refuses_what_was_not_signed, missing_objects);
+on_each_engine!(
+    [embedded, garage]
+    put_head_get_delete,
+    refuses_what_was_not_signed,
+    missing_objects,
+    uploads_of_one_hash_are_separate_objects,
+);
 
 fn new_key() -> ObjectKey {
     let mut hash = [0u8; 32];
     hash[..16].copy_from_slice(Uuid::new_v4().as_bytes());
-    ObjectKey { stream: StreamId { app_id: Uuid::now_v7(), user_id: Uuid::now_v7() }, hash }
+    ObjectKey {
+        stream: StreamId { app_id: Uuid::now_v7(), user_id: Uuid::now_v7() },
+        hash,
+        upload_id: Some(Uuid::new_v4()),
+    }
 }
 
 fn checksum(bytes: &[u8]) -> [u8; 32] {
@@ -124,6 +134,23 @@ async fn put_head_get_delete(subject: Subject) {
     subject.store.delete(&key).await.unwrap();
     assert_eq!(subject.store.head(&key).await.unwrap(), None);
     assert!(subject.get(&key, None).await.0.is_client_error());
+}
+
+/// Each upload of a hash is an object of its own, beside the one a blob from before upload ids has under the hash
+/// alone: removing one leaves the others and their bytes.
+async fn uploads_of_one_hash_are_separate_objects(subject: Subject) {
+    let first = new_key();
+    let (second, legacy) =
+        (ObjectKey { upload_id: Some(Uuid::new_v4()), ..first }, ObjectKey { upload_id: None, ..first });
+    let bytes = |n: u8| vec![n; 1000];
+    for (key, n) in [(&first, 1), (&second, 2), (&legacy, 3)] {
+        assert!(subject.upload(key, &bytes(n), bytes(n)).await.is_success(), "{key}");
+    }
+    subject.store.delete(&first).await.unwrap();
+    assert_eq!(subject.store.head(&first).await.unwrap(), None);
+    for (key, n) in [(&second, 2), (&legacy, 3)] {
+        assert_eq!(subject.get(key, None).await, (reqwest::StatusCode::OK, bytes(n)), "{key}");
+    }
 }
 
 async fn refuses_what_was_not_signed(subject: Subject) {

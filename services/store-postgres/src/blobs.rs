@@ -2,6 +2,7 @@ use async_trait::async_trait;
 use synckit_store::{BlobCatalog, BlobHash, BlobRecord, StoreError, StreamId, SweptUpload, UploadBegun};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
+use uuid::Uuid;
 
 use crate::error::db_error;
 use crate::{PgStore, to_i64, to_u64};
@@ -11,6 +12,7 @@ fn record(row: &Row) -> BlobRecord {
         size: to_u64(row.get(0)),
         checksum: row.get::<_, &[u8]>(1).try_into().expect("stored checksums are 32 bytes"),
         confirmed: row.get(2),
+        upload_id: row.get(3),
     }
 }
 
@@ -27,22 +29,22 @@ impl BlobCatalog for PgStore {
         let (app, user, hash) = (&stream.app_id, &stream.user_id, &hash.as_slice());
         let begun = client
             .query_opt(
-                "INSERT INTO blobs (app_id, user_id, hash, size, checksum) VALUES ($1, $2, $3, $4, $5) \
+                "INSERT INTO blobs (app_id, user_id, hash, size, checksum, upload_id) VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (app_id, user_id, hash) DO UPDATE \
                      SET size = excluded.size, checksum = excluded.checksum, created_at = now() \
                      WHERE blobs.confirmed_at IS NULL \
-                 RETURNING 1",
-                &[app, user, hash, &to_i64(size), &checksum.as_slice()],
+                 RETURNING upload_id",
+                &[app, user, hash, &to_i64(size), &checksum.as_slice(), &Uuid::new_v4()],
             )
             .await
             .map_err(db_error)?;
-        if begun.is_some() {
-            return Ok(UploadBegun::Pending);
+        if let Some(begun) = begun {
+            return Ok(UploadBegun::Pending { upload_id: begun.get(0) });
         }
         // Only a confirmed blob keeps the insert from happening, and confirmed blobs are never removed.
         let row = client
             .query_one(
-                "SELECT size, checksum, true FROM blobs WHERE app_id = $1 AND user_id = $2 AND hash = $3",
+                "SELECT size, checksum, true, upload_id FROM blobs WHERE app_id = $1 AND user_id = $2 AND hash = $3",
                 &[app, user, hash],
             )
             .await
@@ -54,7 +56,7 @@ impl BlobCatalog for PgStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT size, checksum, confirmed_at IS NOT NULL FROM blobs \
+                "SELECT size, checksum, confirmed_at IS NOT NULL, upload_id FROM blobs \
                  WHERE app_id = $1 AND user_id = $2 AND hash = $3",
                 &[&stream.app_id, &stream.user_id, &hash.as_slice()],
             )
@@ -67,6 +69,7 @@ impl BlobCatalog for PgStore {
         &self,
         stream: StreamId,
         hash: BlobHash,
+        upload_id: Option<Uuid>,
         size: u64,
         checksum: [u8; 32],
     ) -> Result<bool, StoreError> {
@@ -74,8 +77,9 @@ impl BlobCatalog for PgStore {
         let updated = client
             .execute(
                 "UPDATE blobs SET confirmed_at = coalesce(confirmed_at, now()) \
-                 WHERE app_id = $1 AND user_id = $2 AND hash = $3 AND size = $4 AND checksum = $5",
-                &[&stream.app_id, &stream.user_id, &hash.as_slice(), &to_i64(size), &checksum.as_slice()],
+                 WHERE app_id = $1 AND user_id = $2 AND hash = $3 AND upload_id IS NOT DISTINCT FROM $4 \
+                     AND size = $5 AND checksum = $6",
+                &[&stream.app_id, &stream.user_id, &hash.as_slice(), &upload_id, &to_i64(size), &checksum.as_slice()],
             )
             .await
             .map_err(db_error)?;
@@ -90,7 +94,7 @@ impl BlobCatalog for PgStore {
                      SELECT app_id, user_id, hash FROM blobs \
                      WHERE confirmed_at IS NULL AND created_at < $1 \
                      ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
-                 RETURNING app_id, user_id, hash",
+                 RETURNING app_id, user_id, hash, upload_id",
                 &[&before, &i64::from(limit)],
             )
             .await
@@ -100,6 +104,7 @@ impl BlobCatalog for PgStore {
             .map(|r| SweptUpload {
                 stream: StreamId { app_id: r.get(0), user_id: r.get(1) },
                 hash: r.get::<_, &[u8]>(2).try_into().expect("stored hashes are 32 bytes"),
+                upload_id: r.get(3),
             })
             .collect())
     }

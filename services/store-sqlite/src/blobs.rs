@@ -2,28 +2,39 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 use synckit_store::{BlobCatalog, BlobHash, BlobRecord, StoreError, StreamId, SweptUpload, UploadBegun};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::{SqliteStore, now_micros, to_i64, to_u64, uuid_at};
 
 // Each reads one blob by its primary key, or the pending ones through the partial index `blobs_pending`.
-const BEGIN_UPLOAD: &str = "INSERT INTO blobs (app_id, user_id, hash, size, checksum, created_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+const BEGIN_UPLOAD: &str = "INSERT INTO blobs (app_id, user_id, hash, size, checksum, created_at, upload_id) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
      ON CONFLICT (app_id, user_id, hash) DO UPDATE \
          SET size = excluded.size, checksum = excluded.checksum, created_at = excluded.created_at \
-         WHERE blobs.confirmed_at IS NULL";
+         WHERE blobs.confirmed_at IS NULL \
+     RETURNING upload_id";
 pub(crate) const CONFIRMED: &str =
-    "SELECT size, checksum, true FROM blobs WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3";
-pub(crate) const BLOB: &str = "SELECT size, checksum, confirmed_at IS NOT NULL FROM blobs \
+    "SELECT size, checksum, true, upload_id FROM blobs WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3";
+pub(crate) const BLOB: &str = "SELECT size, checksum, confirmed_at IS NOT NULL, upload_id FROM blobs \
      WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3";
-pub(crate) const CONFIRM: &str = "UPDATE blobs SET confirmed_at = coalesce(confirmed_at, ?6) \
-     WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3 AND size = ?4 AND checksum = ?5";
+pub(crate) const CONFIRM: &str = "UPDATE blobs SET confirmed_at = coalesce(confirmed_at, ?7) \
+     WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3 AND upload_id IS ?4 AND size = ?5 AND checksum = ?6";
 pub(crate) const SWEEP: &str = "DELETE FROM blobs WHERE rowid IN ( \
          SELECT rowid FROM blobs WHERE confirmed_at IS NULL AND created_at < ?1 \
          ORDER BY created_at LIMIT ?2) \
-     RETURNING app_id, user_id, hash";
+     RETURNING app_id, user_id, hash, upload_id";
+
+fn upload_id_at(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Uuid>> {
+    Ok(r.get::<_, Option<[u8; 16]>>(idx)?.map(Uuid::from_bytes))
+}
 
 fn record(r: &Row<'_>) -> rusqlite::Result<BlobRecord> {
-    Ok(BlobRecord { size: to_u64(r.get(0)?), checksum: r.get(1)?, confirmed: r.get(2)? })
+    Ok(BlobRecord {
+        size: to_u64(r.get(0)?),
+        checksum: r.get(1)?,
+        confirmed: r.get(2)?,
+        upload_id: upload_id_at(r, 3)?,
+    })
 }
 
 #[async_trait]
@@ -37,9 +48,16 @@ impl BlobCatalog for SqliteStore {
     ) -> Result<UploadBegun, StoreError> {
         self.with_writer(move |conn| {
             let (app, user) = (stream.app_id.as_bytes(), stream.user_id.as_bytes());
-            let begun = conn.execute(BEGIN_UPLOAD, params![app, user, hash, to_i64(size), checksum, now_micros()])?;
-            if begun > 0 {
-                return Ok(UploadBegun::Pending);
+            let fresh = Uuid::new_v4();
+            let begun = conn
+                .query_row(
+                    BEGIN_UPLOAD,
+                    params![app, user, hash, to_i64(size), checksum, now_micros(), fresh.as_bytes()],
+                    |r| upload_id_at(r, 0),
+                )
+                .optional()?;
+            if let Some(upload_id) = begun {
+                return Ok(UploadBegun::Pending { upload_id });
             }
             let confirmed = conn.query_row(CONFIRMED, params![app, user, hash], record)?;
             Ok(UploadBegun::AlreadyConfirmed(confirmed))
@@ -58,6 +76,7 @@ impl BlobCatalog for SqliteStore {
         &self,
         stream: StreamId,
         hash: BlobHash,
+        upload_id: Option<Uuid>,
         size: u64,
         checksum: [u8; 32],
     ) -> Result<bool, StoreError> {
@@ -68,6 +87,7 @@ impl BlobCatalog for SqliteStore {
                     stream.app_id.as_bytes(),
                     stream.user_id.as_bytes(),
                     hash,
+                    upload_id.as_ref().map(Uuid::as_bytes),
                     to_i64(size),
                     checksum,
                     now_micros()
@@ -86,6 +106,7 @@ impl BlobCatalog for SqliteStore {
                 Ok(SweptUpload {
                     stream: StreamId { app_id: uuid_at(r, 0)?, user_id: uuid_at(r, 1)? },
                     hash: r.get(2)?,
+                    upload_id: upload_id_at(r, 3)?,
                 })
             })?;
             swept.collect()

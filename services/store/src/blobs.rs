@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::{StoreError, StreamId};
 
@@ -18,13 +19,18 @@ pub struct BlobRecord {
     pub checksum: [u8; 32],
     /// Confirmed: verified in the object store, and downloadable. Until then, an upload in progress.
     pub confirmed: bool,
+    /// The upload whose object holds the bytes, part of the object's key: each record gets a fresh one, so the
+    /// object of a swept record is never the object of a later record of the same hash. `None` for records older
+    /// than upload ids, whose object is keyed by the hash alone.
+    pub upload_id: Option<Uuid>,
 }
 
 /// What [`BlobCatalog::begin_upload`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UploadBegun {
-    /// Recorded as pending with the given size and checksum (replacing an earlier pending record).
-    Pending,
+    /// Recorded as pending with the given size and checksum (replacing an earlier pending record, whose upload id
+    /// it keeps, so a device that asks twice uploads to one object).
+    Pending { upload_id: Option<Uuid> },
     /// The stream already has this blob, confirmed; nothing changed.
     AlreadyConfirmed(BlobRecord),
 }
@@ -34,13 +40,14 @@ pub enum UploadBegun {
 pub struct SweptUpload {
     pub stream: StreamId,
     pub hash: BlobHash,
+    pub upload_id: Option<Uuid>,
 }
 
 /// Uploads in progress and confirmed blobs, per stream.
 #[async_trait]
 pub trait BlobCatalog: Send + Sync + 'static {
-    /// Records an upload about to start, unless the blob is confirmed already. A pending record of the same hash is
-    /// replaced, and its sweep clock restarts.
+    /// Records an upload about to start, unless the blob is confirmed already. A new record gets a fresh upload id;
+    /// a pending record of the same hash is replaced but keeps its upload id, and its sweep clock restarts.
     async fn begin_upload(
         &self,
         stream: StreamId,
@@ -52,12 +59,14 @@ pub trait BlobCatalog: Send + Sync + 'static {
     /// The blob, pending or confirmed.
     async fn blob(&self, stream: StreamId, hash: BlobHash) -> Result<Option<BlobRecord>, StoreError>;
 
-    /// Marks the blob confirmed if its record has this size and checksum (confirming twice is fine). False when
-    /// there is no such record: never begun, swept, or replaced by an upload of other bytes.
+    /// Marks the blob confirmed if its record has this upload id, size and checksum (confirming twice is fine).
+    /// False when there is no such record: never begun, swept (and perhaps begun again, under another upload id), or
+    /// replaced by an upload of other bytes.
     async fn confirm(
         &self,
         stream: StreamId,
         hash: BlobHash,
+        upload_id: Option<Uuid>,
         size: u64,
         checksum: [u8; 32],
     ) -> Result<bool, StoreError>;

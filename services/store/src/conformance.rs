@@ -15,9 +15,9 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::{
-    AccountStore, App, AppKeyEnvelope, BlobCatalog, BlobRecord, ChangelogStore, KeyEnvelope, KeyRewrap, LoginKeyChange,
-    LoginKeyChanged, NewEntry, NewUser, PutKeyOutcome, SecretName, StoreError, StreamId, SweptUpload, TokenStanding,
-    UploadBegun,
+    AccountStore, App, AppKeyEnvelope, BlobCatalog, BlobHash, BlobRecord, ChangelogStore, KeyEnvelope, KeyRewrap,
+    LoginKeyChange, LoginKeyChanged, NewEntry, NewUser, PutKeyOutcome, SecretName, StoreError, StreamId, SweptUpload,
+    TokenStanding, UploadBegun,
 };
 
 /// The ports of one adapter.
@@ -399,32 +399,42 @@ pub async fn secrets(stores: Stores) {
     stores.changelog.ping().await.unwrap();
 }
 
+/// The upload id of a fresh pending record.
+async fn begin(blobs: &dyn BlobCatalog, s: StreamId, hash: BlobHash, size: u64, checksum: [u8; 32]) -> Uuid {
+    match blobs.begin_upload(s, hash, size, checksum).await.unwrap() {
+        UploadBegun::Pending { upload_id: Some(upload_id) } => upload_id,
+        begun => panic!("expected a pending upload with an id, got {begun:?}"),
+    }
+}
+
 pub async fn blobs_begin_and_confirm(stores: Stores) {
     let blobs = &*stores.blobs;
     let (s, other) = (stream(), stream());
     let hash = [7u8; 32];
-    let pending = BlobRecord { size: 100, checksum: [1; 32], confirmed: false };
     assert_eq!(blobs.blob(s, hash).await.unwrap(), None);
-    assert!(!blobs.confirm(s, hash, 100, [1; 32]).await.unwrap(), "nothing begun, nothing to confirm");
+    assert!(!blobs.confirm(s, hash, None, 100, [1; 32]).await.unwrap(), "nothing begun, nothing to confirm");
 
-    assert_eq!(blobs.begin_upload(s, hash, 100, [1; 32]).await.unwrap(), UploadBegun::Pending);
+    let id = begin(blobs, s, hash, 100, [1; 32]).await;
+    let pending = BlobRecord { size: 100, checksum: [1; 32], confirmed: false, upload_id: Some(id) };
     assert_eq!(blobs.blob(s, hash).await.unwrap(), Some(pending));
-    // A new upload of the same hash replaces the pending record.
-    assert_eq!(blobs.begin_upload(s, hash, 200, [2; 32]).await.unwrap(), UploadBegun::Pending);
-    assert!(!blobs.confirm(s, hash, 100, [1; 32]).await.unwrap(), "the replaced declaration no longer confirms");
-    assert!(!blobs.confirm(other, hash, 200, [2; 32]).await.unwrap(), "another stream cannot confirm it");
+    // A new upload of the same hash replaces the pending record, and uploads to the same object.
+    assert_eq!(begin(blobs, s, hash, 200, [2; 32]).await, id, "a pending record keeps its upload id");
+    assert!(!blobs.confirm(s, hash, Some(id), 100, [1; 32]).await.unwrap(), "the replaced declaration is gone");
+    assert!(!blobs.confirm(other, hash, Some(id), 200, [2; 32]).await.unwrap(), "another stream cannot confirm it");
+    assert!(!blobs.confirm(s, hash, Some(Uuid::new_v4()), 200, [2; 32]).await.unwrap(), "nor another upload");
+    assert!(!blobs.confirm(s, hash, None, 200, [2; 32]).await.unwrap(), "nor an object keyed by hash alone");
     assert_eq!(blobs.blob(other, hash).await.unwrap(), None);
 
-    assert!(blobs.confirm(s, hash, 200, [2; 32]).await.unwrap());
-    assert!(blobs.confirm(s, hash, 200, [2; 32]).await.unwrap(), "confirming is idempotent");
-    let confirmed = BlobRecord { size: 200, checksum: [2; 32], confirmed: true };
+    assert!(blobs.confirm(s, hash, Some(id), 200, [2; 32]).await.unwrap());
+    assert!(blobs.confirm(s, hash, Some(id), 200, [2; 32]).await.unwrap(), "confirming is idempotent");
+    let confirmed = BlobRecord { size: 200, checksum: [2; 32], confirmed: true, upload_id: Some(id) };
     assert_eq!(blobs.blob(s, hash).await.unwrap(), Some(confirmed));
     // Once confirmed, a new upload changes nothing.
     assert_eq!(blobs.begin_upload(s, hash, 300, [3; 32]).await.unwrap(), UploadBegun::AlreadyConfirmed(confirmed));
     assert_eq!(blobs.blob(s, hash).await.unwrap(), Some(confirmed));
 
     // The same hash in another stream is another blob.
-    assert_eq!(blobs.begin_upload(other, hash, 5, [5; 32]).await.unwrap(), UploadBegun::Pending);
+    assert_ne!(begin(blobs, other, hash, 5, [5; 32]).await, id);
     assert_eq!(blobs.blob(s, hash).await.unwrap(), Some(confirmed));
 }
 
@@ -432,20 +442,26 @@ pub async fn blob_sweeps_take_old_pending_uploads_once(stores: Stores) {
     let blobs = stores.blobs.clone();
     let s = stream();
     let (old, confirmed) = ([1u8; 32], [2u8; 32]);
-    blobs.begin_upload(s, old, 10, [0; 32]).await.unwrap();
-    blobs.begin_upload(s, confirmed, 10, [0; 32]).await.unwrap();
-    assert!(blobs.confirm(s, confirmed, 10, [0; 32]).await.unwrap());
+    let old_id = begin(&*blobs, s, old, 10, [0; 32]).await;
+    let confirmed_id = begin(&*blobs, s, confirmed, 10, [0; 32]).await;
+    assert!(blobs.confirm(s, confirmed, Some(confirmed_id), 10, [0; 32]).await.unwrap());
 
     let an_hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
     assert!(blobs.sweep_pending(an_hour_ago, 100).await.unwrap().is_empty(), "nothing is that old");
 
-    // Two sweepers at once: each pending upload goes to exactly one of them.
+    // Two sweepers at once: each pending upload goes to exactly one of them, with the upload id naming its object.
     let later = time::OffsetDateTime::now_utc() + time::Duration::seconds(5);
     let (a, b) = tokio::join!(blobs.sweep_pending(later, 100), blobs.sweep_pending(later, 100));
     let swept: Vec<SweptUpload> = a.unwrap().into_iter().chain(b.unwrap()).collect();
-    assert_eq!(swept, [SweptUpload { stream: s, hash: old }]);
+    assert_eq!(swept, [SweptUpload { stream: s, hash: old, upload_id: Some(old_id) }]);
     assert_eq!(blobs.blob(s, old).await.unwrap(), None);
     assert!(blobs.blob(s, confirmed).await.unwrap().unwrap().confirmed, "confirmed blobs are never swept");
+
+    // Begun again after its sweep, the blob is another upload: the swept object is never the new one.
+    let again = begin(&*blobs, s, old, 10, [0; 32]).await;
+    assert_ne!(again, old_id);
+    assert!(!blobs.confirm(s, old, Some(old_id), 10, [0; 32]).await.unwrap(), "the swept upload stays gone");
+    assert!(blobs.confirm(s, old, Some(again), 10, [0; 32]).await.unwrap());
 
     // The limit bounds one sweep.
     for i in 0..5u8 {

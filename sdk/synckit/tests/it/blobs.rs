@@ -453,7 +453,8 @@ impl Rig {
         (first, second)
     }
 
-    /// Where the local-disk store keeps the blob `id`: somewhere under `blobs/` in the data directory.
+    /// Where the local-disk store keeps the blob `id`: somewhere under `blobs/` in the data directory, in a file
+    /// named by the id and the upload (`<id>.<upload id>`).
     fn stored_blob(&self, id: &BlobId) -> PathBuf {
         let mut dirs = vec![self.server.data_dir.path().join("blobs")];
         while let Some(dir) = dirs.pop() {
@@ -461,7 +462,8 @@ impl Rig {
                 let path = entry.unwrap().path();
                 if path.is_dir() {
                     dirs.push(path);
-                } else if path.file_name().is_some_and(|n| n.to_string_lossy() == id.to_hex()) {
+                } else if path.file_name().is_some_and(|n| n.to_string_lossy().split('.').next() == Some(&id.to_hex()))
+                {
                     return path;
                 }
             }

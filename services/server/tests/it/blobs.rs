@@ -18,6 +18,8 @@ on_each_engine!(
     other_users_cannot_reach_a_blob,
     bad_requests_are_refused,
     unconfirmed_uploads_are_swept,
+    a_sweep_never_removes_a_blob_confirmed_meanwhile,
+    blobs_from_before_upload_ids_keep_working,
 );
 
 /// Some "ciphertext" and what the protocol says about it.
@@ -44,12 +46,6 @@ impl Blob {
     fn confirm_request(&self) -> Value {
         json!({"hash": self.hash, "size": self.bytes.len()})
     }
-
-    fn key(&self, user: &TestUser) -> ObjectKey {
-        let mut hash = [0u8; 32];
-        hex::decode_to_slice(&self.hash, &mut hash).unwrap();
-        ObjectKey { stream: synckit_store::StreamId { app_id: user.app_id, user_id: user.user_id }, hash }
-    }
 }
 
 /// The blob endpoints and the store, as a device reaches them.
@@ -61,6 +57,7 @@ trait BlobApi {
     async fn download_url(&self, user: &TestUser, blob: &Blob) -> (StatusCode, Value);
     async fn fetch(&self, url: &str, range: Option<&str>) -> (StatusCode, Vec<u8>);
     async fn store(&self, user: &TestUser, blob: &Blob);
+    async fn key(&self, user: &TestUser, blob: &Blob) -> Option<ObjectKey>;
     async fn assert_nothing_stored(&self, user: &TestUser, blob: &Blob);
 }
 
@@ -118,13 +115,24 @@ impl BlobApi for TestServer {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
-    /// Nothing can be confirmed or downloaded under this blob, and the store holds nothing for it.
+    /// Where the catalogue says the blob's bytes are, if it has a record of the blob.
+    async fn key(&self, user: &TestUser, blob: &Blob) -> Option<ObjectKey> {
+        let stream = synckit_store::StreamId { app_id: user.app_id, user_id: user.user_id };
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(&blob.hash, &mut hash).unwrap();
+        let record = self.engines.blobs.blob(stream, hash).await.unwrap()?;
+        Some(ObjectKey { stream, hash, upload_id: record.upload_id })
+    }
+
+    /// Nothing can be confirmed or downloaded under this blob, and the store holds nothing for its record.
     async fn assert_nothing_stored(&self, user: &TestUser, blob: &Blob) {
         let (status, body) = self.confirm(user, blob).await;
         assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "blob_not_found"), "{body}");
         let (status, body) = self.download_url(user, blob).await;
         assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "blob_not_found"), "{body}");
-        assert_eq!(self.engines.objects.head(&blob.key(user)).await.unwrap(), None);
+        if let Some(key) = self.key(user, blob).await {
+            assert_eq!(self.engines.objects.head(&key).await.unwrap(), None);
+        }
     }
 }
 
@@ -295,6 +303,7 @@ async fn unconfirmed_uploads_are_swept(app: TestServer) {
     let (status, _) = app.put(&begun, abandoned.bytes.clone()).await;
     assert!(status.is_success());
     app.store(&user, &kept).await;
+    let abandoned_key = app.key(&user, &abandoned).await.unwrap();
 
     let swept = synckit_blob::sweep::sweep(
         &*app.engines.blobs,
@@ -305,10 +314,118 @@ async fn unconfirmed_uploads_are_swept(app: TestServer) {
     .unwrap();
     assert_eq!(swept, 1);
     app.assert_nothing_stored(&user, &abandoned).await;
+    assert_eq!(app.engines.objects.head(&abandoned_key).await.unwrap(), None, "its object is removed");
     let (status, body) = app.download_url(&user, &kept).await;
     assert_eq!(status, StatusCode::OK, "confirmed blobs stay: {body}");
     let (_, bytes) = app.fetch(body["download_url"].as_str().unwrap(), None).await;
     assert!(bytes == kept.bytes);
+}
+
+/// Rows recorded before upload ids have none, and their objects live under the hash alone: a blob begun then can
+/// still be uploaded, confirmed and downloaded, and one abandoned then is swept from there.
+async fn blobs_from_before_upload_ids_keep_working(app: TestServer) {
+    let user = app.user().await;
+    let (kept, abandoned) = (blob(3_000), blob(4_000));
+    app.begin(&user, &kept).await;
+    app.begin(&user, &abandoned).await;
+    app.execute("UPDATE blobs SET upload_id = NULL").await;
+
+    for blob in [&kept, &abandoned] {
+        let begun = app.begin(&user, blob).await;
+        assert_eq!(app.key(&user, blob).await.unwrap().upload_id, None, "declared again, the row keeps no id");
+        let (status, text) = app.put(&begun, blob.bytes.clone()).await;
+        assert!(status.is_success(), "{status}: {text}");
+    }
+    let (status, body) = app.confirm(&user, &kept).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let abandoned_key = app.key(&user, &abandoned).await.unwrap();
+    assert!(app.engines.objects.head(&abandoned_key).await.unwrap().is_some());
+
+    let later = time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    let swept = synckit_blob::sweep::sweep(&*app.engines.blobs, &*app.engines.objects, later).await.unwrap();
+    assert_eq!(swept, 1);
+    assert_eq!(app.engines.objects.head(&abandoned_key).await.unwrap(), None);
+    let (_, body) = app.download_url(&user, &kept).await;
+    let (status, bytes) = app.fetch(body["download_url"].as_str().unwrap(), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(bytes == kept.bytes);
+}
+
+/// A sweep removes a record, then its object. If the device uploads and confirms the same blob in between, the
+/// sweep must not remove the confirmed blob's bytes. The interleaving is driven by hand: the sweep's object store
+/// stops at each delete until the test lets it go.
+async fn a_sweep_never_removes_a_blob_confirmed_meanwhile(app: TestServer) {
+    let user = app.user().await;
+    let blob = blob(40_000);
+    let begun = app.begin(&user, &blob).await;
+    let (status, _) = app.put(&begun, blob.bytes.clone()).await;
+    assert!(status.is_success());
+
+    let (objects, mut deleting, gate) = HeldDeletes::new(app.engines.objects.clone());
+    let blobs = app.engines.blobs.clone();
+    let later = time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    let sweep = tokio::spawn(async move { synckit_blob::sweep::sweep(&*blobs, &objects, later).await });
+    deleting.recv().await.expect("the sweep removed the record and is about to delete its object");
+
+    app.store(&user, &blob).await;
+    gate.add_permits(1);
+    assert_eq!(sweep.await.unwrap().unwrap(), 1);
+
+    let (status, body) = app.download_url(&user, &blob).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, bytes) = app.fetch(body["download_url"].as_str().unwrap(), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(bytes == blob.bytes, "the confirmed blob keeps its bytes");
+}
+
+/// The real object store, except that each delete announces its key and then waits for a permit of the gate.
+struct HeldDeletes {
+    inner: std::sync::Arc<dyn synckit_blob::ObjectStore>,
+    deleting: tokio::sync::mpsc::UnboundedSender<ObjectKey>,
+    gate: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl HeldDeletes {
+    fn new(
+        inner: std::sync::Arc<dyn synckit_blob::ObjectStore>,
+    ) -> (Self, tokio::sync::mpsc::UnboundedReceiver<ObjectKey>, std::sync::Arc<tokio::sync::Semaphore>) {
+        let (deleting, announced) = tokio::sync::mpsc::unbounded_channel();
+        let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+        (Self { inner, deleting, gate: gate.clone() }, announced, gate)
+    }
+}
+
+#[async_trait::async_trait]
+impl synckit_blob::ObjectStore for HeldDeletes {
+    async fn presign_put(
+        &self,
+        key: &ObjectKey,
+        size: u64,
+        checksum: &[u8; 32],
+        expires_in: Duration,
+        holder: synckit_blob::UrlHolder,
+    ) -> Result<synckit_blob::Presigned, synckit_blob::ObjectStoreError> {
+        self.inner.presign_put(key, size, checksum, expires_in, holder).await
+    }
+
+    async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        expires_in: Duration,
+        holder: synckit_blob::UrlHolder,
+    ) -> Result<synckit_blob::Presigned, synckit_blob::ObjectStoreError> {
+        self.inner.presign_get(key, expires_in, holder).await
+    }
+
+    async fn head(&self, key: &ObjectKey) -> Result<Option<synckit_blob::ObjectMeta>, synckit_blob::ObjectStoreError> {
+        self.inner.head(key).await
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> Result<(), synckit_blob::ObjectStoreError> {
+        self.deleting.send(*key).unwrap();
+        self.gate.acquire().await.unwrap().forget();
+        self.inner.delete(key).await
+    }
 }
 
 /// The local store is a directory the server writes itself: if its file is changed behind the server's back,
@@ -322,7 +439,7 @@ async fn confirm_checks_the_stored_bytes() {
     let (status, _) = app.put(&begun, blob.bytes.clone()).await;
     assert!(status.is_success());
 
-    let path = app.data_dir.path().join("blobs").join(blob.key(&user).to_string());
+    let path = app.data_dir.path().join("blobs").join(app.key(&user, &blob).await.unwrap().to_string());
     let mut changed = std::fs::read(&path).unwrap();
     changed[100] ^= 1;
     std::fs::write(&path, changed).unwrap();
