@@ -211,12 +211,16 @@ async fn expired_urls_are_refused_garage() {
 }
 
 async fn expired_urls_are_refused(engine: synckit_testkit::Engine) {
-    let app = TestServer::start_with(engine, |s| s.blob.url_expiry = Duration::from_secs(1)).await;
+    // S3 signs the time in whole seconds, so a URL of N seconds may work for as little as N - 1: 3 s leaves a fresh
+    // URL time to be used on a loaded machine, and waiting 4.1 s is past any URL's end.
+    const EXPIRY: Duration = Duration::from_secs(3);
+    const PAST_IT: Duration = Duration::from_millis(4100);
+    let app = TestServer::start_with(engine, |s| s.blob.url_expiry = EXPIRY).await;
     let user = app.user().await;
     let blob = blob(10_000);
     let begun = app.begin(&user, &blob).await;
-    assert_eq!(begun["expires_in"], 1);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(begun["expires_in"], 3);
+    tokio::time::sleep(PAST_IT).await;
     // S3 answers 403 "Request has expired", Garage 400 "Date is too old", the local store 403.
     let (status, text) = app.put(&begun, blob.bytes.clone()).await;
     assert!(status.is_client_error(), "{status}: {text}");
@@ -225,7 +229,7 @@ async fn expired_urls_are_refused(engine: synckit_testkit::Engine) {
     // A fresh URL works, and a download URL expires too.
     app.store(&user, &blob).await;
     let (_, body) = app.download_url(&user, &blob).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(PAST_IT).await;
     let (status, _) = app.fetch(body["download_url"].as_str().unwrap(), None).await;
     assert!(status.is_client_error(), "{status}");
 }
