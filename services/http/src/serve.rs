@@ -3,7 +3,8 @@
 //! `axum::serve` has none of them. Each connection holds a file descriptor and a task, and the descriptors are shared
 //! with SQLite, the Postgres pool and blob files; a few thousand connections that send nothing would otherwise starve
 //! them all. So every connection is bounded in four ways:
-//! - a deadline from accept to its first request, on both protocols (hyper's protocol detection and HTTP/2 have none);
+//! - a deadline from accept to its first request, on both protocols (hyper's protocol detection and HTTP/2 have none),
+//!   and the same limit on idleness after it (no request open): HTTP/1 has it from hyper, HTTP/2 gets a GOAWAY;
 //! - a maximum age, after which it is asked to close (HTTP/2 GOAWAY) and, a grace period later, closed;
 //! - HTTP/2 keep-alive pings, which close connections whose peer is gone, and a small `max_concurrent_streams`;
 //! - TCP keepalive, which does the same for HTTP/1 connections whose peer vanished without a FIN.
@@ -11,11 +12,15 @@
 //! And their number is capped: over the cap, the loop stops accepting, so new connections wait in the kernel's listen
 //! backlog (and past it, their SYNs go unanswered and clients retry) instead of costing a descriptor each.
 
+use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::{Extension, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -31,7 +36,8 @@ use tower_layer::Layer as _;
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// A connection that has not sent a complete request head within this time is closed: the first request's on
-    /// both protocols, and every later one's on HTTP/1.
+    /// both protocols, and every later one's on HTTP/1. An HTTP/2 connection with no request open for this long is
+    /// asked to close.
     pub header_read_timeout: Duration,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
@@ -145,22 +151,26 @@ fn connection(
 ) -> impl Future<Output = ()> + Send + 'static {
     // The peer's address, for what limits by client (the sign-in throttle): axum's `ConnectInfo`.
     let service = TowerToHyperService::new(Extension(ConnectInfo(peer)).layer(app.clone()));
-    let requested = Arc::new(AtomicBool::new(false));
+    let activity = Arc::new(Activity::new());
     let service = {
-        let requested = requested.clone();
+        let activity = activity.clone();
         hyper::service::service_fn(move |request| {
-            requested.store(true, Ordering::Relaxed);
-            hyper::service::Service::call(&service, request)
+            let open = Open::start(activity.clone());
+            let response = hyper::service::Service::call(&service, request);
+            async move {
+                let response = response.await?;
+                Ok::<_, Infallible>(response.map(|body| Body::new(Tracked { body, _open: open })))
+            }
         })
     };
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-    let (first_request, max_age, grace) =
+    let (idle_limit, max_age, grace) =
         (options.header_read_timeout, options.max_connection_age, options.shutdown_grace);
 
     async move {
         let _permit = permit;
         let mut conn = std::pin::pin!(conn);
-        let first_request = sleep(first_request);
+        let idle = sleep(idle_limit);
         // At its maximum age or at shutdown (or if the server is gone), a connection drains.
         let drain = async move {
             tokio::select! {
@@ -169,8 +179,8 @@ fn connection(
             }
         };
         let forced_close = sleep(grace);
-        tokio::pin!(first_request, drain, forced_close);
-        let (mut waiting_for_first, mut draining) = (true, false);
+        tokio::pin!(idle, drain, forced_close);
+        let mut draining = false;
         loop {
             tokio::select! {
                 ended = conn.as_mut() => {
@@ -179,14 +189,21 @@ fn connection(
                     }
                     return;
                 }
-                // Dropping the connection closes its socket: no request came, so there is nothing to finish.
-                () = &mut first_request, if waiting_for_first => {
-                    if !requested.load(Ordering::Relaxed) {
+                () = &mut idle, if !draining => match activity.idle_since() {
+                    // Dropping the connection closes its socket: no request came, so there is nothing to finish.
+                    None if activity.never_used() => {
                         tracing::debug!(%peer, "no request before the deadline; closing");
                         return;
                     }
-                    waiting_for_first = false;
-                }
+                    Some(since) if since.elapsed() >= idle_limit => {
+                        conn.as_mut().graceful_shutdown();
+                        forced_close.as_mut().reset(Instant::now() + grace);
+                        draining = true;
+                    }
+                    Some(since) => idle.as_mut().reset(since + idle_limit),
+                    // A request is open (an event stream, say): it is not idle.
+                    None => idle.as_mut().reset(Instant::now() + idle_limit),
+                },
                 // GOAWAY on HTTP/2, `Connection: close` on HTTP/1: in-flight requests finish, clients reconnect.
                 () = &mut drain, if !draining => {
                     conn.as_mut().graceful_shutdown();
@@ -197,5 +214,79 @@ fn connection(
                 () = &mut forced_close, if draining => return,
             }
         }
+    }
+}
+
+/// What a connection's requests are doing: how many are open (until their response body is done or dropped) and
+/// when the last one ended, for the idle limit.
+#[derive(Debug)]
+struct Activity {
+    open: AtomicUsize,
+    /// `None` until a request has ended.
+    last_ended: Mutex<Option<Instant>>,
+    used: AtomicBool,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self { open: AtomicUsize::new(0), last_ended: Mutex::new(None), used: AtomicBool::new(false) }
+    }
+
+    fn never_used(&self) -> bool {
+        !self.used.load(Ordering::Acquire)
+    }
+
+    /// Since when no request has been open, or `None` while one is (or none has ended yet).
+    fn idle_since(&self) -> Option<Instant> {
+        if self.open.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        *self.last_ended.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One open request; dropped with its response body, or with the request if it fails or is cancelled.
+#[derive(Debug)]
+struct Open(Arc<Activity>);
+
+impl Open {
+    fn start(activity: Arc<Activity>) -> Self {
+        activity.used.store(true, Ordering::Release);
+        activity.open.fetch_add(1, Ordering::AcqRel);
+        Self(activity)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        *self.0.last_ended.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that holds its request open until it is done.
+#[derive(Debug)]
+struct Tracked {
+    body: Body,
+    _open: Open,
+}
+
+impl http_body::Body for Tracked {
+    type Data = <Body as http_body::Body>::Data;
+    type Error = <Body as http_body::Body>::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }

@@ -19,6 +19,10 @@ const WELL_WITHIN: Duration = Duration::from_secs(5);
 /// What an HTTP/2 client sends first: the connection preface and an empty SETTINGS frame, and then no request.
 const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
 
+/// `GET /healthz` on stream 1, in a HEADERS frame that ends the stream: `:method GET` and `:scheme http` from the
+/// static table, `:path` and `:authority` as literals with indexed names.
+const HTTP2_GET_HEALTHZ: &[u8] = b"\x00\x00\x0f\x01\x05\x00\x00\x00\x01\x82\x86\x44\x08/healthz\x41\x01x";
+
 #[tokio::test]
 async fn silent_connections_are_closed_after_the_first_request_deadline() {
     assert!(WELL_WITHIN < ServeSettings::default().header_read_timeout);
@@ -59,6 +63,34 @@ async fn still_open(conns: Vec<TcpStream>, guard: Instant) -> usize {
         timeout_at(guard, conn.read_to_end(&mut buf)).await
     }));
     reads.await.iter().filter(|read| !matches!(read, Ok(Ok(_)))).count()
+}
+
+/// After its request, an HTTP/2 connection that stays idle for the header read timeout is told to go away.
+#[tokio::test]
+async fn idle_http2_connections_are_sent_away() {
+    assert!(WELL_WITHIN < ServeSettings::default().header_read_timeout);
+    let app =
+        TestServer::start_with(engine::embedded(), |s| s.serve.header_read_timeout = Duration::from_secs(1)).await;
+    let mut conn = TcpStream::connect(app.addr).await.unwrap();
+    conn.write_all(HTTP2_PREFACE).await.unwrap();
+    conn.write_all(HTTP2_GET_HEALTHZ).await.unwrap();
+    let mut data = Vec::new();
+    let goaway = timeout(WELL_WITHIN, async {
+        loop {
+            let mut head = [0; 9];
+            conn.read_exact(&mut head).await.unwrap();
+            let mut payload = vec![0; usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2])];
+            conn.read_exact(&mut payload).await.unwrap();
+            match head[3] {
+                0x0 => data.extend_from_slice(&payload),
+                0x7 => return,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(String::from_utf8_lossy(&data), r#"{"status":"ok"}"#, "the request is answered first");
+    assert!(goaway.is_ok(), "the server must send GOAWAY on an HTTP/2 connection idle for the 1 s it was given");
 }
 
 /// The deadline is for a connection's first request: a live-sync stream that outlasts it is not cut.
