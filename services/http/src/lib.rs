@@ -7,7 +7,7 @@
 //!   (a device's token) are the extractors that give a handler the (app, user) stream, taken from a verified,
 //!   unrevoked token and never from the body.
 //! - [`keys`]: [`KeyRing`], the current signing key and the previous ones that still verify, each named by an id.
-//! - [`serve`]: the accept loop, with a header read timeout and graceful shutdown.
+//! - [`serve`]: the accept loop: connection limits (first-request deadline, maximum age, cap) and graceful shutdown.
 //! - [`timeout`]: a whole-request deadline.
 //! - [`fallback`]: JSON answers for unknown routes and wrong methods.
 //! - [`secs`]: `Duration` settings read as whole seconds.

@@ -58,8 +58,12 @@ impl Server {
         let engines = Engines::open(settings).await?;
         let (shutting_down, shutdown_rx) = watch::channel(false);
         let router = routes(settings, &engines, shutdown_rx).await?;
-        let serve_options =
-            ServeOptions { header_read_timeout: settings.serve.header_read_timeout, ..ServeOptions::default() };
+        let serve_options = ServeOptions {
+            header_read_timeout: settings.serve.header_read_timeout,
+            max_connections: settings.serve.max_connections,
+            max_connection_age: settings.serve.max_connection_age,
+            ..ServeOptions::default()
+        };
         Ok(Self { engines, router, serve_options, shutting_down })
     }
 

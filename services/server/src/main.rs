@@ -74,6 +74,7 @@ fn main() -> ExitCode {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
+            raise_open_file_limit(settings.serve.max_connections);
             let server = Server::build(&settings).await?;
             let listener = TcpListener::bind(settings.listen)
                 .await
@@ -93,6 +94,25 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&created)?);
             Ok(())
         }
+    }
+}
+
+/// Connections, SQLite, the Postgres pool and blob files all take file descriptors, and the soft limit is often a
+/// small 1,024 under a far higher hard one; the server takes what it is allowed.
+fn raise_open_file_limit(max_connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            tracing::info!(limit, "open-file limit");
+            if max_connections as u64 > limit / 2 {
+                tracing::warn!(
+                    limit,
+                    max_connections,
+                    "serve.max_connections is over half the open-file limit: connections could starve the databases \
+                     and blob files of descriptors"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
     }
 }
 

@@ -52,7 +52,8 @@ pub struct Settings {
     pub events: EventSettings,
     /// How fast wrong passwords may be tried, per account and per client address (`SYNCKIT_SIGN_IN_*`).
     pub sign_in: ThrottleSettings,
-    /// Slow clients (`SYNCKIT_HEADER_READ_TIMEOUT_SECS`, `SYNCKIT_REQUEST_TIMEOUT_SECS`).
+    /// Slow clients and connections (`SYNCKIT_HEADER_READ_TIMEOUT_SECS`, `SYNCKIT_REQUEST_TIMEOUT_SECS`,
+    /// `SYNCKIT_SERVE_*`).
     pub serve: ServeSettings,
 }
 
@@ -106,11 +107,22 @@ pub struct ServeSettings {
     /// Time a request may take in all, body included (`SYNCKIT_REQUEST_TIMEOUT_SECS`).
     #[serde(with = "synckit_http::secs", rename = "request_timeout_secs")]
     pub request_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog (`SYNCKIT_SERVE_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// Age at which a connection is asked to close and, a grace period later, closed
+    /// (`SYNCKIT_SERVE_MAX_CONNECTION_AGE_SECS`).
+    #[serde(with = "synckit_http::secs", rename = "max_connection_age_secs")]
+    pub max_connection_age: Duration,
 }
 
 impl Default for ServeSettings {
     fn default() -> Self {
-        Self { header_read_timeout: Duration::from_secs(10), request_timeout: Duration::from_secs(30) }
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            max_connection_age: Duration::from_secs(3600),
+        }
     }
 }
 
@@ -165,8 +177,14 @@ pub struct SettingsError(pub(crate) String);
 const TOP_LEVEL: [&str; 6] = ["listen", "data_dir", "role", "log_format", "nats_url", "open_registration"];
 
 /// Variable prefixes (after `SYNCKIT_`) that start each section: `SYNCKIT_S3_BUCKET` is `s3.bucket`.
-const SECTION_PREFIXES: [(&str, &str); 5] =
-    [("s3_", "s3"), ("blob_", "blob"), ("events_", "events"), ("sign_in_", "sign_in"), ("db_", "database")];
+const SECTION_PREFIXES: [(&str, &str); 6] = [
+    ("s3_", "s3"),
+    ("blob_", "blob"),
+    ("events_", "events"),
+    ("sign_in_", "sign_in"),
+    ("db_", "database"),
+    ("serve_", "serve"),
+];
 
 /// Variables whose names do not start with their section's.
 const SINGLE_KEYS: [(&str, &str); 12] = [
@@ -287,6 +305,12 @@ impl Settings {
         }
         if self.serve.request_timeout.is_zero() {
             return bad("serve.request_timeout_secs", "must be at least 1".into());
+        }
+        if self.serve.max_connections == 0 {
+            return bad("serve.max_connections", "must be at least 1".into());
+        }
+        if self.serve.max_connection_age.is_zero() {
+            return bad("serve.max_connection_age_secs", "must be at least 1".into());
         }
         Ok(())
     }

@@ -71,6 +71,8 @@ fn every_variable_reaches_its_setting() {
             ("SIGN_IN_REFILL_SECS", "14"),
             ("HEADER_READ_TIMEOUT_SECS", "10"),
             ("REQUEST_TIMEOUT_SECS", "11"),
+            ("SERVE_MAX_CONNECTIONS", "15"),
+            ("SERVE_MAX_CONNECTION_AGE_SECS", "16"),
             ("NATS_URL", "nats://127.0.0.1:4222"),
         ] {
             jail.set_env(format!("SYNCKIT_{var}"), value);
@@ -86,6 +88,7 @@ fn every_variable_reaches_its_setting() {
         assert_eq!((s.blob.url_expiry, s.blob.upload_ttl, s.blob.sweep_interval), (secs(5), secs(6), secs(7)));
         assert_eq!((s.events.max_connections_per_user, s.events.max_lifetime), (8, secs(9)));
         assert_eq!((s.serve.header_read_timeout, s.serve.request_timeout), (secs(10), secs(11)));
+        assert_eq!((s.serve.max_connections, s.serve.max_connection_age), (15, secs(16)));
         assert_eq!((s.sign_in.account_burst, s.sign_in.address_burst, s.sign_in.refill), (12, 13, secs(14)));
         assert_eq!(s.nats_url.as_deref(), Some("nats://127.0.0.1:4222"));
         Ok(())
@@ -110,6 +113,7 @@ fn the_readme_configuration_file_loads() {
         assert_eq!(s.events.max_connections_per_user, 8);
         assert_eq!((s.sign_in.account_burst, s.sign_in.address_burst), (5, 1000));
         assert_eq!(s.serve.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(s.serve.max_connections, 20_000);
         Ok(())
     });
 }
@@ -128,6 +132,7 @@ fn keys_and_variables_translate_both_ways() {
         ("events_max_per_user", "events.max_per_user"),
         ("sign_in_refill_secs", "sign_in.refill_secs"),
         ("request_timeout_secs", "serve.request_timeout_secs"),
+        ("serve_max_connections", "serve.max_connections"),
     ] {
         assert_eq!(env_key(var).as_deref(), Some(key));
         assert_eq!(env_var(key), format!("SYNCKIT_{}", var.to_uppercase()));
@@ -169,7 +174,7 @@ fn a_typo_in_a_file_is_refused() {
 #[test]
 fn values_that_cannot_work_name_their_variable() {
     type Spoil = fn(&mut Settings);
-    let cases: [(Spoil, &str); 14] = [
+    let cases: [(Spoil, &str); 16] = [
         (|s| s.secrets.token.value = Some("short".into()), "SYNCKIT_TOKEN_SECRET"),
         (|s| s.database.max_connections = 0, "SYNCKIT_DB_MAX_CONNECTIONS"),
         (|s| s.blob.url_expiry = Duration::from_secs(0), "SYNCKIT_BLOB_URL_EXPIRY_SECS"),
@@ -184,6 +189,8 @@ fn values_that_cannot_work_name_their_variable() {
         (|s| s.sign_in.refill = Duration::from_secs(0), "SYNCKIT_SIGN_IN_REFILL_SECS"),
         (|s| s.serve.header_read_timeout = Duration::from_secs(0), "SYNCKIT_HEADER_READ_TIMEOUT_SECS"),
         (|s| s.serve.request_timeout = Duration::from_secs(0), "SYNCKIT_REQUEST_TIMEOUT_SECS"),
+        (|s| s.serve.max_connections = 0, "SYNCKIT_SERVE_MAX_CONNECTIONS"),
+        (|s| s.serve.max_connection_age = Duration::from_secs(0), "SYNCKIT_SERVE_MAX_CONNECTION_AGE_SECS"),
     ];
     assert!(Settings::default().validate().is_ok());
     for (spoil, named) in cases {

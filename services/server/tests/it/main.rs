@@ -6,6 +6,7 @@
 mod api;
 mod blobs;
 mod concurrency;
+mod connections;
 mod events;
 mod operations;
 mod postgres_tls;
