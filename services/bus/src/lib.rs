@@ -20,7 +20,7 @@ use synckit_store::StreamId;
 use uuid::Uuid;
 
 pub use in_process::InProcessBus;
-pub use nats::NatsBus;
+pub use nats::{NatsBus, without_credentials};
 
 /// A stream has entries up to `cursor`, the last ones pushed by `device_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

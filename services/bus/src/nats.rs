@@ -32,7 +32,7 @@ impl NatsBus {
             .event_callback(|event| async move { tracing::info!(%event, "nats") })
             .connect(url)
             .await
-            .map_err(|e| BusError::new(format!("cannot use NATS at {url}"), e))?;
+            .map_err(|e| BusError::new(format!("cannot use NATS at {}", without_credentials(url)), e))?;
         Ok(Self { client })
     }
 
@@ -40,6 +40,21 @@ impl NatsBus {
     pub fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
+}
+
+/// A NATS URL (or a comma-separated list of them) fit for a log line: the user and password or token it may carry
+/// are replaced with `***` (`nats://synckit:secret@nats:4222` is `nats://***@nats:4222`).
+pub fn without_credentials(url: &str) -> String {
+    let one = |url: &str| {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+        match authority.rfind('@') {
+            Some(at) if scheme.is_empty() => format!("***{}", &rest[at..]),
+            Some(at) => format!("{scheme}://***{}", &rest[at..]),
+            None => url.to_owned(),
+        }
+    };
+    url.split(',').map(one).collect::<Vec<_>>().join(",")
 }
 
 fn subject(stream: &StreamId) -> String {
@@ -93,5 +108,31 @@ mod tests {
         assert_eq!(parse(&subject(&stream), &payload), Some(CommitNotice { stream, cursor: 9, device_id }));
         assert_eq!(parse("synckit.commits.x.y", &payload), None);
         assert_eq!(parse(&subject(&stream), b"{}"), None);
+    }
+
+    #[test]
+    fn urls_lose_their_credentials_for_the_logs() {
+        for (url, shown) in [
+            ("nats://synckit:s3cret@nats:4222", "nats://***@nats:4222"),
+            ("tls://t0ken@nats.example.com", "tls://***@nats.example.com"),
+            ("nats://a:s3cret@n1:4222,nats://a:s3cret@n2:4222", "nats://***@n1:4222,nats://***@n2:4222"),
+            ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
+            ("u:s3cret@127.0.0.1", "***@127.0.0.1"),
+        ] {
+            assert_eq!(without_credentials(url), shown);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_url_is_reported_without_its_credentials() {
+        let err = NatsBus::connect("nats://synckit:s3cret@127.0.0.1:not-a-port").await.unwrap_err();
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(e) = source {
+            text.push_str(&format!(": {e}"));
+            source = e.source();
+        }
+        assert!(text.contains("127.0.0.1"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
     }
 }

@@ -34,7 +34,7 @@ impl Engines {
     pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
         let bus: Arc<dyn CommitBus> = match &settings.nats_url {
             Some(url) => {
-                tracing::info!(%url, "commit bus: nats");
+                tracing::info!(url = %synckit_bus::without_credentials(url), "commit bus: nats");
                 Arc::new(NatsBus::connect(url).await.context("SYNCKIT_NATS_URL")?)
             }
             None => Arc::new(InProcessBus::default()),
