@@ -12,6 +12,9 @@ pub const MAX_ENVELOPE_BYTES: usize = 4 * 1024;
 pub const MAX_DEVICE_FIELD_BYTES: usize = 200;
 /// A push request body, in bytes: room for the largest push (500 entries of the largest size, base64-encoded).
 pub const MAX_PUSH_BODY_BYTES: usize = 48 * 1024 * 1024;
+/// The largest request body of sign-up, pre-login and sign-in, which anyone may send without a token: their
+/// bodies are an email and two 32-byte values, so a small bound keeps strangers from making the server buffer much.
+pub const MAX_PUBLIC_BODY_BYTES: usize = 16 * 1024;
 /// A login salt, decoded, in bytes. One fixed size, so the made-up salts pre-login answers for unknown emails
 /// cannot be told from real ones.
 pub const LOGIN_SALT_BYTES: usize = 32;

@@ -17,9 +17,10 @@ pub mod throttle;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::FromRef;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{delete, get, post};
 use synckit_http::{Authenticator, TokenKeys};
+use synckit_protocol::limits::MAX_PUBLIC_BODY_BYTES;
 use synckit_protocol::paths;
 use synckit_store::AccountStore;
 
@@ -59,15 +60,20 @@ pub struct AuthSettings {
 /// The auth service's routes.
 pub fn router(state: AuthState) -> Router {
     Router::new()
-        .route(paths::ACCOUNTS_REGISTER, post(accounts::register))
-        .route(paths::ACCOUNTS_PRELOGIN, post(accounts::prelogin))
+        .route(paths::ACCOUNTS_REGISTER, post(accounts::register).layer(public_body()))
+        .route(paths::ACCOUNTS_PRELOGIN, post(accounts::prelogin).layer(public_body()))
         .route(paths::ACCOUNTS_PASSWORD, post(accounts::change_password))
         .route(paths::ACCOUNTS_KEYS, get(keys::account))
-        .route(paths::AUTH, post(accounts::authenticate))
+        .route(paths::AUTH, post(accounts::authenticate).layer(public_body()))
         .route(paths::DEVICES, post(devices::register).get(devices::list))
         .route(paths::DEVICE, delete(devices::remove))
         .route(paths::KEYS, get(keys::get).put(keys::put))
         .with_state(state)
+}
+
+/// The body limit of the endpoints anyone may call without a token.
+fn public_body() -> DefaultBodyLimit {
+    DefaultBodyLimit::max(MAX_PUBLIC_BODY_BYTES)
 }
 
 /// The auth service's endpoints in the OpenAPI document.

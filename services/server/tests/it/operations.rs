@@ -24,6 +24,21 @@ async fn closed_registration_refuses_sign_up() {
     assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "registration_closed"));
 }
 
+/// Sign-up, pre-login and sign-in need no token, so they take small bodies only: a stranger cannot make the server
+/// buffer megabytes, and the error says what was wrong.
+#[tokio::test]
+async fn public_endpoints_take_small_bodies() {
+    let app = TestServer::start(engine::embedded()).await;
+    let padding = "x".repeat(20 * 1024);
+    for path in ["/api/accounts/register", "/api/accounts/prelogin", "/api/sync/auth"] {
+        let (status, body) = app.post(path, None, json!({"email": "a@example.com", "padding": padding})).await;
+        assert_eq!((status, code(&body)), (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"), "{path}: {body}");
+    }
+    // A real one is well within it.
+    let (status, body) = app.post("/api/accounts/prelogin", None, json!({"email": "a@example.com"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 /// Long enough for a loaded machine to act on a 1 s setting, and shorter than either default, so that a server
 /// which ignored the setting fails the test.
 const WELL_WITHIN: Duration = Duration::from_secs(5);
