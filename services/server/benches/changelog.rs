@@ -93,8 +93,10 @@ async fn sign_in(url: &str, api_key: &str, email: &str, login_key: &str, device:
         async move { req.send().await.unwrap().error_for_status().unwrap().json::<Value>().await.unwrap() }
     };
     let auth = post(paths::AUTH, None, json!({"email": email, "login_key": login_key, "api_key": api_key})).await;
-    let token = auth["token"].as_str().unwrap().to_owned();
-    let device = post(paths::DEVICES, Some(&token), json!({"name": device, "platform": "linux"})).await;
+    let sign_in_token = auth["token"].as_str().unwrap();
+    // Pushes and pulls take the device's own token, which registering the device answers.
+    let device = post(paths::DEVICES, Some(sign_in_token), json!({"name": device, "platform": "linux"})).await;
+    let token = device["token"].as_str().unwrap().to_owned();
     Client {
         http: http.clone(),
         url: url.to_owned(),
@@ -131,7 +133,7 @@ async fn push(c: &Client, body: &[u8]) -> u64 {
     let body = String::from_utf8_lossy(body).replace(&Uuid::nil().to_string(), &c.device_id.to_string());
     let resp = c
         .http
-        .post(format!("{}/api/sync/push", c.url))
+        .post(format!("{}{}", c.url, paths::PUSH))
         .bearer_auth(&c.token)
         .header("content-type", "application/json")
         .body(body)
@@ -207,18 +209,7 @@ async fn pull_all(c: &Client, expected: usize) -> f64 {
     let started = Instant::now();
     let (mut cursor, mut seen) = (0u64, 0usize);
     loop {
-        // Decoded into the protocol's types, base64 included, as an SDK client does.
-        let page: PullResponse = c
-            .http
-            .post(format!("{}/api/sync/pull", c.url))
-            .bearer_auth(&c.token)
-            .json(&json!({"cursor": cursor}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = pull(c, cursor).await;
         seen += page.entries.len();
         cursor = page.cursor;
         if !page.has_more {
@@ -227,6 +218,12 @@ async fn pull_all(c: &Client, expected: usize) -> f64 {
     }
     assert_eq!(seen, expected);
     seen as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The page after `cursor`, decoded into the protocol's types, base64 included, as an SDK client does.
+async fn pull(c: &Client, cursor: u64) -> PullResponse {
+    let request = c.http.post(format!("{}{}", c.url, paths::PULL)).bearer_auth(&c.token);
+    request.json(&json!({"cursor": cursor})).send().await.unwrap().json().await.unwrap()
 }
 
 /// The same pages read directly from Postgres: rows/s.

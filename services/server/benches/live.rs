@@ -100,7 +100,7 @@ async fn start_server(db: &str, data: &std::path::Path) -> (ServerProcess, Strin
     panic!("the server did not become ready");
 }
 
-/// Signs up a user, returns (token, device id).
+/// Signs up a user with a device: its token and id.
 async fn user(http: &reqwest::Client, url: &str, api_key: &str) -> (String, Uuid) {
     let email = format!("{}@bench.example", Uuid::new_v4());
     let key = STANDARD.encode([7u8; 32]);
@@ -114,9 +114,9 @@ async fn user(http: &reqwest::Client, url: &str, api_key: &str) -> (String, Uuid
     post(paths::ACCOUNTS_REGISTER, None, json!({"email": email, "salt": STANDARD.encode([1u8; 32]), "login_key": key}))
         .await;
     let auth = post(paths::AUTH, None, json!({"email": email, "login_key": key, "api_key": api_key})).await;
-    let token = auth["token"].as_str().unwrap().to_owned();
-    let device = post(paths::DEVICES, Some(&token), json!({"name": "bench", "platform": "linux"})).await;
-    (token, device["id"].as_str().unwrap().parse().unwrap())
+    // Pushes and event streams take the device's own token, which registering the device answers.
+    let device = post(paths::DEVICES, auth["token"].as_str(), json!({"name": "bench", "platform": "linux"})).await;
+    (device["token"].as_str().unwrap().to_owned(), device["id"].as_str().unwrap().parse().unwrap())
 }
 
 /// An event stream over a raw socket (the cheapest client), read until its hello.

@@ -17,12 +17,10 @@
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use serde_json::json;
-use synckit_protocol::sync::PullResponse;
 use synckit_testkit::{TestServer, engine};
 use tokio_postgres::NoTls;
 
-use super::{Client, ENTRIES_PER_PUSH, PAYLOAD_BYTES, batch, client, common, push, rate, sign_in};
+use super::{Client, ENTRIES_PER_PUSH, PAYLOAD_BYTES, batch, client, common, pull, push, rate, sign_in};
 
 pub struct Options {
     sizes: Vec<u64>,
@@ -208,18 +206,7 @@ async fn pages(c: &Client, cursors: &[u64]) -> (Duration, Duration) {
 
 /// One page after `cursor`, decoded as an SDK does: the number of entries.
 async fn pull_page(c: &Client, cursor: u64) -> usize {
-    let page: PullResponse = c
-        .http
-        .post(format!("{}/api/sync/pull", c.url))
-        .bearer_auth(&c.token)
-        .json(&json!({"cursor": cursor}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    page.entries.len()
+    pull(c, cursor).await.entries.len()
 }
 
 /// The same pages read directly from Postgres: p50 per page.
