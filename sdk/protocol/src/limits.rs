@@ -4,6 +4,10 @@
 pub const MAX_PUSH_ENTRIES: usize = 500;
 /// At most this many entries in one pulled page, and the default page size.
 pub const MAX_PULL_LIMIT: u32 = 500;
+/// The payloads of one pulled page, decoded, in bytes: a page stops before the entry that would pass it (but always
+/// holds at least one entry), and `has_more` says that more follow. It keeps a page's response near 5.5 MiB of JSON
+/// however large its entries are.
+pub const MAX_PULL_PAGE_BYTES: usize = 4 * 1024 * 1024;
 /// One entry's encrypted payload, decoded, in bytes.
 pub const MAX_ENTRY_BYTES: usize = 64 * 1024;
 /// A wrapped master-key envelope, decoded, in bytes.

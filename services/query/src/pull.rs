@@ -2,7 +2,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use synckit_http::{ApiError, AuthenticatedDevice, Json};
-use synckit_protocol::limits::MAX_PULL_LIMIT;
+use synckit_protocol::limits::{MAX_PULL_LIMIT, MAX_PULL_PAGE_BYTES};
 use synckit_protocol::sync::{PullRequest, PullResponse, StatusResponse};
 use synckit_protocol::{ErrorBody, ErrorCode, paths};
 use tracing::instrument;
@@ -10,7 +10,8 @@ use tracing::instrument;
 use crate::QueryState;
 use crate::page_json::encode_page;
 
-/// The caller's entries after `cursor`, oldest first, at most `limit` (500 by default).
+/// The caller's entries after `cursor`, oldest first: at most `limit` (500 by default), and at most 4 MiB of
+/// payloads (but always one entry). `has_more` says whether more follow.
 #[utoipa::path(post, path = paths::PULL, tag = "sync", request_body = PullRequest, security(("bearer" = [])),
     responses(
         (status = 200, body = PullResponse),
@@ -29,7 +30,7 @@ pub async fn pull(
             format!("limit must be 1 to {MAX_PULL_LIMIT}, got {limit}"),
         ));
     }
-    let page = state.changelog.read(auth.stream(), req.cursor, limit).await?;
+    let page = state.changelog.read(auth.stream(), req.cursor, limit, MAX_PULL_PAGE_BYTES).await?;
     if req.cursor > page.head {
         return Err(ApiError::new(
             ErrorCode::CursorBeyondHead,

@@ -33,10 +33,18 @@ const INSERT_ENTRIES: &str = "INSERT INTO changes (app_id, user_id, seq, change_
 
 // One statement, so the head and the entries come from the same snapshot. The page is a range of the primary key
 // (app_id, user_id, seq) from the cursor on, cut by the LIMIT, so it reads one page whatever the stream's length.
+// The running total of payload sizes then cuts it at the byte budget ($5), keeping the first entry (the cursor's
+// successor: sequence numbers are contiguous) whatever its size. The total is taken over the page after its LIMIT,
+// so that the window never reads a row past it. `octet_length` reads a stored value's size from
+// its header, so the entries past the budget are counted without being loaded, and they are never sent.
 pub(crate) const READ_PAGE: &str = "SELECT s.head, c.seq, c.change_id, c.device_id, c.payload, c.created_at \
      FROM streams s LEFT JOIN LATERAL ( \
-         SELECT seq, change_id, device_id, payload, created_at FROM changes \
-         WHERE app_id = s.app_id AND user_id = s.user_id AND seq > $3 ORDER BY seq LIMIT $4 \
+         SELECT seq, change_id, device_id, payload, created_at FROM ( \
+             SELECT *, sum(octet_length(payload)) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS total FROM ( \
+                 SELECT seq, change_id, device_id, payload, created_at FROM changes \
+                 WHERE app_id = s.app_id AND user_id = s.user_id AND seq > $3 ORDER BY seq LIMIT $4 \
+             ) page \
+         ) totals WHERE total <= $5 OR seq = $3 + 1 \
      ) c ON true \
      WHERE s.app_id = $1 AND s.user_id = $2 ORDER BY c.seq";
 pub(crate) const HEAD: &str = "SELECT head FROM streams WHERE app_id = $1 AND user_id = $2";
@@ -84,11 +92,12 @@ impl ChangelogStore for PgStore {
         Ok(Appended { head: to_u64(new_head), accepted: fresh.len() as u32, duplicates })
     }
 
-    async fn read(&self, stream: StreamId, after: u64, limit: u32) -> Result<Page, StoreError> {
+    async fn read(&self, stream: StreamId, after: u64, limit: u32, max_bytes: usize) -> Result<Page, StoreError> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(READ_PAGE).await.map_err(db_error)?;
+        let max_bytes = i64::try_from(max_bytes).unwrap_or(i64::MAX);
         let rows = client
-            .query(&stmt, &[&stream.app_id, &stream.user_id, &to_i64(after), &i64::from(limit)])
+            .query(&stmt, &[&stream.app_id, &stream.user_id, &to_i64(after), &i64::from(limit), &max_bytes])
             .await
             .map_err(db_error)?;
         let head = rows.first().map_or(0, |r| to_u64(r.get(0)));

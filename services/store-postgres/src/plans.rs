@@ -39,7 +39,7 @@ async fn cached_plans_read_a_batch_not_the_stream() {
         ("lock_head", "uuid, uuid", LOCK_HEAD),
         ("existing_ids", "uuid, uuid, uuid[]", EXISTING_IDS),
         ("advance_head", "uuid, uuid, bigint", ADVANCE_HEAD),
-        ("read_page", "uuid, uuid, bigint, bigint", READ_PAGE),
+        ("read_page", "uuid, uuid, bigint, bigint, bigint", READ_PAGE),
         ("head", "uuid, uuid", HEAD),
     ];
     for (name, types, sql) in statements {
@@ -53,7 +53,7 @@ async fn cached_plans_read_a_batch_not_the_stream() {
             ("lock_head", stream.clone()),
             ("existing_ids", format!("{stream}, ARRAY[{ids}]::uuid[]")),
             ("advance_head", format!("{stream}, 0")),
-            ("read_page", format!("{stream}, {}, {BATCH}", STREAM_LEN / 2)),
+            ("read_page", format!("{stream}, {}, {BATCH}, {}", STREAM_LEN / 2, i64::MAX)),
             ("head", stream.clone()),
         ]
     };

@@ -80,23 +80,32 @@ impl ChangelogStore for SqliteStore {
         .await
     }
 
-    async fn read(&self, stream: StreamId, after: u64, limit: u32) -> Result<Page, StoreError> {
+    async fn read(&self, stream: StreamId, after: u64, limit: u32, max_bytes: usize) -> Result<Page, StoreError> {
         self.with_reader(move |conn| {
             // One read transaction: the head and the entries come from the same snapshot.
             let tx = conn.transaction()?;
             let head = head(&tx, stream)?;
-            let entries = tx
-                .prepare_cached(READ_PAGE)?
-                .query_map(params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), to_i64(after), limit], |r| {
-                    Ok(Entry {
-                        seq: to_u64(r.get(0)?),
-                        change_id: uuid_at(r, 1)?,
-                        device_id: uuid_at(r, 2)?,
-                        payload: r.get(3)?,
-                        created_at: from_micros(r.get(4)?),
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut read_page = tx.prepare_cached(READ_PAGE)?;
+            let mut rows =
+                read_page.query(params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), to_i64(after), limit])?;
+            let mut entries = Vec::new();
+            let mut bytes = 0;
+            while let Some(r) = rows.next()? {
+                // The payload's size is read before the payload is copied: an entry past the budget is not loaded.
+                bytes += r.get_ref(3)?.as_blob()?.len();
+                if bytes > max_bytes && !entries.is_empty() {
+                    break;
+                }
+                entries.push(Entry {
+                    seq: to_u64(r.get(0)?),
+                    change_id: uuid_at(r, 1)?,
+                    device_id: uuid_at(r, 2)?,
+                    payload: r.get(3)?,
+                    created_at: from_micros(r.get(4)?),
+                });
+            }
+            drop(rows);
+            drop(read_page);
             Ok(Page { entries, head: to_u64(head) })
         })
         .await

@@ -64,8 +64,10 @@ pub trait ChangelogStore: Send + Sync + 'static {
     /// Appends the entries not already in the stream, in order, all from `device_id`.
     async fn append(&self, stream: StreamId, device_id: Uuid, entries: &[NewEntry]) -> Result<Appended, StoreError>;
 
-    /// Up to `limit` entries with sequence numbers greater than `after`, and the stream's head.
-    async fn read(&self, stream: StreamId, after: u64, limit: u32) -> Result<Page, StoreError>;
+    /// Up to `limit` entries with sequence numbers greater than `after`, and the stream's head. The page stops
+    /// before the entry whose payload would take the page's payloads past `max_bytes` in total, except that it
+    /// always holds the first entry after `after` when there is one, so a reader always makes progress.
+    async fn read(&self, stream: StreamId, after: u64, limit: u32, max_bytes: usize) -> Result<Page, StoreError>;
 
     /// The stream's newest sequence number, 0 when it has none.
     async fn head(&self, stream: StreamId) -> Result<u64, StoreError>;

@@ -36,6 +36,7 @@ macro_rules! conformance_suite {
             append_numbers_entries_contiguously,
             append_is_idempotent,
             read_pages_by_cursor,
+            read_pages_by_bytes,
             streams_are_isolated,
             concurrent_appends_to_one_stream_stay_contiguous,
             users,
@@ -75,7 +76,7 @@ fn entries(n: usize) -> Vec<NewEntry> {
 async fn read_all(store: &dyn ChangelogStore, s: StreamId) -> Vec<crate::Entry> {
     let mut all = Vec::new();
     loop {
-        let page = store.read(s, all.len() as u64, 500).await.unwrap();
+        let page = store.read(s, all.len() as u64, 500, usize::MAX).await.unwrap();
         if page.entries.is_empty() {
             return all;
         }
@@ -142,30 +143,57 @@ pub async fn read_pages_by_cursor(stores: Stores) {
     let s = stream();
     log.append(s, Uuid::now_v7(), &entries(7)).await.unwrap();
 
-    let p = log.read(s, 0, 3).await.unwrap();
+    let p = log.read(s, 0, 3, usize::MAX).await.unwrap();
     assert_eq!(p.head, 7);
     assert_eq!(p.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
-    let p = log.read(s, 3, 3).await.unwrap();
+    let p = log.read(s, 3, 3, usize::MAX).await.unwrap();
     assert_eq!(p.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5, 6]);
-    let p = log.read(s, 6, 3).await.unwrap();
+    let p = log.read(s, 6, 3, usize::MAX).await.unwrap();
     assert_eq!(p.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [7]);
-    let p = log.read(s, 7, 3).await.unwrap();
+    let p = log.read(s, 7, 3, usize::MAX).await.unwrap();
     assert!(p.entries.is_empty());
     assert_eq!(p.head, 7);
 
     // Beyond the head: no entries, and the head tells the caller so.
-    let p = log.read(s, 100, 3).await.unwrap();
+    let p = log.read(s, 100, 3, usize::MAX).await.unwrap();
     assert!(p.entries.is_empty());
     assert_eq!(p.head, 7);
 
     // A stream nobody wrote to reads as empty.
-    let p = log.read(stream(), 0, 500).await.unwrap();
+    let p = log.read(stream(), 0, 500, usize::MAX).await.unwrap();
     assert_eq!((p.entries.len(), p.head), (0, 0));
 
     // Timestamps come back as stored, to the second at least.
     let now = time::OffsetDateTime::now_utc();
-    let first = &log.read(s, 0, 1).await.unwrap().entries[0];
+    let first = &log.read(s, 0, 1, usize::MAX).await.unwrap().entries[0];
     assert!((now - first.created_at).whole_seconds().abs() < 60, "created_at {}", first.created_at);
+}
+
+pub async fn read_pages_by_bytes(stores: Stores) {
+    let log = &*stores.changelog;
+    let s = stream();
+    let sizes = [100, 100, 100, 300, 50, 50];
+    let batch: Vec<NewEntry> =
+        sizes.iter().map(|&n| NewEntry { change_id: Uuid::now_v7(), payload: vec![7; n] }).collect();
+    log.append(s, Uuid::now_v7(), &batch).await.unwrap();
+    let seqs = |p: &crate::Page| p.entries.iter().map(|e| e.seq).collect::<Vec<_>>();
+
+    // The page stops before the entry that would take it past the budget; an exact fit is kept.
+    let p = log.read(s, 0, 500, 250).await.unwrap();
+    assert_eq!((seqs(&p), p.head), (vec![1, 2], 6));
+    let p = log.read(s, 0, 500, 300).await.unwrap();
+    assert_eq!(seqs(&p), [1, 2, 3]);
+    // An entry larger than the whole budget still comes, alone, so a reader always gets on.
+    let p = log.read(s, 3, 500, 250).await.unwrap();
+    assert_eq!(seqs(&p), [4]);
+    assert_eq!(p.entries[0].payload.len(), 300);
+    // The count limit still applies, and a budget past the rest returns the rest.
+    let p = log.read(s, 4, 1, 1000).await.unwrap();
+    assert_eq!(seqs(&p), [5]);
+    let p = log.read(s, 4, 500, 1000).await.unwrap();
+    assert_eq!(seqs(&p), [5, 6]);
+    let p = log.read(s, 6, 500, 0).await.unwrap();
+    assert_eq!((p.entries.len(), p.head), (0, 6));
 }
 
 pub async fn streams_are_isolated(stores: Stores) {

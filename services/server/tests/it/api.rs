@@ -15,6 +15,7 @@ on_each_engine!(
     push_pull_status_round_trip,
     retried_push_stores_nothing_twice,
     pull_pages_of_500,
+    pull_pages_stop_at_4_mib,
     bad_push_requests_change_nothing,
     bad_pull_requests,
     tokens_must_be_valid,
@@ -390,6 +391,23 @@ async fn pull_pages_of_500(app: TestServer) {
     let all = app.pull_all(&user.token, 0).await;
     assert_eq!(all.len(), 1501);
     assert!(all.iter().enumerate().all(|(i, e)| e.0 == i as u64 + 1));
+}
+
+/// 100 entries of 64 KiB: a page of them would be 6.4 MiB of payloads, so pages stop at 4 MiB, 64 entries.
+async fn pull_pages_stop_at_4_mib(app: TestServer) {
+    let user = app.user().await;
+    let sent: Vec<(Uuid, Vec<u8>)> = (0..100).map(|_| (Uuid::now_v7(), random_bytes(64 * 1024))).collect();
+    assert_eq!(app.push(&user, &sent).await.0, StatusCode::OK);
+
+    let (status, page) = app.post("/api/sync/pull", Some(&user.token), json!({"cursor": 0})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["entries"].as_array().unwrap().len(), 64);
+    assert_eq!((page["cursor"].as_u64(), page["has_more"].as_bool()), (Some(64), Some(true)));
+    let (_, page) = app.post("/api/sync/pull", Some(&user.token), json!({"cursor": 64})).await;
+    assert_eq!((page["cursor"].as_u64(), page["has_more"].as_bool()), (Some(100), Some(false)));
+
+    let all = app.pull_all(&user.token, 0).await;
+    assert_eq!(all.into_iter().map(|e| (e.1, e.2)).collect::<Vec<_>>(), sent);
 }
 
 async fn bad_push_requests_change_nothing(app: TestServer) {

@@ -146,6 +146,26 @@ async fn connections_are_closed_at_their_maximum_age() {
     assert!(read.is_ok(), "the server must close a kept-alive connection once it is 1 s old");
 }
 
+/// One HTTP/2 connection runs at most 32 requests at once, and the server says so in the SETTINGS frame it opens the
+/// connection with: a client cannot make one connection carry hundreds of pulls.
+#[tokio::test]
+async fn http2_connections_allow_32_concurrent_requests() {
+    let app = TestServer::start(engine::embedded()).await;
+    let mut conn = TcpStream::connect(app.addr).await.unwrap();
+    conn.write_all(HTTP2_PREFACE).await.unwrap();
+    let mut head = [0; 9];
+    timeout(WELL_WITHIN, conn.read_exact(&mut head)).await.expect("the server's first frame").unwrap();
+    assert_eq!(head[3], 0x4, "the server opens with SETTINGS");
+    let mut payload = vec![0; usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2])];
+    conn.read_exact(&mut payload).await.unwrap();
+    let settings: Vec<(u16, u32)> = payload
+        .chunks_exact(6)
+        .map(|s| (u16::from_be_bytes([s[0], s[1]]), u32::from_be_bytes([s[2], s[3], s[4], s[5]])))
+        .collect();
+    const MAX_CONCURRENT_STREAMS: u16 = 0x3;
+    assert!(settings.contains(&(MAX_CONCURRENT_STREAMS, 32)), "SETTINGS {settings:?}");
+}
+
 /// Sends `GET /healthz` on a kept-alive HTTP/1.1 connection and returns the start of the answer.
 async fn healthz(conn: &mut TcpStream) -> String {
     conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
