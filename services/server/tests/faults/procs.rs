@@ -276,6 +276,7 @@ impl Drop for OwnNats {
 /// The `synckit-server` binary, run as a child process on a fixed address and data directory, so that it can be
 /// killed and started again on the same ones.
 pub struct ServerProcess {
+    pub addr: SocketAddr,
     pub url: String,
     pub api_key: String,
     env: Vec<(String, String)>,
@@ -301,6 +302,7 @@ impl ServerProcess {
         ];
         all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         let mut server = Self {
+            addr,
             url: format!("http://{addr}"),
             api_key: String::new(),
             env: all,
