@@ -33,7 +33,9 @@ async fn nats_restart() {
         sleep(Duration::from_secs(2)).await;
     }
     let recovered_at = Instant::now();
-    sleep(Duration::from_secs(3)).await;
+    // Longer than the 4 s a NATS client waits at most between reconnection attempts: both servers are back on
+    // NATS while the writers still push, so the last pushes' notices can reach the watchers.
+    sleep(Duration::from_secs(5)).await;
 
     let outcome = run.finish(recovered_at).await;
     if !outcome.problems.is_empty() {
