@@ -1,14 +1,18 @@
 //! The SyncKit ingest service: `POST /api/sync/push` appends a device's encrypted changes to its stream.
 //!
-//! The handler checks the request against the protocol's limits and that it names the token's own device, then
-//! hands the batch to the [`ChangelogStore`], which assigns sequence numbers and drops retried change ids. Once the
-//! append has committed it publishes a commit notice on the [`CommitBus`], waiting a bounded time at most.
+//! The handler first takes a place in the stream's queue ([`admission`]: pushes to one stream take turns in the
+//! process, a bounded number of them, so that they never hold database connections while they wait for each other).
+//! It then checks the request against the protocol's limits and that it names the token's own device, and when its
+//! turn comes hands the batch to the [`ChangelogStore`], which assigns sequence numbers and drops retried change ids.
+//! Once the append has committed it publishes a commit notice on the [`CommitBus`], waiting a bounded time at most.
 //!
 //! # Layout
 //! - [`router`] and [`IngestState`]: the service, composed by `synckit-server`.
+//! - [`admission`]: the per-stream queues and the bound on pushes using the database at once.
 //! - `push.rs`: the push handler.
 //! - [`ApiDoc`]: this service's part of the OpenAPI document.
 
+pub mod admission;
 mod push;
 
 use std::sync::Arc;
@@ -22,6 +26,8 @@ use synckit_protocol::limits::MAX_PUSH_BODY_BYTES;
 use synckit_protocol::paths;
 use synckit_store::ChangelogStore;
 
+pub use admission::{AdmissionLimits, PushAdmission};
+
 /// What the ingest handlers share.
 #[derive(Clone, Debug, FromRef)]
 pub struct IngestState {
@@ -30,6 +36,8 @@ pub struct IngestState {
     pub authenticator: Authenticator,
     /// Where commit notices go after a push commits.
     pub bus: Arc<dyn CommitBus>,
+    /// Which pushes wait, and which may use the database.
+    pub admission: PushAdmission,
 }
 
 /// The ingest service's routes.

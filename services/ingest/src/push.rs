@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use synckit_bus::{CommitBus, CommitNotice};
 use synckit_http::{ApiError, AuthenticatedDevice, Json};
 use synckit_protocol::limits::{MAX_ENTRY_BYTES, MAX_PUSH_ENTRIES};
@@ -25,6 +25,9 @@ async fn publish(bus: &dyn CommitBus, notice: CommitNotice) {
 
 /// Appends up to 500 encrypted changes from the device whose token calls. Change ids already stored are skipped,
 /// so retrying a push whose answer was lost is safe.
+///
+/// Pushes to one stream take turns (see [`crate::admission`]); when too many are already in progress, the push is
+/// refused with 429 before its body is read.
 #[utoipa::path(post, path = paths::PUSH, tag = "sync", request_body = PushRequest, security(("bearer" = [])),
     responses(
         (status = 200, body = PushResponse),
@@ -32,14 +35,24 @@ async fn publish(bus: &dyn CommitBus, notice: CommitNotice) {
         (status = 403, description = "device_token_required: a sign-in token; device_mismatch: `device_id` is not \
             the token's device", body = ErrorBody),
         (status = 413, description = "entry_too_large, body_too_large", body = ErrorBody),
+        (status = 429, description = "rate_limited: too many pushes to this stream in progress; retry after \
+            `Retry-After` seconds", body = ErrorBody),
+        (status = 503, description = "unavailable: the database is unavailable or busy; retry after `Retry-After` \
+            seconds", body = ErrorBody),
     ))]
 #[instrument(skip_all, err(Display, level = "debug"),
-    fields(user.id = %auth.user_id, app.id = %auth.app_id, entries = req.entries.len()))]
+    fields(user.id = %auth.user_id, app.id = %auth.app_id, entries = tracing::field::Empty))]
 pub async fn push(
     State(state): State<IngestState>,
     auth: AuthenticatedDevice,
-    Json(req): Json<PushRequest>,
+    request: Request,
 ) -> Result<Json<PushResponse>, ApiError> {
+    // A place in the stream's queue first, so that a push turned away costs no body read and no parse; then the
+    // stream's turn, so that one stream's pushes are read and parsed one at a time.
+    let place = state.admission.enqueue(auth.stream())?;
+    let turn = place.turn().await;
+    let Json(req) = Json::<PushRequest>::from_request(request, &state).await?;
+    tracing::Span::current().record("entries", req.entries.len());
     if req.entries.len() > MAX_PUSH_ENTRIES {
         return Err(ApiError::new(
             ErrorCode::TooManyEntries,
@@ -66,7 +79,9 @@ pub async fn push(
 
     let entries: Vec<NewEntry> =
         req.entries.into_iter().map(|e| NewEntry { change_id: e.change_id, payload: e.payload.into_vec() }).collect();
-    let appended = state.changelog.append(stream, req.device_id, &entries).await?;
+    let in_database = place.database().await;
+    let appended = state.changelog.append(stream, req.device_id, entries).await?;
+    drop((in_database, turn, place));
     if appended.accepted > 0 {
         let notice = CommitNotice { stream, cursor: appended.head, device_id: req.device_id };
         publish(&*state.bus, notice).await;

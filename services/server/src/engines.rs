@@ -9,7 +9,7 @@ use synckit_blob::{LocalStore, ObjectStore, S3Store};
 use synckit_bus::{CommitBus, InProcessBus, NatsBus};
 use synckit_store::{AccountStore, BlobCatalog, ChangelogStore, StoreError};
 use synckit_store_postgres::{PgOptions, PgStore};
-use synckit_store_sqlite::SqliteStore;
+use synckit_store_sqlite::{SqliteOptions, SqliteStore};
 
 use crate::Settings;
 use crate::secrets::{self, Secret};
@@ -62,7 +62,14 @@ impl Engines {
     pub async fn open_storage(settings: &Settings) -> anyhow::Result<Stores> {
         match &settings.database.url {
             Some(url) => {
-                let options = PgOptions { max_connections: settings.database.max_connections, ..PgOptions::default() };
+                let db = &settings.database;
+                let options = PgOptions {
+                    max_connections: db.max_connections,
+                    token_connections: db.token_connections,
+                    lock_timeout: db.lock_timeout,
+                    statement_timeout: db.statement_timeout,
+                    ..PgOptions::default()
+                };
                 let store = Arc::new(PgStore::connect(url.expose_secret(), &options).context("SYNCKIT_DATABASE_URL")?);
                 migrate_with_retry(&store, settings.database.startup_retry).await?;
                 tracing::info!("storage: postgres");
@@ -73,8 +80,10 @@ impl Engines {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating the data directory {}", dir.display()))?;
                 let path = dir.join("synckit.db");
+                let options = SqliteOptions { max_queued: settings.database.max_queued };
                 let store = Arc::new(
-                    SqliteStore::open(&path).with_context(|| format!("opening the database {}", path.display()))?,
+                    SqliteStore::open_with(&path, &options)
+                        .with_context(|| format!("opening the database {}", path.display()))?,
                 );
                 tracing::info!(path = %path.display(), "storage: embedded sqlite");
                 Ok((store.clone(), store.clone(), store))

@@ -30,7 +30,7 @@ use synckit_auth::{AuthSettings, AuthState};
 use synckit_blob::BlobState;
 use synckit_http::serve::{ServeOptions, serve};
 use synckit_http::{Authenticator, TokenKeys, fallback};
-use synckit_ingest::IngestState;
+use synckit_ingest::{AdmissionLimits, IngestState, PushAdmission};
 use synckit_query::{Hub, QueryState};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -100,10 +100,15 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
         api = api.merge(synckit_auth::router(AuthState::new(engines.accounts.clone(), keys.clone(), auth_settings)));
     }
     if role.runs(Role::Ingest) {
+        let limits = AdmissionLimits {
+            max_queued_per_stream: settings.push.max_queued_per_stream,
+            max_in_database: settings.push_max_in_database(),
+        };
         api = api.merge(synckit_ingest::router(IngestState {
             changelog: engines.changelog.clone(),
             authenticator: authenticator.clone(),
             bus: engines.bus.clone(),
+            admission: PushAdmission::new(limits),
         }));
     }
     if role.runs(Role::Query) {

@@ -1,7 +1,7 @@
 //! Configuration: defaults, then an optional TOML file (`--config` or `SYNCKIT_CONFIG`), then `SYNCKIT_*`
 //! environment variables, then flags; later sources win. Secrets are [`SecretString`]s and never printed.
 //!
-//! Settings are grouped in sections (`database`, `secrets`, `s3`, `blob`, `events`, `sign_in`, `serve`). A file
+//! Settings are grouped in sections (`database`, `secrets`, `s3`, `blob`, `events`, `sign_in`, `serve`, `push`). A file
 //! writes them as TOML tables (`[blob] url_expiry_secs = 300`); the environment keeps one flat variable per
 //! setting (`SYNCKIT_BLOB_URL_EXPIRY_SECS`), and [`env_key`] and [`env_var`] translate between the two. Every check of
 //! a value lives in [`Settings::validate`], which names the variable to fix.
@@ -55,6 +55,8 @@ pub struct Settings {
     /// Slow clients and connections (`SYNCKIT_HEADER_READ_TIMEOUT_SECS`, `SYNCKIT_REQUEST_TIMEOUT_SECS`,
     /// `SYNCKIT_SERVE_*`).
     pub serve: ServeSettings,
+    /// How pushes share the database (`SYNCKIT_PUSH_*`).
+    pub push: PushSettings,
 }
 
 impl Default for Settings {
@@ -73,6 +75,7 @@ impl Default for Settings {
             events: EventSettings::default(),
             sign_in: ThrottleSettings::default(),
             serve: ServeSettings::default(),
+            push: PushSettings::default(),
         }
     }
 }
@@ -83,8 +86,22 @@ impl Default for Settings {
 pub struct DatabaseSettings {
     /// `postgres://…` to run on Postgres instead of the embedded SQLite file (`SYNCKIT_DATABASE_URL`).
     pub url: Option<SecretString>,
-    /// Postgres connections kept per process (`SYNCKIT_DB_MAX_CONNECTIONS`).
+    /// Postgres connections kept per process (`SYNCKIT_DB_MAX_CONNECTIONS`), for everything but token checks.
     pub max_connections: usize,
+    /// Postgres connections kept per process for the token check of every authenticated request, on top of
+    /// `max_connections`, so that nothing holding those can shut every user out (`SYNCKIT_DB_TOKEN_CONNECTIONS`).
+    pub token_connections: usize,
+    /// How long a push waits for its stream's lock on Postgres before it is answered 503
+    /// (`SYNCKIT_DB_LOCK_TIMEOUT_SECS`).
+    #[serde(with = "synckit_http::secs", rename = "lock_timeout_secs")]
+    pub lock_timeout: Duration,
+    /// How long one statement of a push may run on Postgres before it is cancelled and the push answered 503
+    /// (`SYNCKIT_DB_STATEMENT_TIMEOUT_SECS`).
+    #[serde(with = "synckit_http::secs", rename = "statement_timeout_secs")]
+    pub statement_timeout: Duration,
+    /// Calls waiting for the embedded database's writer, and for its reader, at most; past it they are answered 503
+    /// (`SYNCKIT_DB_MAX_QUEUED`).
+    pub max_queued: usize,
     /// How long start-up keeps retrying a database that does not answer yet, since it may be starting too
     /// (`SYNCKIT_DB_STARTUP_RETRY_SECS`).
     #[serde(with = "synckit_http::secs", rename = "startup_retry_secs")]
@@ -93,7 +110,33 @@ pub struct DatabaseSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: None, max_connections: 16, startup_retry: Duration::from_secs(30) }
+        Self {
+            url: None,
+            max_connections: 16,
+            token_connections: 2,
+            lock_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(20),
+            max_queued: 128,
+            startup_retry: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How pushes share the database (see `synckit_ingest::admission`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushSettings {
+    /// Pushes to one stream in progress at most, the running one included; more are answered 429
+    /// (`SYNCKIT_PUSH_MAX_QUEUED_PER_STREAM`).
+    pub max_queued_per_stream: usize,
+    /// Pushes using the database at once, across all streams (`SYNCKIT_PUSH_MAX_IN_DATABASE`). Unset, three quarters
+    /// of `SYNCKIT_DB_MAX_CONNECTIONS`: the rest stay free for pulls.
+    pub max_in_database: Option<usize>,
+}
+
+impl Default for PushSettings {
+    fn default() -> Self {
+        Self { max_queued_per_stream: 8, max_in_database: None }
     }
 }
 
@@ -177,13 +220,14 @@ pub struct SettingsError(pub(crate) String);
 const TOP_LEVEL: [&str; 6] = ["listen", "data_dir", "role", "log_format", "nats_url", "open_registration"];
 
 /// Variable prefixes (after `SYNCKIT_`) that start each section: `SYNCKIT_S3_BUCKET` is `s3.bucket`.
-const SECTION_PREFIXES: [(&str, &str); 6] = [
+const SECTION_PREFIXES: [(&str, &str); 7] = [
     ("s3_", "s3"),
     ("blob_", "blob"),
     ("events_", "events"),
     ("sign_in_", "sign_in"),
     ("db_", "database"),
     ("serve_", "serve"),
+    ("push_", "push"),
 ];
 
 /// Variables whose names do not start with their section's.
@@ -257,8 +301,38 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         let bad = |key: &str, why: String| Err(SettingsError(format!("{} {why}", env_var(key))));
         self.secrets.validate()?;
-        if self.database.max_connections == 0 {
+        let database = &self.database;
+        if database.max_connections == 0 {
             return bad("database.max_connections", "must be at least 1".into());
+        }
+        if database.token_connections == 0 {
+            return bad("database.token_connections", "must be at least 1".into());
+        }
+        if database.lock_timeout.is_zero() {
+            return bad("database.lock_timeout_secs", "must be at least 1".into());
+        }
+        if database.statement_timeout.is_zero() {
+            return bad("database.statement_timeout_secs", "must be at least 1".into());
+        }
+        if database.max_queued == 0 {
+            return bad("database.max_queued", "must be at least 1".into());
+        }
+        if self.push.max_queued_per_stream == 0 {
+            return bad("push.max_queued_per_stream", "must be at least 1".into());
+        }
+        match self.push.max_in_database {
+            Some(0) => return bad("push.max_in_database", "must be at least 1".into()),
+            Some(n) if database.url.is_some() && database.max_connections > 1 && n >= database.max_connections => {
+                return bad(
+                    "push.max_in_database",
+                    format!(
+                        "({n}) must be below SYNCKIT_DB_MAX_CONNECTIONS ({}), or pushes could take every connection \
+                         and leave none for pulls",
+                        database.max_connections
+                    ),
+                );
+            }
+            _ => {}
         }
         let blob = &self.blob;
         let max_expiry = BlobSettings::MAX_URL_EXPIRY.as_secs();
@@ -313,6 +387,13 @@ impl Settings {
             return bad("serve.max_connection_age_secs", "must be at least 1".into());
         }
         Ok(())
+    }
+}
+
+impl Settings {
+    /// Pushes using the database at once: `SYNCKIT_PUSH_MAX_IN_DATABASE`, or three quarters of the pool (at least 1).
+    pub fn push_max_in_database(&self) -> usize {
+        self.push.max_in_database.unwrap_or((self.database.max_connections * 3 / 4).max(1))
     }
 }
 

@@ -104,7 +104,8 @@ impl AccountStore for PgStore {
         stream: StreamId,
         device_id: Option<Uuid>,
     ) -> Result<Option<TokenStanding>, StoreError> {
-        let client = self.client().await?;
+        // Its own pool: see `PgStore::token_pool`.
+        let client = self.token_client().await?;
         let stmt = client.prepare_cached(TOKEN_STANDING).await.map_err(db_error)?;
         let row = client.query_opt(&stmt, &[&stream.user_id, &stream.app_id, &device_id]).await.map_err(db_error)?;
         Ok(row.map(|r| TokenStanding { token_version: to_u64(r.get(0)), device_registered: r.get(1) }))

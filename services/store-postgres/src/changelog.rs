@@ -51,10 +51,14 @@ pub(crate) const HEAD: &str = "SELECT head FROM streams WHERE app_id = $1 AND us
 
 #[async_trait]
 impl ChangelogStore for PgStore {
-    async fn append(&self, stream: StreamId, device_id: Uuid, entries: &[NewEntry]) -> Result<Appended, StoreError> {
+    async fn append(&self, stream: StreamId, device_id: Uuid, entries: Vec<NewEntry>) -> Result<Appended, StoreError> {
         let (app, user) = (&stream.app_id, &stream.user_id);
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_error)?;
+        // A push holds a pooled connection while it waits for the head-row lock: bound the wait, and each statement,
+        // so that a stream written from elsewhere (another instance) or a stuck statement cannot keep connections
+        // from everyone else. Either limit ends the push as unavailable (503, Retry-After), and nothing is stored.
+        tx.batch_execute(&self.push_limits).await.map_err(db_error)?;
 
         let lock = tx.prepare_cached(LOCK_HEAD).await.map_err(db_error)?;
         let head = match tx.query_opt(&lock, &[app, user]).await.map_err(db_error)? {

@@ -6,6 +6,9 @@ use tokio_postgres::error::SqlState;
 pub(crate) fn db_error(err: tokio_postgres::Error) -> StoreError {
     match err.code() {
         Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::AlreadyExists,
+        // A push gave up waiting for its stream's head-row lock (`lock_timeout`): another instance is writing to the
+        // stream, or something holds the row. Retrying shortly is the cure.
+        Some(code) if *code == SqlState::LOCK_NOT_AVAILABLE => StoreError::unavailable(err),
         Some(code) if is_transient(code.code()) => StoreError::unavailable(err),
         Some(_) => StoreError::other(err),
         // A refused server certificate (wrong CA or host name) is configuration: retrying cannot fix it.
@@ -39,8 +42,8 @@ fn source_is_io(err: &tokio_postgres::Error) -> bool {
     false
 }
 
-/// Connection exceptions (08), insufficient resources (53), operator intervention (57: shutdown, recovery) and
-/// serialization failures or deadlocks (40).
+/// Connection exceptions (08), insufficient resources (53), operator intervention (57: shutdown, recovery, and a
+/// statement cancelled by `statement_timeout`) and serialization failures or deadlocks (40).
 fn is_transient(code: &str) -> bool {
     ["08", "53", "57", "40"].iter().any(|class| code.starts_with(class))
 }

@@ -1,6 +1,8 @@
 //! SyncKit storage on PostgreSQL, the production engine.
 //!
-//! [`PgStore`] implements every port over one deadpool connection pool. The schema lives in `migrations/postgres`
+//! [`PgStore`] implements every port over a deadpool connection pool, and keeps a second, small pool for the token
+//! check every authenticated request makes, so that no load on the first (pushes waiting on a stream's lock, long
+//! pulls) can turn every other request away at the door. The schema lives in `migrations/postgres`
 //! at the top of the repository and is embedded here; [`PgStore::migrate`] applies it with refinery under an
 //! advisory lock, so instances starting together do not race.
 //!
@@ -35,28 +37,49 @@ const MIGRATION_LOCK: i64 = 0x0053_594e_434b_4954; // "SYNCKIT" in ASCII
 /// Connection settings for [`PgStore::connect`].
 #[derive(Debug, Clone)]
 pub struct PgOptions {
-    /// Connections kept at most.
+    /// Connections kept at most, for everything but token checks.
     pub max_connections: usize,
+    /// Connections kept at most for token checks alone, on top of `max_connections`.
+    pub token_connections: usize,
     /// How long a request waits for a connection (or for a new one to be made) before it is answered 503.
     pub acquire_timeout: Duration,
+    /// How long a push waits for its stream's head-row lock (`lock_timeout`) before it gives up as unavailable.
+    pub lock_timeout: Duration,
+    /// How long one statement of a push may run (`statement_timeout`).
+    pub statement_timeout: Duration,
 }
 
 impl Default for PgOptions {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+        Self {
+            max_connections: 16,
+            token_connections: 2,
+            acquire_timeout: Duration::from_secs(5),
+            lock_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(20),
+        }
     }
 }
 
-/// The Postgres adapter: a cheap handle over a connection pool.
+/// The Postgres adapter: a cheap handle over the connection pools.
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// Token checks only: one primary-key read each, so a couple of connections serve many requests, and they never
+    /// wait behind whatever holds the main pool.
+    token_pool: Pool,
+    /// `SET LOCAL lock_timeout …; SET LOCAL statement_timeout …`, the first statement of every push transaction.
+    push_limits: String,
 }
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let status = self.pool.status();
-        f.debug_struct("PgStore").field("size", &status.size).field("available", &status.available).finish()
+        let (main, token) = (self.pool.status(), self.token_pool.status());
+        f.debug_struct("PgStore")
+            .field("size", &main.size)
+            .field("available", &main.available)
+            .field("token_pool_size", &token.size)
+            .finish()
     }
 }
 
@@ -71,19 +94,29 @@ impl PgStore {
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(options.acquire_timeout);
         }
-        let manager =
-            Manager::from_config(pg, tls.connector()?, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let timeouts = Timeouts {
             wait: Some(options.acquire_timeout),
             create: Some(options.acquire_timeout),
             recycle: Some(options.acquire_timeout),
         };
-        let pool = Pool::builder(manager)
-            .config(PoolConfig { max_size: options.max_connections, timeouts, ..Default::default() })
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(StoreError::other)?;
-        Ok(Self { pool })
+        let pool = |max_size: usize| {
+            let manager = Manager::from_config(
+                pg.clone(),
+                tls.connector()?,
+                ManagerConfig { recycling_method: RecyclingMethod::Fast },
+            );
+            Pool::builder(manager)
+                .config(PoolConfig { max_size: max_size.max(1), timeouts, ..Default::default() })
+                .runtime(Runtime::Tokio1)
+                .build()
+                .map_err(StoreError::other)
+        };
+        let push_limits = format!(
+            "SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}",
+            options.lock_timeout.as_millis().max(1),
+            options.statement_timeout.as_millis().max(1)
+        );
+        Ok(Self { pool: pool(options.max_connections)?, token_pool: pool(options.token_connections)?, push_limits })
     }
 
     /// Applies the embedded migrations that have not run yet.
@@ -102,6 +135,11 @@ impl PgStore {
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(error::pool_error)
+    }
+
+    /// A connection of the token-check pool.
+    async fn token_client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.token_pool.get().await.map_err(error::pool_error)
     }
 }
 

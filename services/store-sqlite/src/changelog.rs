@@ -29,11 +29,13 @@ fn head(conn: &rusqlite::Connection, s: StreamId) -> rusqlite::Result<i64> {
 
 #[async_trait]
 impl ChangelogStore for SqliteStore {
-    async fn append(&self, stream: StreamId, device_id: Uuid, entries: &[NewEntry]) -> Result<Appended, StoreError> {
-        let entries = entries.to_vec();
-        self.with_writer(move |conn| {
+    async fn append(&self, stream: StreamId, device_id: Uuid, entries: Vec<NewEntry>) -> Result<Appended, StoreError> {
+        self.with_writer_for(move |conn, caller| {
             // IMMEDIATE takes the write lock up front: the whole check-then-insert runs alone.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Taking the lock may have waited (for another process's write, up to the busy timeout): a push whose
+            // request has been answered meanwhile (408) must not commit behind its client's back.
+            caller.check()?;
             let head = head(&tx, stream)?;
             let mut seen = HashSet::with_capacity(entries.len());
             let fresh: Vec<&NewEntry> = {

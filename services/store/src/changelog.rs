@@ -61,8 +61,10 @@ pub struct Page {
 ///   (the embedded SQLite adapter serialises all writes, which a single box can afford).
 #[async_trait]
 pub trait ChangelogStore: Send + Sync + 'static {
-    /// Appends the entries not already in the stream, in order, all from `device_id`.
-    async fn append(&self, stream: StreamId, device_id: Uuid, entries: &[NewEntry]) -> Result<Appended, StoreError>;
+    /// Appends the entries not already in the stream, in order, all from `device_id`. The entries are taken by
+    /// value: a push's payloads are the bulk of its memory, and an adapter that hands them to another thread (the
+    /// SQLite adapter does) can move them there instead of copying them.
+    async fn append(&self, stream: StreamId, device_id: Uuid, entries: Vec<NewEntry>) -> Result<Appended, StoreError>;
 
     /// Up to `limit` entries with sequence numbers greater than `after`, and the stream's head. The page stops
     /// before the entry whose payload would take the page's payloads past `max_bytes` in total, except that it

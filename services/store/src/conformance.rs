@@ -92,9 +92,9 @@ pub async fn append_numbers_entries_contiguously(stores: Stores) {
 
     let first = entries(3);
     let second = entries(2);
-    let a = log.append(s, device, &first).await.unwrap();
+    let a = log.append(s, device, first.clone()).await.unwrap();
     assert_eq!((a.head, a.accepted, a.duplicates), (3, 3, 0));
-    let b = log.append(s, device, &second).await.unwrap();
+    let b = log.append(s, device, second.clone()).await.unwrap();
     assert_eq!((b.head, b.accepted, b.duplicates), (5, 2, 0));
     assert_eq!(log.head(s).await.unwrap(), 5);
 
@@ -108,7 +108,7 @@ pub async fn append_numbers_entries_contiguously(stores: Stores) {
     }
 
     // An empty append changes nothing and reports the head.
-    let empty = log.append(s, device, &[]).await.unwrap();
+    let empty = log.append(s, device, Vec::new()).await.unwrap();
     assert_eq!((empty.head, empty.accepted, empty.duplicates), (5, 0, 0));
 }
 
@@ -118,17 +118,17 @@ pub async fn append_is_idempotent(stores: Stores) {
     let device = Uuid::now_v7();
     let batch = entries(3);
 
-    log.append(s, device, &batch[..2]).await.unwrap();
+    log.append(s, device, batch[..2].to_vec()).await.unwrap();
     // A retry overlapping the first push stores only what is new.
-    let retry = log.append(s, device, &batch).await.unwrap();
+    let retry = log.append(s, device, batch.clone()).await.unwrap();
     assert_eq!((retry.head, retry.accepted, retry.duplicates), (3, 1, 2));
-    let again = log.append(s, device, &batch).await.unwrap();
+    let again = log.append(s, device, batch.clone()).await.unwrap();
     assert_eq!((again.head, again.accepted, again.duplicates), (3, 0, 3));
 
     // The same id twice in one batch is stored once, with the first payload.
     let twice = entries(1).remove(0);
     let copy = NewEntry { change_id: twice.change_id, payload: b"second copy".to_vec() };
-    let r = log.append(s, device, &[twice.clone(), copy]).await.unwrap();
+    let r = log.append(s, device, vec![twice.clone(), copy]).await.unwrap();
     assert_eq!((r.head, r.accepted, r.duplicates), (4, 1, 1));
 
     let all = read_all(log, s).await;
@@ -141,7 +141,7 @@ pub async fn append_is_idempotent(stores: Stores) {
 pub async fn read_pages_by_cursor(stores: Stores) {
     let log = &*stores.changelog;
     let s = stream();
-    log.append(s, Uuid::now_v7(), &entries(7)).await.unwrap();
+    log.append(s, Uuid::now_v7(), entries(7)).await.unwrap();
 
     let p = log.read(s, 0, 3, usize::MAX).await.unwrap();
     assert_eq!(p.head, 7);
@@ -206,10 +206,10 @@ pub async fn streams_are_isolated(stores: Stores) {
 
     // The same change ids in three streams are three independent sets of entries.
     for s in [user_a, user_b, other_app] {
-        let r = log.append(s, Uuid::now_v7(), &shared).await.unwrap();
+        let r = log.append(s, Uuid::now_v7(), shared.clone()).await.unwrap();
         assert_eq!((r.head, r.accepted), (2, 2));
     }
-    log.append(user_a, Uuid::now_v7(), &entries(3)).await.unwrap();
+    log.append(user_a, Uuid::now_v7(), entries(3)).await.unwrap();
     assert_eq!(log.head(user_a).await.unwrap(), 5);
     assert_eq!(log.head(user_b).await.unwrap(), 2);
     assert_eq!(log.head(other_app).await.unwrap(), 2);
@@ -229,8 +229,8 @@ pub async fn concurrent_appends_to_one_stream_stay_contiguous(stores: Stores) {
             for _ in 0..pushes {
                 let batch = entries(per_push);
                 // Each push is sent twice, as a client retrying after a lost response would.
-                let first = log.append(s, Uuid::now_v7(), &batch).await.unwrap();
-                let retry = log.append(s, Uuid::now_v7(), &batch).await.unwrap();
+                let first = log.append(s, Uuid::now_v7(), batch.clone()).await.unwrap();
+                let retry = log.append(s, Uuid::now_v7(), batch.clone()).await.unwrap();
                 assert_eq!(first.accepted as usize, per_push);
                 assert_eq!(retry.duplicates as usize, per_push);
                 sent.extend(batch.into_iter().map(|e| e.change_id));

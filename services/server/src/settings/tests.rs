@@ -40,6 +40,11 @@ fn defaults_and_bad_values() {
         assert_eq!(s.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
         assert_eq!(s.role, Role::All);
         assert!(s.open_registration && s.database.url.is_none() && s.s3.is_none());
+        let (db, secs) = (&s.database, Duration::from_secs);
+        assert_eq!((db.token_connections, db.lock_timeout, db.statement_timeout), (2, secs(2), secs(20)));
+        assert_eq!((db.max_queued, s.push.max_queued_per_stream, s.push.max_in_database), (128, 8, None));
+        // Unset, pushes get three quarters of the pool.
+        assert_eq!(s.push_max_in_database(), 12);
 
         jail.set_env("SYNCKIT_ROLE", "everything");
         let err = load().unwrap_err();
@@ -56,6 +61,12 @@ fn every_variable_reaches_its_setting() {
         for (var, value) in [
             ("DB_MAX_CONNECTIONS", "3"),
             ("DB_STARTUP_RETRY_SECS", "4"),
+            ("DB_TOKEN_CONNECTIONS", "17"),
+            ("DB_LOCK_TIMEOUT_SECS", "18"),
+            ("DB_STATEMENT_TIMEOUT_SECS", "19"),
+            ("DB_MAX_QUEUED", "20"),
+            ("PUSH_MAX_QUEUED_PER_STREAM", "21"),
+            ("PUSH_MAX_IN_DATABASE", "2"),
             ("S3_ENDPOINT", "http://127.0.0.1:3900"),
             ("S3_REGION", "garage"),
             ("S3_BUCKET", "b"),
@@ -80,6 +91,11 @@ fn every_variable_reaches_its_setting() {
         let s = load().unwrap();
         let secs = Duration::from_secs;
         assert_eq!((s.database.max_connections, s.database.startup_retry), (3, Duration::from_secs(4)));
+        let db = &s.database;
+        assert_eq!((db.token_connections, db.lock_timeout, db.statement_timeout), (17, secs(18), secs(19)));
+        assert_eq!(db.max_queued, 20);
+        assert_eq!((s.push.max_queued_per_stream, s.push.max_in_database), (21, Some(2)));
+        assert_eq!(s.push_max_in_database(), 2);
         let s3 = s.s3.as_ref().unwrap();
         assert_eq!(
             (&*s3.endpoint, &*s3.region, &*s3.bucket, &*s3.access_key_id, s3.secret_access_key.expose_secret()),
@@ -133,6 +149,8 @@ fn keys_and_variables_translate_both_ways() {
         ("sign_in_refill_secs", "sign_in.refill_secs"),
         ("request_timeout_secs", "serve.request_timeout_secs"),
         ("serve_max_connections", "serve.max_connections"),
+        ("db_lock_timeout_secs", "database.lock_timeout_secs"),
+        ("push_max_queued_per_stream", "push.max_queued_per_stream"),
     ] {
         assert_eq!(env_key(var).as_deref(), Some(key));
         assert_eq!(env_var(key), format!("SYNCKIT_{}", var.to_uppercase()));
@@ -174,9 +192,23 @@ fn a_typo_in_a_file_is_refused() {
 #[test]
 fn values_that_cannot_work_name_their_variable() {
     type Spoil = fn(&mut Settings);
-    let cases: [(Spoil, &str); 16] = [
+    let cases: [(Spoil, &str); 23] = [
         (|s| s.secrets.token.value = Some("short".into()), "SYNCKIT_TOKEN_SECRET"),
         (|s| s.database.max_connections = 0, "SYNCKIT_DB_MAX_CONNECTIONS"),
+        (|s| s.database.token_connections = 0, "SYNCKIT_DB_TOKEN_CONNECTIONS"),
+        (|s| s.database.lock_timeout = Duration::from_secs(0), "SYNCKIT_DB_LOCK_TIMEOUT_SECS"),
+        (|s| s.database.statement_timeout = Duration::from_secs(0), "SYNCKIT_DB_STATEMENT_TIMEOUT_SECS"),
+        (|s| s.database.max_queued = 0, "SYNCKIT_DB_MAX_QUEUED"),
+        (|s| s.push.max_queued_per_stream = 0, "SYNCKIT_PUSH_MAX_QUEUED_PER_STREAM"),
+        (|s| s.push.max_in_database = Some(0), "SYNCKIT_PUSH_MAX_IN_DATABASE"),
+        // On Postgres, pushes alone may not take every connection.
+        (
+            |s| {
+                s.database.url = Some("postgres://db/x".into());
+                s.push.max_in_database = Some(16);
+            },
+            "SYNCKIT_PUSH_MAX_IN_DATABASE",
+        ),
         (|s| s.blob.url_expiry = Duration::from_secs(0), "SYNCKIT_BLOB_URL_EXPIRY_SECS"),
         (|s| s.blob.url_expiry = Duration::from_secs(8 * 24 * 3600), "SYNCKIT_BLOB_URL_EXPIRY_SECS"),
         (|s| s.blob.upload_ttl = Duration::from_secs(60), "SYNCKIT_BLOB_UPLOAD_TTL_SECS"),

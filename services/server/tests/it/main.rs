@@ -8,6 +8,7 @@ mod blobs;
 mod concurrency;
 mod connections;
 mod events;
+mod fairness;
 mod operations;
 mod postgres_tls;
 mod revocation;

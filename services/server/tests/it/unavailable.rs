@@ -45,3 +45,49 @@ async fn database_outage_answers_503_and_recovers_without_restart() {
     assert_eq!(body["cursor"], 5, "the push refused during the outage stored nothing");
     assert_eq!(app.pull_all(&user.token, 0).await.len(), 5);
 }
+
+/// A push whose stream's head row is locked elsewhere (another instance's push, an operator's transaction) gives up
+/// after `SYNCKIT_DB_LOCK_TIMEOUT_SECS` with 503 and Retry-After, instead of holding its connection until the request
+/// deadline; it stores nothing, and the stream takes pushes again once the lock is gone.
+#[tokio::test]
+async fn a_push_waiting_on_a_locked_stream_gives_up_with_503() {
+    let app = TestServer::start_with(engine::postgres(), |s| {
+        s.database.lock_timeout = Duration::from_secs(1);
+        s.serve.request_timeout = Duration::from_secs(15);
+    })
+    .await;
+    let user = app.user().await;
+    assert_eq!(app.push(&user, &entries(2)).await.0, StatusCode::OK);
+
+    let holder = synckit_testkit::postgres::connect(app.database_url().unwrap()).await.unwrap();
+    holder.batch_execute("BEGIN").await.unwrap();
+    holder
+        .execute(
+            "SELECT head FROM streams WHERE app_id = $1 AND user_id = $2 FOR UPDATE",
+            &[&user.app_id, &user.user_id],
+        )
+        .await
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let (status, body) = app.push(&user, &entries(3)).await;
+    let waited = started.elapsed();
+    assert_eq!((status, code(&body)), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{body}");
+    // The request deadline (15 s) would have answered 408; the lock timeout (1 s) answers first.
+    assert!(waited < Duration::from_secs(10), "answered after {waited:?}");
+    let resp = app
+        .http
+        .post(format!("{}/api/sync/push", app.url))
+        .bearer_auth(&user.token)
+        .json(&serde_json::json!({"device_id": user.device_id, "entries": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(resp.headers().get("retry-after").is_some(), "503 carries Retry-After");
+
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    let (status, body) = app.push(&user, &entries(1)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["cursor"], 3, "the refused push stored nothing");
+}
