@@ -175,7 +175,7 @@ pub async fn read_pages_by_bytes(stores: Stores) {
     let sizes = [100, 100, 100, 300, 50, 50];
     let batch: Vec<NewEntry> =
         sizes.iter().map(|&n| NewEntry { change_id: Uuid::now_v7(), payload: vec![7; n] }).collect();
-    log.append(s, Uuid::now_v7(), &batch).await.unwrap();
+    log.append(s, Uuid::now_v7(), batch).await.unwrap();
     let seqs = |p: &crate::Page| p.entries.iter().map(|e| e.seq).collect::<Vec<_>>();
 
     // The page stops before the entry that would take it past the budget; an exact fit is kept.
