@@ -22,7 +22,7 @@ use synckit_protocol::sync::{PullRequest, PushRequest};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&kind, body)) = data.split_first() else { return };
-    // The order of synckit_fuzz seeds' `REQUEST_KINDS`.
+    // The numbering the seeds (examples/seeds.rs) use.
     match kind % 11 {
         0 => round_trip::<RegisterRequest>(body),
         1 => round_trip::<PreloginRequest>(body),
