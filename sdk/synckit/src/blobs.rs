@@ -83,6 +83,8 @@ use synckit_protocol::blobs::{
 };
 use synckit_protocol::paths;
 
+#[cfg(fuzzing)]
+pub(crate) use self::download::open_pieces;
 use self::progress::Tracker;
 use self::retry::{expiry, is_refused_url};
 use self::sink::{FileSink, MemorySink};

@@ -27,6 +27,8 @@ mod envelope;
 pub use envelope::{
     ENVELOPE_VERSION, Envelope, LEGACY_ENVELOPE_VERSION, WRAPPING_LABEL, unwrap_master_key, wrap_master_key,
 };
+#[cfg(fuzzing)]
+pub(crate) use envelope::{seal_v2, wrapping_key};
 
 use argon2::{Algorithm, Argon2, AssociatedData, ParamsBuilder, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -254,14 +256,25 @@ impl Keys {
     /// assert_ne!(keys.seal_entry(b"hi", id, id, id), keys.seal_entry(b"hi", id, id, id));
     /// ```
     pub fn seal_entry(&self, plaintext: &[u8], app_id: Uuid, user_id: Uuid, change_id: Uuid) -> Vec<u8> {
-        let nonce: [u8; NONCE_BYTES] = random_bytes();
+        self.seal_entry_with_nonce(plaintext, &random_bytes(), app_id, user_id, change_id)
+    }
+
+    /// [`Keys::seal_entry`] under a given nonce: deterministic, so never to be called with a nonce used before.
+    pub(crate) fn seal_entry_with_nonce(
+        &self,
+        plaintext: &[u8],
+        nonce: &[u8; NONCE_BYTES],
+        app_id: Uuid,
+        user_id: Uuid,
+        change_id: Uuid,
+    ) -> Vec<u8> {
         let aad = entry_aad(app_id, user_id, change_id);
         let sealed = self
             .entries
-            .encrypt(&xnonce(&nonce), Payload { msg: plaintext, aad: &aad })
+            .encrypt(&xnonce(nonce), Payload { msg: plaintext, aad: &aad })
             .expect("XChaCha20-Poly1305 encryption of an in-memory buffer cannot fail");
         let mut payload = Vec::with_capacity(NONCE_BYTES + sealed.len());
-        payload.extend_from_slice(&nonce);
+        payload.extend_from_slice(nonce);
         payload.extend_from_slice(&sealed);
         payload
     }

@@ -97,9 +97,6 @@ impl Transport {
         token: &str,
         last_event_id: u64,
     ) -> Result<impl futures::Stream<Item = Result<eventsource_stream::Event>> + Send + use<>> {
-        use eventsource_stream::Eventsource;
-        use futures::StreamExt;
-
         let url = format!("{}{path}", self.base);
         let connect = self
             .http
@@ -115,9 +112,7 @@ impl Transport {
         if !resp.status().is_success() {
             return Err(server_error(resp).await);
         }
-        Ok(resp.bytes_stream().eventsource().map(|item| {
-            item.map_err(|e| Error::new(ErrorKind::Transport, "the event stream broke").with_source(e.to_string()))
-        }))
+        Ok(server_sent_events(resp.bytes_stream()))
     }
 
     /// Sends `body` (already serialised: a retry sends the identical bytes) and decodes the answer.
@@ -206,6 +201,22 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
     let ceiling = BACKOFF_BASE.saturating_mul(1 << attempt.min(16)).min(BACKOFF_CAP);
     let fraction = f64::from(u32::from_le_bytes(crate::crypto::random_bytes())) / f64::from(u32::MAX);
     ceiling.mul_f64(fraction)
+}
+
+/// The events of a server-sent-events body, however its bytes are cut into pieces.
+pub(crate) fn server_sent_events<B, E>(
+    body: impl futures::Stream<Item = std::result::Result<B, E>>,
+) -> impl futures::Stream<Item = Result<eventsource_stream::Event>>
+where
+    B: AsRef<[u8]>,
+    E: std::fmt::Display,
+{
+    use eventsource_stream::Eventsource;
+    use futures::StreamExt;
+
+    body.eventsource().map(|item| {
+        item.map_err(|e| Error::new(ErrorKind::Transport, "the event stream broke").with_source(e.to_string()))
+    })
 }
 
 #[cfg(test)]

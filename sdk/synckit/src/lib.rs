@@ -64,6 +64,9 @@ pub mod crypto;
 pub mod cursor;
 mod error;
 pub mod fs;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 pub mod keystore;
 mod live;

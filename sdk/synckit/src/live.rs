@@ -199,7 +199,7 @@ impl Worker {
     }
 }
 
-fn event_cursor(event: &eventsource_stream::Event) -> Option<u64> {
+pub(crate) fn event_cursor(event: &eventsource_stream::Event) -> Option<u64> {
     if event.event != "hello" && event.event != "commit" {
         return None;
     }

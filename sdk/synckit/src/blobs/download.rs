@@ -168,9 +168,8 @@ impl<S: Sink> Download<S> {
     /// cut, unless it declared its length: then the store has no more.
     async fn receive(&mut self, resp: reqwest::Response, idle: std::time::Duration) -> Result<(), Failure> {
         let declared_length = resp.content_length().is_some();
-        let mut received = self.offset();
+        let mut chunker = Chunker::new(self.offset(), self.sealed_size);
         let mut body = resp.bytes_stream();
-        let mut pending = BytesMut::with_capacity(SEALED_CHUNK_BYTES);
         loop {
             let piece = match tokio::time::timeout(idle, body.next()).await {
                 Err(_) => return Err(Failure::Retry(Error::new(ErrorKind::Transport, "the download stalled"))),
@@ -181,21 +180,13 @@ impl<S: Sink> Download<S> {
                 }
                 Ok(Some(Ok(piece))) => piece,
             };
-            received += piece.len() as u64;
-            if received > self.sealed_size {
-                return Err(Failure::Final(Error::new(
-                    ErrorKind::Crypto,
-                    "the blob does not decrypt: the store sent more than its length",
-                )));
-            }
-            pending.extend_from_slice(&piece);
-            while pending.len() >= SEALED_CHUNK_BYTES {
-                let chunk = pending.split_to(SEALED_CHUNK_BYTES).freeze();
+            chunker.push(&piece).map_err(Failure::Final)?;
+            while let Some(chunk) = chunker.next_chunk() {
                 self.send(Feed::Chunk(chunk)).await.map_err(Failure::Final)?;
                 self.chunks += 1;
             }
         }
-        if received < self.sealed_size {
+        if !chunker.is_complete() {
             // With a declared length, a cut body would have ended in an error: the store has no more.
             if declared_length {
                 return Err(Failure::Final(truncated()));
@@ -204,8 +195,8 @@ impl<S: Sink> Download<S> {
             // chunks, and leave the partial one, which would not open.
             return Err(Failure::Retry(Error::new(ErrorKind::Transport, "the download ended early")));
         }
-        if !pending.is_empty() {
-            self.send(Feed::Chunk(pending.freeze())).await.map_err(Failure::Final)?;
+        if let Some(last) = chunker.last_chunk() {
+            self.send(Feed::Chunk(last)).await.map_err(Failure::Final)?;
         }
         Ok(())
     }
@@ -255,6 +246,78 @@ impl<S: Sink> Download<S> {
             None => err,
         }
     }
+}
+
+/// Cuts a body that arrives in pieces of any size into the sealed chunks of the blob, and refuses a body longer than
+/// the blob. Holds at most one chunk.
+struct Chunker {
+    pending: BytesMut,
+    /// Bytes of the blob received so far, counting from its start.
+    received: u64,
+    sealed_size: u64,
+}
+
+impl Chunker {
+    /// For a body that starts `offset` bytes into a blob of `sealed_size` bytes.
+    fn new(offset: u64, sealed_size: u64) -> Self {
+        Self { pending: BytesMut::with_capacity(SEALED_CHUNK_BYTES), received: offset, sealed_size }
+    }
+
+    /// Takes the next piece of the body; then [`Chunker::next_chunk`] yields the chunks it completed.
+    fn push(&mut self, piece: &[u8]) -> Result<()> {
+        self.received = self.received.saturating_add(piece.len() as u64);
+        if self.received > self.sealed_size {
+            return Err(Error::new(
+                ErrorKind::Crypto,
+                "the blob does not decrypt: the store sent more than its length",
+            ));
+        }
+        self.pending.extend_from_slice(piece);
+        Ok(())
+    }
+
+    /// The next whole chunk received, if any.
+    fn next_chunk(&mut self) -> Option<Bytes> {
+        (self.pending.len() >= SEALED_CHUNK_BYTES).then(|| self.pending.split_to(SEALED_CHUNK_BYTES).freeze())
+    }
+
+    /// Whether the whole blob was received.
+    fn is_complete(&self) -> bool {
+        self.received == self.sealed_size
+    }
+
+    /// Once complete, the shorter last chunk, if the blob ends in one.
+    fn last_chunk(self) -> Option<Bytes> {
+        (!self.pending.is_empty()).then(|| self.pending.freeze())
+    }
+}
+
+/// Opens a whole download whose body arrived as `pieces`, as [`Download`] does (the same cutting into chunks, the
+/// same opener and memory sink), without the network: for the fuzz targets.
+#[cfg(fuzzing)]
+pub(crate) fn open_pieces<'a>(
+    keys: &Keys,
+    source: &BlobDownloadUrl,
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<u8>> {
+    let mut chunker = Chunker::new(0, source.sealed_size);
+    let opener = OpenerFactory { keys: keys.clone(), source: source.clone() };
+    let mut blob = opener.open();
+    let mut sink = super::sink::MemorySink::for_blob(source);
+    for piece in pieces {
+        chunker.push(piece)?;
+        while let Some(chunk) = chunker.next_chunk() {
+            sink.write(&blob.open_chunk(&chunk)?)?;
+        }
+    }
+    if !chunker.is_complete() {
+        return Err(truncated());
+    }
+    if let Some(last) = chunker.last_chunk() {
+        sink.write(&blob.open_chunk(&last)?)?;
+    }
+    blob.finish()?;
+    sink.commit()
 }
 
 fn truncated() -> Error {
@@ -309,4 +372,40 @@ fn write<S: Sink>(
         }
     }
     Err(Error::new(ErrorKind::Transport, "the download stopped"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(offset: u64, sealed_size: u64, pieces: &[&[u8]]) -> Result<(Vec<Bytes>, bool)> {
+        let mut chunker = Chunker::new(offset, sealed_size);
+        let mut out = Vec::new();
+        for piece in pieces {
+            chunker.push(piece)?;
+            out.extend(std::iter::from_fn(|| chunker.next_chunk()));
+        }
+        let complete = chunker.is_complete();
+        out.extend(chunker.last_chunk());
+        Ok((out, complete))
+    }
+
+    #[test]
+    fn a_body_is_cut_into_the_same_chunks_however_it_arrives() {
+        let body: Vec<u8> = (0..2 * SEALED_CHUNK_BYTES + 7).map(|i| i as u8).collect();
+        let size = body.len() as u64;
+        let whole = chunks(0, size, &[&body]).unwrap();
+        assert_eq!(whole.0.iter().map(Bytes::len).collect::<Vec<_>>(), [SEALED_CHUNK_BYTES, SEALED_CHUNK_BYTES, 7]);
+        assert!(whole.1);
+        let (a, rest) = body.split_at(1);
+        let (b, c) = rest.split_at(SEALED_CHUNK_BYTES);
+        assert_eq!(chunks(0, size, &[a, b, &[], c]).unwrap(), whole);
+
+        // Short of the length: incomplete. Past it: refused, whatever was received before.
+        assert!(!chunks(0, size, &[a, b]).unwrap().1);
+        assert_eq!(chunks(0, size - 1, &[a, b, c]).unwrap_err().kind(), ErrorKind::Crypto);
+        // A resumed body counts from its offset.
+        assert_eq!(chunks(size - 7, size, &[&body[body.len() - 8..]]).unwrap_err().kind(), ErrorKind::Crypto);
+        assert!(chunks(size - 7, size, &[&body[body.len() - 7..]]).unwrap().1);
+    }
 }

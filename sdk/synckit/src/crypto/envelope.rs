@@ -74,7 +74,7 @@ const LEGACY_REFUSED: &str = "the server holds a version 1 key envelope, which a
 ///   derivations differ, and equal outputs would take a BLAKE2b collision.
 ///
 /// It costs nothing: one Argon2 run per unlock, as before; the label only adds 32 bytes to H0's input.
-pub(super) fn wrapping_key(password: &str, salt: &[u8], params: KdfParams) -> Result<SecretKey> {
+pub(crate) fn wrapping_key(password: &str, salt: &[u8], params: KdfParams) -> Result<SecretKey> {
     argon2id(password, salt, params, WRAPPING_LABEL)
 }
 
@@ -98,13 +98,27 @@ pub fn wrap_master_key(master: &SecretKey, password: &str, app_id: Uuid, user_id
     envelope.extend_from_slice(&salt);
     let wrapping = wrapping_key(password, &salt, params)?;
     let nonce: [u8; NONCE_BYTES] = random_bytes();
+    seal_v2(master, &wrapping, envelope, &nonce, app_id, user_id)
+}
+
+/// Appends the nonce and the sealed master key and key check to `header` (version, parameters and salt): a
+/// version 2 envelope. Deterministic given its inputs.
+pub(crate) fn seal_v2(
+    master: &SecretKey,
+    wrapping: &SecretKey,
+    header: Vec<u8>,
+    nonce: &[u8; NONCE_BYTES],
+    app_id: Uuid,
+    user_id: Uuid,
+) -> Result<Vec<u8>> {
+    let mut envelope = header;
     let mut plaintext = Zeroizing::new([0u8; KEY_BYTES + CHECK_BYTES]);
     plaintext[..KEY_BYTES].copy_from_slice(master.as_bytes());
     plaintext[KEY_BYTES..].copy_from_slice(&key_check(master, app_id, user_id));
     let sealed = XChaCha20Poly1305::new(wrapping.as_bytes().into())
-        .encrypt(&xnonce(&nonce), Payload { msg: plaintext.as_slice(), aad: &aad_v2(&envelope, app_id, user_id) })
+        .encrypt(&xnonce(nonce), Payload { msg: plaintext.as_slice(), aad: &aad_v2(&envelope, app_id, user_id) })
         .map_err(|_| Error::new(ErrorKind::Crypto, "sealing the master key failed"))?;
-    envelope.extend_from_slice(&nonce);
+    envelope.extend_from_slice(nonce);
     envelope.extend_from_slice(&sealed);
     Ok(envelope)
 }
@@ -201,7 +215,14 @@ impl<'a> Envelope<'a> {
         if self.is_legacy() {
             return Err(Error::new(ErrorKind::Crypto, LEGACY_REFUSED));
         }
-        let wrapping = wrapping_key(password, self.salt, self.params)?;
+        self.open_with(&wrapping_key(password, self.salt, self.params)?, app_id, user_id)
+    }
+
+    /// [`Envelope::open`] once the wrapping key is derived: all of it that reads the envelope's sealed bytes.
+    pub(crate) fn open_with(&self, wrapping: &SecretKey, app_id: Uuid, user_id: Uuid) -> Result<SecretKey> {
+        if self.is_legacy() {
+            return Err(Error::new(ErrorKind::Crypto, LEGACY_REFUSED));
+        }
         let opened = Zeroizing::new(
             XChaCha20Poly1305::new(wrapping.as_bytes().into())
                 .decrypt(&xnonce(self.nonce), Payload { msg: self.sealed, aad: &aad_v2(self.header, app_id, user_id) })
@@ -233,7 +254,20 @@ impl<'a> Envelope<'a> {
         if !self.is_legacy() {
             return Err(Error::new(ErrorKind::Crypto, "only a version 1 key envelope is confirmed; open this one"));
         }
-        let wrapping = argon2id(password, self.salt, self.params, &[])?;
+        self.confirm_legacy_with(&argon2id(password, self.salt, self.params, &[])?, app_id, user_id, held)
+    }
+
+    /// [`Envelope::confirm_legacy`] once the (login) key is derived.
+    pub(crate) fn confirm_legacy_with(
+        &self,
+        wrapping: &SecretKey,
+        app_id: Uuid,
+        user_id: Uuid,
+        held: &SecretKey,
+    ) -> Result<()> {
+        if !self.is_legacy() {
+            return Err(Error::new(ErrorKind::Crypto, "only a version 1 key envelope is confirmed; open this one"));
+        }
         let opened = Zeroizing::new(
             XChaCha20Poly1305::new(wrapping.as_bytes().into())
                 .decrypt(&xnonce(self.nonce), Payload { msg: self.sealed, aad: &aad_v1(app_id, user_id) })
