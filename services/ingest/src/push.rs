@@ -25,13 +25,12 @@ async fn publish(bus: &dyn CommitBus, notice: CommitNotice) {
 
 /// Appends up to 500 encrypted changes from the device whose token calls. Change ids already stored are skipped,
 /// so retrying a push whose answer was lost is safe.
-#[utoipa::path(post, path = paths::PUSH, tag = "sync", request_body = PushRequest, security(("bearer" = [])),
+#[utoipa::path(post, path = paths::PUSH, tag = "sync", request_body = PushRequest, security(("device" = [])),
     responses(
         (status = 200, body = PushResponse),
-        (status = 400, description = "too_many_entries, invalid_request", body = ErrorBody),
-        (status = 403, description = "device_token_required: a sign-in token; device_mismatch: `device_id` is not \
-            the token's device", body = ErrorBody),
-        (status = 413, description = "entry_too_large, body_too_large", body = ErrorBody),
+        (status = 400, description = "- `too_many_entries`: more than 500 entries", body = ErrorBody),
+        (status = 403, description = "- `device_mismatch`: `device_id` is not the token's device", body = ErrorBody),
+        (status = 413, description = "- `entry_too_large`: an entry's payload is over 64 KiB", body = ErrorBody),
     ))]
 #[instrument(skip_all, err(Display, level = "debug"),
     fields(user.id = %auth.user_id, app.id = %auth.app_id, entries = req.entries.len()))]
