@@ -15,10 +15,13 @@ use crate::Base64Bytes;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::email))]
     pub email: String,
     /// The Argon2id salt the login key was derived with: 32 random bytes.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::salt))]
     pub salt: Base64Bytes,
     /// The 32-byte Argon2id login key.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::login_key))]
     pub login_key: Base64Bytes,
 }
 
@@ -34,6 +37,7 @@ pub struct RegisterResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PreloginRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::email))]
     pub email: String,
 }
 
@@ -80,13 +84,18 @@ impl KdfParams {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::login_key))]
     pub current_login_key: Base64Bytes,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::salt))]
     pub salt: Base64Bytes,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::login_key))]
     pub login_key: Base64Bytes,
     /// The account's envelope in every app that has one ([`crate::paths::ACCOUNTS_KEYS`]), re-wrapped for the new
     /// password: all of them or the change is refused (`409 version_conflict`), so that no app is left with an
     /// envelope the old password opens and the new one does not.
+    /// At most [`crate::limits::MAX_ACCOUNT_KEYS`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 256))]
     pub keys: Vec<crate::keys::AppKeyRewrap>,
 }
 
@@ -95,8 +104,11 @@ pub struct ChangePasswordRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AuthRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::email))]
     pub email: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::login_key))]
     pub login_key: Base64Bytes,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::api_key))]
     pub api_key: String,
 }
 

@@ -21,8 +21,12 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BlobUploadRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::blob_hash))]
     pub hash: String,
+    #[cfg_attr(feature = "openapi", schema(maximum = 524416000))]
+    #[serde(deserialize_with = "crate::integer::deserialize")]
     pub size: u64,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::sha256))]
     pub checksum_sha256: String,
 }
 
@@ -46,7 +50,10 @@ pub struct BlobUploadResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BlobConfirmRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::blob_hash))]
     pub hash: String,
+    #[cfg_attr(feature = "openapi", schema(maximum = 524416000))]
+    #[serde(deserialize_with = "crate::integer::deserialize")]
     pub size: u64,
 }
 
@@ -63,6 +70,7 @@ pub struct BlobConfirmResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BlobDownloadRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::blob_hash))]
     pub hash: String,
 }
 

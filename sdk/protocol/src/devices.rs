@@ -10,8 +10,10 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct RegisterDeviceRequest {
     /// Unique per user and app, e.g. "MacBook".
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::device_field))]
     pub name: String,
     /// Free-form, e.g. "macos", "ios", "linux".
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::device_field))]
     pub platform: String,
 }
 

@@ -48,7 +48,8 @@ pub enum ErrorCode {
     EnvelopeTooLarge,
     /// 400: a pull `limit` outside 1..=[`crate::limits::MAX_PULL_LIMIT`].
     InvalidLimit,
-    /// 400: a pull cursor past the stream's newest entry: the client is pointed at the wrong server or user.
+    /// 409: a pull cursor past the stream's newest entry: the client is pointed at the wrong server or user. The
+    /// request is well formed; it conflicts with the stream as it stands.
     CursorBeyondHead,
     /// 401: no bearer token was sent.
     MissingToken,
@@ -84,7 +85,8 @@ pub enum ErrorCode {
     BlobTooLarge,
     /// 404: no confirmed blob with that hash for this user (download), or nothing uploaded under it (confirm).
     BlobNotFound,
-    /// 400: the uploaded bytes are not what was declared: another length or another SHA-256.
+    /// 409: the blob named is not what was declared: uploaded bytes of another length or SHA-256, or a confirm of
+    /// another size. The request is well formed; it conflicts with the declaration.
     BlobMismatch,
     /// 403: a signed URL whose signature does not match, or that has expired; ask for a new one.
     InvalidSignature,
@@ -193,12 +195,7 @@ impl ErrorCode {
     /// ```
     pub fn http_status(self) -> u16 {
         match self {
-            Self::InvalidJson
-            | Self::InvalidRequest
-            | Self::TooManyEntries
-            | Self::InvalidLimit
-            | Self::CursorBeyondHead
-            | Self::BlobMismatch => 400,
+            Self::InvalidJson | Self::InvalidRequest | Self::TooManyEntries | Self::InvalidLimit => 400,
             Self::MissingToken
             | Self::InvalidToken
             | Self::TokenExpired
@@ -209,7 +206,7 @@ impl ErrorCode {
             Self::DeviceNotFound | Self::KeyNotFound | Self::NotFound | Self::BlobNotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::RequestTimeout => 408,
-            Self::EmailTaken | Self::VersionConflict => 409,
+            Self::EmailTaken | Self::VersionConflict | Self::CursorBeyondHead | Self::BlobMismatch => 409,
             Self::BodyTooLarge | Self::EntryTooLarge | Self::EnvelopeTooLarge | Self::BlobTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::RateLimited => 429,

@@ -17,8 +17,10 @@ use crate::Base64Bytes;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PutKeyRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::envelope))]
     pub envelope: Base64Bytes,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::integer::option")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 9_223_372_036_854_775_807_i64))]
     pub expected_version: Option<u64>,
 }
 
@@ -61,6 +63,9 @@ pub struct AccountKeysResponse {
 #[serde(deny_unknown_fields)]
 pub struct AppKeyRewrap {
     pub app_id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::envelope))]
     pub envelope: Base64Bytes,
+    #[cfg_attr(feature = "openapi", schema(maximum = 9_223_372_036_854_775_807_i64))]
+    #[serde(deserialize_with = "crate::integer::deserialize")]
     pub expected_version: u64,
 }

@@ -12,8 +12,13 @@
 //! - [`error`]: the error body and every code the server answers with.
 //! - [`limits`]: the sizes the server enforces.
 //! - [`paths`]: every endpoint's path.
+//! - `schema.rs` (feature `openapi`): the OpenAPI schemas of fields whose rules a type cannot carry (lengths and
+//!   patterns), so that the published document says exactly what the server accepts.
 
 mod base64;
+mod integer;
+#[cfg(feature = "openapi")]
+mod schema;
 
 pub mod accounts;
 pub mod blobs;
@@ -24,5 +29,5 @@ pub mod limits;
 pub mod paths;
 pub mod sync;
 
-pub use base64::Base64Bytes;
+pub use base64::{Base64Bytes, base64_len, base64_pattern};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};

@@ -12,8 +12,13 @@ pub const MAX_PULL_PAGE_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_ENTRY_BYTES: usize = 64 * 1024;
 /// A wrapped master-key envelope, decoded, in bytes.
 pub const MAX_ENVELOPE_BYTES: usize = 4 * 1024;
-/// A device name or platform, in bytes.
-pub const MAX_DEVICE_FIELD_BYTES: usize = 200;
+/// A device name or platform, in characters as sent (surrounding whitespace, which is trimmed, included).
+pub const MAX_DEVICE_FIELD_CHARS: usize = 200;
+/// An email, in characters as sent (surrounding whitespace, which is trimmed, included).
+pub const MAX_EMAIL_CHARS: usize = 254;
+/// Re-wrapped key envelopes in one password change: one per app of the deployment that has the account's
+/// envelope, and room for all of them within the body limit.
+pub const MAX_ACCOUNT_KEYS: usize = 256;
 /// A push request body, in bytes: room for the largest push (500 entries of the largest size, base64-encoded).
 pub const MAX_PUSH_BODY_BYTES: usize = 48 * 1024 * 1024;
 /// The largest request body of sign-up, pre-login and sign-in, which anyone may send without a token: their

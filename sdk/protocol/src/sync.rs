@@ -15,6 +15,7 @@ use crate::Base64Bytes;
 #[serde(deny_unknown_fields)]
 pub struct PushRequest {
     pub device_id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(max_items = 500))]
     pub entries: Vec<PushEntry>,
 }
 
@@ -25,6 +26,7 @@ pub struct PushRequest {
 pub struct PushEntry {
     /// Client-generated (UUIDv7), unique per stream: a retried push with the same ids stores nothing twice.
     pub change_id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::payload))]
     pub payload: Base64Bytes,
 }
 
@@ -45,9 +47,12 @@ pub struct PushResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PullRequest {
+    #[cfg_attr(feature = "openapi", schema(maximum = 9_223_372_036_854_775_807_i64))]
+    #[serde(deserialize_with = "crate::integer::deserialize")]
     pub cursor: u64,
     /// Page size, 1 to [`crate::limits::MAX_PULL_LIMIT`] (the default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::integer::option")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 500))]
     pub limit: Option<u32>,
 }
 

@@ -289,9 +289,15 @@ mod tests {
 
     #[test]
     fn an_unknown_code_is_placed_by_its_status_as_known_codes_are() {
-        // Two codes are more precise than their status: a 401 of unknown meaning is about the session, not the
-        // password, and a 403 one is a refusal by policy, not a blob URL.
-        let precise = [ErrorCode::InvalidCredentials, ErrorCode::InvalidSignature];
+        // Some codes are more precise than their status: a 401 of unknown meaning is about the session, not the
+        // password, a 403 one is a refusal by policy, not a blob URL, and a 409 one is a conflict to resolve, not a
+        // cursor past the head or bytes other than declared, which no retry or re-read fixes.
+        let precise = [
+            ErrorCode::InvalidCredentials,
+            ErrorCode::InvalidSignature,
+            ErrorCode::CursorBeyondHead,
+            ErrorCode::BlobMismatch,
+        ];
         for &(code, kind) in KINDS.iter().filter(|(code, _)| !precise.contains(code)) {
             assert_eq!(answer(ErrorCode::Unknown, code.http_status()).kind(), kind, "{}", code.http_status());
         }

@@ -11,7 +11,7 @@ use synckit_protocol::accounts::{
     AuthRequest, AuthResponse, ChangePasswordRequest, KdfParams, PreloginRequest, PreloginResponse, RegisterRequest,
     RegisterResponse,
 };
-use synckit_protocol::limits::{LOGIN_KEY_BYTES, LOGIN_SALT_BYTES};
+use synckit_protocol::limits::{LOGIN_KEY_BYTES, LOGIN_SALT_BYTES, MAX_ACCOUNT_KEYS, MAX_EMAIL_CHARS};
 use synckit_protocol::{Base64Bytes, ErrorBody, ErrorCode, paths};
 use synckit_store::{KeyRewrap, LoginKeyChange, LoginKeyChanged, NewUser, StoreError};
 use tracing::instrument;
@@ -24,9 +24,10 @@ use crate::keys::check_envelope;
 /// Creates an account.
 #[utoipa::path(post, path = paths::ACCOUNTS_REGISTER, tag = "accounts", request_body = RegisterRequest, responses(
     (status = 200, body = RegisterResponse),
-    (status = 400, description = "malformed email, salt or login key", body = ErrorBody),
-    (status = 403, description = "registration_closed", body = ErrorBody),
-    (status = 409, description = "email_taken", body = ErrorBody),
+    (status = 400, description = "- `invalid_request`: a malformed email, or a salt or login key that is not 32 bytes",
+        body = ErrorBody),
+    (status = 403, description = "- `registration_closed`: this server does not allow sign-up", body = ErrorBody),
+    (status = 409, description = "- `email_taken`: an account with this email exists", body = ErrorBody),
 ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id))]
 pub async fn register(
@@ -57,7 +58,7 @@ pub async fn register(
 /// The salt and KDF parameters to derive a login key with.
 #[utoipa::path(post, path = paths::ACCOUNTS_PRELOGIN, tag = "accounts", request_body = PreloginRequest, responses(
     (status = 200, description = "an unknown email gets a stable made-up salt", body = PreloginResponse),
-    (status = 400, body = ErrorBody),
+    (status = 400, description = "- `invalid_request`: a malformed email", body = ErrorBody),
 ))]
 #[instrument(skip_all, err(Display, level = "debug"))]
 pub async fn prelogin(
@@ -76,8 +77,9 @@ pub async fn prelogin(
 /// token then syncs), reads and stores the key envelope, manages devices and changes the password.
 #[utoipa::path(post, path = paths::AUTH, tag = "accounts", request_body = AuthRequest, responses(
     (status = 200, body = AuthResponse),
-    (status = 401, description = "invalid_credentials or invalid_api_key", body = ErrorBody),
-    (status = 429, description = "rate_limited: too many wrong attempts for this account or from this address; \
+    (status = 401, description = "- `invalid_credentials`: wrong email or login key\n\
+        - `invalid_api_key`: the API key belongs to no app", body = ErrorBody),
+    (status = 429, description = "- `rate_limited`: too many wrong attempts for this account or from this address; \
         wait `Retry-After` seconds", body = ErrorBody),
 ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id, app.id))]
@@ -115,9 +117,14 @@ pub async fn authenticate(
 #[utoipa::path(post, path = paths::ACCOUNTS_PASSWORD, tag = "accounts", request_body = ChangePasswordRequest,
     security(("bearer" = [])), responses(
     (status = 200, description = "a new token; older tokens no longer work", body = AuthResponse),
-    (status = 401, description = "invalid_credentials: the current login key is wrong", body = ErrorBody),
-    (status = 429, description = "rate_limited: too many wrong attempts; wait `Retry-After` seconds", body = ErrorBody),
-    (status = 409, description = "version_conflict: the re-wrapped envelopes are not every app's at its current version; nothing changed", body = ErrorBody),
+    (status = 400, description = "- `invalid_request`: a salt or login key that is not 32 bytes, an empty envelope, \
+        or too many envelopes", body = ErrorBody),
+    (status = 401, description = "- `invalid_credentials`: the current login key is wrong", body = ErrorBody),
+    (status = 409, description = "- `version_conflict`: the re-wrapped envelopes are not every app's at its current \
+        version; nothing changed", body = ErrorBody),
+    (status = 413, description = "- `envelope_too_large`: a re-wrapped envelope is over 4 KiB", body = ErrorBody),
+    (status = 429, description = "- `rate_limited`: too many wrong attempts; wait `Retry-After` seconds",
+        body = ErrorBody),
 ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id))]
 pub async fn change_password(
@@ -128,6 +135,9 @@ pub async fn change_password(
 ) -> Result<Json<AuthResponse>, ApiError> {
     check_salt(&req.salt)?;
     check_login_key(&req.login_key, "login_key")?;
+    if req.keys.len() > MAX_ACCOUNT_KEYS {
+        return Err(ApiError::invalid(format!("a password change re-wraps at most {MAX_ACCOUNT_KEYS} envelopes")));
+    }
     let user = state
         .accounts
         .user(auth.user_id)
@@ -204,10 +214,12 @@ fn throttled(wait: Duration) -> ApiError {
     }
 }
 
-/// Trimmed and lower-cased, with one `@` between a non-empty local part and domain.
+/// At most [`MAX_EMAIL_CHARS`] characters as sent (as the OpenAPI document's `maxLength` counts them), then trimmed
+/// and lower-cased, with one `@` between a non-empty local part and domain.
 fn normalize_email(email: &str) -> Result<String, ApiError> {
+    let short = email.chars().count() <= MAX_EMAIL_CHARS;
     let email = email.trim().to_lowercase();
-    let valid = email.len() <= 254
+    let valid = short
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
     if valid { Ok(email) } else { Err(ApiError::invalid("email must look like name@example.com")) }

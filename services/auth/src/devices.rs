@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use synckit_http::auth::TokenClaims;
 use synckit_http::{ApiError, Authenticated, Json};
 use synckit_protocol::devices::{Device, RegisterDeviceRequest, RegisteredDevice};
-use synckit_protocol::limits::MAX_DEVICE_FIELD_BYTES;
+use synckit_protocol::limits::MAX_DEVICE_FIELD_CHARS;
 use synckit_protocol::{ErrorBody, ErrorCode, paths};
 use tracing::instrument;
 use uuid::Uuid;
@@ -18,8 +18,10 @@ use crate::AuthState;
 #[utoipa::path(post, path = paths::DEVICES, tag = "devices", request_body = RegisterDeviceRequest,
     security(("bearer" = [])), responses(
         (status = 200, description = "the device and its token", body = RegisteredDevice),
-        (status = 400, body = ErrorBody),
-        (status = 403, description = "device_mismatch: a device's token registering another name", body = ErrorBody),
+        (status = 400, description = "- `invalid_request`: an empty or over-long name or platform, or one with \
+            control characters", body = ErrorBody),
+        (status = 403, description = "- `device_mismatch`: a device's token registering another name",
+            body = ErrorBody),
     ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
 pub async fn register(
@@ -61,7 +63,12 @@ pub async fn list(State(state): State<AuthState>, auth: Authenticated) -> Result
 /// Removes one of the caller's devices, which revokes its token at once. Its changes stay in the log.
 #[utoipa::path(delete, path = paths::DEVICE, tag = "devices", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "the device id")),
-    responses((status = 204, description = "removed"), (status = 404, description = "device_not_found", body = ErrorBody)))]
+    responses(
+        (status = 204, description = "removed"),
+        (status = 400, description = "- `invalid_request`: the id is not a UUID", body = ErrorBody),
+        (status = 404, description = "- `device_not_found`: no device with this id for this user in this app",
+            body = ErrorBody),
+    ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
 pub async fn remove(
     State(state): State<AuthState>,
@@ -77,9 +84,11 @@ pub async fn remove(
 }
 
 fn check_field<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
+    // Characters as sent, surrounding whitespace included: what the OpenAPI document's `maxLength` counts.
+    let long = value.chars().count() > MAX_DEVICE_FIELD_CHARS;
     let value = value.trim();
-    if value.is_empty() || value.len() > MAX_DEVICE_FIELD_BYTES {
-        return Err(ApiError::invalid(format!("{field} must be 1 to {MAX_DEVICE_FIELD_BYTES} bytes")));
+    if value.is_empty() || long {
+        return Err(ApiError::invalid(format!("{field} must be 1 to {MAX_DEVICE_FIELD_CHARS} characters")));
     }
     if value.chars().any(char::is_control) {
         return Err(ApiError::invalid(format!("{field} must not contain control characters")));

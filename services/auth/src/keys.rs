@@ -14,8 +14,10 @@ use crate::AuthState;
 #[utoipa::path(put, path = paths::KEYS, tag = "keys", request_body = PutKeyRequest, security(("bearer" = [])),
     responses(
         (status = 200, body = PutKeyResponse),
-        (status = 409, description = "version_conflict: the stored version differs", body = ErrorBody),
-        (status = 413, description = "envelope_too_large", body = ErrorBody),
+        (status = 400, description = "- `invalid_request`: an empty envelope", body = ErrorBody),
+        (status = 409, description = "- `version_conflict`: the stored version is not `expected_version`",
+            body = ErrorBody),
+        (status = 413, description = "- `envelope_too_large`: the envelope is over 4 KiB", body = ErrorBody),
     ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
 pub async fn put(
@@ -56,7 +58,7 @@ pub(crate) fn version_conflict(current: u64, expected: u64) -> ApiError {
 /// The stored envelope and its version.
 #[utoipa::path(get, path = paths::KEYS, tag = "keys", security(("bearer" = [])), responses(
     (status = 200, body = KeyEnvelope),
-    (status = 404, description = "key_not_found", body = ErrorBody),
+    (status = 404, description = "- `key_not_found`: no envelope stored yet", body = ErrorBody),
 ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
 pub async fn get(State(state): State<AuthState>, auth: Authenticated) -> Result<Json<KeyEnvelope>, ApiError> {

@@ -55,11 +55,11 @@ fn store_error(err: ObjectStoreError) -> ApiError {
 /// Where to upload a blob: a URL signed for exactly this length and SHA-256, or `already_exists` when the caller
 /// has this blob confirmed (nothing to do).
 #[utoipa::path(post, path = paths::BLOBS_UPLOAD, tag = "blobs", request_body = BlobUploadRequest,
-    security(("bearer" = [])),
+    security(("device" = [])),
     responses(
         (status = 200, body = BlobUploadResponse),
-        (status = 400, description = "invalid_request: bad hash or checksum", body = ErrorBody),
-        (status = 413, description = "blob_too_large", body = ErrorBody),
+        (status = 400, description = "- `invalid_request`: a malformed hash or checksum", body = ErrorBody),
+        (status = 413, description = "- `blob_too_large`: `size` is over the largest blob", body = ErrorBody),
     ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id, size = req.size))]
 pub async fn upload(
@@ -102,12 +102,14 @@ pub async fn upload(
 
 /// Records an upload as done once the store holds exactly the declared bytes. Confirming again is harmless.
 #[utoipa::path(post, path = paths::BLOBS_CONFIRM, tag = "blobs", request_body = BlobConfirmRequest,
-    security(("bearer" = [])),
+    security(("device" = [])),
     responses(
         (status = 200, body = BlobConfirmResponse),
-        (status = 400, description = "blob_mismatch: the stored bytes are not the declared ones (they are removed)",
-            body = ErrorBody),
-        (status = 404, description = "blob_not_found: no upload begun, or nothing uploaded yet", body = ErrorBody),
+        (status = 400, description = "- `invalid_request`: a malformed hash", body = ErrorBody),
+        (status = 404, description = "- `blob_not_found`: no upload begun, or nothing uploaded yet", body = ErrorBody),
+        (status = 409, description = "- `blob_mismatch`: another size than the upload declared, or stored bytes that \
+            are not the declared ones (they are removed)", body = ErrorBody),
+        (status = 413, description = "- `blob_too_large`: `size` is over the largest blob", body = ErrorBody),
     ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id, size = req.size))]
 pub async fn confirm(
@@ -154,10 +156,11 @@ pub async fn confirm(
 
 /// Where to download a confirmed blob of the caller.
 #[utoipa::path(post, path = paths::BLOBS_DOWNLOAD, tag = "blobs", request_body = BlobDownloadRequest,
-    security(("bearer" = [])),
+    security(("device" = [])),
     responses(
         (status = 200, body = BlobDownloadResponse),
-        (status = 404, description = "blob_not_found: no confirmed blob with this hash", body = ErrorBody),
+        (status = 400, description = "- `invalid_request`: a malformed hash", body = ErrorBody),
+        (status = 404, description = "- `blob_not_found`: no confirmed blob with this hash", body = ErrorBody),
     ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
 pub async fn download(

@@ -28,17 +28,12 @@ async fn publish(bus: &dyn CommitBus, notice: CommitNotice) {
 ///
 /// Pushes to one stream take turns (see [`crate::admission`]); when too many are already in progress, the push is
 /// refused with 429 before its body is read.
-#[utoipa::path(post, path = paths::PUSH, tag = "sync", request_body = PushRequest, security(("bearer" = [])),
+#[utoipa::path(post, path = paths::PUSH, tag = "sync", request_body = PushRequest, security(("device" = [])),
     responses(
         (status = 200, body = PushResponse),
-        (status = 400, description = "too_many_entries, invalid_request", body = ErrorBody),
-        (status = 403, description = "device_token_required: a sign-in token; device_mismatch: `device_id` is not \
-            the token's device", body = ErrorBody),
-        (status = 413, description = "entry_too_large, body_too_large", body = ErrorBody),
-        (status = 429, description = "rate_limited: too many pushes to this stream in progress; retry after \
-            `Retry-After` seconds", body = ErrorBody),
-        (status = 503, description = "unavailable: the database is unavailable or busy; retry after `Retry-After` \
-            seconds", body = ErrorBody),
+        (status = 400, description = "- `too_many_entries`: more than 500 entries", body = ErrorBody),
+        (status = 403, description = "- `device_mismatch`: `device_id` is not the token's device", body = ErrorBody),
+        (status = 413, description = "- `entry_too_large`: an entry's payload is over 64 KiB", body = ErrorBody),
     ))]
 #[instrument(skip_all, err(Display, level = "debug"),
     fields(user.id = %auth.user_id, app.id = %auth.app_id, entries = tracing::field::Empty))]

@@ -137,13 +137,14 @@ impl Hub {
 /// Tells the device when to pull: `hello` on connect with the stream's cursor (and, given `Last-Event-ID`,
 /// whether anything was missed), then `commit` after each push to the stream. Event ids are cursors. The stream
 /// ends when its token expires or is revoked (checked every heartbeat), as a pull with that token would fail.
-#[utoipa::path(get, path = paths::EVENTS, tag = "sync", security(("bearer" = [])),
-    params(("Last-Event-ID" = Option<u64>, Header, description = "the last cursor this client saw")),
+#[utoipa::path(get, path = paths::EVENTS, tag = "sync", security(("device" = [])),
+    params(("Last-Event-ID" = Option<String>, Header,
+        description = "the last cursor this client saw; a value that is not a cursor is ignored")),
     responses(
         (status = 200, content_type = "text/event-stream",
          description = "`hello` {cursor, missed} then `commit` {cursor, device_id} events; comment heartbeats"),
-        (status = 403, description = "device_token_required: a sign-in token", body = ErrorBody),
-        (status = 429, description = "rate_limited: too many open event streams for this user", body = ErrorBody),
+        (status = 429, description = "- `rate_limited`: too many open event streams for this user; wait \
+            `Retry-After` seconds", body = ErrorBody),
     ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
 pub async fn events(

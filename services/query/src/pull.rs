@@ -12,10 +12,12 @@ use crate::page_json::encode_page;
 
 /// The caller's entries after `cursor`, oldest first: at most `limit` (500 by default), and at most 4 MiB of
 /// payloads (but always one entry). `has_more` says whether more follow.
-#[utoipa::path(post, path = paths::PULL, tag = "sync", request_body = PullRequest, security(("bearer" = [])),
+#[utoipa::path(post, path = paths::PULL, tag = "sync", request_body = PullRequest, security(("device" = [])),
     responses(
         (status = 200, body = PullResponse),
-        (status = 400, description = "invalid_limit, cursor_beyond_head", body = ErrorBody),
+        (status = 400, description = "- `invalid_limit`: `limit` is not 1 to 500", body = ErrorBody),
+        (status = 409, description = "- `cursor_beyond_head`: the cursor is past the stream's newest entry: another \
+            server, user or app, or data restored from an older backup", body = ErrorBody),
     ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id, cursor = req.cursor))]
 pub async fn pull(
@@ -44,7 +46,7 @@ pub async fn pull(
 }
 
 /// How many changes the caller's stream holds and its newest cursor.
-#[utoipa::path(get, path = paths::STATUS, tag = "sync", security(("bearer" = [])),
+#[utoipa::path(get, path = paths::STATUS, tag = "sync", security(("device" = [])),
     responses((status = 200, body = StatusResponse)))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
 pub async fn status(

@@ -295,7 +295,7 @@ async fn bad_requests_are_refused(app: TestServer) {
     app.assert_nothing_stored(&user, &blob).await;
     app.begin(&user, &blob).await;
     let (status, body) = post("/api/sync/blobs/confirm", json!({"hash": blob.hash, "size": 11})).await;
-    assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "blob_mismatch"), "{body}");
+    assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "blob_mismatch"), "{body}");
     let (status, body) = app.confirm(&user, &blob).await;
     assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "blob_not_found"), "nothing uploaded yet: {body}");
 }
@@ -448,7 +448,7 @@ async fn confirm_checks_the_stored_bytes() {
     changed[100] ^= 1;
     std::fs::write(&path, changed).unwrap();
     let (status, body) = app.confirm(&user, &blob).await;
-    assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "blob_mismatch"), "{body}");
+    assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "blob_mismatch"), "{body}");
     assert!(!path.exists(), "the altered object is removed");
     app.assert_nothing_stored(&user, &blob).await;
 }

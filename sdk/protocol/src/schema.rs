@@ -1,0 +1,81 @@
+//! The OpenAPI schemas of request fields whose rules a plain type cannot carry: each says exactly what the server
+//! accepts, so that every request valid by the published document is accepted and the others are refused.
+//!
+//! The patterns are ECMA-262 regular expressions that read the same in Python. Whitespace is spelled out as the
+//! characters Rust's `char::is_whitespace` (and so `str::trim`) knows, and control characters as `char::is_control`
+//! does, because `\s` means other things in other engines.
+
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+
+use crate::base64::schema::sized;
+use crate::limits::{
+    LOGIN_KEY_BYTES, LOGIN_SALT_BYTES, MAX_DEVICE_FIELD_CHARS, MAX_EMAIL_CHARS, MAX_ENTRY_BYTES, MAX_ENVELOPE_BYTES,
+};
+
+/// What `str::trim` removes.
+const WHITESPACE: &str = r"\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+/// What `char::is_control` is true of.
+const CONTROL: &str = r"\x00-\x1f\x7f-\x9f";
+
+fn string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
+}
+
+/// An email: at most [`MAX_EMAIL_CHARS`] characters, one `@` between non-empty parts, no whitespace or control
+/// characters but around it (trimmed). Compared in lower case.
+pub(crate) fn email() -> Object {
+    let part = format!("[^{WHITESPACE}{CONTROL}@]+");
+    string()
+        .description(Some("an email address, compared in lower case; surrounding whitespace is ignored"))
+        .min_length(Some(3))
+        .max_length(Some(MAX_EMAIL_CHARS))
+        .pattern(Some(format!("^[{WHITESPACE}]*{part}@{part}[{WHITESPACE}]*$")))
+        .build()
+}
+
+/// A device's name or platform: at most [`MAX_DEVICE_FIELD_CHARS`] characters, and once trimmed at least one, none
+/// of them a control character.
+pub(crate) fn device_field() -> Object {
+    let visible = format!("[^{WHITESPACE}{CONTROL}]");
+    string()
+        .min_length(Some(1))
+        .max_length(Some(MAX_DEVICE_FIELD_CHARS))
+        .pattern(Some(format!("^[{WHITESPACE}]*{visible}(?:[^{CONTROL}]*{visible})?[{WHITESPACE}]*$")))
+        .build()
+}
+
+/// A login salt: [`LOGIN_SALT_BYTES`] bytes.
+pub(crate) fn salt() -> Object {
+    sized(LOGIN_SALT_BYTES, LOGIN_SALT_BYTES)
+}
+
+/// A login key: [`LOGIN_KEY_BYTES`] bytes.
+pub(crate) fn login_key() -> Object {
+    sized(LOGIN_KEY_BYTES, LOGIN_KEY_BYTES)
+}
+
+/// A key envelope: 1 to [`MAX_ENVELOPE_BYTES`] bytes.
+pub(crate) fn envelope() -> Object {
+    sized(1, MAX_ENVELOPE_BYTES)
+}
+
+/// An entry's payload: at most [`MAX_ENTRY_BYTES`] bytes.
+pub(crate) fn payload() -> Object {
+    sized(0, MAX_ENTRY_BYTES)
+}
+
+/// A SHA-256 in base64: 32 bytes.
+pub(crate) fn sha256() -> Object {
+    sized(32, 32)
+}
+
+/// A blob's content id: 64 lowercase hex characters.
+pub(crate) fn blob_hash() -> Object {
+    string().min_length(Some(64)).max_length(Some(64)).pattern(Some("^[0-9a-f]{64}$")).build()
+}
+
+/// An app's API key, as `synckit-server admin create-app` prints it. Any string is looked up (and one of no app
+/// answers `401 invalid_api_key`); the bound keeps sign-in within its body limit.
+pub(crate) fn api_key() -> Object {
+    string().max_length(Some(256)).build()
+}
