@@ -1,14 +1,29 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use synckit_http::budget::Reserve;
 use synckit_http::{ApiError, AuthenticatedDevice, Json};
-use synckit_protocol::limits::MAX_PULL_LIMIT;
+use synckit_protocol::limits::{MAX_ENTRY_BYTES, MAX_PULL_LIMIT};
 use synckit_protocol::sync::{PullRequest, PullResponse, StatusResponse};
 use synckit_protocol::{ErrorBody, ErrorCode, paths};
 use tracing::instrument;
 
 use crate::QueryState;
-use crate::page_json::encode_page;
+use crate::page_json::{JSON_BYTES_PER_ENTRY, encode_page};
+
+/// What one entry read from the store costs beside its payload: the `Entry` and its allocation.
+const ROW_BYTES_PER_ENTRY: u64 = 128;
+
+/// The most memory a pull of `limit` entries holds while it builds its page: the rows read from the store and their
+/// JSON side by side, every entry at the largest size. The one place a pull's reservation is sized: it is reserved
+/// before the store is read, and shrunk to the JSON's length once that is written. A byte cap on pages bounds it
+/// further: the rows then hold at most the cap, and the JSON the cap's base64.
+pub fn page_reservation(limit: u32) -> u64 {
+    let payload = MAX_ENTRY_BYTES as u64;
+    let row = payload + ROW_BYTES_PER_ENTRY;
+    let json = payload.div_ceil(3) * 4 + JSON_BYTES_PER_ENTRY;
+    u64::from(limit) * (row + json)
+}
 
 /// The caller's entries after `cursor`, oldest first, at most `limit` (500 by default).
 #[utoipa::path(post, path = paths::PULL, tag = "sync", request_body = PullRequest, security(("bearer" = [])),
@@ -20,6 +35,7 @@ use crate::page_json::encode_page;
 pub async fn pull(
     State(state): State<QueryState>,
     auth: AuthenticatedDevice,
+    reserve: Reserve,
     Json(req): Json<PullRequest>,
 ) -> Result<Response, ApiError> {
     let limit = req.limit.unwrap_or(MAX_PULL_LIMIT);
@@ -29,6 +45,8 @@ pub async fn pull(
             format!("limit must be 1 to {MAX_PULL_LIMIT}, got {limit}"),
         ));
     }
+    // Before the store is read: a 20-byte request must not make the server build a page it has no room for.
+    let memory = reserve.bytes(page_reservation(limit)).await?;
     let page = state.changelog.read(auth.stream(), req.cursor, limit).await?;
     if req.cursor > page.head {
         return Err(ApiError::new(
@@ -39,7 +57,12 @@ pub async fn pull(
     let cursor = page.entries.last().map_or(req.cursor, |e| e.seq);
     // Sequence numbers are contiguous, so anything below the head not yet returned is still to come.
     let body = encode_page(&page.entries, cursor, cursor < page.head);
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    drop(page);
+    // The rows are gone; the JSON stays until it is written.
+    memory.shrink_to(body.capacity() as u64);
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    response.extensions_mut().insert(memory);
+    Ok(response)
 }
 
 /// How many changes the caller's stream holds and its newest cursor.

@@ -8,6 +8,7 @@ mod blobs;
 mod concurrency;
 mod connections;
 mod events;
+mod memory;
 mod operations;
 mod postgres_tls;
 mod revocation;
