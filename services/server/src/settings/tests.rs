@@ -204,12 +204,15 @@ fn values_that_cannot_work_name_their_variable() {
         (|s| s.serve.request_timeout = Duration::from_secs(0), "SYNCKIT_REQUEST_TIMEOUT_SECS"),
         (|s| s.serve.max_connections = 0, "SYNCKIT_SERVE_MAX_CONNECTIONS"),
         (|s| s.serve.max_connection_age = Duration::from_secs(0), "SYNCKIT_SERVE_MAX_CONNECTION_AGE_SECS"),
-        // A quarter of 256 MiB cannot hold the largest push (twice its 48 MiB body).
-        (|s| s.serve.memory_budget_mib = 256, "SYNCKIT_SERVE_MEMORY_BUDGET_MIB"),
+        // A quarter of 383 MiB cannot hold the largest push (twice its 48 MiB body); 384 can (below).
+        (|s| s.serve.memory_budget_mib = 383, "SYNCKIT_SERVE_MEMORY_BUDGET_MIB"),
         (|s| s.serve.body_read_timeout = Duration::from_secs(0), "SYNCKIT_SERVE_BODY_READ_TIMEOUT_SECS"),
         (|s| s.serve.write_timeout = Duration::from_secs(0), "SYNCKIT_SERVE_WRITE_TIMEOUT_SECS"),
     ];
     assert!(Settings::default().validate().is_ok());
+    let mut smallest = Settings::default();
+    smallest.serve.memory_budget_mib = 384;
+    assert!(smallest.validate().is_ok(), "the smallest budget the docs name");
     for (spoil, named) in cases {
         let mut settings = Settings::default();
         spoil(&mut settings);
