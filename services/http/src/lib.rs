@@ -7,12 +7,16 @@
 //!   (a device's token) are the extractors that give a handler the (app, user) stream, taken from a verified,
 //!   unrevoked token and never from the body.
 //! - [`keys`]: [`KeyRing`], the current signing key and the previous ones that still verify, each named by an id.
-//! - [`serve`]: the accept loop: connection limits (first-request deadline, maximum age, cap) and graceful shutdown.
+//! - [`serve`]: the accept loop: connection limits (first-request deadline, maximum age, cap), the read and write
+//!   deadlines of bodies, and graceful shutdown.
+//! - [`budget`]: [`MemoryBudget`], the server-wide budget of request and response bytes in flight, shared between
+//!   users, and the middleware and extractor that reserve from it.
 //! - [`timeout`]: a whole-request deadline.
 //! - [`fallback`]: JSON answers for unknown routes and wrong methods.
 //! - [`secs`]: `Duration` settings read as whole seconds.
 
 pub mod auth;
+pub mod budget;
 pub mod error;
 pub mod fallback;
 pub mod json;
@@ -22,6 +26,7 @@ pub mod serve;
 pub mod timeout;
 
 pub use auth::{Authenticated, AuthenticatedDevice, Authenticator, TokenKeys};
+pub use budget::MemoryBudget;
 pub use error::ApiError;
 pub use json::Json;
 pub use keys::{KeyRing, ShortSecret};

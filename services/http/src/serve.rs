@@ -11,26 +11,45 @@
 //!
 //! And their number is capped: over the cap, the loop stops accepting, so new connections wait in the kernel's listen
 //! backlog (and past it, their SYNs go unanswered and clients retry) instead of costing a descriptor each.
+//!
+//! Every request is bounded while it moves bytes, in both directions:
+//! - a request body that sends nothing for `body_read_timeout` (while a handler reads it) is answered 408
+//!   `request_timeout`, and an HTTP/1 connection is closed after that answer;
+//! - a response body that makes no write progress for `write_timeout` (the connection took none of what it was
+//!   handed) closes its connection, and so frees the response. Large response frames are handed over in 64 KiB
+//!   chunks, so progress is seen as it happens. A response that is merely waiting for something to send (an event
+//!   stream between events) is not stalled: it is cut only when what it sent is not taken.
+//!
+//! The memory budget's reservations ([`crate::budget::Held`]) go with the response body, until it has been handed to
+//! the connection in full or dropped.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
+use axum::http::{HeaderValue, Version, header};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use socket2::{SockRef, TcpKeepalive};
+use synckit_protocol::ErrorCode;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
-use tokio::time::{Instant, sleep};
+use tokio::time::{Instant, Sleep, sleep};
 use tower_layer::Layer as _;
+
+use crate::ApiError;
+use crate::budget::Held;
 
 /// Limits of the accept loop.
 #[derive(Debug, Clone)]
@@ -45,6 +64,10 @@ pub struct ServeOptions {
     pub max_connection_age: Duration,
     /// After shutdown is signalled, or a connection reaches its maximum age, its requests get this long to finish.
     pub shutdown_grace: Duration,
+    /// A request body that sends nothing for this long while it is read is answered 408.
+    pub body_read_timeout: Duration,
+    /// A response that makes no write progress for this long closes its connection.
+    pub write_timeout: Duration,
 }
 
 impl Default for ServeOptions {
@@ -54,6 +77,8 @@ impl Default for ServeOptions {
             max_connections: 10_000,
             max_connection_age: Duration::from_secs(3600),
             shutdown_grace: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -61,6 +86,10 @@ impl Default for ServeOptions {
 /// The SDK multiplexes its requests and an event stream or two over one connection; 32 leaves room for that and
 /// bounds what one connection can make the server do at once.
 const MAX_CONCURRENT_STREAMS: u32 = 32;
+
+/// The largest piece of a response body handed to the connection at once: progress is seen per piece, and HTTP/2
+/// buffers at most two pieces per stream beyond what the peer's window takes.
+const WRITE_CHUNK: usize = 64 * 1024;
 
 /// How often the loop may say that it is at its connection cap.
 const CAP_WARNING_INTERVAL: Duration = Duration::from_secs(60);
@@ -152,14 +181,24 @@ fn connection(
     // The peer's address, for what limits by client (the sign-in throttle): axum's `ConnectInfo`.
     let service = TowerToHyperService::new(Extension(ConnectInfo(peer)).layer(app.clone()));
     let activity = Arc::new(Activity::new());
+    let (body_read_timeout, write_timeout) = (options.body_read_timeout, options.write_timeout);
     let service = {
         let activity = activity.clone();
-        hyper::service::service_fn(move |request| {
+        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let open = Open::start(activity.clone());
+            let http1 = request.version() < Version::HTTP_2;
+            let stalled = Arc::new(AtomicBool::new(false));
+            let request = request.map(|body| Body::new(Watched::new(body, body_read_timeout, stalled.clone())));
             let response = hyper::service::Service::call(&service, request);
             async move {
-                let response = response.await?;
-                Ok::<_, Infallible>(response.map(|body| Body::new(Tracked { body, _open: open })))
+                let mut response = response.await?;
+                if stalled.load(Ordering::Acquire) {
+                    // Whatever the handler made of a cut body, the client hears why; the reservations of the
+                    // handler's answer go with it.
+                    response = body_stalled(body_read_timeout, http1);
+                }
+                let held = response.extensions_mut().remove::<Held>();
+                Ok::<_, Infallible>(response.map(|body| Body::new(Tracked::new(body, held, open))))
             }
         })
     };
@@ -179,6 +218,9 @@ fn connection(
             }
         };
         let forced_close = sleep(grace);
+        let check_every = (write_timeout / 2).max(Duration::from_millis(100));
+        let mut stall_check = tokio::time::interval_at(Instant::now() + check_every, check_every);
+        stall_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(idle, drain, forced_close);
         let mut draining = false;
         loop {
@@ -212,24 +254,56 @@ fn connection(
                 }
                 // An event stream never finishes by itself; the SDK reconnects when it is cut.
                 () = &mut forced_close, if draining => return,
+                // Dropping the connection drops its responses, and with them their memory and reservations.
+                _ = stall_check.tick() => {
+                    if activity.stalled_since().is_some_and(|since| since.elapsed() >= write_timeout) {
+                        tracing::info!(
+                            %peer,
+                            "a response made no write progress for {} s (serve.write_timeout_secs); closing its \
+                             connection",
+                            write_timeout.as_secs()
+                        );
+                        return;
+                    }
+                }
             }
         }
     }
 }
 
-/// What a connection's requests are doing: how many are open (until their response body is done or dropped) and
-/// when the last one ended, for the idle limit.
+/// What a connection's requests are doing: how many are open (until their response body is done or dropped), when
+/// the last one ended, for the idle limit, and since when each response has waited for the connection to take what
+/// it handed over, for the write deadline.
 #[derive(Debug)]
 struct Activity {
     open: AtomicUsize,
     /// `None` until a request has ended.
     last_ended: Mutex<Option<Instant>>,
     used: AtomicBool,
+    /// Responses that handed over a piece of their body and have not been asked for the next, by response number:
+    /// since when.
+    handed: Mutex<HashMap<u64, Instant>>,
+    responses: AtomicU64,
 }
 
 impl Activity {
     fn new() -> Self {
-        Self { open: AtomicUsize::new(0), last_ended: Mutex::new(None), used: AtomicBool::new(false) }
+        Self {
+            open: AtomicUsize::new(0),
+            last_ended: Mutex::new(None),
+            used: AtomicBool::new(false),
+            handed: Mutex::new(HashMap::new()),
+            responses: AtomicU64::new(0),
+        }
+    }
+
+    fn handed(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Instant>> {
+        self.handed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Since when the longest-waiting response has waited for the connection to take what it handed over.
+    fn stalled_since(&self) -> Option<Instant> {
+        self.handed().values().min().copied()
     }
 
     fn never_used(&self) -> bool {
@@ -264,22 +338,157 @@ impl Drop for Open {
     }
 }
 
-/// A response body that holds its request open until it is done.
+/// A response body that holds its request open, and its memory reservations, until it is done; hands large frames
+/// over in pieces; and tells the connection when it is waiting for a piece to be taken.
 #[derive(Debug)]
 struct Tracked {
     body: Body,
-    _open: Open,
+    /// The rest of a frame larger than a piece.
+    rest: Option<Bytes>,
+    held: Option<Held>,
+    /// This response's number on its connection.
+    id: u64,
+    /// Whether a piece was handed over and the next not yet asked for.
+    waiting: bool,
+    open: Open,
+}
+
+impl Tracked {
+    fn new(body: Body, held: Option<Held>, open: Open) -> Self {
+        let id = open.0.responses.fetch_add(1, Ordering::Relaxed);
+        Self { body, rest: None, held, id, waiting: false, open }
+    }
+
+    fn next_piece(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let mut data = match self.rest.take() {
+            Some(rest) => rest,
+            None => match std::task::ready!(http_body::Body::poll_frame(Pin::new(&mut self.body), cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                },
+                other => return Poll::Ready(other),
+            },
+        };
+        if data.len() > WRITE_CHUNK {
+            let piece = data.split_to(WRITE_CHUNK);
+            self.rest = Some(data);
+            data = piece;
+        }
+        Poll::Ready(Some(Ok(http_body::Frame::data(data))))
+    }
 }
 
 impl http_body::Body for Tracked {
-    type Data = <Body as http_body::Body>::Data;
-    type Error = <Body as http_body::Body>::Error;
+    type Data = Bytes;
+    type Error = axum::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        if this.waiting {
+            this.waiting = false;
+            this.open.0.handed().remove(&this.id);
+        }
+        let frame = this.next_piece(cx);
+        if http_body::Body::is_end_stream(this) || matches!(frame, Poll::Ready(None | Some(Err(_)))) {
+            // Handed over in full (or failed): the memory is the connection's now, a write buffer's worth at most.
+            this.held = None;
+        } else if matches!(&frame, Poll::Ready(Some(Ok(f))) if f.is_data()) {
+            this.waiting = true;
+            this.open.0.handed().insert(this.id, Instant::now());
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_none() && self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let hint = self.body.size_hint();
+        let Some(rest) = &self.rest else { return hint };
+        let rest = rest.len() as u64;
+        let mut sum = http_body::SizeHint::new();
+        sum.set_lower(hint.lower() + rest);
+        if let Some(upper) = hint.upper() {
+            sum.set_upper(upper + rest);
+        }
+        sum
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if self.waiting {
+            self.open.0.handed().remove(&self.id);
+        }
+    }
+}
+
+/// A request body that fails, and says so in `stalled`, when it sends nothing for `limit` while it is read.
+#[derive(Debug)]
+struct Watched {
+    body: Incoming,
+    limit: Duration,
+    /// Armed the first time the body has nothing to give, and pushed back by every frame.
+    timer: Option<Pin<Box<Sleep>>>,
+    stalled: Arc<AtomicBool>,
+}
+
+impl Watched {
+    fn new(body: Incoming, limit: Duration, stalled: Arc<AtomicBool>) -> Self {
+        Self { body, limit, timer: None, stalled }
+    }
+}
+
+/// The error a stalled request body ends with.
+#[derive(Debug)]
+struct BodyStalled(Duration);
+
+impl std::fmt::Display for BodyStalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the request body sent nothing for {} s", self.0.as_secs())
+    }
+}
+
+impl std::error::Error for BodyStalled {}
+
+impl http_body::Body for Watched {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.stalled.load(Ordering::Relaxed) {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(timer) = &mut this.timer {
+                    timer.as_mut().reset(Instant::now() + this.limit);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                let limit = this.limit;
+                let timer = this.timer.get_or_insert_with(|| Box::pin(sleep(limit)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.stalled.store(true, Ordering::Release);
+                        Poll::Ready(Some(Err(Box::new(BodyStalled(limit)))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
     }
 
     fn is_end_stream(&self) -> bool {
@@ -289,6 +498,20 @@ impl http_body::Body for Tracked {
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
     }
+}
+
+/// 408 for a request whose body stalled; an HTTP/1 connection is closed after it, since the rest of the body would
+/// otherwise be read as the next request. (An HTTP/2 stream ends alone.)
+fn body_stalled(limit: Duration, http1: bool) -> Response {
+    let mut response = ApiError::new(
+        ErrorCode::RequestTimeout,
+        format!("the request body sent nothing for {} s (serve.body_read_timeout_secs)", limit.as_secs()),
+    )
+    .into_response();
+    if http1 {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 #[cfg(test)]

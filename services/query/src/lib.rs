@@ -22,6 +22,7 @@ use synckit_store::ChangelogStore;
 use tokio::sync::watch;
 
 pub use events::{EventSettings, Hub};
+pub use pull::page_reservation;
 
 /// What the query handlers share.
 #[derive(Clone, Debug, FromRef)]

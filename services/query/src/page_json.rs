@@ -12,10 +12,15 @@ use base64::engine::general_purpose::STANDARD;
 use synckit_store::Entry;
 use time::format_description::well_known::Rfc3339;
 
+/// An entry's JSON beside its payload's base64, at most: the names and punctuation (~110 bytes), a seq of up to 20
+/// digits, two UUIDs and a timestamp of up to 30 characters (nanoseconds). An overrun would double the buffer of a
+/// whole page, and put it past the pull's memory reservation.
+pub(crate) const JSON_BYTES_PER_ENTRY: u64 = 192;
+
 /// `{"entries":[…],"cursor":…,"has_more":…}` for `entries`.
 pub(crate) fn encode_page(entries: &[Entry], cursor: u64, has_more: bool) -> Vec<u8> {
     let payload_bytes: usize = entries.iter().map(|e| e.payload.len().div_ceil(3) * 4).sum();
-    let mut out = Vec::with_capacity(payload_bytes + entries.len() * 160 + 64);
+    let mut out = Vec::with_capacity(payload_bytes + entries.len() * JSON_BYTES_PER_ENTRY as usize + 64);
     out.extend_from_slice(b"{\"entries\":[");
     for (i, e) in entries.iter().enumerate() {
         if i > 0 {
@@ -48,7 +53,7 @@ mod tests {
 
     #[test]
     fn matches_what_serde_writes() {
-        let entries: Vec<Entry> = [0usize, 1, 2, 3, 1000]
+        let mut entries: Vec<Entry> = [0usize, 1, 2, 3, 1000]
             .into_iter()
             .enumerate()
             .map(|(i, len)| Entry {
@@ -59,7 +64,13 @@ mod tests {
                 created_at: OffsetDateTime::from_unix_timestamp_nanos(1_795_000_000_123_456_000 + i as i128).unwrap(),
             })
             .collect();
+        // The longest seq there is, and timestamps to the nanosecond: the most JSON an entry writes.
+        entries[4].seq = u64::MAX;
         for (slice, cursor, has_more) in [(&entries[..], 11, true), (&entries[..0], 3, false)] {
+            let payload_bytes: usize = slice.iter().map(|e| e.payload.len().div_ceil(3) * 4).sum();
+            let encoded = encode_page(slice, cursor, has_more);
+            let sized = payload_bytes + slice.len() * JSON_BYTES_PER_ENTRY as usize + 64;
+            assert_eq!(encoded.capacity(), sized, "the page was written into the buffer it was sized for");
             let wire = PullResponse {
                 entries: slice
                     .iter()

@@ -28,9 +28,12 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 use synckit_auth::{AuthSettings, AuthState};
 use synckit_blob::BlobState;
+use synckit_http::budget::{BodyLimits, Budgeted, DEFAULT_BODY_LIMIT, reserve_request};
 use synckit_http::serve::{ServeOptions, serve};
-use synckit_http::{Authenticator, TokenKeys, fallback};
+use synckit_http::{Authenticator, MemoryBudget, TokenKeys, fallback};
 use synckit_ingest::{AdmissionLimits, IngestState, PushAdmission};
+use synckit_protocol::limits::{MAX_PUBLIC_BODY_BYTES, MAX_PUSH_BODY_BYTES};
+use synckit_protocol::paths;
 use synckit_query::{Hub, QueryState};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -62,6 +65,8 @@ impl Server {
             header_read_timeout: settings.serve.header_read_timeout,
             max_connections: settings.serve.max_connections,
             max_connection_age: settings.serve.max_connection_age,
+            body_read_timeout: settings.serve.body_read_timeout,
+            write_timeout: settings.serve.write_timeout,
             ..ServeOptions::default()
         };
         Ok(Self { engines, router, serve_options, shutting_down })
@@ -81,6 +86,17 @@ impl Server {
         };
         serve(listener, self.router, self.serve_options, shutdown).await;
     }
+}
+
+/// The body limits the services set on their routes, for requests that declare no length; axum's default elsewhere.
+/// The embedded blob store's transfers stream to disk and are not budgeted by their size.
+fn body_limits() -> BodyLimits {
+    let public = MAX_PUBLIC_BODY_BYTES as u64;
+    BodyLimits::new(DEFAULT_BODY_LIMIT)
+        .route(paths::PUSH, MAX_PUSH_BODY_BYTES as u64)
+        .route(paths::ACCOUNTS_REGISTER, public)
+        .route(paths::ACCOUNTS_PRELOGIN, public)
+        .route(paths::AUTH, public)
 }
 
 async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receiver<bool>) -> anyhow::Result<Router> {
@@ -141,7 +157,15 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
             transfers = transfers.merge(routes);
         }
     }
-    let api = api.layer(from_fn_with_state(settings.serve.request_timeout, synckit_http::timeout::request_timeout));
+    // The budget is outermost: a request waiting for room has not started its deadline.
+    let budgeted = Budgeted {
+        budget: MemoryBudget::new(settings.serve.memory_budget_bytes()),
+        keys: keys.clone(),
+        limits: body_limits(),
+    };
+    let api = api
+        .layer(from_fn_with_state(settings.serve.request_timeout, synckit_http::timeout::request_timeout))
+        .layer(from_fn_with_state(budgeted, reserve_request));
 
     Ok(Router::new()
         .merge(api)

@@ -17,6 +17,8 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use synckit_auth::ThrottleSettings;
 use synckit_blob::{BlobSettings, S3Config};
+use synckit_http::budget::USER_SHARE_DIVISOR;
+use synckit_protocol::limits::{MAX_PULL_LIMIT, MAX_PUSH_BODY_BYTES};
 use synckit_query::EventSettings;
 
 use crate::secrets::SecretSettings;
@@ -156,6 +158,30 @@ pub struct ServeSettings {
     /// (`SYNCKIT_SERVE_MAX_CONNECTION_AGE_SECS`).
     #[serde(with = "synckit_http::secs", rename = "max_connection_age_secs")]
     pub max_connection_age: Duration,
+    /// Request and response bytes the server holds in flight at most, in MiB (`SYNCKIT_SERVE_MEMORY_BUDGET_MIB`).
+    /// One user may hold a quarter of it; see [`synckit_http::budget`].
+    pub memory_budget_mib: u64,
+    /// A request body that sends nothing for this long is answered 408 (`SYNCKIT_SERVE_BODY_READ_TIMEOUT_SECS`).
+    #[serde(with = "synckit_http::secs", rename = "body_read_timeout_secs")]
+    pub body_read_timeout: Duration,
+    /// A response the client takes nothing of for this long is cut, its connection closed
+    /// (`SYNCKIT_SERVE_WRITE_TIMEOUT_SECS`).
+    #[serde(with = "synckit_http::secs", rename = "write_timeout_secs")]
+    pub write_timeout: Duration,
+}
+
+impl ServeSettings {
+    /// The memory budget in bytes.
+    pub fn memory_budget_bytes(&self) -> u64 {
+        self.memory_budget_mib.saturating_mul(1024 * 1024)
+    }
+
+    /// The largest single reservation: a push of the largest body, or a pull of the largest page. A user's share of
+    /// the budget must hold it, or the largest honest requests would always be refused.
+    pub fn largest_reservation() -> u64 {
+        let push = MAX_PUSH_BODY_BYTES as u64 * synckit_http::budget::BODY_COST_FACTOR;
+        push.max(synckit_query::page_reservation(MAX_PULL_LIMIT))
+    }
 }
 
 impl Default for ServeSettings {
@@ -165,6 +191,9 @@ impl Default for ServeSettings {
             request_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             max_connection_age: Duration::from_secs(3600),
+            memory_budget_mib: 1024,
+            body_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -385,6 +414,23 @@ impl Settings {
         }
         if self.serve.max_connection_age.is_zero() {
             return bad("serve.max_connection_age_secs", "must be at least 1".into());
+        }
+        let smallest_budget = (ServeSettings::largest_reservation() * USER_SHARE_DIVISOR).div_ceil(1024 * 1024);
+        if self.serve.memory_budget_mib < smallest_budget {
+            return bad(
+                "serve.memory_budget_mib",
+                format!(
+                    "must be at least {smallest_budget}, not {}: a user's share (a quarter) must hold the largest \
+                     push or pull",
+                    self.serve.memory_budget_mib
+                ),
+            );
+        }
+        if self.serve.body_read_timeout.is_zero() {
+            return bad("serve.body_read_timeout_secs", "must be at least 1".into());
+        }
+        if self.serve.write_timeout.is_zero() {
+            return bad("serve.write_timeout_secs", "must be at least 1".into());
         }
         Ok(())
     }

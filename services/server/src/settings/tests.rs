@@ -45,6 +45,13 @@ fn defaults_and_bad_values() {
         assert_eq!((db.max_queued, s.push.max_queued_per_stream, s.push.max_in_database), (128, 8, None));
         // Unset, pushes get three quarters of the pool.
         assert_eq!(s.push_max_in_database(), 12);
+        assert_eq!(s.serve.memory_budget_mib, 1024);
+        assert_eq!(
+            (s.serve.body_read_timeout, s.serve.write_timeout),
+            (Duration::from_secs(30), Duration::from_secs(30))
+        );
+        // The default budget fits the largest request four times over in each user's quarter... at least once.
+        assert!(s.serve.memory_budget_bytes() / 4 >= ServeSettings::largest_reservation());
 
         jail.set_env("SYNCKIT_ROLE", "everything");
         let err = load().unwrap_err();
@@ -84,6 +91,9 @@ fn every_variable_reaches_its_setting() {
             ("REQUEST_TIMEOUT_SECS", "11"),
             ("SERVE_MAX_CONNECTIONS", "15"),
             ("SERVE_MAX_CONNECTION_AGE_SECS", "16"),
+            ("SERVE_MEMORY_BUDGET_MIB", "2048"),
+            ("SERVE_BODY_READ_TIMEOUT_SECS", "17"),
+            ("SERVE_WRITE_TIMEOUT_SECS", "18"),
             ("NATS_URL", "nats://127.0.0.1:4222"),
         ] {
             jail.set_env(format!("SYNCKIT_{var}"), value);
@@ -105,6 +115,8 @@ fn every_variable_reaches_its_setting() {
         assert_eq!((s.events.max_connections_per_user, s.events.max_lifetime), (8, secs(9)));
         assert_eq!((s.serve.header_read_timeout, s.serve.request_timeout), (secs(10), secs(11)));
         assert_eq!((s.serve.max_connections, s.serve.max_connection_age), (15, secs(16)));
+        assert_eq!((s.serve.memory_budget_mib, s.serve.memory_budget_bytes()), (2048, 2048 << 20));
+        assert_eq!((s.serve.body_read_timeout, s.serve.write_timeout), (secs(17), secs(18)));
         assert_eq!((s.sign_in.account_burst, s.sign_in.address_burst, s.sign_in.refill), (12, 13, secs(14)));
         assert_eq!(s.nats_url.as_deref(), Some("nats://127.0.0.1:4222"));
         Ok(())
@@ -151,6 +163,7 @@ fn keys_and_variables_translate_both_ways() {
         ("serve_max_connections", "serve.max_connections"),
         ("db_lock_timeout_secs", "database.lock_timeout_secs"),
         ("push_max_queued_per_stream", "push.max_queued_per_stream"),
+        ("serve_memory_budget_mib", "serve.memory_budget_mib"),
     ] {
         assert_eq!(env_key(var).as_deref(), Some(key));
         assert_eq!(env_var(key), format!("SYNCKIT_{}", var.to_uppercase()));
@@ -192,7 +205,7 @@ fn a_typo_in_a_file_is_refused() {
 #[test]
 fn values_that_cannot_work_name_their_variable() {
     type Spoil = fn(&mut Settings);
-    let cases: [(Spoil, &str); 23] = [
+    let cases: [(Spoil, &str); 26] = [
         (|s| s.secrets.token.value = Some("short".into()), "SYNCKIT_TOKEN_SECRET"),
         (|s| s.database.max_connections = 0, "SYNCKIT_DB_MAX_CONNECTIONS"),
         (|s| s.database.token_connections = 0, "SYNCKIT_DB_TOKEN_CONNECTIONS"),
@@ -223,8 +236,15 @@ fn values_that_cannot_work_name_their_variable() {
         (|s| s.serve.request_timeout = Duration::from_secs(0), "SYNCKIT_REQUEST_TIMEOUT_SECS"),
         (|s| s.serve.max_connections = 0, "SYNCKIT_SERVE_MAX_CONNECTIONS"),
         (|s| s.serve.max_connection_age = Duration::from_secs(0), "SYNCKIT_SERVE_MAX_CONNECTION_AGE_SECS"),
+        // A quarter of 383 MiB cannot hold the largest push (twice its 48 MiB body); 384 can (below).
+        (|s| s.serve.memory_budget_mib = 383, "SYNCKIT_SERVE_MEMORY_BUDGET_MIB"),
+        (|s| s.serve.body_read_timeout = Duration::from_secs(0), "SYNCKIT_SERVE_BODY_READ_TIMEOUT_SECS"),
+        (|s| s.serve.write_timeout = Duration::from_secs(0), "SYNCKIT_SERVE_WRITE_TIMEOUT_SECS"),
     ];
     assert!(Settings::default().validate().is_ok());
+    let mut smallest = Settings::default();
+    smallest.serve.memory_budget_mib = 384;
+    assert!(smallest.validate().is_ok(), "the smallest budget the docs name");
     for (spoil, named) in cases {
         let mut settings = Settings::default();
         spoil(&mut settings);
