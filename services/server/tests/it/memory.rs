@@ -232,7 +232,13 @@ async fn memory_maximal_pushes_stay_within_the_budget() {
     }
     assert_within_budget(baseline, peak);
     assert!(count(StatusCode::OK) >= 1, "some pushes are taken");
-    assert!(count(StatusCode::TOO_MANY_REQUESTS) >= 6, "a user's second push at once is over its share");
+    // A user's later pushes are over its share while its first is in flight (429); one that waited for room with
+    // the first may get in after it, or hear 503 at the end of its wait.
+    let refused = count(StatusCode::TOO_MANY_REQUESTS) + count(StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        refused >= 6 && count(StatusCode::TOO_MANY_REQUESTS) >= 1,
+        "three pushes at once per user: {refused} refused"
+    );
 
     drop(users);
     let normal = server.user().await;
