@@ -17,7 +17,7 @@ const ROW_BYTES_PER_ENTRY: u64 = 128;
 /// The most memory a pull of `limit` entries holds while it builds its page: the rows read from the store and their
 /// JSON side by side, every entry at the largest size, and the payloads at most the page's byte budget. The one place
 /// a pull's reservation is sized: it is reserved before the store is read, and shrunk to the JSON's length once that
-/// is written. A full page of 500 comes to about 8.7 MiB.
+/// is written. A full page of 500 comes to about 9.5 MiB.
 pub fn page_reservation(limit: u32) -> u64 {
     let payloads = (u64::from(limit) * MAX_ENTRY_BYTES as u64).min(MAX_PULL_PAGE_BYTES as u64);
     let rows = payloads + u64::from(limit) * ROW_BYTES_PER_ENTRY;
