@@ -1,8 +1,9 @@
 //! A JSON extractor that answers malformed input with a protocol error.
 
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -26,6 +27,36 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
+impl<T: DeserializeOwned + Send + 'static> Json<T> {
+    /// Like the extractor, but the body is parsed on a blocking thread once it has been read. A push is up to 48 MiB
+    /// of JSON, nearly all base64 to decode: parsed on one of the runtime's few workers, it would hold that worker,
+    /// and every request queued behind it, for as long as the parse takes.
+    pub async fn from_request_off_runtime<S: Send + Sync>(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !declares_json(&req) {
+            return Err(not_json());
+        }
+        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::new(ErrorCode::InvalidRequest, rejection.body_text())
+            }
+        })?;
+        tokio::task::spawn_blocking(move || axum::Json::<T>::from_bytes(&body))
+            .await
+            .map_err(|e| ApiError::internal(&e))?
+            .map(|axum::Json(value)| Self(value))
+            .map_err(rejection_to_error)
+    }
+}
+
+/// `Content-Type: application/json`, or another JSON type (`application/*+json`), as [`axum::Json`] requires.
+fn declares_json(req: &Request) -> bool {
+    let Some(value) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence.strip_prefix("application/").is_some_and(|sub| sub == "json" || sub.ends_with("+json"))
+}
+
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
@@ -36,12 +67,16 @@ fn rejection_to_error(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonDataError(e) => ApiError::new(ErrorCode::InvalidRequest, e.body_text()),
         JsonRejection::JsonSyntaxError(e) => ApiError::new(ErrorCode::InvalidJson, e.body_text()),
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::new(ErrorCode::UnsupportedMediaType, "send the body with Content-Type: application/json")
-        }
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(ErrorCode::BodyTooLarge, "the request body is larger than this endpoint accepts")
-        }
+        JsonRejection::MissingJsonContentType(_) => not_json(),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
         other => ApiError::new(ErrorCode::InvalidRequest, other.body_text()),
     }
+}
+
+fn not_json() -> ApiError {
+    ApiError::new(ErrorCode::UnsupportedMediaType, "send the body with Content-Type: application/json")
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(ErrorCode::BodyTooLarge, "the request body is larger than this endpoint accepts")
 }

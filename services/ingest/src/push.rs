@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{Request, State};
 use synckit_bus::{CommitBus, CommitNotice};
 use synckit_http::{ApiError, AuthenticatedDevice, Json};
 use synckit_protocol::limits::{MAX_ENTRY_BYTES, MAX_PUSH_ENTRIES};
@@ -46,7 +46,7 @@ pub async fn push(
     // stream's turn, so that one stream's pushes are read and parsed one at a time.
     let place = state.admission.enqueue(auth.stream())?;
     let turn = place.turn().await;
-    let Json(req) = Json::<PushRequest>::from_request(request, &state).await?;
+    let Json(req) = Json::<PushRequest>::from_request_off_runtime(request, &state).await?;
     tracing::Span::current().record("entries", req.entries.len());
     if req.entries.len() > MAX_PUSH_ENTRIES {
         return Err(ApiError::new(
