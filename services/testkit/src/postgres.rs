@@ -29,6 +29,19 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client> {
     Ok(client)
 }
 
+/// A transaction on `url` that holds the head-row lock of each `(app_id, user_id)` stream, as another instance's
+/// push would, until `ROLLBACK` is sent on the returned connection (or it is dropped).
+pub async fn hold_stream_locks(url: &str, streams: &[(Uuid, Uuid)]) -> Result<tokio_postgres::Client> {
+    let holder = connect(url).await?;
+    holder.batch_execute("BEGIN").await?;
+    for (app_id, user_id) in streams {
+        holder
+            .execute("SELECT head FROM streams WHERE app_id = $1 AND user_id = $2 FOR UPDATE", &[app_id, user_id])
+            .await?;
+    }
+    Ok(holder)
+}
+
 /// The CA that signed the test Postgres's TLS certificate (`ops/ensure-postgres` makes it).
 pub fn tls_ca() -> std::path::PathBuf {
     let dir = std::env::var_os("SYNCKIT_POSTGRES_TLS_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| {

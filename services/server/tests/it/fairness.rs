@@ -42,17 +42,8 @@ async fn reads_and_token_checks_answer_while_pushes_wait_on_locks() {
     let reader = app.user().await;
     assert_eq!(app.push(&reader, &entries(2)).await.0, StatusCode::OK);
 
-    let holder = synckit_testkit::postgres::connect(app.database_url().unwrap()).await.unwrap();
-    holder.batch_execute("BEGIN").await.unwrap();
-    for user in &pushers {
-        holder
-            .execute(
-                "SELECT head FROM streams WHERE app_id = $1 AND user_id = $2 FOR UPDATE",
-                &[&user.app_id, &user.user_id],
-            )
-            .await
-            .unwrap();
-    }
+    let streams: Vec<_> = pushers.iter().map(|u| (u.app_id, u.user_id)).collect();
+    let holder = synckit_testkit::postgres::hold_stream_locks(app.database_url().unwrap(), &streams).await.unwrap();
     let blocked: Vec<_> = pushers
         .iter()
         .map(|user| {

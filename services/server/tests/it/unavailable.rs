@@ -59,15 +59,10 @@ async fn a_push_waiting_on_a_locked_stream_gives_up_with_503() {
     let user = app.user().await;
     assert_eq!(app.push(&user, &entries(2)).await.0, StatusCode::OK);
 
-    let holder = synckit_testkit::postgres::connect(app.database_url().unwrap()).await.unwrap();
-    holder.batch_execute("BEGIN").await.unwrap();
-    holder
-        .execute(
-            "SELECT head FROM streams WHERE app_id = $1 AND user_id = $2 FOR UPDATE",
-            &[&user.app_id, &user.user_id],
-        )
-        .await
-        .unwrap();
+    let holder =
+        synckit_testkit::postgres::hold_stream_locks(app.database_url().unwrap(), &[(user.app_id, user.user_id)])
+            .await
+            .unwrap();
 
     let started = std::time::Instant::now();
     let (status, body) = app.push(&user, &entries(3)).await;
