@@ -14,9 +14,25 @@ use tokio::time::Instant;
 /// mid-way cannot leave a server behind for long.
 pub const LIFETIME_SECS: u32 = 240;
 
-/// A loopback port nothing listens on right now.
+/// A loopback port nothing listens on right now, and that nothing else will take before the process this suite
+/// starts on it binds it: below the kernel's ephemeral range, so that no listener or client elsewhere in the test run
+/// (which all bind port 0) is given it in between. Were it in the ephemeral range, another test's server could take it
+/// and answer this suite's readiness check in place of the process started on it, which fails to bind.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let first_ephemeral: u16 = range.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(32768);
+    let (low, high) = (first_ephemeral / 2, first_ephemeral);
+    assert!(high > low + 1000, "the ephemeral port range starts too low ({first_ephemeral}) to pick ports below it");
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    for i in 0..1000u64 {
+        // A multiplicative walk over the range from a per-run starting point.
+        let port = low + ((seed.wrapping_add(i.wrapping_mul(7919))) % u64::from(high - low)) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {low}..{high}");
 }
 
 /// `cmd` run under `timeout`, killed after [`LIFETIME_SECS`] whatever happens to the test.
