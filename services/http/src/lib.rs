@@ -11,12 +11,14 @@
 //!   deadlines of bodies, and graceful shutdown.
 //! - [`budget`]: [`MemoryBudget`], the server-wide budget of request and response bytes in flight, shared between
 //!   users, and the middleware and extractor that reserve from it.
+//! - [`bulk`]: threads at a lower CPU priority for the CPU-heavy part of large requests (parsing a push).
 //! - [`timeout`]: a whole-request deadline.
 //! - [`fallback`]: JSON answers for unknown routes and wrong methods.
 //! - [`secs`]: `Duration` settings read as whole seconds.
 
 pub mod auth;
 pub mod budget;
+pub mod bulk;
 pub mod error;
 pub mod fallback;
 pub mod json;
