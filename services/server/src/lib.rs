@@ -67,7 +67,7 @@ impl Server {
             max_connection_age: settings.serve.max_connection_age,
             body_read_timeout: settings.serve.body_read_timeout,
             write_timeout: settings.serve.write_timeout,
-            ..ServeOptions::default()
+            shutdown_grace: settings.serve.shutdown_grace,
         };
         Ok(Self { engines, router, serve_options, shutting_down })
     }

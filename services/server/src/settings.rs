@@ -168,6 +168,10 @@ pub struct ServeSettings {
     /// (`SYNCKIT_SERVE_WRITE_TIMEOUT_SECS`).
     #[serde(with = "synckit_http::secs", rename = "write_timeout_secs")]
     pub write_timeout: Duration,
+    /// On SIGTERM or Ctrl-C the server stops accepting, ends event streams and gives in-flight requests this long to
+    /// finish before it closes their connections (`SYNCKIT_SERVE_SHUTDOWN_GRACE_SECS`).
+    #[serde(with = "synckit_http::secs", rename = "shutdown_grace_secs")]
+    pub shutdown_grace: Duration,
 }
 
 impl ServeSettings {
@@ -194,6 +198,7 @@ impl Default for ServeSettings {
             memory_budget_mib: 1024,
             body_read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }

@@ -94,6 +94,7 @@ fn every_variable_reaches_its_setting() {
             ("SERVE_MEMORY_BUDGET_MIB", "2048"),
             ("SERVE_BODY_READ_TIMEOUT_SECS", "17"),
             ("SERVE_WRITE_TIMEOUT_SECS", "18"),
+            ("SERVE_SHUTDOWN_GRACE_SECS", "22"),
             ("NATS_URL", "nats://127.0.0.1:4222"),
         ] {
             jail.set_env(format!("SYNCKIT_{var}"), value);
@@ -117,6 +118,7 @@ fn every_variable_reaches_its_setting() {
         assert_eq!((s.serve.max_connections, s.serve.max_connection_age), (15, secs(16)));
         assert_eq!((s.serve.memory_budget_mib, s.serve.memory_budget_bytes()), (2048, 2048 << 20));
         assert_eq!((s.serve.body_read_timeout, s.serve.write_timeout), (secs(17), secs(18)));
+        assert_eq!(s.serve.shutdown_grace, secs(22));
         assert_eq!((s.sign_in.account_burst, s.sign_in.address_burst, s.sign_in.refill), (12, 13, secs(14)));
         assert_eq!(s.nats_url.as_deref(), Some("nats://127.0.0.1:4222"));
         Ok(())

@@ -166,3 +166,69 @@ async fn migrate_prepares_a_postgres_database() {
     assert!(!out.status.success(), "an unreachable database is a loud failure");
     assert!(String::from_utf8_lossy(&out.stderr).contains("storage unavailable"), "and says why");
 }
+
+/// A push's request as raw HTTP/1.1: its head and the first half of its body, and the rest of the body.
+fn push_in_two_halves(app: &TestServer, user: &synckit_testkit::TestUser) -> (Vec<u8>, Vec<u8>) {
+    let body = serde_json::to_vec(&json!({
+        "device_id": user.device_id,
+        "entries": [{"change_id": uuid::Uuid::now_v7(), "payload": b64(&random_bytes(64))}],
+    }))
+    .unwrap();
+    let head = format!(
+        "POST /api/sync/push HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        app.addr,
+        user.token,
+        body.len()
+    );
+    let (first, rest) = body.split_at(body.len() / 2);
+    ([head.as_bytes(), first].concat(), rest.to_vec())
+}
+
+/// On shutdown the server stops accepting at once, ends event streams, and gives requests in flight the grace period
+/// to finish: a push whose body is still arriving is answered and committed, and one still unfinished when the grace
+/// ends has its connection closed, committed nothing.
+#[tokio::test]
+async fn shutdown_drains_within_the_grace_period() {
+    const GRACE: Duration = Duration::from_secs(2);
+    assert!(GRACE * 2 < ServeSettings::default().shutdown_grace, "a server ignoring the setting would fail this");
+    let mut app = TestServer::start_with(engine::embedded(), |s| s.serve.shutdown_grace = GRACE).await;
+    let (finishing, stalled) = (app.user().await, app.user().await);
+    let mut events = crate::events::EventStream::open(&app, &finishing.token, None).await.unwrap();
+    events.until("event: hello").await;
+    let mut in_flight = Vec::new();
+    for user in [&finishing, &stalled] {
+        let (started, rest) = push_in_two_halves(&app, user);
+        let mut conn = TcpStream::connect(app.addr).await.unwrap();
+        conn.write_all(&started).await.unwrap();
+        in_flight.push((conn, rest));
+    }
+    // Both requests are in: the server is reading their bodies.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    app.shutdown.take().unwrap().send(()).unwrap();
+    assert!(events.closes().await, "shutdown ends open event streams");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(TcpStream::connect(app.addr).await.is_err(), "a server shutting down accepts no new connection");
+
+    let (mut stalled_conn, _) = in_flight.pop().unwrap();
+    let (mut finishing_conn, rest) = in_flight.pop().unwrap();
+    finishing_conn.write_all(&rest).await.unwrap();
+    let mut answer = vec![0; 4096];
+    let n = tokio::time::timeout(GRACE, finishing_conn.read(&mut answer)).await.expect("an answer").unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 200"), "a push finishing within the grace is answered: {answer}");
+
+    let started = std::time::Instant::now();
+    let mut cut = Vec::new();
+    let closed = tokio::time::timeout(GRACE * 2, stalled_conn.read_to_end(&mut cut)).await;
+    assert!(closed.is_ok(), "a request unfinished at the end of the grace has its connection closed");
+    assert!(started.elapsed() < GRACE + Duration::from_millis(500));
+    assert!(!String::from_utf8_lossy(&cut).contains(" 200 "), "{}", String::from_utf8_lossy(&cut));
+
+    let head = |user: &synckit_testkit::TestUser| {
+        app.engines.changelog.head(synckit_store::StreamId { app_id: user.app_id, user_id: user.user_id })
+    };
+    assert_eq!(head(&finishing).await.unwrap(), 1, "the answered push is committed");
+    assert_eq!(head(&stalled).await.unwrap(), 0, "the cut push committed nothing");
+}
