@@ -254,3 +254,61 @@ fn values_that_cannot_work_name_their_variable() {
         assert!(err.contains(named), "{err}");
     }
 }
+
+/// The keys the settings code accepts under `table` (`""` for the top level), as its deserializer lists them when
+/// refusing an unknown one: the code itself, not a list kept beside it.
+fn keys_of(table: &str) -> Vec<&'static str> {
+    let toml = match table {
+        "" => "not_a_setting = 1".to_owned(),
+        table => format!("[{table}]\nnot_a_setting = 1"),
+    };
+    let err = Figment::from(Toml::string(&toml)).extract::<Settings>().expect_err("an unknown key is refused");
+    match err.kind {
+        figment::error::Kind::UnknownField(_, expected) => expected.to_vec(),
+        other => panic!("[{table}]: {other}"),
+    }
+}
+
+/// Every setting the code accepts, as `table.key`.
+fn every_setting() -> Vec<String> {
+    // The sections, `secrets`, and each secret's own table.
+    let is_table = |key: &str| {
+        SECTION_PREFIXES.iter().any(|(_, section)| *section == key)
+            || key == "secrets"
+            || key.strip_prefix("secrets.").is_some_and(|secret| !secret.contains('.'))
+    };
+    let (mut keys, mut tables) = (Vec::new(), vec![String::new()]);
+    while let Some(table) = tables.pop() {
+        for key in keys_of(&table) {
+            let key = if table.is_empty() { key.to_owned() } else { format!("{table}.{key}") };
+            if is_table(&key) { tables.push(key) } else { keys.push(key) }
+        }
+    }
+    keys.sort();
+    keys
+}
+
+#[test]
+fn every_setting_is_documented_with_its_variable() {
+    let settings = every_setting();
+    // What the enumeration must find, or it is broken: a key of each kind of table.
+    for key in [
+        "listen",
+        "database.url",
+        "serve.shutdown_grace_secs",
+        "secrets.token.file",
+        "s3.bucket",
+        "push.max_in_database",
+    ] {
+        assert!(settings.iter().any(|k| k == key), "{key} not found among {settings:?}");
+    }
+    let docs = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"));
+    let undocumented: Vec<String> = settings
+        .iter()
+        // Accepted by the reader, refused by the check, and said so there: pre-login salts have no previous secret.
+        .filter(|key| *key != "secrets.prelogin.previous")
+        .map(|key| env_var(key))
+        .filter(|var| !docs.contains(&format!("`{var}`")))
+        .collect();
+    assert!(undocumented.is_empty(), "settings missing from the README's table: {undocumented:?}");
+}
