@@ -25,6 +25,11 @@ use crate::objects::{ObjectKey, ObjectMeta, ObjectStore, ObjectStoreError, Presi
 pub struct S3Config {
     /// e.g. `https://s3.eu-west-1.amazonaws.com`, or `http://127.0.0.1:3900` for a local Garage.
     pub endpoint: String,
+    /// The endpoint clients reach the store at, when it is not `endpoint` (`SYNCKIT_S3_PUBLIC_ENDPOINT`): the server
+    /// talks to the store on a private address and signs URLs for the public one. A signature covers the host, so
+    /// URLs must be signed for the address clients use.
+    #[serde(default)]
+    pub public_endpoint: Option<String>,
     #[serde(default = "default_region")]
     pub region: String,
     pub bucket: String,
@@ -41,6 +46,8 @@ fn default_region() -> String {
 #[derive(Debug, Clone)]
 pub struct S3Store {
     client: Client,
+    /// Signs the URLs clients use: `client` itself, or one for the public endpoint.
+    presigner: Client,
     bucket: String,
 }
 
@@ -54,16 +61,21 @@ impl S3Store {
             None,
             "synckit-settings",
         );
-        let sdk_config = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(&config.endpoint)
-            .region(Region::new(config.region.clone()))
-            .credentials_provider(credentials)
-            .force_path_style(true)
-            // The only checksum is the one we sign into uploads; no others are added to requests.
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .build();
-        Self { client: Client::from_conf(sdk_config), bucket: config.bucket.clone() }
+        let client = |endpoint: &str| {
+            let sdk_config = aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .endpoint_url(endpoint)
+                .region(Region::new(config.region.clone()))
+                .credentials_provider(credentials.clone())
+                .force_path_style(true)
+                // The only checksum is the one we sign into uploads; no others are added to requests.
+                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                .build();
+            Client::from_conf(sdk_config)
+        };
+        let store = client(&config.endpoint);
+        let presigner = config.public_endpoint.as_deref().map_or_else(|| store.clone(), client);
+        Self { client: store, presigner, bucket: config.bucket.clone() }
     }
 }
 
@@ -111,7 +123,7 @@ impl ObjectStore for S3Store {
         _holder: UrlHolder,
     ) -> Result<Presigned, ObjectStoreError> {
         let request = self
-            .client
+            .presigner
             .put_object()
             .bucket(&self.bucket)
             .key(key.to_string())
@@ -130,7 +142,7 @@ impl ObjectStore for S3Store {
         _holder: UrlHolder,
     ) -> Result<Presigned, ObjectStoreError> {
         let request = self
-            .client
+            .presigner
             .get_object()
             .bucket(&self.bucket)
             .key(key.to_string())

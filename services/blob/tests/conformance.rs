@@ -183,6 +183,7 @@ async fn an_unreachable_s3_is_unavailable() {
     for endpoint in ["http://127.0.0.1:1", "https://127.0.0.1:1"] {
         let store = S3Store::new(&S3Config {
             endpoint: endpoint.to_owned(),
+            public_endpoint: None,
             region: "garage".to_owned(),
             bucket: "b".to_owned(),
             access_key_id: "k".to_owned(),
@@ -191,4 +192,24 @@ async fn an_unreachable_s3_is_unavailable() {
         let err = store.head(&new_key()).await.unwrap_err();
         assert!(matches!(err, ObjectStoreError::Unavailable(_)), "{endpoint}: {err:?}");
     }
+}
+
+/// With a public endpoint, the server reaches the store at its own address and signs URLs for the one clients use:
+/// the URLs name the public address, and uploads and downloads through them work.
+#[tokio::test]
+async fn urls_are_signed_for_the_public_endpoint() {
+    let mut config = synckit_testkit::garage().await.expect("the test Garage");
+    // The same Garage under another name, as clients outside a private network would reach it.
+    let public = config.endpoint.replace("127.0.0.1", "localhost");
+    config.public_endpoint = Some(public.clone());
+    let subject = Subject { store: Arc::new(S3Store::new(&config)), base: String::new(), _dir: None };
+    let key = new_key();
+    let presigned = subject.store.presign_put(&key, 3, &checksum(b"abc"), Duration::from_secs(60), HOLDER).await;
+    assert!(presigned.unwrap().url.starts_with(&format!("{public}/")), "an upload URL names the public endpoint");
+    assert!(subject.upload(&key, b"abc", b"abc".to_vec()).await.is_success());
+    // The server's own calls go to its endpoint.
+    assert_eq!(subject.store.head(&key).await.unwrap().map(|m| m.size), Some(3));
+    let (status, got) = subject.get(&key, None).await;
+    assert_eq!((status, got.as_slice()), (reqwest::StatusCode::OK, &b"abc"[..]));
+    subject.store.delete(&key).await.unwrap();
 }

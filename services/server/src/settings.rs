@@ -437,6 +437,15 @@ impl Settings {
         if self.serve.write_timeout.is_zero() {
             return bad("serve.write_timeout_secs", "must be at least 1".into());
         }
+        if let Some(s3) = &self.s3 {
+            let is_url = |url: &str| url.starts_with("http://") || url.starts_with("https://");
+            if !is_url(&s3.endpoint) {
+                return bad("s3.endpoint", format!("must be an http:// or https:// URL, not `{}`", s3.endpoint));
+            }
+            if let Some(public) = s3.public_endpoint.as_deref().filter(|url| !is_url(url)) {
+                return bad("s3.public_endpoint", format!("must be an http:// or https:// URL, not `{public}`"));
+            }
+        }
         Ok(())
     }
 }

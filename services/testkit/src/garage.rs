@@ -13,6 +13,7 @@ pub async fn garage() -> Result<S3Config> {
     })?;
     Ok(S3Config {
         endpoint: format!("http://{GARAGE_ADDR}"),
+        public_endpoint: None,
         region: "garage".to_owned(),
         bucket: "synckit-test".to_owned(),
         access_key_id: "GK5a11ed5ecdeadbeef0123456".to_owned(),

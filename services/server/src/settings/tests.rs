@@ -58,6 +58,21 @@ fn defaults_and_bad_values() {
         assert!(err.to_string().contains("everything"), "{err}");
         assert!(err.to_string().contains("SYNCKIT_ROLE"), "{err}");
         assert!(Settings::load(Some(Path::new("missing.toml")), &FlagOverrides::default()).is_err());
+        jail.set_env("SYNCKIT_ROLE", "blob");
+
+        for (var, value) in [
+            ("S3_ENDPOINT", "http://127.0.0.1:3900"),
+            ("S3_BUCKET", "b"),
+            ("S3_ACCESS_KEY_ID", "id"),
+            ("S3_SECRET_ACCESS_KEY", "key"),
+            ("S3_PUBLIC_ENDPOINT", "localhost:3900"),
+        ] {
+            jail.set_env(format!("SYNCKIT_{var}"), value);
+        }
+        let err = load().unwrap_err().to_string();
+        assert!(err.contains("SYNCKIT_S3_PUBLIC_ENDPOINT") && err.contains("localhost:3900"), "{err}");
+        jail.set_env("SYNCKIT_S3_PUBLIC_ENDPOINT", "http://localhost:3900");
+        assert_eq!(load().unwrap().s3.unwrap().public_endpoint.as_deref(), Some("http://localhost:3900"));
         Ok(())
     });
 }
