@@ -40,4 +40,9 @@ impl CommitBus for InProcessBus {
             }
         })))
     }
+
+    /// Always: the channel lives as long as the bus.
+    async fn ready(&self) -> Result<(), BusError> {
+        Ok(())
+    }
 }

@@ -43,6 +43,10 @@ pub struct BusError {
 }
 
 impl BusError {
+    fn unavailable(message: impl Into<String>) -> Self {
+        Self { message: message.into(), source: None }
+    }
+
     fn new(message: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self { message: message.into(), source: Some(source.into()) }
     }
@@ -56,6 +60,10 @@ pub trait CommitBus: Send + Sync + std::fmt::Debug + 'static {
 
     /// Subscribes to the notices of every stream.
     async fn subscribe(&self) -> Result<NoticeStream, BusError>;
+
+    /// Whether notices flow right now: an error says why not. Cheap and immediate, for `/readyz`: it reports the
+    /// state of the connection the bus already keeps, and sends nothing.
+    async fn ready(&self) -> Result<(), BusError>;
 }
 
 #[cfg(feature = "conformance")]
@@ -104,5 +112,15 @@ pub mod conformance {
         let heard = notice(2);
         bus.publish(&heard).await.unwrap();
         assert_eq!(next(&mut sub).await, heard, "a notice published before subscribing is not delivered");
+    }
+
+    /// A bus that delivers notices says it is ready, and says so at once.
+    pub async fn a_working_bus_is_ready(bus: &dyn CommitBus) {
+        let answer = tokio::time::timeout(Duration::from_millis(100), bus.ready()).await;
+        answer.expect("readiness answers at once").expect("a working bus is ready");
+        let mut sub = bus.subscribe().await.unwrap();
+        let sent = notice(1);
+        bus.publish(&sent).await.unwrap();
+        assert_eq!(next(&mut sub).await, sent, "and it does deliver");
     }
 }

@@ -94,6 +94,15 @@ impl CommitBus for NatsBus {
             notice
         })))
     }
+
+    /// Whether the client is connected to NATS now. While it is not, notices are lost (live sync falls back to the
+    /// SDK's interval pulls) until it reconnects by itself.
+    async fn ready(&self) -> Result<(), BusError> {
+        match self.client.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            state => Err(BusError::unavailable(format!("not connected to NATS ({state:?})"))),
+        }
+    }
 }
 
 #[cfg(test)]
