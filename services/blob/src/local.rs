@@ -184,6 +184,16 @@ impl ObjectStore for LocalStore {
         }
     }
 
+    /// The directory and its temporary area are still there, directories: where uploads land.
+    async fn ready(&self) -> Result<(), ObjectStoreError> {
+        let tmp = self.inner.root.join(".tmp");
+        match tokio::fs::metadata(&tmp).await {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => Err(ObjectStoreError::other(format!("{} is not a directory", tmp.display()))),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
     fn routes(&self, holders: Arc<dyn HolderCheck>) -> Option<Router> {
         let router = Router::new()
             .route(&format!("{BLOBS_LOCAL}/{{app}}/{{user}}/{{name}}"), put(upload).get(download))

@@ -126,6 +126,10 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Removes the object under `key`; removing nothing is not an error.
     async fn delete(&self, key: &ObjectKey) -> Result<(), ObjectStoreError>;
 
+    /// Whether the store can be used now: one cheap request (S3: is the bucket there, and may we use it), for
+    /// `/readyz`. Callers bound the time they wait for it.
+    async fn ready(&self) -> Result<(), ObjectStoreError>;
+
     /// Routes the store serves from this server itself (the embedded store's signed URLs), which ask `holders`
     /// whether a URL's holder still stands each time one is used; none for S3.
     fn routes(&self, holders: std::sync::Arc<dyn HolderCheck>) -> Option<Router> {

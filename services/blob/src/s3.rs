@@ -37,6 +37,9 @@ pub struct S3Config {
     pub secret_access_key: SecretString,
 }
 
+/// The longest a readiness check waits for the store.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// What AWS itself assumes when no region is named.
 fn default_region() -> String {
     "us-east-1".to_owned()
@@ -177,5 +180,15 @@ impl ObjectStore for S3Store {
     async fn delete(&self, key: &ObjectKey) -> Result<(), ObjectStoreError> {
         self.client.delete_object().bucket(&self.bucket).key(key.to_string()).send().await.map_err(classify)?;
         Ok(())
+    }
+
+    /// `HeadBucket`: the bucket exists and these keys may use it. Bounded by [`READY_TIMEOUT`] whatever the caller
+    /// does, so a store that accepts connections and never answers cannot hold a readiness probe.
+    async fn ready(&self) -> Result<(), ObjectStoreError> {
+        let head = self.client.head_bucket().bucket(&self.bucket).send();
+        match tokio::time::timeout(READY_TIMEOUT, head).await {
+            Ok(answer) => answer.map(drop).map_err(classify),
+            Err(elapsed) => Err(ObjectStoreError::unavailable(elapsed)),
+        }
     }
 }

@@ -65,6 +65,7 @@ on_each_engine!(
     refuses_what_was_not_signed,
     missing_objects,
     uploads_of_one_hash_are_separate_objects,
+    a_working_store_is_ready,
 );
 
 fn new_key() -> ObjectKey {
@@ -171,6 +172,12 @@ async fn refuses_what_was_not_signed(subject: Subject) {
     assert_eq!(status, reqwest::StatusCode::FORBIDDEN);
 }
 
+/// A store that works says it is ready, quickly.
+async fn a_working_store_is_ready(subject: Subject) {
+    let answer = tokio::time::timeout(Duration::from_secs(5), subject.store.ready()).await;
+    answer.expect("readiness answers within 5 s").expect("a working store is ready");
+}
+
 async fn missing_objects(subject: Subject) {
     let key = new_key();
     assert_eq!(subject.store.head(&key).await.unwrap(), None);
@@ -191,6 +198,8 @@ async fn an_unreachable_s3_is_unavailable() {
         });
         let err = store.head(&new_key()).await.unwrap_err();
         assert!(matches!(err, ObjectStoreError::Unavailable(_)), "{endpoint}: {err:?}");
+        let err = store.ready().await.unwrap_err();
+        assert!(matches!(err, ObjectStoreError::Unavailable(_)), "not ready: {endpoint}: {err:?}");
     }
 }
 
@@ -212,4 +221,41 @@ async fn urls_are_signed_for_the_public_endpoint() {
     let (status, got) = subject.get(&key, None).await;
     assert_eq!((status, got.as_slice()), (reqwest::StatusCode::OK, &b"abc"[..]));
     subject.store.delete(&key).await.unwrap();
+}
+
+/// A store that takes connections and never answers is not ready, and says so within the readiness bound.
+#[tokio::test]
+async fn a_silent_s3_is_not_ready_within_the_bound() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn); // read nothing, answer nothing
+        }
+    });
+    let store = S3Store::new(&S3Config {
+        endpoint,
+        public_endpoint: None,
+        region: "garage".to_owned(),
+        bucket: "b".to_owned(),
+        access_key_id: "k".to_owned(),
+        secret_access_key: "s".into(),
+    });
+    let started = std::time::Instant::now();
+    let err = store.ready().await.unwrap_err();
+    assert!(matches!(err, ObjectStoreError::Unavailable(_)), "{err:?}");
+    assert!(started.elapsed() < synckit_blob::s3::READY_TIMEOUT + Duration::from_secs(2), "{:?}", started.elapsed());
+    held.abort();
+}
+
+/// The embedded store is not ready once its directory is gone.
+#[tokio::test]
+async fn a_local_store_without_its_directory_is_not_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("blobs");
+    let store = LocalStore::open(&root, synckit_http::KeyRing::new(&[9; 32], []).unwrap()).unwrap();
+    store.ready().await.expect("ready while its directory is there");
+    std::fs::remove_dir_all(&root).unwrap();
+    assert!(store.ready().await.is_err(), "not ready without its directory");
 }

@@ -430,6 +430,10 @@ impl synckit_blob::ObjectStore for HeldDeletes {
         self.gate.acquire().await.unwrap().forget();
         self.inner.delete(key).await
     }
+
+    async fn ready(&self) -> Result<(), synckit_blob::ObjectStoreError> {
+        self.inner.ready().await
+    }
 }
 
 /// The local store is a directory the server writes itself: if its file is changed behind the server's back,
