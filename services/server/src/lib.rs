@@ -11,7 +11,8 @@
 //! - [`secrets`]: the signing secrets, from variables or files; kept in the database only on the embedded default.
 //! - [`Server`]: composes the service routers for a role, with health checks, the OpenAPI document and limits.
 //! - [`admin`]: operator commands (create an app).
-//! - `health.rs`, `openapi.rs`, `telemetry.rs`: `/healthz` and `/readyz`, `/api/openapi.json`, logging.
+//! - `health.rs`, `openapi.rs`, `telemetry.rs`: `/healthz` and `/readyz` (what each role needs, checked),
+//!   `/api/openapi.json`, logging.
 
 pub mod admin;
 pub mod engines;
@@ -170,7 +171,11 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
     Ok(Router::new()
         .merge(api)
         .merge(transfers)
-        .merge(health::router(engines.clone()))
+        .merge(health::router(health::Readiness {
+            engines: engines.clone(),
+            role,
+            bus_name: if settings.nats_url.is_some() { "nats" } else { "bus" },
+        }))
         .merge(openapi::router())
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)

@@ -12,6 +12,7 @@ mod fairness;
 mod memory;
 mod operations;
 mod postgres_tls;
+mod readiness;
 mod revocation;
 mod secrets;
 mod sign_in_throttle;
