@@ -11,11 +11,13 @@
 //! - [`secrets`]: the signing secrets, from variables or files; kept in the database only on the embedded default.
 //! - [`Server`]: composes the service routers for a role, with health checks, the OpenAPI document and limits.
 //! - [`admin`]: operator commands (create an app).
+//! - [`gateway`]: which role serves each public path, and the gateway configuration made from it.
 //! - `health.rs`, `openapi.rs`, `telemetry.rs`: `/healthz` and `/readyz` (what each role needs, checked),
 //!   `/api/openapi.json`, logging.
 
 pub mod admin;
 pub mod engines;
+pub mod gateway;
 mod health;
 mod openapi;
 pub mod secrets;

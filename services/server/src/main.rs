@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use synckit_server::settings::{FlagOverrides, Role, Settings};
-use synckit_server::{Engines, Server, admin, telemetry};
+use synckit_server::{Engines, Server, admin, gateway, telemetry};
 use tokio::net::TcpListener;
 
 /// End-to-end encrypted sync server. With no arguments, serves every service on the embedded default.
@@ -38,6 +38,26 @@ enum Command {
     /// Administer the deployment.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Print the configuration of a gateway (a Caddyfile, for Caddy 2.6 or later) that listens on `--listen` and
+    /// routes each path to the instances of the role that serves it, with health checks on their `/readyz`.
+    Gateway(GatewayArgs),
+}
+
+/// The instances of each role, as `host:port` lists.
+#[derive(Debug, clap::Args)]
+struct GatewayArgs {
+    /// Instances of the auth role.
+    #[arg(long, value_delimiter = ',', required = true)]
+    auth: Vec<String>,
+    /// Instances of the ingest role.
+    #[arg(long, value_delimiter = ',', required = true)]
+    ingest: Vec<String>,
+    /// Instances of the query role.
+    #[arg(long, value_delimiter = ',', required = true)]
+    query: Vec<String>,
+    /// Instances of the blob role.
+    #[arg(long, value_delimiter = ',', required = true)]
+    blob: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,6 +71,12 @@ enum AdminCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command = match cli.command {
+        // Needs no settings: it prints configuration for another program.
+        Some(Command::Gateway(args)) => return gateway(cli.listen, &args),
+        Some(command) => command,
+        None => Command::Serve,
+    };
     let flags = FlagOverrides { listen: cli.listen, data_dir: cli.data_dir.clone(), role: cli.role };
     let settings = match Settings::load(cli.config.as_deref(), &flags) {
         Ok(s) => s,
@@ -61,7 +87,7 @@ fn main() -> ExitCode {
     };
     telemetry::init(settings.log_format);
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), settings)) {
+    match runtime.block_on(run(command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -93,6 +119,28 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let created = admin::create_app(&*accounts, &name).await?;
             println!("{}", serde_json::to_string(&created)?);
             Ok(())
+        }
+        // Printed by `main` before any settings are read.
+        Command::Gateway(_) => anyhow::bail!("the gateway configuration is printed without serving"),
+    }
+}
+
+fn gateway(listen: Option<std::net::SocketAddr>, args: &GatewayArgs) -> ExitCode {
+    let listen = listen.unwrap_or_else(|| Settings::default().listen);
+    let upstreams = gateway::Upstreams {
+        auth: args.auth.clone(),
+        ingest: args.ingest.clone(),
+        query: args.query.clone(),
+        blob: args.blob.clone(),
+    };
+    match gateway::caddyfile(listen, &upstreams) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("synckit-server gateway: {e}");
+            ExitCode::from(2)
         }
     }
 }

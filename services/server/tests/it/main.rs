@@ -9,6 +9,7 @@ mod concurrency;
 mod connections;
 mod events;
 mod fairness;
+mod gateway;
 mod memory;
 mod operations;
 mod postgres_tls;
