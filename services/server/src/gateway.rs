@@ -10,13 +10,14 @@
 //! - Each path goes to its role's instances, round robin. The event stream is proxied unbuffered
 //!   (`flush_interval -1`), so a "pull now" reaches the device as it is sent.
 //! - Active health checks ask every instance's `/readyz` every second: an instance that is killed, or that lost an
-//!   engine its role needs, is out of rotation within about a second, and back once it answers ready. Passive checks
-//!   add that an instance which refused a connection is skipped at once, until the next checks.
-//! - A request whose connection an instance refused reached nobody, so the gateway tries another instance for up to
-//!   5 s. Caddy 2.6 cannot send a request body a second time (the retry fails reading it, buffered or not), so such a
-//!   request is answered `503 unavailable` with `Retry-After: 1` instead: the protocol's "not processed, try again",
-//!   which the SDK retries for every kind of call. Bodiless requests (status, the event stream, key and device reads)
-//!   are retried by the gateway itself.
+//!   engine its role needs, is out of rotation within about a second, and back once it answers ready. They alone
+//!   take instances out: Caddy 2.6's passive checks would count against the healthy instance the failed resend of a
+//!   body (below) was aimed at, and with both instances of a role out, requests would wait for none.
+//! - A request whose connection an instance refused reached nobody, so the gateway tries another instance, for up to
+//!   2 s (which also covers a moment with no instance ready). Caddy 2.6 cannot send a request body a second time (the
+//!   retry fails reading it, buffered or not), so such a request is answered `503 unavailable` with `Retry-After: 1`
+//!   instead: the protocol's "not processed, try again", which the SDK retries for every kind of call. Bodiless
+//!   requests (status, the event stream, key and device reads) are retried by the gateway itself.
 //! - Anything else is `404 not_found`, as from the server. `/healthz` is answered by the gateway about itself;
 //!   `/readyz` is each instance's own and is not forwarded.
 
@@ -163,8 +164,9 @@ fn check_address(address: &str) -> Result<(), GatewayError> {
 /// on a readiness check (2 s), so a slow engine shows as "down" in the answer rather than as a silent instance.
 const HEALTH_INTERVAL: &str = "1s";
 const HEALTH_TIMEOUT: &str = "3s";
-/// How long a refused request is tried on other instances, and how long to wait between tries.
-const TRY_DURATION: &str = "5s";
+/// How long a refused request is tried on other instances, and how long to wait between tries: well within a
+/// client's attempt timeout, so that it gets an answer rather than giving up on the gateway.
+const TRY_DURATION: &str = "2s";
 const TRY_INTERVAL: &str = "250ms";
 
 /// A Caddyfile (for Caddy 2.6) that listens on `listen` and routes every path of [`ROUTES`] to its role's instances.
@@ -251,8 +253,6 @@ fn proxy(w: &mut String, label: &str, matchers: &[String], upstreams: &[&String]
     let _ = writeln!(w, "\t\t\thealth_interval {HEALTH_INTERVAL}");
     let _ = writeln!(w, "\t\t\thealth_timeout {HEALTH_TIMEOUT}");
     let _ = writeln!(w, "\t\t\thealth_status 200");
-    let _ = writeln!(w, "\t\t\tfail_duration 5s");
-    let _ = writeln!(w, "\t\t\tmax_fails 1");
     if streams {
         let _ = writeln!(w, "\t\t\tflush_interval -1");
     }
