@@ -4,6 +4,8 @@
 //! ```sh
 //! cargo bench -p synckit-server --bench live                       # 10,000 idle streams, 100 pushes/s for 20 s
 //! cargo bench -p synckit-server --bench live -- --idle 10000 --rate 100 --seconds 20
+//! # latency alone, through a deployment's gateway (e.g. `ops/cluster up`'s "gateway" and "api_key"):
+//! cargo bench -p synckit-server --bench live -- --gateway http://127.0.0.1:PORT --api-key sk_…
 //! ```
 //!
 //! - memory: the server's resident set before and after opening `idle` event streams that then stay idle.
@@ -30,13 +32,20 @@ struct Options {
     idle: usize,
     rate: u64,
     seconds: u64,
+    /// A running deployment to measure the latency through, and its app's API key: no server is started, and no
+    /// idle streams are opened (their memory is another process's).
+    gateway: Option<(String, String)>,
 }
 
 fn options() -> Options {
+    let gateway: String = common::flag("--gateway", String::new());
+    let api_key: String = common::flag("--api-key", String::new());
+    assert!(gateway.is_empty() == api_key.is_empty(), "--gateway and --api-key go together");
     Options {
         idle: common::flag("--idle", 10_000),
         rate: common::flag("--rate", 100),
         seconds: common::flag("--seconds", 20),
+        gateway: (!gateway.is_empty()).then_some((gateway, api_key)),
     }
 }
 
@@ -139,28 +148,27 @@ async fn open_events(addr: &str, token: &str) -> BufReader<TcpStream> {
 async fn run(o: &Options) {
     // Every idle stream is a socket here and one in the server.
     rlimit::increase_nofile_limit(u64::MAX).unwrap();
-    let db = synckit_testkit::fresh_database().await.expect("a Postgres to benchmark on");
-    let data = tempfile::tempdir().unwrap();
-    let (server, api_key) = start_server(&db, data.path()).await;
-    let pid = server.child.id();
     let http = reqwest::Client::new();
+    let data = tempfile::tempdir().unwrap();
+    let (server, url, api_key) = match &o.gateway {
+        Some((gateway, api_key)) => (None, gateway.trim_end_matches('/').to_owned(), api_key.clone()),
+        None => {
+            let db = synckit_testkit::fresh_database().await.expect("a Postgres to benchmark on");
+            let (server, api_key) = start_server(&db, data.path()).await;
+            let url = server.url.clone();
+            (Some(server), url, api_key)
+        }
+    };
+    let addr = url.strip_prefix("http://").expect("an http:// URL").to_owned();
 
-    let (idle_token, _) = user(&http, &server.url, &api_key).await;
-    let before = rss_kib(pid);
-    let mut idle = Vec::with_capacity(o.idle);
-    let opened = Instant::now();
-    for chunk in (0..o.idle).collect::<Vec<_>>().chunks(200) {
-        let batch = futures::future::join_all(chunk.iter().map(|_| open_events(&server.addr, &idle_token))).await;
-        idle.extend(batch);
-    }
-    let open_secs = opened.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_secs(2)).await; // let allocations settle
-    let after = rss_kib(pid);
-    let per_conn = (after.saturating_sub(before)) as f64 * 1024.0 / o.idle.max(1) as f64;
+    let memory = match &server {
+        Some(server) => Some(idle_streams(o, server, &http, &api_key).await),
+        None => None,
+    };
 
     // Latency: a listener and a pusher of one user.
-    let (token, device) = user(&http, &server.url, &api_key).await;
-    let mut listener = open_events(&server.addr, &token).await;
+    let (token, device) = user(&http, &url, &api_key).await;
+    let mut listener = open_events(&addr, &token).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
     tokio::spawn(async move {
         let mut line = String::new();
@@ -184,7 +192,7 @@ async fn run(o: &Options) {
         ticker.tick().await;
         let body = json!({"device_id": device, "entries": [{"change_id": Uuid::now_v7(), "payload": STANDARD.encode([0u8; 256])}]});
         let resp: Value = http
-            .post(format!("{}{}", server.url, paths::PUSH))
+            .post(format!("{url}{}", paths::PUSH))
             .bearer_auth(&token)
             .json(&body)
             .send()
@@ -211,19 +219,28 @@ async fn run(o: &Options) {
         );
         hist.record(micros.max(1)).unwrap();
     }
-    let still_open = idle.len();
-
-    println!("SyncKit live sync benchmark: {} idle event streams; {} pushes/s for {} s", o.idle, o.rate, o.seconds);
-    println!("\n| idle streams | opened in | server RSS before | after | per idle stream | streams per GiB |");
-    println!("| --- | --- | --- | --- | --- | --- |");
-    println!(
-        "| {} | {open_secs:.1} s | {:.1} MiB | {:.1} MiB | {:.1} KiB | {:.0}k |",
-        still_open,
-        before as f64 / 1024.0,
-        after as f64 / 1024.0,
-        per_conn / 1024.0,
-        (1024.0 * 1024.0 * 1024.0 / per_conn) / 1000.0
-    );
+    match &o.gateway {
+        Some((gateway, _)) => {
+            println!("SyncKit live sync benchmark through {gateway}: {} pushes/s for {} s", o.rate, o.seconds)
+        }
+        None => println!(
+            "SyncKit live sync benchmark: {} idle event streams; {} pushes/s for {} s",
+            o.idle, o.rate, o.seconds
+        ),
+    }
+    if let Some(memory) = &memory {
+        println!("\n| idle streams | opened in | server RSS before | after | per idle stream | streams per GiB |");
+        println!("| --- | --- | --- | --- | --- | --- |");
+        println!(
+            "| {} | {:.1} s | {:.1} MiB | {:.1} MiB | {:.1} KiB | {:.0}k |",
+            memory.streams.len(),
+            memory.open_secs,
+            memory.before_kib as f64 / 1024.0,
+            memory.after_kib as f64 / 1024.0,
+            memory.per_stream / 1024.0,
+            (1024.0 * 1024.0 * 1024.0 / memory.per_stream) / 1000.0
+        );
+    }
     println!("\n| pushes | events received | before the ack | p50 | p99 | p99.9 | max |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     println!(
@@ -233,7 +250,35 @@ async fn run(o: &Options) {
         hist.value_at_quantile(0.999),
         hist.max()
     );
-    drop(idle);
+    drop(memory);
+}
+
+/// The idle streams, open until dropped, and what they cost the server.
+struct IdleStreams {
+    streams: Vec<BufReader<TcpStream>>,
+    open_secs: f64,
+    before_kib: u64,
+    after_kib: u64,
+    /// Bytes of the server's resident set per stream.
+    per_stream: f64,
+}
+
+/// Opens `o.idle` event streams of one user and reads the server's resident set before and after.
+async fn idle_streams(o: &Options, server: &ServerProcess, http: &reqwest::Client, api_key: &str) -> IdleStreams {
+    let pid = server.child.id();
+    let (idle_token, _) = user(http, &server.url, api_key).await;
+    let before_kib = rss_kib(pid);
+    let mut streams = Vec::with_capacity(o.idle);
+    let opened = Instant::now();
+    for chunk in (0..o.idle).collect::<Vec<_>>().chunks(200) {
+        let batch = futures::future::join_all(chunk.iter().map(|_| open_events(&server.addr, &idle_token))).await;
+        streams.extend(batch);
+    }
+    let open_secs = opened.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await; // let allocations settle
+    let after_kib = rss_kib(pid);
+    let per_stream = (after_kib.saturating_sub(before_kib)) as f64 * 1024.0 / o.idle.max(1) as f64;
+    IdleStreams { streams, open_secs, before_kib, after_kib, per_stream }
 }
 
 fn main() {
