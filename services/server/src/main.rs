@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// A TOML file of settings (sections as in the README: `[blob] url_expiry_secs = 300`).
+    /// A TOML file of settings (sections as in docs/operations.md: `[blob] url_expiry_secs = 300`).
     #[arg(long, global = true, env = "SYNCKIT_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080].

@@ -141,8 +141,8 @@ fn every_variable_reaches_its_setting() {
 }
 
 #[test]
-fn the_readme_configuration_file_loads() {
-    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"));
+fn the_documented_configuration_file_loads() {
+    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/operations.md"));
     let toml = readme.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).expect("an example");
     figment::Jail::expect_with(|jail| {
         jail.create_file("synckit.toml", toml)?;
@@ -317,7 +317,7 @@ fn every_setting_is_documented_with_its_variable() {
     ] {
         assert!(settings.iter().any(|k| k == key), "{key} not found among {settings:?}");
     }
-    let docs = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"));
+    let docs = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/operations.md"));
     let undocumented: Vec<String> = settings
         .iter()
         // Accepted by the reader, refused by the check, and said so there: pre-login salts have no previous secret.
@@ -325,5 +325,5 @@ fn every_setting_is_documented_with_its_variable() {
         .map(|key| env_var(key))
         .filter(|var| !docs.contains(&format!("`{var}`")))
         .collect();
-    assert!(undocumented.is_empty(), "settings missing from the README's table: {undocumented:?}");
+    assert!(undocumented.is_empty(), "settings missing from docs/operations.md's table: {undocumented:?}");
 }
