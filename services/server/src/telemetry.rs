@@ -1,7 +1,8 @@
 //! Logs, traces and metrics.
 //!
 //! Logs are `tracing` events written to stderr, so that commands' stdout stays machine-readable: text for people or
-//! JSON for log collectors (`SYNCKIT_LOG_FORMAT`), filtered by `RUST_LOG` (default `info`).
+//! JSON for log collectors (`SYNCKIT_LOG_FORMAT`), filtered by `RUST_LOG` (default `info`, and `warn` for the
+//! OpenTelemetry SDK's own: a failing export, say).
 //!
 //! With `OTEL_EXPORTER_OTLP_ENDPOINT` set, the process also exports traces and metrics over OTLP (docs/operations.md,
 //! "Observability"): every request is a span, continuing the caller's W3C `traceparent`; database, NATS and S3 calls
@@ -48,7 +49,8 @@ pub fn exporting() -> bool {
 /// this server cannot honour (a gRPC protocol, say).
 pub fn init(format: LogFormat, role: Role) -> anyhow::Result<Telemetry> {
     let telemetry = Telemetry::from_env(role)?;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,refinery_core=warn"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,refinery_core=warn,opentelemetry=warn"));
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
     let logs = match format {
         LogFormat::Text => logs.boxed(),
