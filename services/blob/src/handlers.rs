@@ -151,6 +151,7 @@ pub async fn confirm(
     if !state.catalog.confirm(stream, hash, record.upload_id, record.size, record.checksum).await? {
         return Err(ApiError::new(ErrorCode::BlobNotFound, "the upload expired or was replaced while confirming"));
     }
+    synckit_http::metrics::blob_bytes_confirmed(record.size);
     Ok(confirmed())
 }
 

@@ -15,6 +15,7 @@ use aws_sdk_s3::types::ChecksumMode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::{ExposeSecret, SecretString};
+use tracing::instrument;
 
 use crate::objects::{ObjectKey, ObjectMeta, ObjectStore, ObjectStoreError, Presigned, UrlHolder};
 
@@ -116,6 +117,8 @@ where
 
 #[async_trait]
 impl ObjectStore for S3Store {
+    #[instrument(level = "debug", name = "s3 presign_put", skip_all,
+        fields(otel.kind = "internal", rpc.system.name = "aws-api", rpc.method = "PutObject", aws.s3.bucket = %self.bucket))]
     async fn presign_put(
         &self,
         key: &ObjectKey,
@@ -138,6 +141,8 @@ impl ObjectStore for S3Store {
         Ok(presigned(&request))
     }
 
+    #[instrument(level = "debug", name = "s3 presign_get", skip_all,
+        fields(otel.kind = "internal", rpc.system.name = "aws-api", rpc.method = "GetObject", aws.s3.bucket = %self.bucket))]
     async fn presign_get(
         &self,
         key: &ObjectKey,
@@ -155,6 +160,8 @@ impl ObjectStore for S3Store {
         Ok(presigned(&request))
     }
 
+    #[instrument(level = "debug", name = "s3 head", skip_all,
+        fields(otel.kind = "client", rpc.system.name = "aws-api", rpc.method = "HeadObject", aws.s3.bucket = %self.bucket))]
     async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>, ObjectStoreError> {
         let answer = self
             .client
@@ -177,6 +184,8 @@ impl ObjectStore for S3Store {
         }
     }
 
+    #[instrument(level = "debug", name = "s3 delete", skip_all,
+        fields(otel.kind = "client", rpc.system.name = "aws-api", rpc.method = "DeleteObject", aws.s3.bucket = %self.bucket))]
     async fn delete(&self, key: &ObjectKey) -> Result<(), ObjectStoreError> {
         self.client.delete_object().bucket(&self.bucket).key(key.to_string()).send().await.map_err(classify)?;
         Ok(())

@@ -7,7 +7,8 @@
 //! # Layout
 //! - [`CommitBus`], [`CommitNotice`]: the port.
 //! - [`InProcessBus`]: a tokio broadcast channel, for the single-process embedded default.
-//! - [`NatsBus`]: core NATS pub/sub (not JetStream), one subject per stream under `synckit.commits.`.
+//! - [`NatsBus`]: core NATS pub/sub (not JetStream), one subject per stream under `synckit.commits.`; a notice's
+//!   headers carry the publishing push's trace context.
 
 mod in_process;
 mod nats;

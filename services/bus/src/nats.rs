@@ -1,7 +1,11 @@
+use async_nats::HeaderMap;
 use async_trait::async_trait;
 use futures::StreamExt;
+use opentelemetry::propagation::{Extractor, Injector};
 use serde::{Deserialize, Serialize};
 use synckit_store::StreamId;
+use tracing::instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
 use crate::{BusError, CommitBus, CommitNotice, NoticeStream};
@@ -69,15 +73,69 @@ fn parse(subject: &str, payload: &[u8]) -> Option<CommitNotice> {
     Some(CommitNotice { stream: StreamId { app_id, user_id }, cursor, device_id })
 }
 
+/// Writes a trace context into a message's headers.
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.insert(key, value);
+    }
+}
+
+/// Reads a trace context from a message's headers.
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(|v| v.as_str())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(name, _)| name.as_ref()).collect()
+    }
+}
+
+/// The trace of the push that published a notice, carried in the message's headers (W3C `traceparent`), so that the
+/// push's trace shows the notice reaching each query instance. Without a trace being exported, the process's
+/// propagator is the no-op one and the headers stay empty.
+fn trace_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut HeaderInjector(&mut headers)));
+    headers
+}
+
+/// A short span, child of the publishing push's, that marks a notice's arrival at this instance: the notice is handed
+/// to the instance's event streams right after.
+fn received(headers: &HeaderMap, notice: &CommitNotice) {
+    let span = tracing::debug_span!(
+        "commit notice received",
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.operation.type = "receive",
+        cursor = notice.cursor,
+    );
+    if span.is_disabled() {
+        return;
+    }
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    let _ = span.set_parent(parent);
+}
+
 #[async_trait]
 impl CommitBus for NatsBus {
+    #[instrument(level = "debug", name = "commit notice publish", skip_all,
+        fields(otel.kind = "producer", messaging.system = "nats", messaging.operation.type = "send"))]
     async fn publish(&self, notice: &CommitNotice) -> Result<(), BusError> {
         let payload = serde_json::to_vec(&Payload { cursor: notice.cursor, device_id: notice.device_id })
             .expect("a notice serialises");
-        self.client
-            .publish(subject(&notice.stream), payload.into())
-            .await
-            .map_err(|e| BusError::new("publishing a commit notice failed", e))
+        let headers = trace_headers();
+        let sent = if headers.is_empty() {
+            self.client.publish(subject(&notice.stream), payload.into()).await
+        } else {
+            self.client.publish_with_headers(subject(&notice.stream), headers, payload.into()).await
+        };
+        sent.map_err(|e| BusError::new("publishing a commit notice failed", e))
     }
 
     async fn subscribe(&self) -> Result<NoticeStream, BusError> {
@@ -88,8 +146,10 @@ impl CommitBus for NatsBus {
             .map_err(|e| BusError::new("subscribing to commit notices failed", e))?;
         Ok(Box::pin(sub.filter_map(|msg| async move {
             let notice = parse(&msg.subject, &msg.payload);
-            if notice.is_none() {
-                tracing::warn!(subject = %msg.subject, "ignoring a malformed commit notice");
+            match (&notice, &msg.headers) {
+                (None, _) => tracing::warn!(subject = %msg.subject, "ignoring a malformed commit notice"),
+                (Some(notice), Some(headers)) => received(headers, notice),
+                (Some(_), None) => {}
             }
             notice
         })))

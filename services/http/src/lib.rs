@@ -13,6 +13,7 @@
 //!   users, and the middleware and extractor that reserve from it.
 //! - [`bulk`]: threads at a lower CPU priority for the CPU-heavy part of large requests (parsing a push).
 //! - [`timeout`]: a whole-request deadline.
+//! - [`metrics`]: the counts of entries pushed and pulled and of blob bytes, on the OpenTelemetry meter.
 //! - [`fallback`]: JSON answers for unknown routes and wrong methods.
 //! - [`secs`]: `Duration` settings read as whole seconds.
 
@@ -23,6 +24,7 @@ pub mod error;
 pub mod fallback;
 pub mod json;
 pub mod keys;
+pub mod metrics;
 pub mod secs;
 pub mod serve;
 pub mod timeout;

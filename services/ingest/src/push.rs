@@ -78,6 +78,7 @@ pub async fn push(
     let appended = state.changelog.append(stream, req.device_id, entries).await?;
     drop((in_database, turn, place));
     if appended.accepted > 0 {
+        synckit_http::metrics::entries_pushed(u64::from(appended.accepted));
         let notice = CommitNotice { stream, cursor: appended.head, device_id: req.device_id };
         publish(&*state.bus, notice).await;
     }

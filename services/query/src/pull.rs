@@ -60,6 +60,7 @@ pub async fn pull(
     let cursor = page.entries.last().map_or(req.cursor, |e| e.seq);
     // Sequence numbers are contiguous, so anything below the head not yet returned is still to come.
     let body = encode_page(&page.entries, cursor, cursor < page.head);
+    synckit_http::metrics::entries_pulled(page.entries.len() as u64);
     drop(page);
     // The rows are gone; the JSON stays until it is written.
     memory.shrink_to(body.capacity() as u64);

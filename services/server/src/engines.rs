@@ -72,6 +72,7 @@ impl Engines {
                 };
                 let store = Arc::new(PgStore::connect(url.expose_secret(), &options).context("SYNCKIT_DATABASE_URL")?);
                 migrate_with_retry(&store, settings.database.startup_retry).await?;
+                crate::telemetry::observe_pools(&store);
                 tracing::info!("storage: postgres");
                 Ok((store.clone(), store.clone(), store))
             }

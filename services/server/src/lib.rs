@@ -12,8 +12,8 @@
 //! - [`Server`]: composes the service routers for a role, with health checks, the OpenAPI document and limits.
 //! - [`admin`]: operator commands (create an app).
 //! - [`gateway`]: which role serves each public path, and the gateway configuration made from it.
-//! - `health.rs`, `openapi.rs`, `telemetry.rs`: `/healthz` and `/readyz` (what each role needs, checked),
-//!   `/api/openapi.json`, logging.
+//! - [`telemetry`]: logs, and traces and metrics over OpenTelemetry.
+//! - `health.rs`, `openapi.rs`: `/healthz` and `/readyz` (what each role needs, checked), `/api/openapi.json`.
 
 pub mod admin;
 pub mod engines;
@@ -28,7 +28,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn, from_fn_with_state};
 use synckit_auth::{AuthSettings, AuthState};
 use synckit_blob::BlobState;
 use synckit_http::budget::{BodyLimits, Budgeted, DEFAULT_BODY_LIMIT, reserve_request};
@@ -131,10 +131,12 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
         }));
     }
     if role.runs(Role::Query) {
+        let hub = Hub::start(engines.bus.clone());
+        telemetry::observe_event_streams(&hub);
         api = api.merge(synckit_query::router(QueryState {
             changelog: engines.changelog.clone(),
             authenticator: authenticator.clone(),
-            hub: Hub::start(engines.bus.clone()),
+            hub,
             events: settings.events.clone(),
             shutdown: shutdown.clone(),
         }));
@@ -170,7 +172,7 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
         .layer(from_fn_with_state(settings.serve.request_timeout, synckit_http::timeout::request_timeout))
         .layer(from_fn_with_state(budgeted, reserve_request));
 
-    Ok(Router::new()
+    let mut router = Router::new()
         .merge(api)
         .merge(transfers)
         .merge(health::router(health::Readiness {
@@ -180,6 +182,10 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
         }))
         .merge(openapi::router())
         .fallback(fallback::not_found)
-        .method_not_allowed_fallback(fallback::method_not_allowed)
-        .layer(TraceLayer::new_for_http()))
+        .method_not_allowed_fallback(fallback::method_not_allowed);
+    if telemetry::exporting() {
+        router = router.layer(from_fn(telemetry::record_request));
+    }
+    Ok(router
+        .layer(TraceLayer::new_for_http().make_span_with(telemetry::RequestSpan).on_response(telemetry::RequestDone)))
 }

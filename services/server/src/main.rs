@@ -85,16 +85,27 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(settings.log_format);
+    // Before the runtime: the exporters' HTTP client runs one of its own, which cannot be made inside another.
+    let telemetry = match telemetry::init(settings.log_format, settings.role) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("synckit-server: bad configuration: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    match runtime.block_on(run(command, settings)) {
+    let code = match runtime.block_on(run(command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("synckit-server: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Tasks still running end with the runtime, and their spans with them; then the last spans and metrics go out.
+    drop(runtime);
+    telemetry.shutdown();
+    code
 }
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {

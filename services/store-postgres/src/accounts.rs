@@ -4,6 +4,7 @@ use synckit_store::{
     PutKeyOutcome, SecretName, StoreError, StreamId, TokenStanding, User,
 };
 use tokio_postgres::Row;
+use tracing::instrument;
 use uuid::Uuid;
 
 use crate::error::db_error;
@@ -72,6 +73,8 @@ async fn put_key_in(
 
 #[async_trait]
 impl AccountStore for PgStore {
+    #[instrument(level = "debug", name = "postgres create_user", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "create_user"))]
     async fn create_user(&self, u: NewUser) -> Result<(), StoreError> {
         self.client()
             .await?
@@ -84,6 +87,8 @@ impl AccountStore for PgStore {
         Ok(())
     }
 
+    #[instrument(level = "debug", name = "postgres user_by_email", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "user_by_email"))]
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
         let client = self.client().await?;
@@ -91,6 +96,8 @@ impl AccountStore for PgStore {
         Ok(client.query_opt(&stmt, &[&email]).await.map_err(db_error)?.as_ref().map(user))
     }
 
+    #[instrument(level = "debug", name = "postgres user", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "user"))]
     async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
         // On every authenticated request (the token version check): keep it prepared.
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
@@ -99,6 +106,8 @@ impl AccountStore for PgStore {
         Ok(client.query_opt(&stmt, &[&id]).await.map_err(db_error)?.as_ref().map(user))
     }
 
+    #[instrument(level = "debug", name = "postgres token_standing", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "token_standing"))]
     async fn token_standing(
         &self,
         stream: StreamId,
@@ -111,6 +120,8 @@ impl AccountStore for PgStore {
         Ok(row.map(|r| TokenStanding { token_version: to_u64(r.get(0)), device_registered: r.get(1) }))
     }
 
+    #[instrument(level = "debug", name = "postgres change_login_key", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "change_login_key"))]
     async fn change_login_key(&self, change: LoginKeyChange) -> Result<LoginKeyChanged, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_error)?;
@@ -150,6 +161,8 @@ impl AccountStore for PgStore {
         Ok(LoginKeyChanged::Changed { token_version })
     }
 
+    #[instrument(level = "debug", name = "postgres create_app", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "create_app"))]
     async fn create_app(&self, app: App, api_key_hash: &[u8]) -> Result<(), StoreError> {
         self.client()
             .await?
@@ -162,6 +175,8 @@ impl AccountStore for PgStore {
         Ok(())
     }
 
+    #[instrument(level = "debug", name = "postgres app_by_key_hash", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "app_by_key_hash"))]
     async fn app_by_key_hash(&self, api_key_hash: &[u8]) -> Result<Option<App>, StoreError> {
         let row = self
             .client()
@@ -172,6 +187,8 @@ impl AccountStore for PgStore {
         Ok(row.map(|r| App { id: r.get(0), name: r.get(1) }))
     }
 
+    #[instrument(level = "debug", name = "postgres upsert_device", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "upsert_device"))]
     async fn upsert_device(
         &self,
         stream: StreamId,
@@ -193,6 +210,8 @@ impl AccountStore for PgStore {
         Ok(device(&row))
     }
 
+    #[instrument(level = "debug", name = "postgres devices", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "devices"))]
     async fn devices(&self, stream: StreamId) -> Result<Vec<Device>, StoreError> {
         let rows = self
             .client()
@@ -207,6 +226,8 @@ impl AccountStore for PgStore {
         Ok(rows.iter().map(device).collect())
     }
 
+    #[instrument(level = "debug", name = "postgres has_device", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "has_device"))]
     async fn has_device(&self, stream: StreamId, id: Uuid) -> Result<bool, StoreError> {
         // On every push: keep it prepared.
         let client = self.client().await?;
@@ -218,6 +239,8 @@ impl AccountStore for PgStore {
         Ok(row.is_some())
     }
 
+    #[instrument(level = "debug", name = "postgres delete_device", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "delete_device"))]
     async fn delete_device(&self, stream: StreamId, id: Uuid) -> Result<bool, StoreError> {
         let n = self
             .client()
@@ -231,6 +254,8 @@ impl AccountStore for PgStore {
         Ok(n > 0)
     }
 
+    #[instrument(level = "debug", name = "postgres put_key", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "put_key"))]
     async fn put_key(
         &self,
         stream: StreamId,
@@ -240,6 +265,8 @@ impl AccountStore for PgStore {
         put_key_in(&**self.client().await?, stream, envelope, expected_version).await
     }
 
+    #[instrument(level = "debug", name = "postgres key", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "key"))]
     async fn key(&self, stream: StreamId) -> Result<Option<KeyEnvelope>, StoreError> {
         let row = self
             .client()
@@ -253,6 +280,8 @@ impl AccountStore for PgStore {
         Ok(row.map(|r| KeyEnvelope { envelope: r.get(0), version: to_u64(r.get(1)) }))
     }
 
+    #[instrument(level = "debug", name = "postgres account_keys", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "account_keys"))]
     async fn account_keys(&self, user_id: Uuid) -> Result<Vec<AppKeyEnvelope>, StoreError> {
         let rows = self
             .client()
@@ -272,6 +301,8 @@ impl AccountStore for PgStore {
             .collect())
     }
 
+    #[instrument(level = "debug", name = "postgres secret", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "secret"))]
     async fn secret(&self, name: SecretName, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
         let name = name.as_str();
         let client = self.client().await?;
@@ -291,6 +322,8 @@ impl AccountStore for PgStore {
         Ok(row.get(0))
     }
 
+    #[instrument(level = "debug", name = "postgres ping", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "ping"))]
     async fn ping(&self) -> Result<(), StoreError> {
         <Self as ChangelogStore>::ping(self).await
     }

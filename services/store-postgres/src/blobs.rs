@@ -2,6 +2,7 @@ use async_trait::async_trait;
 use synckit_store::{BlobCatalog, BlobHash, BlobRecord, StoreError, StreamId, SweptUpload, UploadBegun};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
+use tracing::instrument;
 use uuid::Uuid;
 
 use crate::error::db_error;
@@ -18,6 +19,8 @@ fn record(row: &Row) -> BlobRecord {
 
 #[async_trait]
 impl BlobCatalog for PgStore {
+    #[instrument(level = "debug", name = "postgres begin_upload", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "begin_upload"))]
     async fn begin_upload(
         &self,
         stream: StreamId,
@@ -52,6 +55,8 @@ impl BlobCatalog for PgStore {
         Ok(UploadBegun::AlreadyConfirmed(record(&row)))
     }
 
+    #[instrument(level = "debug", name = "postgres blob", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "blob"))]
     async fn blob(&self, stream: StreamId, hash: BlobHash) -> Result<Option<BlobRecord>, StoreError> {
         let client = self.client().await?;
         let row = client
@@ -65,6 +70,8 @@ impl BlobCatalog for PgStore {
         Ok(row.as_ref().map(record))
     }
 
+    #[instrument(level = "debug", name = "postgres confirm", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "confirm"))]
     async fn confirm(
         &self,
         stream: StreamId,
@@ -86,6 +93,8 @@ impl BlobCatalog for PgStore {
         Ok(updated > 0)
     }
 
+    #[instrument(level = "debug", name = "postgres sweep_pending", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "sweep_pending"))]
     async fn sweep_pending(&self, before: OffsetDateTime, limit: u32) -> Result<Vec<SweptUpload>, StoreError> {
         let client = self.client().await?;
         let rows = client

@@ -2,6 +2,7 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use synckit_store::{Appended, ChangelogStore, Entry, NewEntry, Page, StoreError, StreamId};
+use tracing::instrument;
 use uuid::Uuid;
 
 use crate::error::db_error;
@@ -51,6 +52,8 @@ pub(crate) const HEAD: &str = "SELECT head FROM streams WHERE app_id = $1 AND us
 
 #[async_trait]
 impl ChangelogStore for PgStore {
+    #[instrument(level = "debug", name = "postgres append", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "append"))]
     async fn append(&self, stream: StreamId, device_id: Uuid, entries: Vec<NewEntry>) -> Result<Appended, StoreError> {
         let (app, user) = (&stream.app_id, &stream.user_id);
         let mut client = self.client().await?;
@@ -96,6 +99,8 @@ impl ChangelogStore for PgStore {
         Ok(Appended { head: to_u64(new_head), accepted: fresh.len() as u32, duplicates })
     }
 
+    #[instrument(level = "debug", name = "postgres read", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "read"))]
     async fn read(&self, stream: StreamId, after: u64, limit: u32, max_bytes: usize) -> Result<Page, StoreError> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(READ_PAGE).await.map_err(db_error)?;
@@ -121,6 +126,8 @@ impl ChangelogStore for PgStore {
         Ok(Page { entries, head })
     }
 
+    #[instrument(level = "debug", name = "postgres head", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "head"))]
     async fn head(&self, stream: StreamId) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(HEAD).await.map_err(db_error)?;
@@ -128,6 +135,8 @@ impl ChangelogStore for PgStore {
         Ok(row.map_or(0, |r| to_u64(r.get(0))))
     }
 
+    #[instrument(level = "debug", name = "postgres ping", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "ping"))]
     async fn ping(&self) -> Result<(), StoreError> {
         self.client().await?.simple_query("SELECT 1").await.map_err(db_error)?;
         Ok(())

@@ -6,6 +6,9 @@
 //! at the top of the repository and is embedded here; [`PgStore::migrate`] applies it with refinery under an
 //! advisory lock, so instances starting together do not race.
 //!
+//! Every call of a port is a `debug` span named `postgres <call>`, exported as a client span when the server exports
+//! traces.
+//!
 //! # Layout
 //! - `changelog.rs`: the push and pull paths, the ones that must be fast.
 //! - `accounts.rs`: users, apps, devices, keys, secrets.
@@ -131,6 +134,11 @@ impl PgStore {
             tracing::info!(migration = %m, "applied migration");
         }
         Ok(())
+    }
+
+    /// The two pools' sizes and waiters right now, for metrics: `("main", …)` and `("token", …)`.
+    pub fn pool_status(&self) -> [(&'static str, deadpool_postgres::Status); 2] {
+        [("main", self.pool.status()), ("token", self.token_pool.status())]
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {

@@ -367,6 +367,27 @@ impl ServerProcess {
         panic!("synckit-server was not ready within 30 s; its log:\n{}", tail(&self.log));
     }
 
+    /// SIGTERM, as an operator stops it: the server drains and exits by itself. Returns its exit status; fails the
+    /// test if it has not exited `within`.
+    #[allow(dead_code)] // the OpenTelemetry suite's, which shares this file
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("up");
+        // `timeout` passes the signal on to the program it runs.
+        let sent = Command::new(tool("kill")).args(["-TERM", &child.id().to_string()]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "could not send SIGTERM to synckit-server");
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                kill_program(&mut child);
+                panic!("synckit-server did not exit within {within:?} of SIGTERM; its log:\n{}", tail(&self.log));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL: no graceful shutdown, no answer to what is in flight.
     pub fn kill(&mut self) {
         let killed = kill_program(&mut self.child.take().expect("up"));

@@ -1,0 +1,180 @@
+//! The cost of tracing on ingest: the same push workload against two `synckit-server` processes on Postgres and NATS,
+//! one exporting traces and metrics to an OTLP/HTTP receiver in this process, the other with
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` unset, alternately, in the same run.
+//!
+//! ```sh
+//! cargo bench -p synckit-server --bench tracing                      # 32 streams x 10 pushes of 500 x 1 KiB, 3 rounds
+//! cargo bench -p synckit-server --bench tracing -- --streams 32 --pushes 10 --rounds 3
+//! ```
+//!
+//! Each round runs the workload against both servers (which goes first alternates) and prints entries/s for each and
+//! their ratio; the summary is the median ratio. Every push is traced (the default sampler), so the exporting server
+//! ends each push's spans (request, handler, token check, transaction, notice) in its batch queue.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::routing::post;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use futures::future::join_all;
+use serde_json::{Value, json};
+use synckit_protocol::paths;
+use uuid::Uuid;
+
+const ENTRIES_PER_PUSH: usize = 500;
+const PAYLOAD_BYTES: usize = 1024;
+
+struct ServerProcess {
+    child: Child,
+    url: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_server(db: &str, data: &std::path::Path, otlp: Option<&str>) -> (ServerProcess, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let bin = env!("CARGO_BIN_EXE_synckit-server");
+    let vars = [
+        ("SYNCKIT_DATABASE_URL", db),
+        ("SYNCKIT_NATS_URL", "nats://127.0.0.1:4222"),
+        ("SYNCKIT_TOKEN_SECRET", "bench-token-secret-bench-token-secret-01"),
+        ("SYNCKIT_URL_SECRET", "bench-url-secret-bench-url-secret-bench-01"),
+        ("SYNCKIT_PRELOGIN_SECRET", "bench-prelogin-secret-bench-prelogin-01"),
+        ("RUST_LOG", "warn"),
+    ];
+    let out = Command::new(bin)
+        .envs(vars)
+        .env("SYNCKIT_DATA_DIR", data)
+        .args(["admin", "create-app", "--name", "bench"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let api_key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
+    let mut cmd = Command::new(bin);
+    cmd.envs(vars).env("SYNCKIT_DATA_DIR", data).env("SYNCKIT_LISTEN", &addr).stdout(Stdio::null());
+    if let Some(endpoint) = otlp {
+        cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
+    }
+    let server = ServerProcess { child: cmd.spawn().unwrap(), url: format!("http://{addr}") };
+    for _ in 0..200 {
+        if reqwest::get(format!("{}/readyz", server.url)).await.is_ok_and(|r| r.status().is_success()) {
+            return (server, api_key);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server did not become ready");
+}
+
+/// Signs up a user with a device: its token and id.
+async fn user(http: &reqwest::Client, url: &str, api_key: &str) -> (String, Uuid) {
+    let email = format!("{}@bench.example", Uuid::new_v4());
+    let key = STANDARD.encode([7u8; 32]);
+    let post = |path: &str, token: Option<&str>, body: Value| {
+        let mut req = http.post(format!("{url}{path}")).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move { req.send().await.unwrap().error_for_status().unwrap().json::<Value>().await.unwrap() }
+    };
+    post(paths::ACCOUNTS_REGISTER, None, json!({"email": email, "salt": STANDARD.encode([1u8; 32]), "login_key": key}))
+        .await;
+    let auth = post(paths::AUTH, None, json!({"email": email, "login_key": key, "api_key": api_key})).await;
+    let device = post(paths::DEVICES, auth["token"].as_str(), json!({"name": "bench", "platform": "linux"})).await;
+    (device["token"].as_str().unwrap().to_owned(), device["id"].as_str().unwrap().parse().unwrap())
+}
+
+/// `streams` devices of new users, one stream each, push `pushes` pushes of 500 entries at once; entries/s.
+async fn ingest(http: &reqwest::Client, url: &str, api_key: &str, streams: usize, pushes: usize) -> f64 {
+    let devices = join_all((0..streams).map(|_| user(http, url, api_key))).await;
+    let payload = STANDARD.encode(vec![0x5au8; PAYLOAD_BYTES]);
+    let started = Instant::now();
+    join_all(devices.iter().map(|(token, device)| {
+        let payload = payload.clone();
+        async move {
+            for _ in 0..pushes {
+                let entries: Vec<Value> =
+                    (0..ENTRIES_PER_PUSH).map(|_| json!({"change_id": Uuid::now_v7(), "payload": payload})).collect();
+                let body = json!({"device_id": device, "entries": entries});
+                let resp = http.post(format!("{url}{}", paths::PUSH)).bearer_auth(token).json(&body).send().await;
+                let resp = resp.unwrap().error_for_status().unwrap().json::<Value>().await.unwrap();
+                assert_eq!(resp["accepted"], ENTRIES_PER_PUSH, "{resp}");
+            }
+        }
+    }))
+    .await;
+    (streams * pushes * ENTRIES_PER_PUSH) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Accepts every OTLP export and counts its bytes.
+async fn start_receiver() -> (String, Arc<AtomicU64>) {
+    let received = Arc::new(AtomicU64::new(0));
+    let counted = received.clone();
+    let app = Router::new().route(
+        "/v1/{signal}",
+        post(move |body: Bytes| {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(body.len() as u64, Ordering::Relaxed);
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received)
+}
+
+async fn run() {
+    let streams = common::flag("--streams", 32);
+    let pushes = common::flag("--pushes", 10);
+    let rounds = common::flag("--rounds", 3);
+    let (endpoint, received) = start_receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let off_db = synckit_testkit::fresh_database().await.unwrap();
+    let on_db = synckit_testkit::fresh_database().await.unwrap();
+    let (off, off_key) = start_server(&off_db, &dir.path().join("off"), None).await;
+    let (on, on_key) = start_server(&on_db, &dir.path().join("on"), Some(&endpoint)).await;
+    let http = reqwest::Client::new();
+    // One unmeasured round each: connections, cached plans, the pools filled.
+    ingest(&http, &off.url, &off_key, streams, 1).await;
+    ingest(&http, &on.url, &on_key, streams, 1).await;
+
+    println!("tracing: {streams} streams x {pushes} pushes of {ENTRIES_PER_PUSH} x {PAYLOAD_BYTES} B, {rounds} rounds");
+    let mut ratios = Vec::new();
+    for round in 0..rounds {
+        let (off_rate, on_rate) = if round % 2 == 0 {
+            let off_rate = ingest(&http, &off.url, &off_key, streams, pushes).await;
+            (off_rate, ingest(&http, &on.url, &on_key, streams, pushes).await)
+        } else {
+            let on_rate = ingest(&http, &on.url, &on_key, streams, pushes).await;
+            (ingest(&http, &off.url, &off_key, streams, pushes).await, on_rate)
+        };
+        let ratio = on_rate / off_rate;
+        println!("round {round}: off {off_rate:.0} entries/s, exporting {on_rate:.0} entries/s, ratio {ratio:.3}");
+        ratios.push(ratio);
+    }
+    // The exporter's batches go out every 5 s: let the last ones arrive before counting.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    let bytes = received.load(Ordering::Relaxed);
+    println!("tracing: exporting / off, median of {rounds}: {median:.3}; {bytes} bytes of OTLP received");
+    assert!(bytes > 0, "the exporting server sent nothing to the receiver");
+}
+
+fn main() {
+    tokio::runtime::Runtime::new().unwrap().block_on(run());
+}
