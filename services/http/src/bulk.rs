@@ -90,7 +90,12 @@ impl std::error::Error for Panicked {}
 pub async fn run<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> Result<T, Panicked> {
     let (tx, rx) = oneshot::channel();
     let job: Job = Box::new(move || {
-        // The waiter may be gone (its request cancelled): the result is then dropped here.
+        // A request cancelled while its job waited (its client gone, its deadline passed) has given back its memory
+        // reservation and its turn: its job must not run unaccounted, ahead of others' work.
+        if tx.is_closed() {
+            return;
+        }
+        // The waiter may go while the job runs: the result is then dropped here.
         let _ = tx.send(catch_unwind(AssertUnwindSafe(job)).map_err(Panicked));
     });
     jobs()

@@ -213,7 +213,7 @@ pub fn caddyfile(listen: SocketAddr, upstreams: &Upstreams) -> Result<String, Ga
     let _ = writeln!(w, "\t\theader Content-Type application/json");
     let _ = writeln!(
         w,
-        "\t\trespond `{{\"error\":{{\"code\":\"not_found\",\"message\":\"no endpoint at {{path}}\"}}}}` 404"
+        "\t\trespond `{{\"error\":{{\"code\":\"not_found\",\"message\":\"no endpoint at this path\"}}}}` 404"
     );
     let _ = writeln!(w, "\t}}");
 

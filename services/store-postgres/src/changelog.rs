@@ -135,10 +135,12 @@ impl ChangelogStore for PgStore {
         Ok(row.map_or(0, |r| to_u64(r.get(0))))
     }
 
+    /// On the token checks' pool: readiness asks whether the database answers, and a main pool busy with pushes and
+    /// pulls is load, not an outage.
     #[instrument(level = "debug", name = "postgres ping", skip_all,
         fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "ping"))]
     async fn ping(&self) -> Result<(), StoreError> {
-        self.client().await?.simple_query("SELECT 1").await.map_err(db_error)?;
+        self.token_client().await?.simple_query("SELECT 1").await.map_err(db_error)?;
         Ok(())
     }
 }

@@ -22,13 +22,17 @@ pub struct RequestSpan;
 impl<B> MakeSpan<B> for RequestSpan {
     fn make_span(&mut self, request: &http::Request<B>) -> Span {
         let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
-        let method = request.method();
+        if route.is_some_and(is_probe) {
+            return Span::none();
+        }
+        // A standard method or `_OTHER`: a client cannot make new span names.
+        let method = known_method(request.method());
         let span = tracing::debug_span!(
             "request",
             otel.name = %format_args!("{method} {}", route.unwrap_or("unmatched")),
             otel.kind = "server",
             otel.status_code = tracing::field::Empty,
-            http.request.method = %method,
+            http.request.method = method,
             http.route = route,
             http.response.status_code = tracing::field::Empty,
         );
@@ -89,6 +93,9 @@ pub async fn record_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = known_method(request.method());
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    if route.as_deref().is_some_and(is_probe) {
+        return next.run(request).await;
+    }
     let response = next.run(request).await;
     let mut attributes = vec![
         KeyValue::new("http.request.method", method),
@@ -99,6 +106,12 @@ pub async fn record_request(request: Request, next: Next) -> Response {
     }
     DURATION.record(started.elapsed().as_secs_f64(), &attributes);
     response
+}
+
+/// `/healthz` and `/readyz`: asked every second by gateways and orchestrators, neither traced nor measured, so that
+/// they drown neither real traces nor the request metrics.
+fn is_probe(route: &str) -> bool {
+    route == "/healthz" || route == "/readyz"
 }
 
 /// The method as an attribute: one of the standard ones, or `_OTHER`, so that a client cannot make new series.
