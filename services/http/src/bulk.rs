@@ -121,6 +121,48 @@ mod tests {
         }
     }
 
+    /// A request cancelled while its parse waited for a thread (its client gone, its deadline passed) has given back
+    /// its memory reservation: its parse must not run afterwards, unaccounted, ahead of other users' work.
+    #[tokio::test]
+    async fn a_job_whose_request_is_gone_does_not_run() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::time::Duration;
+
+        // Every bulk thread held until told.
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (release, released) = channel::<()>();
+        let released = Arc::new(Mutex::new(released));
+        let busy = Arc::new(AtomicUsize::new(0));
+        let holders: Vec<_> = (0..threads)
+            .map(|_| {
+                let (released, busy) = (released.clone(), busy.clone());
+                tokio::spawn(run(move || {
+                    busy.fetch_add(1, Ordering::SeqCst);
+                    let _ = released.lock().unwrap().recv();
+                }))
+            })
+            .collect();
+        while busy.load(Ordering::SeqCst) < threads {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+
+        // Queued behind them, then given up on.
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        let waited = tokio::time::timeout(Duration::from_millis(20), run(move || flag.store(true, Ordering::SeqCst)));
+        assert!(waited.await.is_err(), "the job waits while every thread is busy");
+
+        for _ in 0..threads {
+            release.send(()).unwrap();
+        }
+        for holder in holders {
+            holder.await.unwrap().unwrap();
+        }
+        // A job queued after the abandoned one has run: the abandoned one has had its turn.
+        run(|| ()).await.unwrap();
+        assert!(!ran.load(Ordering::SeqCst), "the abandoned job ran");
+    }
+
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn bulk_threads_run_below_the_default_priority() {
