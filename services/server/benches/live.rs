@@ -15,8 +15,9 @@
 //!   is written); those count as 0.
 
 mod common;
+#[path = "common/server.rs"]
+mod server;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -49,83 +50,10 @@ fn options() -> Options {
     }
 }
 
-struct ServerProcess {
-    child: Child,
-    url: String,
-    addr: String,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-async fn start_server(db: &str, data: &std::path::Path) -> (ServerProcess, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr = format!("127.0.0.1:{port}");
-    let bin = env!("CARGO_BIN_EXE_synckit-server");
-    let vars = [
-        ("SYNCKIT_DATABASE_URL", db),
-        ("SYNCKIT_NATS_URL", "nats://127.0.0.1:4222"),
-        ("SYNCKIT_EVENTS_MAX_PER_USER", "1000000"),
-        ("SYNCKIT_TOKEN_SECRET", "bench-token-secret-bench-token-secret-01"),
-        ("SYNCKIT_URL_SECRET", "bench-url-secret-bench-url-secret-bench-01"),
-        ("SYNCKIT_PRELOGIN_SECRET", "bench-prelogin-secret-bench-prelogin-01"),
-        ("SYNCKIT_LOG_FORMAT", "json"),
-        ("RUST_LOG", "warn"),
-    ];
-    let out = Command::new(bin)
-        .envs(vars)
-        .env("SYNCKIT_DATA_DIR", data)
-        .args(["admin", "create-app", "--name", "bench"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let api_key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
-    let child = Command::new(bin)
-        .envs(vars)
-        .env("SYNCKIT_DATA_DIR", data)
-        .env("SYNCKIT_LISTEN", &addr)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Owned at once, so the process is killed and reaped however this ends.
-    let server = ServerProcess { child, url: format!("http://{addr}"), addr };
-    for _ in 0..200 {
-        if reqwest::get(format!("{}/readyz", server.url)).await.is_ok_and(|r| r.status().is_success()) {
-            return (server, api_key);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server did not become ready");
-}
-
-/// Signs up a user with a device: its token and id.
-async fn user(http: &reqwest::Client, url: &str, api_key: &str) -> (String, Uuid) {
-    let email = format!("{}@bench.example", Uuid::new_v4());
-    let key = STANDARD.encode([7u8; 32]);
-    let post = |path: &str, token: Option<&str>, body: Value| {
-        let mut req = http.post(format!("{url}{path}")).json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        async move { req.send().await.unwrap().error_for_status().unwrap().json::<Value>().await.unwrap() }
-    };
-    post(paths::ACCOUNTS_REGISTER, None, json!({"email": email, "salt": STANDARD.encode([1u8; 32]), "login_key": key}))
-        .await;
-    let auth = post(paths::AUTH, None, json!({"email": email, "login_key": key, "api_key": api_key})).await;
-    // Pushes and event streams take the device's own token, which registering the device answers.
-    let device = post(paths::DEVICES, auth["token"].as_str(), json!({"name": "bench", "platform": "linux"})).await;
-    (device["token"].as_str().unwrap().to_owned(), device["id"].as_str().unwrap().parse().unwrap())
 }
 
 /// An event stream over a raw socket (the cheapest client), read until its hello.
@@ -154,7 +82,8 @@ async fn run(o: &Options) {
         Some((gateway, api_key)) => (None, gateway.trim_end_matches('/').to_owned(), api_key.clone()),
         None => {
             let db = synckit_testkit::fresh_database().await.expect("a Postgres to benchmark on");
-            let (server, api_key) = start_server(&db, data.path()).await;
+            let (server, api_key) =
+                server::start_server(&db, data.path(), &[("SYNCKIT_EVENTS_MAX_PER_USER", "1000000")]).await;
             let url = server.url.clone();
             (Some(server), url, api_key)
         }
@@ -167,7 +96,7 @@ async fn run(o: &Options) {
     };
 
     // Latency: a listener and a pusher of one user.
-    let (token, device) = user(&http, &url, &api_key).await;
+    let (token, device) = server::user(&http, &url, &api_key).await;
     let mut listener = open_events(&addr, &token).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
     tokio::spawn(async move {
@@ -264,14 +193,20 @@ struct IdleStreams {
 }
 
 /// Opens `o.idle` event streams of one user and reads the server's resident set before and after.
-async fn idle_streams(o: &Options, server: &ServerProcess, http: &reqwest::Client, api_key: &str) -> IdleStreams {
+async fn idle_streams(
+    o: &Options,
+    server: &server::ServerProcess,
+    http: &reqwest::Client,
+    api_key: &str,
+) -> IdleStreams {
     let pid = server.child.id();
-    let (idle_token, _) = user(http, &server.url, api_key).await;
+    let (idle_token, _) = server::user(http, &server.url, api_key).await;
+    let addr = server.url.strip_prefix("http://").expect("an http:// URL");
     let before_kib = rss_kib(pid);
     let mut streams = Vec::with_capacity(o.idle);
     let opened = Instant::now();
     for chunk in (0..o.idle).collect::<Vec<_>>().chunks(200) {
-        let batch = futures::future::join_all(chunk.iter().map(|_| open_events(&server.addr, &idle_token))).await;
+        let batch = futures::future::join_all(chunk.iter().map(|_| open_events(addr, &idle_token))).await;
         streams.extend(batch);
     }
     let open_secs = opened.elapsed().as_secs_f64();

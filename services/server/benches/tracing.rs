@@ -12,8 +12,9 @@
 //! ends each push's spans (request, handler, token check, transaction, notice) in its batch queue.
 
 mod common;
+#[path = "common/server.rs"]
+mod server;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -31,74 +32,9 @@ use uuid::Uuid;
 const ENTRIES_PER_PUSH: usize = 500;
 const PAYLOAD_BYTES: usize = 1024;
 
-struct ServerProcess {
-    child: Child,
-    url: String,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_server(db: &str, data: &std::path::Path, otlp: Option<&str>) -> (ServerProcess, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr = format!("127.0.0.1:{port}");
-    let bin = env!("CARGO_BIN_EXE_synckit-server");
-    let vars = [
-        ("SYNCKIT_DATABASE_URL", db),
-        ("SYNCKIT_NATS_URL", "nats://127.0.0.1:4222"),
-        ("SYNCKIT_TOKEN_SECRET", "bench-token-secret-bench-token-secret-01"),
-        ("SYNCKIT_URL_SECRET", "bench-url-secret-bench-url-secret-bench-01"),
-        ("SYNCKIT_PRELOGIN_SECRET", "bench-prelogin-secret-bench-prelogin-01"),
-        ("RUST_LOG", "warn"),
-    ];
-    let out = Command::new(bin)
-        .envs(vars)
-        .env("SYNCKIT_DATA_DIR", data)
-        .args(["admin", "create-app", "--name", "bench"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let api_key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
-    let mut cmd = Command::new(bin);
-    cmd.envs(vars).env("SYNCKIT_DATA_DIR", data).env("SYNCKIT_LISTEN", &addr).stdout(Stdio::null());
-    if let Some(endpoint) = otlp {
-        cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
-    }
-    let server = ServerProcess { child: cmd.spawn().unwrap(), url: format!("http://{addr}") };
-    for _ in 0..200 {
-        if reqwest::get(format!("{}/readyz", server.url)).await.is_ok_and(|r| r.status().is_success()) {
-            return (server, api_key);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server did not become ready");
-}
-
-/// Signs up a user with a device: its token and id.
-async fn user(http: &reqwest::Client, url: &str, api_key: &str) -> (String, Uuid) {
-    let email = format!("{}@bench.example", Uuid::new_v4());
-    let key = STANDARD.encode([7u8; 32]);
-    let post = |path: &str, token: Option<&str>, body: Value| {
-        let mut req = http.post(format!("{url}{path}")).json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        async move { req.send().await.unwrap().error_for_status().unwrap().json::<Value>().await.unwrap() }
-    };
-    post(paths::ACCOUNTS_REGISTER, None, json!({"email": email, "salt": STANDARD.encode([1u8; 32]), "login_key": key}))
-        .await;
-    let auth = post(paths::AUTH, None, json!({"email": email, "login_key": key, "api_key": api_key})).await;
-    let device = post(paths::DEVICES, auth["token"].as_str(), json!({"name": "bench", "platform": "linux"})).await;
-    (device["token"].as_str().unwrap().to_owned(), device["id"].as_str().unwrap().parse().unwrap())
-}
-
 /// `streams` devices of new users, one stream each, push `pushes` pushes of 500 entries at once; entries/s.
 async fn ingest(http: &reqwest::Client, url: &str, api_key: &str, streams: usize, pushes: usize) -> f64 {
-    let devices = join_all((0..streams).map(|_| user(http, url, api_key))).await;
+    let devices = join_all((0..streams).map(|_| server::user(http, url, api_key))).await;
     let payload = STANDARD.encode(vec![0x5au8; PAYLOAD_BYTES]);
     let started = Instant::now();
     join_all(devices.iter().map(|(token, device)| {
@@ -145,8 +81,9 @@ async fn run() {
     let dir = tempfile::tempdir().unwrap();
     let off_db = synckit_testkit::fresh_database().await.unwrap();
     let on_db = synckit_testkit::fresh_database().await.unwrap();
-    let (off, off_key) = start_server(&off_db, &dir.path().join("off"), None).await;
-    let (on, on_key) = start_server(&on_db, &dir.path().join("on"), Some(&endpoint)).await;
+    let (off, off_key) = server::start_server(&off_db, &dir.path().join("off"), &[]).await;
+    let (on, on_key) =
+        server::start_server(&on_db, &dir.path().join("on"), &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]).await;
     let http = reqwest::Client::new();
     // One unmeasured round each: connections, cached plans, the pools filled.
     ingest(&http, &off.url, &off_key, streams, 1).await;

@@ -136,17 +136,6 @@ impl Upstreams {
 #[error("{0}")]
 pub struct GatewayError(String);
 
-/// A role's name as its flag and the configuration write it.
-fn name(role: Role) -> &'static str {
-    match role {
-        Role::All => "all",
-        Role::Auth => "auth",
-        Role::Ingest => "ingest",
-        Role::Query => "query",
-        Role::Blob => "blob",
-    }
-}
-
 /// `host:port`, with a host of letters, digits, dots and dashes (or a bracketed IPv6 address) and a port: nothing
 /// that could break out of the configuration's syntax.
 fn check_address(address: &str) -> Result<(), GatewayError> {
@@ -173,7 +162,7 @@ const TRY_INTERVAL: &str = "250ms";
 pub fn caddyfile(listen: SocketAddr, upstreams: &Upstreams) -> Result<String, GatewayError> {
     for role in SERVICE_ROLES {
         if upstreams.of(role).is_empty() {
-            return Err(GatewayError(format!("no {} instances: give --{} ADDR[,ADDR…]", name(role), name(role))));
+            return Err(GatewayError(format!("no {} instances: give --{} ADDR[,ADDR…]", role.name(), role.name())));
         }
         upstreams.of(role).iter().try_for_each(|a| check_address(a))?;
     }
@@ -196,7 +185,7 @@ pub fn caddyfile(listen: SocketAddr, upstreams: &Upstreams) -> Result<String, Ga
             if matchers.is_empty() {
                 continue;
             }
-            let label = if streams { format!("{}_streams", name(role)) } else { name(role).to_owned() };
+            let label = if streams { format!("{}_streams", role.name()) } else { role.name().to_owned() };
             let upstreams: Vec<&String> = upstreams.of(role).iter().collect();
             proxy(w, &label, &matchers, &upstreams, streams);
         }

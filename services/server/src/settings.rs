@@ -220,6 +220,17 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role's name, as `--role` and the settings write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Auth => "auth",
+            Role::Ingest => "ingest",
+            Role::Query => "query",
+            Role::Blob => "blob",
+        }
+    }
+
     /// Whether a process of this role runs `service`.
     pub fn runs(self, service: Role) -> bool {
         self == Role::All || self == service

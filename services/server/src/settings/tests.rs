@@ -327,3 +327,10 @@ fn every_setting_is_documented_with_its_variable() {
         .collect();
     assert!(undocumented.is_empty(), "settings missing from docs/operations.md's table: {undocumented:?}");
 }
+
+#[test]
+fn a_roles_name_is_how_settings_write_it() {
+    for role in [Role::All, Role::Auth, Role::Ingest, Role::Query, Role::Blob] {
+        assert_eq!(serde_json::to_value(role).unwrap(), role.name(), "{role:?}");
+    }
+}

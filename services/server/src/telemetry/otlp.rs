@@ -41,7 +41,7 @@ impl Telemetry {
         let service = std::env::var("OTEL_SERVICE_NAME")
             .ok()
             .filter(|name| !name.trim().is_empty())
-            .unwrap_or_else(|| format!("synckit-{}", role_name(role)));
+            .unwrap_or_else(|| format!("synckit-{}", role.name()));
         let resource = Resource::builder()
             .with_service_name(service)
             .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
@@ -120,14 +120,4 @@ fn protocol(signal_var: &str) -> anyhow::Result<Protocol> {
         };
     }
     Ok(Protocol::HttpBinary)
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::All => "all",
-        Role::Auth => "auth",
-        Role::Ingest => "ingest",
-        Role::Query => "query",
-        Role::Blob => "blob",
-    }
 }

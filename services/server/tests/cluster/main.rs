@@ -14,10 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use synckit::keystore::MemoryKeyStore;
-use synckit::{BlobId, BlobSource, ChangeEntry, LiveOptions, SyncKitClient, SyncKitConfig};
+use synckit::{BlobId, BlobSource, ChangeEntry, LiveOptions, SyncKitClient};
 use tokio::time::{Instant, sleep};
 use uuid::Uuid;
+
+#[path = "../common/sdk_device.rs"]
+mod sdk_device;
 
 /// How long any process of the cluster may live: well past this test's minute.
 const LIFETIME_SECS: u32 = 240;
@@ -114,28 +116,9 @@ impl Drop for Cluster {
     }
 }
 
-/// A device of `email` (password "pw") on the gateway, its own SDK client: the first signs up and sets up the
-/// account's key; the others unlock it with the password.
+/// A device of `email` on the gateway (see [`sdk_device::device`]).
 async fn device(cluster: &Cluster, email: &str, name: &str, first: bool, dir: &Path) -> (SyncKitClient, Uuid) {
-    let client = SyncKitClient::new(
-        SyncKitConfig::new(cluster.gateway(), cluster.api_key())
-            .key_store(Arc::new(MemoryKeyStore::default()))
-            .data_dir(dir.join(name))
-            .max_retries(6)
-            .attempt_timeout(Duration::from_secs(5))
-            .total_timeout(Duration::from_secs(20)),
-    );
-    if first {
-        client.register(email, "pw").await.unwrap();
-    }
-    client.authenticate(email, "pw").await.unwrap();
-    if first {
-        client.setup_encryption_new("pw").await.unwrap();
-    } else {
-        client.setup_encryption_existing("pw").await.unwrap();
-    }
-    let id = client.register_device(name, "linux").await.unwrap().id;
-    (client, id)
+    sdk_device::device(cluster.gateway(), cluster.api_key(), email, first, name, dir).await
 }
 
 /// What a live-sync device has been handed.

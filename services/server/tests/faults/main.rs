@@ -21,6 +21,8 @@ mod nats_restart;
 mod postgres_restart;
 mod procs;
 mod s3_unreachable;
+#[path = "../common/sdk_device.rs"]
+mod sdk_device;
 mod server_kill;
 mod workload;
 

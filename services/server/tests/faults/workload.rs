@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use synckit::keystore::MemoryKeyStore;
-use synckit::{BlobId, BlobSource, ChangeEntry, LiveOptions, SyncKitClient, SyncKitConfig};
+use synckit::{BlobId, BlobSource, ChangeEntry, LiveOptions, SyncKitClient};
+
+use crate::sdk_device::device;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -51,34 +52,6 @@ pub struct Fleet {
     pullers: Vec<(SyncKitClient, Uuid)>,
     verifier: (SyncKitClient, Uuid),
     live: LiveOptions,
-}
-
-/// The SDK as an app configures it, with retries enough to ride over a restart of a few seconds.
-fn client(url: &str, api_key: &str, keys: Arc<MemoryKeyStore>, dir: &Path) -> SyncKitClient {
-    SyncKitClient::new(
-        SyncKitConfig::new(url, api_key)
-            .key_store(keys)
-            .data_dir(dir)
-            .max_retries(6)
-            .attempt_timeout(Duration::from_secs(5))
-            .total_timeout(Duration::from_secs(20)),
-    )
-}
-
-/// A device of the user `email` (password "pw") on `url`, signing up and setting up encryption when `first`.
-async fn device(url: &str, api_key: &str, email: &str, first: bool, name: &str, dir: &Path) -> (SyncKitClient, Uuid) {
-    let client = client(url, api_key, Arc::new(MemoryKeyStore::default()), &dir.join(name));
-    if first {
-        client.register(email, "pw").await.unwrap();
-    }
-    client.authenticate(email, "pw").await.unwrap();
-    if first {
-        client.setup_encryption_new("pw").await.unwrap();
-    } else {
-        client.setup_encryption_existing("pw").await.unwrap();
-    }
-    let id = client.register_device(name, "linux").await.unwrap().id;
-    (client, id)
 }
 
 impl Fleet {
