@@ -71,11 +71,13 @@ impl LoggedIn {
     /// Unlocks the key from the key store, or with the password where the store lost it (a wiped keychain).
     /// Only push and pull call this: the other commands need no key, so they never ask for a password.
     pub async fn unlock(&self) -> Result<()> {
-        if !self.client.try_load_key_from_keychain().await? {
-            let password = password::current(&self.profile.session.email)?;
-            self.client.setup_encryption_existing(&password).await?;
+        match self.client.try_load_key_from_keychain().await {
+            Err(e) if e.kind() == ErrorKind::Locked => {
+                let password = password::current(&self.profile.session.email)?;
+                Ok(self.client.setup_encryption_existing(&password).await?)
+            }
+            loaded => Ok(loaded?),
         }
-        Ok(())
     }
 
     /// Turns the SDK's "sign in again" into the command that does it.

@@ -53,7 +53,8 @@ pub enum ErrorKind {
     /// The OS keychain or the fallback key store failed.
     Keystore,
     /// Encryption is not set up on this client yet: call `setup_encryption_new`, `setup_encryption_existing` or
-    /// `try_load_key_from_keychain` first.
+    /// `try_load_key_from_keychain` first. Also what `try_load_key_from_keychain` answers when this device has no
+    /// key cached for the account.
     Locked,
     /// The caller passed something unusable (an empty password, a bad URL, a file too large or unreadable, or one
     /// that changed while it was uploaded).

@@ -101,8 +101,9 @@ async fn unlock(client: &SyncKitClient, password: &str) -> Result<()> {
     if client.has_server_key().await? {
         return Ok(client.setup_encryption_existing(password).await?);
     }
-    if client.try_load_key_from_keychain().await? {
-        return Ok(());
+    match client.try_load_key_from_keychain().await {
+        Err(e) if e.kind() == ErrorKind::Locked => {}
+        loaded => return Ok(loaded?),
     }
     match client.setup_encryption_new(password).await {
         // Another device created it between the two calls: use that one.

@@ -91,7 +91,7 @@ impl SyncKitClient {
     /// ```no_run
     /// # async fn demo(client: &synckit::SyncKitClient, saved: synckit::Session) -> synckit::Result<()> {
     /// client.restore_session(saved);
-    /// let unlocked = client.try_load_key_from_keychain().await?;
+    /// let unlocked = client.try_load_key_from_keychain().await.is_ok();
     /// # Ok(()) }
     /// ```
     pub fn restore_session(&self, session: Session) {

@@ -83,30 +83,38 @@ impl SyncKitClient {
         self.unlock(master)
     }
 
-    /// Unlocks from the key store (OS keychain) without the password, if this device unlocked before. Returns
-    /// whether it did.
+    /// Unlocks from the key store (OS keychain) without the password, if this device unlocked before. When no key is
+    /// cached for this account here, fails with [`ErrorKind::Locked`] and changes nothing; a key store that cannot
+    /// be read is [`ErrorKind::Keystore`]. Either way the app goes on to ask for the password, so the app start-up
+    /// reads:
     ///
     /// ```no_run
-    /// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
-    /// if !client.try_load_key_from_keychain().await? {
-    ///     client.setup_encryption_existing("a long passphrase").await?;
+    /// # async fn demo(client: &synckit::SyncKitClient, ask_password: impl Fn() -> String) -> synckit::Result<()> {
+    /// if client.try_load_key_from_keychain().await.is_ok() {
+    ///     // ready
+    /// } else if client.has_server_key().await? {
+    ///     client.setup_encryption_existing(&ask_password()).await?; // asked once; cached from now on
+    /// } else {
+    ///     client.setup_encryption_new(&ask_password()).await?; // the account's first device
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn try_load_key_from_keychain(&self) -> Result<bool> {
+    pub async fn try_load_key_from_keychain(&self) -> Result<()> {
         let account = self.key_account()?;
         let store = self.inner.key_store.clone();
         let loaded = tokio::task::spawn_blocking(move || store.load(&account))
             .await
             .map_err(|e| internal("the key store task", e))??;
-        match loaded {
-            Some(master) => {
-                let keys = Keys::derive(&master);
-                self.inner.state.write().expect("not poisoned").unlocked = Some((master, keys));
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        let master = loaded.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Locked,
+                "no key is cached for this account on this device: unlock with setup_encryption_existing (or \
+                 setup_encryption_new on the account's first device)",
+            )
+        })?;
+        let keys = Keys::derive(&master);
+        self.inner.state.write().expect("not poisoned").unlocked = Some((master, keys));
+        Ok(())
     }
 
     /// Whether this user has a master key on the server (set up on some device).

@@ -12,6 +12,7 @@ use uuid::Uuid;
 on_each_engine!(
     quickstart_and_two_devices_converge,
     a_second_device_unlocks_with_the_password,
+    the_documented_start_up_takes_the_right_branch,
     wrong_password_fails_and_changes_nothing,
     change_password_then_unlock_elsewhere,
     change_password_reaches_every_app,
@@ -99,7 +100,9 @@ async fn a_second_device_unlocks_with_the_password(server: TestServer) {
     let phone = server.client_with(&server.url, phone_keys.clone());
     phone.authenticate(&email, "correct horse").await.unwrap();
     assert!(phone.has_server_key().await.unwrap());
-    assert!(!phone.try_load_key_from_keychain().await.unwrap(), "nothing cached on a new device");
+    let nothing_cached = phone.try_load_key_from_keychain().await.unwrap_err();
+    assert_eq!(nothing_cached.kind(), ErrorKind::Locked, "nothing cached on a new device: {nothing_cached}");
+    assert!(!phone.is_unlocked());
     // Setting up "new" encryption on a second device must not replace the key.
     assert_eq!(phone.setup_encryption_new("correct horse").await.unwrap_err().kind(), ErrorKind::Conflict);
     phone.setup_encryption_existing("correct horse").await.unwrap();
@@ -109,10 +112,49 @@ async fn a_second_device_unlocks_with_the_password(server: TestServer) {
     let session = phone.session().unwrap();
     let restarted = server.client_with(&server.url, phone_keys);
     restarted.restore_session(session);
-    assert!(restarted.try_load_key_from_keychain().await.unwrap());
+    restarted.try_load_key_from_keychain().await.unwrap();
     // Logging out forgets it.
     restarted.logout().unwrap();
     assert!(restarted.session().is_none());
+}
+
+/// The app start-up the SDK documents (`try_load_key_from_keychain`'s example), verbatim; which branch it took.
+async fn documented_start_up(client: &SyncKitClient, password: &str) -> synckit::Result<&'static str> {
+    let branch = if client.try_load_key_from_keychain().await.is_ok() {
+        "ready"
+    } else if client.has_server_key().await? {
+        client.setup_encryption_existing(password).await?;
+        "existing"
+    } else {
+        client.setup_encryption_new(password).await?;
+        "new"
+    };
+    Ok(branch)
+}
+
+async fn the_documented_start_up_takes_the_right_branch(server: TestServer) {
+    let email = email();
+    let laptop_keys = Arc::new(MemoryKeyStore::default());
+    let laptop = server.client_with(&server.url, laptop_keys.clone());
+    laptop.register(&email, "pw").await.unwrap();
+    laptop.authenticate(&email, "pw").await.unwrap();
+    assert_eq!(documented_start_up(&laptop, "pw").await.unwrap(), "new", "the account's first device");
+    let laptop_id = laptop.register_device("laptop", "linux").await.unwrap().id;
+    laptop.push(laptop_id, [ChangeEntry::insert("notes", "n1", json!({"t": "from the laptop"}))]).await.unwrap();
+
+    let phone = server.client();
+    phone.authenticate(&email, "pw").await.unwrap();
+    assert_eq!(documented_start_up(&phone, "pw").await.unwrap(), "existing", "a second device");
+    let phone_id = phone.register_device("phone", "ios").await.unwrap().id;
+    assert_eq!(phone.pull(phone_id, 0).await.unwrap().changes[0].data, Some(json!({"t": "from the laptop"})));
+
+    // The laptop restarts: its session restored, the key comes from its key store, and no password is needed.
+    let restarted = server.client_with(&server.url, laptop_keys);
+    restarted.restore_session(laptop.session().unwrap());
+    assert_eq!(documented_start_up(&restarted, "not asked").await.unwrap(), "ready", "a restart");
+    assert!(restarted.is_unlocked());
+    phone.push(phone_id, [ChangeEntry::insert("notes", "n2", json!({"t": "from the phone"}))]).await.unwrap();
+    assert_eq!(restarted.pull(laptop_id, 0).await.unwrap().changes[0].data, Some(json!({"t": "from the phone"})));
 }
 
 async fn wrong_password_fails_and_changes_nothing(server: TestServer) {
