@@ -17,6 +17,7 @@
 mod handlers;
 pub mod local;
 pub mod objects;
+#[cfg(feature = "s3")]
 pub mod s3;
 pub mod sweep;
 
@@ -32,6 +33,7 @@ use synckit_store::BlobCatalog;
 
 pub use local::LocalStore;
 pub use objects::{HolderCheck, ObjectKey, ObjectMeta, ObjectStore, ObjectStoreError, Presigned, UrlHolder};
+#[cfg(feature = "s3")]
 pub use s3::{S3Config, S3Store};
 
 /// Tunables of the blob service: the server's `blob` settings (`SYNCKIT_BLOB_*`).
