@@ -82,8 +82,13 @@ async fn run(o: &Options) {
         Some((gateway, api_key)) => (None, gateway.trim_end_matches('/').to_owned(), api_key.clone()),
         None => {
             let db = synckit_testkit::fresh_database().await.expect("a Postgres to benchmark on");
-            let (server, api_key) =
-                server::start_server(&db, data.path(), &[("SYNCKIT_EVENTS_MAX_PER_USER", "1000000")]).await;
+            let (server, api_key) = server::start_server(
+                server::THIS_BUILD,
+                &db,
+                data.path(),
+                &[("SYNCKIT_EVENTS_MAX_PER_USER", "1000000")],
+            )
+            .await;
             let url = server.url.clone();
             (Some(server), url, api_key)
         }

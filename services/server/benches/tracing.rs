@@ -5,7 +5,11 @@
 //! ```sh
 //! cargo bench -p synckit-server --bench tracing                      # 32 streams x 10 pushes of 500 x 1 KiB, 3 rounds
 //! cargo bench -p synckit-server --bench tracing -- --streams 32 --pushes 10 --rounds 3
+//! cargo bench -p synckit-server --bench tracing -- --baseline PATH  # this build against another, both unset
 //! ```
+//!
+//! With `--baseline PATH`, the two servers are this build and the `synckit-server` at PATH (say, one built before
+//! OpenTelemetry was added), both with `OTEL_EXPORTER_OTLP_ENDPOINT` unset: what tracing costs when it is off.
 //!
 //! Each round runs the workload against both servers (which goes first alternates) and prints entries/s for each and
 //! their ratio; the summary is the median ratio. Every push is traced (the default sampler), so the exporting server
@@ -77,13 +81,27 @@ async fn run() {
     let streams = common::flag("--streams", 32);
     let pushes = common::flag("--pushes", 10);
     let rounds = common::flag("--rounds", 3);
+    let baseline = common::flag("--baseline", String::new());
     let (endpoint, received) = start_receiver().await;
     let dir = tempfile::tempdir().unwrap();
     let off_db = synckit_testkit::fresh_database().await.unwrap();
     let on_db = synckit_testkit::fresh_database().await.unwrap();
-    let (off, off_key) = server::start_server(&off_db, &dir.path().join("off"), &[]).await;
-    let (on, on_key) =
-        server::start_server(&on_db, &dir.path().join("on"), &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]).await;
+    // Exporting against off, or (with --baseline) this build against another, both off.
+    let (reference, (off, off_key), (on, on_key)) = if baseline.is_empty() {
+        let exporting = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())];
+        (
+            ["off", "exporting"],
+            server::start_server(server::THIS_BUILD, &off_db, &dir.path().join("off"), &[]).await,
+            server::start_server(server::THIS_BUILD, &on_db, &dir.path().join("on"), &exporting).await,
+        )
+    } else {
+        (
+            ["baseline", "this build"],
+            server::start_server(&baseline, &off_db, &dir.path().join("off"), &[]).await,
+            server::start_server(server::THIS_BUILD, &on_db, &dir.path().join("on"), &[]).await,
+        )
+    };
+    let [off_name, on_name] = reference;
     let http = reqwest::Client::new();
     // One unmeasured round each: connections, cached plans, the pools filled.
     ingest(&http, &off.url, &off_key, streams, 1).await;
@@ -100,16 +118,22 @@ async fn run() {
             (ingest(&http, &off.url, &off_key, streams, pushes).await, on_rate)
         };
         let ratio = on_rate / off_rate;
-        println!("round {round}: off {off_rate:.0} entries/s, exporting {on_rate:.0} entries/s, ratio {ratio:.3}");
+        println!(
+            "round {round}: {off_name} {off_rate:.0} entries/s, {on_name} {on_rate:.0} entries/s, ratio {ratio:.3}"
+        );
         ratios.push(ratio);
     }
-    // The exporter's batches go out every 5 s: let the last ones arrive before counting.
-    tokio::time::sleep(Duration::from_secs(6)).await;
     ratios.sort_by(f64::total_cmp);
     let median = ratios[ratios.len() / 2];
-    let bytes = received.load(Ordering::Relaxed);
-    println!("tracing: exporting / off, median of {rounds}: {median:.3}; {bytes} bytes of OTLP received");
-    assert!(bytes > 0, "the exporting server sent nothing to the receiver");
+    if baseline.is_empty() {
+        // The exporter's batches go out every 5 s: let the last ones arrive before counting.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let bytes = received.load(Ordering::Relaxed);
+        println!("tracing: exporting / off, median of {rounds}: {median:.3}; {bytes} bytes of OTLP received");
+        assert!(bytes > 0, "the exporting server sent nothing to the receiver");
+    } else {
+        println!("tracing: this build / {baseline}, both off, median of {rounds}: {median:.3}");
+    }
 }
 
 fn main() {

@@ -23,12 +23,20 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Creates an app in `db`, then serves on a free loopback port with `env` beside the engines and secrets, until
-/// ready. Returns the server and the app's API key.
-pub async fn start_server(db: &str, data: &std::path::Path, env: &[(&str, &str)]) -> (ServerProcess, String) {
+/// This build of `synckit-server`.
+pub const THIS_BUILD: &str = env!("CARGO_BIN_EXE_synckit-server");
+
+/// Creates an app in `db`, then serves `bin` (a build of `synckit-server`, [`THIS_BUILD`] unless another is compared
+/// with it) on a free loopback port with `env` beside the engines and secrets, until ready. Returns the server and
+/// the app's API key.
+pub async fn start_server(
+    bin: &str,
+    db: &str,
+    data: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (ServerProcess, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
-    let bin = env!("CARGO_BIN_EXE_synckit-server");
     let vars = [
         ("SYNCKIT_DATABASE_URL", db),
         ("SYNCKIT_NATS_URL", "nats://127.0.0.1:4222"),
