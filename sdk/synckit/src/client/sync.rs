@@ -23,7 +23,8 @@ impl SyncKitClient {
     ///
     /// The change ids are made here, so calling `push` again after an error pushes the changes again under new
     /// ids. An app that wants to retry whole calls safely passes its own ids with
-    /// [`push_with_ids`](Self::push_with_ids).
+    /// [`push_with_ids`](Self::push_with_ids), or lets the SDK keep its changes: [`enqueue`](Self::enqueue) and
+    /// [`sync`](Self::sync).
     ///
     /// ```no_run
     /// # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
@@ -183,7 +184,8 @@ impl SyncKitClient {
     }
 
     /// Starts live sync from `cursor`: whenever another device pushes, the server says so and the returned
-    /// [`LiveSync`] pulls, decrypts and hands over the new changes. It reconnects by itself after network or
+    /// [`LiveSync`] pulls, decrypts and hands over the new changes. It pushes the device's outbox too, on every
+    /// (re)connection and whenever the app [`enqueue`](Self::enqueue)s, so an app on live sync never calls push. It reconnects by itself after network or
     /// server loss, and pulls on an interval while no events arrive. Entries that cannot be read are reported in
     /// [`LivePage::undecryptable`](crate::LivePage::undecryptable) and passed over, as [`pull`](Self::pull) does;
     /// they never stop it. Needs a Tokio runtime.
