@@ -82,7 +82,9 @@ enum Command {
         device: Option<String>,
     },
 
-    /// Push one change to a row: an upsert of JSON, or with --delete a delete. Prints {"cursor"}.
+    /// Push one change to a row: an upsert of JSON, or with --delete a delete. The change goes into this profile's
+    /// outbox first: when the server cannot be reached it waits there (said on stderr, exit status 0) until
+    /// `synckit sync` or the next push sends it. Prints {"change_id", "pushed", "pending"}.
     // A negative number is JSON too.
     #[command(allow_negative_numbers = true)]
     Push {
@@ -105,7 +107,12 @@ enum Command {
     /// that cannot be read are listed on stderr as they pass.
     Watch,
 
-    /// Print the account's stream: {"change_count", "cursor"}.
+    /// Push this profile's outbox, then print the changes other devices pushed since the last pull or sync, one
+    /// JSON object per line, and say on stderr how many went each way. Entries that cannot be read are listed on
+    /// stderr and skipped, and the exit status is then 3.
+    Sync,
+
+    /// Print the account's stream and this profile's outbox: {"change_count", "cursor", "pending"}.
     Status,
 
     /// Encrypted files, up to 500 MiB: upload one, or download one by id.
@@ -212,6 +219,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Push { table, row_id, json, .. } => sync::push(&globals, table, row_id, json).await,
         Command::Pull => sync::pull(&globals).await,
         Command::Watch => sync::watch(&globals).await,
+        Command::Sync => sync::sync(&globals).await,
         Command::Status => sync::status(&globals).await,
         Command::Blob { action: BlobAction::Put { file } } => blobs::put(&globals, &file).await,
         Command::Blob { action: BlobAction::Get { id, file } } => blobs::get(&globals, &id, &file).await,

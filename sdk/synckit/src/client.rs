@@ -2,12 +2,16 @@
 //!
 //! Its methods are grouped by concern, each group an `impl SyncKitClient` block in a module of its own:
 //! `accounts` (sign-in and sessions), `encryption` (the master key), `devices`, `sync` (push, pull, cursors, live),
-//! and the blob methods in [`crate::blobs`]. They share what is here; none of them uses another.
+//! `engine` (the outbox and one-call sync, built on `sync`'s sealing and pulling), and the blob methods in
+//! [`crate::blobs`]. They share what is here; apart from `engine`, none of them uses another.
 
 mod accounts;
 mod devices;
 mod encryption;
+mod engine;
 mod sync;
+
+pub use engine::ApplyResult;
 
 use std::sync::{Arc, RwLock};
 
@@ -26,6 +30,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Retry, Transport};
 use crate::keystore::{KeyStore, default_key_store};
 use crate::model::Session;
+use crate::outbox::{OutboxStore, SqliteOutboxStore};
 use crate::task::blocking;
 
 /// The SyncKit client: cheap to clone, `Send + Sync`, every method takes `&self`. Share one per app (in an `Arc`
@@ -57,6 +62,11 @@ struct Inner {
     transport: Transport,
     key_store: Arc<dyn KeyStore>,
     cursor_store: Arc<dyn CursorStore>,
+    outbox: Arc<dyn OutboxStore>,
+    /// Bumped by every enqueue, so live sync pushes what was just enqueued.
+    enqueued: tokio::sync::watch::Sender<u64>,
+    /// One push of the outbox at a time per client: a second would only send the same batch again.
+    pushing: tokio::sync::Mutex<()>,
     state: RwLock<State>,
 }
 
@@ -81,9 +91,22 @@ impl SyncKitClient {
             .cursor_store
             .clone()
             .unwrap_or_else(|| Arc::new(FileCursorStore::new(data_dir.join("cursors.json"))));
+        let outbox = config
+            .outbox_store
+            .clone()
+            .unwrap_or_else(|| Arc::new(SqliteOutboxStore::new(data_dir.join("outbox.sqlite3"))));
         let transport = Transport::new(&config);
         Self {
-            inner: Arc::new(Inner { config, transport, key_store, cursor_store, state: RwLock::new(State::default()) }),
+            inner: Arc::new(Inner {
+                config,
+                transport,
+                key_store,
+                cursor_store,
+                outbox,
+                enqueued: tokio::sync::watch::Sender::new(0),
+                pushing: tokio::sync::Mutex::new(()),
+                state: RwLock::new(State::default()),
+            }),
         }
     }
 

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use crate::cursor::CursorStore;
 use crate::keystore::KeyStore;
+use crate::outbox::OutboxStore;
 
-/// How a [`SyncKitClient`](crate::SyncKitClient) reaches its server and where it keeps keys and cursors.
+/// How a [`SyncKitClient`](crate::SyncKitClient) reaches its server and where it keeps keys, cursors and its
+/// outbox.
 ///
 /// Fill in the two required fields and take the defaults for the rest:
 ///
@@ -48,7 +50,10 @@ pub struct SyncKitConfig {
     pub key_store: Option<Arc<dyn KeyStore>>,
     /// Where pull cursors are kept; `None` keeps them in a file under `data_dir`.
     pub cursor_store: Option<Arc<dyn CursorStore>>,
-    /// The SDK's own files (fallback key store, cursors); `None` is the platform's data directory plus
+    /// Where enqueued changes wait for the server; `None` keeps them in a SQLite database under `data_dir`
+    /// (`outbox.sqlite3`).
+    pub outbox_store: Option<Arc<dyn OutboxStore>>,
+    /// The SDK's own files (fallback key store, cursors, outbox); `None` is the platform's data directory plus
     /// `synckit` (`$XDG_DATA_HOME/synckit`, `~/.local/share/synckit`).
     pub data_dir: Option<PathBuf>,
 }
@@ -63,6 +68,7 @@ impl Default for SyncKitConfig {
             max_retries: 4,
             key_store: None,
             cursor_store: None,
+            outbox_store: None,
             data_dir: None,
         }
     }
@@ -138,6 +144,19 @@ impl SyncKitConfig {
     /// ```
     pub fn cursor_store(mut self, store: Arc<dyn CursorStore>) -> Self {
         self.cursor_store = Some(store);
+        self
+    }
+
+    /// Sets [`SyncKitConfig::outbox_store`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use synckit::outbox::MemoryOutboxStore;
+    /// let config = synckit::SyncKitConfig::default().outbox_store(Arc::new(MemoryOutboxStore::default()));
+    /// assert!(config.outbox_store.is_some());
+    /// ```
+    pub fn outbox_store(mut self, store: Arc<dyn OutboxStore>) -> Self {
+        self.outbox_store = Some(store);
         self
     }
 

@@ -59,6 +59,14 @@ pub enum ErrorKind {
     /// The caller passed something unusable (an empty password, a bad URL, a file too large or unreadable, or one
     /// that changed while it was uploaded).
     InvalidInput,
+    /// The device's own storage failed: the outbox database could not be opened, read or written (disk full, no
+    /// permission, a file that is not the SDK's). Nothing enqueued before is lost; what failed to enqueue was not
+    /// enqueued.
+    Storage,
+    /// The app's `apply` callback of [`SyncKitClient::sync`](crate::SyncKitClient::sync) failed; its error is the
+    /// [`source`](std::error::Error::source). The page it failed on was not marked as applied: the next sync hands
+    /// it over again.
+    Apply,
     /// A failure inside the SDK itself: a task of its own stopped without an answer (it panicked, or the runtime
     /// shut down under it). A bug, in the SDK or in a callback it ran.
     Internal,

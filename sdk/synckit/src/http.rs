@@ -142,7 +142,11 @@ impl Transport {
                     let err = Error::new(ErrorKind::Transport, format!("{method} {path} failed")).with_source(e);
                     (err, retry == Retry::Idempotent)
                 }
-                Ok(Ok(resp)) if resp.status().is_success() => return decode(resp, &method, path).await,
+                Ok(Ok(resp)) if resp.status().is_success() => match decode(resp, &method, path).await {
+                    // The answer broke off: as lost as one that never came.
+                    Err(err) if err.kind() == ErrorKind::Transport => (err, retry == Retry::Idempotent),
+                    decoded => return decoded,
+                },
                 Ok(Ok(resp)) => {
                     let status = resp.status();
                     let err = server_error(resp).await;
@@ -296,6 +300,47 @@ mod tests {
         let (transport, calls) = scripted(&[(500, "internal"), (429, "rate_limited")]).await;
         post(&transport, super::Retry::Idempotent).await.unwrap();
         assert_eq!(*calls.lock().unwrap(), 3);
+    }
+
+    /// A server whose first answer promises a body it cuts off, then answers whole; it counts the connections.
+    async fn cutting() -> (super::Transport, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut head = vec![0; 4096];
+                let _ = conn.read(&mut head).await;
+                let answer: &[u8] = if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"cursor\""
+                } else {
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
+                };
+                let _ = conn.write_all(answer).await;
+                // Closing ends the first answer 90 bytes short.
+            }
+        });
+        (super::Transport::new(&crate::SyncKitConfig::new(url, "sk").max_retries(2)), calls)
+    }
+
+    #[tokio::test]
+    async fn an_answer_cut_short_is_retried_when_repeating_it_is_harmless() {
+        use std::sync::atomic::Ordering;
+
+        let (transport, calls) = cutting().await;
+        post(&transport, super::Retry::Idempotent).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        let (transport, calls) = cutting().await;
+        let err = post(&transport, super::Retry::IfUnprocessed).await.unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Transport, "{err}");
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "it may have taken effect: not repeated");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! SyncKit: end-to-end encrypted sync for apps.
 //!
 //! The app describes each change to its own data as a [`ChangeEntry`]; the SDK encrypts the whole entry on the
-//! device (XChaCha20-Poly1305 under a per-user master key), pushes it, and pulls and decrypts what other devices
-//! pushed. The server stores ciphertext and never sees a table name, row id or value.
+//! device (XChaCha20-Poly1305 under a per-user master key), keeps it in the device's outbox until the server has
+//! it, and pulls and decrypts what other devices pushed. The server stores ciphertext and never sees a table name,
+//! row id or value.
 //!
 //! ```no_run
 //! use synckit::{ChangeEntry, SyncKitClient, SyncKitConfig};
@@ -15,13 +16,26 @@
 //! let (user_id, app_id) = client.authenticate("user@example.com", "pass").await?;
 //! client.setup_encryption_new("pass").await?;
 //! let device = client.register_device("MacBook", "macos").await?;
-//! let changes = vec![ChangeEntry::insert("notes", "n1", serde_json::json!({"title": "Hello"}))];
-//! let cursor = client.push(device.id, changes).await?;
-//! let page = client.pull(device.id, cursor).await?;
-//! for change in &page.changes { /* apply to the local store */ }
-//! for skipped in &page.undecryptable { eprintln!("{skipped}") } // entries that cannot be read, passed over
+//! // Encrypted and stored on the device at once, online or not.
+//! client.enqueue(device.id, [ChangeEntry::insert("notes", "n1", serde_json::json!({"title": "Hello"}))]).await?;
+//! // Pushes the outbox, then hands over every other device's changes since the saved cursor.
+//! let report = client
+//!     .sync(device.id, |page| {
+//!         for change in &page.changes { /* apply to the local store */ }
+//!         Ok(())
+//!     })
+//!     .await?;
+//! for skipped in &report.undecryptable { eprintln!("{skipped}") } // entries that cannot be read, passed over
 //! # Ok(()) }
 //! ```
+//!
+//! The outbox makes retries safe: each change is encrypted once under its change id when it is enqueued, and leaves
+//! the outbox only once the server acknowledged it, so a lost answer, a timeout, a push cut off halfway or a crash
+//! of the app never stores a change twice or loses one that `enqueue` returned for. `sync` saves the cursor only
+//! after `apply` returned `Ok` for a page. [`live`](SyncKitClient::live) does the same continuously: it pushes
+//! whenever the app enqueues and pulls whenever another device pushed. Apps that keep their own changes can still
+//! [`push`](SyncKitClient::push) and [`pull`](SyncKitClient::pull) directly, with their own change ids
+//! ([`push_with_ids`](SyncKitClient::push_with_ids)) for safe retries.
 //!
 //! An entry that cannot be read (altered, forged by the server, or written by a faulty device) never stops sync:
 //! [`PullPage::undecryptable`] and [`LivePage::undecryptable`] report it with its `seq`, change id, device and
@@ -47,7 +61,9 @@
 //!   concern: accounts and sessions, encryption set-up, devices, sync (push, pull, cursors, live), and blobs.
 //! - [`ChangeEntry`], [`Device`], [`Status`], [`Session`]: what the client exchanges with the app.
 //! - [`PullPage`], [`Undecryptable`], [`UndecryptableReason`]: what a pull hands over, and the report of entries
-//!   it passed over because they cannot be read.
+//!   it passed over because they cannot be read. [`SyncReport`] and [`ApplyResult`]: what `sync` did, and what its
+//!   `apply` callback returns.
+//! - [`outbox`]: where enqueued changes wait for the server (SQLite by default, or memory).
 //! - [`blobs`]: encrypted files up to 500 MiB: [`BlobSource`], [`UploadedBlob`], [`BlobOptions`] and
 //!   [`Progress`], and the step-by-step [`PreparedBlob`], [`BlobUploadUrl`], [`BlobDownloadUrl`].
 //! - [`crypto`]: the encryption model (master key, envelope, subkeys, entry and blob sealing).
@@ -71,16 +87,17 @@ mod http;
 pub mod keystore;
 mod live;
 mod model;
+pub mod outbox;
 mod page;
 mod task;
 
 pub use blobs::{BlobDownloadUrl, BlobOptions, BlobSource, BlobUploadUrl, PreparedBlob, Progress, UploadedBlob};
-pub use client::SyncKitClient;
+pub use client::{ApplyResult, SyncKitClient};
 pub use config::SyncKitConfig;
 pub use crypto::blob::BlobId;
 pub use error::{Error, ErrorKind, Result};
 pub use live::{LiveOptions, LivePage, LiveSync};
 pub use model::{ChangeEntry, ChangeOp, Device, Session, Status};
-pub use page::{PullPage, Undecryptable, UndecryptableReason};
+pub use page::{PullPage, SyncReport, Undecryptable, UndecryptableReason};
 /// The server's error codes, as [`Error::code`] returns them.
 pub use synckit_protocol::ErrorCode;

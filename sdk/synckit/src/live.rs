@@ -6,6 +6,10 @@
 //! event arrives it still pulls every `poll_interval` (the bus may be down while pushes go on), and after a lost
 //! connection it reconnects with back-off and catches up from its cursor. Dropping the handle stops it.
 //!
+//! It pushes too: the device's outbox on connecting (so after every reconnect, when the network is back) and
+//! whenever the app enqueues, so an app that uses live sync only ever calls
+//! [`enqueue`](crate::SyncKitClient::enqueue).
+//!
 //! An entry that cannot be read is not an error here either: it travels in [`LivePage::undecryptable`] and live
 //! sync goes on past it. Only what no retry can mend (the session ended, encryption locked) stops it.
 
@@ -13,7 +17,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use synckit_protocol::paths;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use crate::SyncKitClient;
@@ -115,7 +119,8 @@ pub(crate) fn start(client: SyncKitClient, device_id: Uuid, cursor: u64, options
     // Small: a consumer that falls behind slows the pulling, never grows memory.
     let (tx, pages) = mpsc::channel(4);
     let task = tokio::spawn(async move {
-        let mut worker = Worker { client, device_id, cursor, options, tx };
+        let enqueued = client.enqueued();
+        let mut worker = Worker { client, device_id, cursor, options, tx, enqueued };
         if let Err(e) = worker.run().await {
             let _ = worker.tx.send(Err(e)).await;
         }
@@ -129,6 +134,14 @@ struct Worker {
     cursor: u64,
     options: LiveOptions,
     tx: mpsc::Sender<Result<LivePage>>,
+    /// Changes when the app enqueues: the outbox has something to push.
+    enqueued: watch::Receiver<u64>,
+}
+
+/// What woke the worker: the outbox has something to push, or the stream may have something to pull.
+enum Wake {
+    Push,
+    Pull(bool),
 }
 
 /// Whether an error ends live sync or is worth a reconnect. Entries that do not decrypt are not errors (pages
@@ -162,23 +175,38 @@ impl Worker {
             })?;
         let events = self.client.transport().event_stream(paths::EVENTS, &token, self.cursor).await?;
         let mut events = std::pin::pin!(events);
-        // Whatever happened while disconnected.
+        // Whatever happened while disconnected, both ways: what was enqueued, and what others pushed.
+        self.push_outbox().await?;
         if !self.catch_up().await? {
             return Ok(());
         }
         loop {
-            let wanted = tokio::select! {
+            let cursor = self.cursor;
+            let wake = tokio::select! {
                 event = events.next() => match event {
-                    Some(Ok(event)) => event_cursor(&event).is_some_and(|c| c > self.cursor),
+                    Some(Ok(event)) => Wake::Pull(event_cursor(&event).is_some_and(|c| c > cursor)),
                     Some(Err(e)) => return Err(e),
                     None => return Err(Error::new(ErrorKind::Transport, "the server closed the event stream")),
                 },
-                () = tokio::time::sleep(self.options.poll_interval) => true,
+                Ok(()) = self.enqueued.changed() => Wake::Push,
+                () = tokio::time::sleep(self.options.poll_interval) => Wake::Pull(true),
             };
-            if wanted && !self.catch_up().await? {
-                return Ok(());
+            match wake {
+                Wake::Push => self.push_outbox().await?,
+                Wake::Pull(true) => {
+                    if !self.catch_up().await? {
+                        return Ok(());
+                    }
+                }
+                Wake::Pull(false) => {}
             }
         }
+    }
+
+    /// Pushes everything in the outbox, including what is enqueued meanwhile.
+    async fn push_outbox(&mut self) -> Result<()> {
+        self.enqueued.borrow_and_update();
+        self.client.push_outbox(self.device_id).await.map(|_| ())
     }
 
     /// Pulls until nothing is left, handing each non-empty page over. False when the consumer is gone.

@@ -39,6 +39,32 @@ pub struct PullPage {
     pub has_more: bool,
 }
 
+/// What one [`SyncKitClient::sync`](crate::SyncKitClient::sync) did.
+///
+/// ```no_run
+/// # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
+/// let synckit::SyncReport { pushed, pulled, undecryptable, pending, cursor, .. } =
+///     client.sync(device, |_page| Ok(())).await?;
+/// println!("sent {pushed}, received {pulled}, skipped {}, {pending} waiting, at {cursor}", undecryptable.len());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyncReport {
+    /// Changes of the outbox the server acknowledged (stored now, or already by an earlier attempt), now gone from
+    /// the outbox.
+    pub pushed: u64,
+    /// Changes of other devices handed to `apply`.
+    pub pulled: u64,
+    /// Entries passed over because they cannot be read, oldest first, as [`PullPage::undecryptable`] reports them
+    /// (they were in the pages handed to `apply` too).
+    pub undecryptable: Vec<Undecryptable>,
+    /// Changes still in the outbox afterwards: enqueued while this sync ran.
+    pub pending: u64,
+    /// The saved cursor afterwards.
+    pub cursor: u64,
+}
+
 /// An entry that a pull passed over because it cannot be read, with what it takes to find it: the server keeps it,
 /// and a pull from `seq - 1` returns it again.
 ///

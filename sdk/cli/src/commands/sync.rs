@@ -1,4 +1,4 @@
-//! The user's stream: push, pull, status.
+//! The user's stream: push (through the outbox), sync, pull, watch, status.
 
 use anyhow::{Result, bail};
 use serde_json::json;
@@ -8,21 +8,77 @@ use crate::errors::Skipped;
 use crate::session::LoggedIn;
 use crate::{Globals, output};
 
-/// `synckit push TABLE ROW_ID JSON` (an upsert) or `synckit push TABLE ROW_ID --delete`.
+/// `synckit push TABLE ROW_ID JSON` (an upsert) or `synckit push TABLE ROW_ID --delete`: the change goes into the
+/// profile's outbox, then the outbox is pushed. When the server cannot be reached the change waits there (said on
+/// stderr) and the command still succeeds: `synckit sync`, or the next push, sends it. Prints {"change_id",
+/// "pushed", "pending"}.
 pub async fn push(globals: &Globals, table: String, row_id: String, data: Option<serde_json::Value>) -> Result<()> {
     let logged_in = LoggedIn::open(globals)?;
+    let (client, device) = (&logged_in.client, logged_in.profile.device_id);
     let change = match data {
         Some(data) => ChangeEntry::upsert(table, row_id, data),
         None => ChangeEntry::delete(table, row_id),
     };
-    let pushed = async {
+    let queued = async {
         logged_in.unlock().await?;
-        Ok(logged_in.client.push(logged_in.profile.device_id, [change]).await?)
+        Ok(client.enqueue(device, [change]).await?)
     };
-    // A deleted device's token is refused; `explain` says to log in again, which registers the profile anew.
-    let cursor = pushed.await.map_err(|e| logged_in.explain(e))?;
+    let change_id = queued.await.map_err(|e| logged_in.explain(e))?[0];
     // The pull cursor stays where it is: changes other devices pushed before this one are still to be pulled.
-    output::one(json!({ "cursor": cursor }))
+    let pushed = match client.push_outbox(device).await {
+        Ok(pushed) => pushed,
+        Err(e) if e.is_retryable() => {
+            let pending = client.pending(device).await?;
+            eprintln!(
+                "synckit: not sent now ({e}); it waits in this profile's outbox, which holds {}: synckit sync sends \
+                 them",
+                changes(pending)
+            );
+            0
+        }
+        // A deleted device's token is refused; `explain` says to log in again, which registers the profile anew.
+        Err(e) => return Err(logged_in.explain(e.into())),
+    };
+    output::one(json!({ "change_id": change_id, "pushed": pushed, "pending": client.pending(device).await? }))
+}
+
+/// `synckit sync`: pushes the outbox, then prints every change other devices pushed since the last pull or sync,
+/// one JSON line each, saving the cursor after each page, and says on stderr what it did. Entries that cannot be
+/// read are reported as `pull` reports them (exit status 3).
+pub async fn sync(globals: &Globals) -> Result<()> {
+    let logged_in = LoggedIn::open(globals)?;
+    let synced = async {
+        let (client, device) = (&logged_in.client, logged_in.profile.device_id);
+        logged_in.unlock().await?;
+        let report = client
+            .sync(device, |page| {
+                output::lines(&page.changes)?;
+                report(&page.undecryptable);
+                Ok(())
+            })
+            .await?;
+        eprintln!(
+            "synckit: pushed {}, pulled {}{}, {} pending",
+            changes(report.pushed),
+            changes(report.pulled),
+            match report.undecryptable.len() {
+                0 => String::new(),
+                n => format!(", skipped {n} that cannot be read"),
+            },
+            report.pending
+        );
+        Ok(report.undecryptable.len())
+    };
+    let skipped = synced.await.map_err(|e: anyhow::Error| logged_in.explain(e))?;
+    if skipped > 0 {
+        return Err(Skipped(skipped).into());
+    }
+    Ok(())
+}
+
+/// "1 change", "3 changes".
+fn changes(n: u64) -> String {
+    if n == 1 { "1 change".to_owned() } else { format!("{n} changes") }
 }
 
 /// `synckit pull`: every change other devices pushed since the last pull, one JSON line each. Entries that cannot
@@ -94,9 +150,19 @@ pub async fn watch(globals: &Globals) -> Result<()> {
     watched.await.map_err(|e: anyhow::Error| logged_in.explain(e))
 }
 
-/// `synckit status`: the size and head of the user's stream.
+/// `synckit status`: the size and head of the user's stream, and how many changes of this profile wait in its
+/// outbox. When the server cannot be reached it fails, saying how many wait.
 pub async fn status(globals: &Globals) -> Result<()> {
     let logged_in = LoggedIn::open(globals)?;
-    let status = logged_in.client.status().await.map_err(|e| logged_in.explain(e.into()))?;
-    output::one(status)
+    let (client, device) = (&logged_in.client, logged_in.profile.device_id);
+    let pending = client.pending(device).await?;
+    let status = match client.status().await {
+        Ok(status) => status,
+        Err(e) if e.is_retryable() => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("the server cannot be reached; {} wait in the outbox", changes(pending))));
+        }
+        Err(e) => return Err(logged_in.explain(e.into())),
+    };
+    output::one(json!({ "change_count": status.change_count, "cursor": status.cursor, "pending": pending }))
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use serde_json::{Value, json};
-use synckit_testkit::{TestServer, TestUser, email, engine, random_bytes};
+use synckit_testkit::{FaultProxy, TestServer, TestUser, email, engine, random_bytes};
 use uuid::Uuid;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -153,8 +153,10 @@ async fn two_profiles_on_one_machine_sync_as_two_devices() {
 
     let first = t.synckit("a", &["push", "notes", "n1", r#"{"title":"Hi","tags":["x"]}"#]).await.ok().json();
     let second = t.synckit("a", &["push", "notes", "n0", "--delete"]).await.ok().json();
-    assert_eq!(keys(&first), BTreeSet::from(["cursor"]));
-    assert!(second["cursor"].as_u64().unwrap() > first["cursor"].as_u64().unwrap());
+    assert_eq!(keys(&first), BTreeSet::from(["change_id", "pushed", "pending"]));
+    assert_eq!((&first["pushed"], &first["pending"]), (&json!(1), &json!(0)), "sent at once: {first}");
+    assert_eq!((&second["pushed"], &second["pending"]), (&json!(1), &json!(0)), "sent at once: {second}");
+    assert_ne!(first["change_id"], second["change_id"]);
 
     let pulled: Vec<Value> = t.synckit("b", &["pull"]).await.ok().lines().into_iter().map(without_timestamp).collect();
     assert_eq!(
@@ -167,12 +169,12 @@ async fn two_profiles_on_one_machine_sync_as_two_devices() {
     assert_eq!(t.synckit("b", &["pull"]).await.ok().stdout, "", "the second pull resumes after the first");
     assert_eq!(t.synckit("a", &["pull"]).await.ok().stdout, "", "a device does not pull its own changes");
 
-    let third = t.synckit("b", &["push", "notes", "n2", "-42"]).await.ok().json();
+    t.synckit("b", &["push", "notes", "n2", "-42"]).await.ok();
     let pulled: Vec<Value> = t.synckit("a", &["pull"]).await.ok().lines().into_iter().map(without_timestamp).collect();
     assert_eq!(pulled, [json!({"table": "notes", "op": "update", "row_id": "n2", "data": -42})]);
 
     let status = t.synckit("a", &["status"]).await.ok().json();
-    assert_eq!(status, json!({"change_count": 3, "cursor": third["cursor"]}));
+    assert_eq!(status, json!({"change_count": 3, "cursor": 3, "pending": 0}));
 
     let devices = t.synckit("a", &["devices"]).await.ok().lines();
     assert_eq!(devices.len(), 2, "{devices:?}");
@@ -191,6 +193,54 @@ async fn two_profiles_on_one_machine_sync_as_two_devices() {
     assert_eq!(devices.iter().map(|d| &d["id"]).collect::<Vec<_>>(), [&a["device_id"]]);
     t.synckit("a", &["devices", "delete", b_id]).await.fails(1, "this account has no device");
     t.synckit("b", &["push", "notes", "n3", "{}"]).await.fails(1, &format!("was deleted: run synckit login {email}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_while_offline_waits_in_the_outbox_and_sync_delivers_it_once() {
+    let t = start().await;
+    // Profile a reaches the server through a proxy that can go down; profile b directly.
+    let network = FaultProxy::start(t.server.addr).await;
+    let via_network = [("SYNCKIT_SERVER", Some(network.url.as_str()))];
+    let email = email();
+    t.synckit_with("a", &via_network, &["signup", &email]).await.ok();
+    t.synckit_with("a", &via_network, &["login", &email, "--device", "laptop"]).await.ok();
+    t.synckit("b", &["login", &email, "--device", "desktop"]).await.ok();
+
+    network.set_up(false);
+    let queued = t.synckit_with("a", &via_network, &["push", "notes", "n1", r#"{"n":1}"#]).await.ok();
+    assert!(queued.stderr.contains("waits in this profile's outbox, which holds 1 change"), "{queued:#?}");
+    assert_eq!((&queued.json()["pushed"], &queued.json()["pending"]), (&json!(0), &json!(1)));
+    t.synckit_with("a", &via_network, &["push", "notes", "n0", "--delete"]).await.ok();
+    t.synckit_with("a", &via_network, &["status"])
+        .await
+        .fails(1, "the server cannot be reached; 2 changes wait in the outbox");
+    // Sync fails offline, and loses nothing.
+    let offline = t.synckit_with("a", &via_network, &["sync"]).await;
+    assert_eq!((offline.code, offline.stdout.as_str()), (Some(1), ""), "{offline:#?}");
+
+    network.set_up(true);
+    let synced = t.synckit_with("a", &via_network, &["sync"]).await.ok();
+    assert!(synced.stderr.contains("pushed 2 changes, pulled 0 changes, 0 pending"), "{synced:#?}");
+    let pulled: Vec<Value> = t.synckit("b", &["pull"]).await.ok().lines().into_iter().map(without_timestamp).collect();
+    assert_eq!(
+        pulled,
+        [
+            json!({"table": "notes", "op": "update", "row_id": "n1", "data": {"n": 1}}),
+            json!({"table": "notes", "op": "delete", "row_id": "n0", "data": null}),
+        ],
+        "delivered once, in order"
+    );
+    let again = t.synckit_with("a", &via_network, &["sync"]).await.ok();
+    assert!(again.stderr.contains("pushed 0 changes"), "{again:#?}");
+    let status = t.synckit_with("a", &via_network, &["status"]).await.ok().json();
+    assert_eq!(status, json!({"change_count": 2, "cursor": 2, "pending": 0}));
+
+    // What b pushes, a's sync prints.
+    t.synckit("b", &["push", "notes", "n2", "[2]"]).await.ok();
+    let synced = t.synckit_with("a", &via_network, &["sync"]).await.ok();
+    let printed: Vec<Value> = synced.lines().into_iter().map(without_timestamp).collect();
+    assert_eq!(printed, [json!({"table": "notes", "op": "update", "row_id": "n2", "data": [2]})]);
+    assert!(synced.stderr.contains("pushed 0 changes, pulled 1 change, 0 pending"), "{synced:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

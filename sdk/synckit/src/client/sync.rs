@@ -1,7 +1,9 @@
 //! The user's stream of changes: push, pull, status, the saved cursors, and live sync.
 
+use std::collections::HashSet;
+
 use reqwest::Method;
-use synckit_protocol::limits::{MAX_ENTRY_BYTES, MAX_PULL_LIMIT, MAX_PUSH_BODY_BYTES, MAX_PUSH_ENTRIES};
+use synckit_protocol::limits::{MAX_ENTRY_BYTES, MAX_PULL_LIMIT, MAX_PUSH_ENTRIES};
 use synckit_protocol::paths;
 use synckit_protocol::sync::{PullRequest, PullResponse, PushEntry, PushRequest, PushResponse, StatusResponse};
 use uuid::Uuid;
@@ -16,8 +18,13 @@ use crate::page::PullPage;
 
 impl SyncKitClient {
     /// Encrypts and pushes changes made on `device_id`, in as many requests as the protocol's limits need, and
-    /// returns the stream's cursor after them. Each change is encrypted once; a retry after a lost answer resends
+    /// returns the stream's cursor after them. Each request is encrypted once; a retry after a lost answer resends
     /// the same bytes under the same change ids, so nothing is stored twice.
+    ///
+    /// The change ids are made here, so calling `push` again after an error pushes the changes again under new
+    /// ids. An app that wants to retry whole calls safely passes its own ids with
+    /// [`push_with_ids`](Self::push_with_ids), or lets the SDK keep its changes: [`enqueue`](Self::enqueue) and
+    /// [`sync`](Self::sync).
     ///
     /// ```no_run
     /// # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
@@ -29,12 +36,62 @@ impl SyncKitClient {
     /// # Ok(()) }
     /// ```
     pub async fn push(&self, device_id: Uuid, changes: impl IntoIterator<Item = ChangeEntry>) -> Result<u64> {
+        let sealed = self.seal(changes.into_iter().map(|change| (Uuid::now_v7(), change)))?;
+        self.push_sealed(device_id, sealed).await
+    }
+
+    /// [`push`](Self::push) with change ids the caller chose and kept (UUIDv7, from `Uuid::now_v7()`, are what the
+    /// SDK makes). The server stores each change id once per user: calling this again with the same ids, after a
+    /// timeout or a push that failed halfway, stores only what did not arrive before. The ids within one call must
+    /// be distinct ([`ErrorKind::InvalidInput`] otherwise, and nothing is sent).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
+    /// use synckit::ChangeEntry;
+    /// use uuid::Uuid;
+    /// let change = (Uuid::now_v7(), ChangeEntry::insert("notes", "n1", serde_json::json!({"title": "Hi"})));
+    /// // Save `change` with the app's data, then push; after a failure, push the same pair again.
+    /// let cursor = loop {
+    ///     match client.push_with_ids(device, [change.clone()]).await {
+    ///         Err(e) if e.is_retryable() => continue,
+    ///         other => break other?,
+    ///     }
+    /// };
+    /// # Ok(()) }
+    /// ```
+    pub async fn push_with_ids(
+        &self,
+        device_id: Uuid,
+        changes: impl IntoIterator<Item = (Uuid, ChangeEntry)>,
+    ) -> Result<u64> {
+        let sealed = self.seal(changes)?;
+        self.push_sealed(device_id, sealed).await
+    }
+
+    /// Pushes sealed changes in as many requests as the limits need; the stream's cursor after them.
+    async fn push_sealed(&self, device_id: Uuid, sealed: Vec<(Uuid, Vec<u8>)>) -> Result<u64> {
+        let mut cursor = None;
+        for entries in push_batches(sealed) {
+            let req = PushRequest { device_id, entries };
+            let resp: PushResponse = self.call(Method::POST, paths::PUSH, true, Some(&req), Retry::Idempotent).await?;
+            cursor = Some(resp.cursor);
+        }
+        match cursor {
+            Some(cursor) => Ok(cursor),
+            None => Ok(self.status().await?.cursor),
+        }
+    }
+
+    /// Encrypts each change under its id, refusing the lot when one is too large or an id repeats.
+    pub(crate) fn seal(&self, changes: impl IntoIterator<Item = (Uuid, ChangeEntry)>) -> Result<Vec<(Uuid, Vec<u8>)>> {
         let session = self.require_session()?;
         let keys = self.keys()?;
-        let mut batches: Vec<Vec<PushEntry>> = vec![Vec::new()];
-        let mut batch_bytes = 0usize;
-        for change in changes {
-            let change_id = Uuid::now_v7();
+        let mut seen = HashSet::new();
+        let mut sealed = Vec::new();
+        for (change_id, change) in changes {
+            if !seen.insert(change_id) {
+                return Err(Error::new(ErrorKind::InvalidInput, format!("change id {change_id} is given twice")));
+            }
             let plaintext = Zeroizing::new(serde_json::to_vec(&change).expect("a change entry serialises"));
             let payload = keys.seal_entry(&plaintext, session.app_id, session.user_id, change_id);
             if payload.len() > MAX_ENTRY_BYTES {
@@ -48,26 +105,9 @@ impl SyncKitClient {
                     ),
                 ));
             }
-            // Base64 and JSON framing: 4/3 of the payload plus the id, with room to spare.
-            let wire = payload.len().div_ceil(3) * 4 + 80;
-            let full = batches.last().expect("never empty");
-            if full.len() == MAX_PUSH_ENTRIES || batch_bytes + wire > MAX_PUSH_BODY_BYTES - 1024 {
-                batches.push(Vec::new());
-                batch_bytes = 0;
-            }
-            batch_bytes += wire;
-            batches.last_mut().expect("never empty").push(PushEntry { change_id, payload: payload.into() });
+            sealed.push((change_id, payload));
         }
-        let mut cursor = None;
-        for entries in batches.into_iter().filter(|b| !b.is_empty()) {
-            let req = PushRequest { device_id, entries };
-            let resp: PushResponse = self.call(Method::POST, paths::PUSH, true, Some(&req), Retry::Idempotent).await?;
-            cursor = Some(resp.cursor);
-        }
-        match cursor {
-            Some(cursor) => Ok(cursor),
-            None => Ok(self.status().await?.cursor),
-        }
+        Ok(sealed)
     }
 
     /// Pulls one page (up to 500) of the changes after `cursor`, decrypted, with the cursor to pass next and whether
@@ -98,9 +138,14 @@ impl SyncKitClient {
     pub async fn pull(&self, device_id: Uuid, cursor: u64) -> Result<PullPage> {
         let session = self.require_session()?;
         let keys = self.keys()?;
-        let req = PullRequest { cursor, limit: Some(MAX_PULL_LIMIT) };
-        let page: PullResponse = self.call(Method::POST, paths::PULL, true, Some(&req), Retry::Idempotent).await?;
+        let page = self.pull_encrypted(cursor).await?;
         Ok(crate::page::open(page, &keys, &session, device_id))
+    }
+
+    /// One page after `cursor`, as the server sent it.
+    pub(crate) async fn pull_encrypted(&self, cursor: u64) -> Result<PullResponse> {
+        let req = PullRequest { cursor, limit: Some(MAX_PULL_LIMIT) };
+        self.call(Method::POST, paths::PULL, true, Some(&req), Retry::Idempotent).await
     }
 
     /// How many changes this user's stream holds, and its newest cursor.
@@ -139,7 +184,8 @@ impl SyncKitClient {
     }
 
     /// Starts live sync from `cursor`: whenever another device pushes, the server says so and the returned
-    /// [`LiveSync`] pulls, decrypts and hands over the new changes. It reconnects by itself after network or
+    /// [`LiveSync`] pulls, decrypts and hands over the new changes. It pushes the device's outbox too, on every
+    /// (re)connection and whenever the app [`enqueue`](Self::enqueue)s, so an app on live sync never calls push. It reconnects by itself after network or
     /// server loss, and pulls on an interval while no events arrive. Entries that cannot be read are reported in
     /// [`LivePage::undecryptable`](crate::LivePage::undecryptable) and passed over, as [`pull`](Self::pull) does;
     /// they never stop it. Needs a Tokio runtime.
@@ -167,5 +213,48 @@ impl SyncKitClient {
     /// ```
     pub fn live_with(&self, device_id: Uuid, cursor: u64, options: LiveOptions) -> LiveSync {
         crate::live::start(self.clone(), device_id, cursor, options)
+    }
+}
+
+/// The payload bytes of one push request the SDK sends: the outbox's batches and [`push`](SyncKitClient::push)'s
+/// requests stop before the entry that would pass them. Base64 makes it 2 MiB on the wire, which a 1 Mbit/s link
+/// sends in about 17 s, well within the server's default 30 s for a whole request, where the largest body the
+/// server takes (48 MiB) would not finish. Entries are at most 64 KiB, so a batch of one always fits.
+pub(crate) const PUSH_BATCH_PAYLOAD_BYTES: usize = 1536 * 1024;
+
+/// Sealed changes cut into push requests: at most [`MAX_PUSH_ENTRIES`] and [`PUSH_BATCH_PAYLOAD_BYTES`] each.
+fn push_batches(sealed: Vec<(Uuid, Vec<u8>)>) -> Vec<Vec<PushEntry>> {
+    let mut batches: Vec<Vec<PushEntry>> = Vec::new();
+    let mut bytes = 0usize;
+    for (change_id, payload) in sealed {
+        let full = batches
+            .last()
+            .is_none_or(|b| b.len() == MAX_PUSH_ENTRIES || bytes + payload.len() > PUSH_BATCH_PAYLOAD_BYTES);
+        if full {
+            batches.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += payload.len();
+        batches.last_mut().expect("pushed above").push(PushEntry { change_id, payload: payload.into() });
+    }
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pushes_are_cut_by_count_and_bytes() {
+        let sealed = |n: usize, size: usize| (0..n).map(|_| (Uuid::now_v7(), vec![0; size])).collect::<Vec<_>>();
+        let sizes = |batches: Vec<Vec<PushEntry>>| batches.iter().map(Vec::len).collect::<Vec<_>>();
+        assert_eq!(sizes(push_batches(sealed(1203, 100))), [500, 500, 203]);
+        // 64 KiB entries: 24 fit in 1.5 MiB.
+        assert_eq!(sizes(push_batches(sealed(50, 64 * 1024))), [24, 24, 2]);
+        assert_eq!(sizes(push_batches(Vec::new())), Vec::<usize>::new());
+        let all = sealed(7, 10);
+        let ids: Vec<Uuid> = all.iter().map(|(id, _)| *id).collect();
+        let pushed: Vec<Uuid> = push_batches(all).concat().iter().map(|e| e.change_id).collect();
+        assert_eq!(pushed, ids, "in order");
     }
 }

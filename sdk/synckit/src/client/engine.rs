@@ -1,0 +1,209 @@
+//! The SDK as a sync engine: changes enqueued in the device's outbox, and one call that pushes them and pulls and
+//! hands over everything new.
+
+use reqwest::Method;
+use synckit_protocol::limits::MAX_PUSH_ENTRIES;
+use synckit_protocol::paths;
+use synckit_protocol::sync::{PushEntry, PushRequest, PushResponse};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::sync::PUSH_BATCH_PAYLOAD_BYTES;
+use crate::SyncKitClient;
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::Retry;
+use crate::model::ChangeEntry;
+use crate::page::{PullPage, SyncReport};
+use crate::task::{blocking, internal};
+
+/// What the app's `apply` callback of [`SyncKitClient::sync`] returns: any error, which ends the sync.
+pub type ApplyResult = std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// Decrypted pages waiting for the app, beyond the one it applies: enough to keep the next request and its
+/// decryption going while the app applies, few enough that a slow app does not fill memory.
+const PAGES_AHEAD: usize = 2;
+
+impl SyncKitClient {
+    /// Encrypts `changes` made on `device_id` and stores them in this device's outbox, then returns their change
+    /// ids, in order. Nothing is sent: it works offline, and [`sync`](Self::sync) or live sync pushes them later.
+    ///
+    /// Each change is encrypted once, here, so every push of it sends the same bytes under the same id and the
+    /// server stores it once, however often a lost answer makes the SDK send it. The outbox (by default a SQLite
+    /// database in the data directory) keeps each call's changes whole, synced to disk before this returns: after
+    /// a crash, every change of a call that returned is there, and none of a call that did not. Calls are replayed
+    /// in the order they returned. It needs a session and the unlocked key, as [`push`](Self::push) does. A change
+    /// too large to push fails the call with [`ErrorKind::InvalidInput`], and nothing of it is enqueued.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
+    /// use synckit::ChangeEntry;
+    /// let ids = client.enqueue(device, [ChangeEntry::insert("notes", "n1", serde_json::json!({"title": "Hi"}))]).await?;
+    /// let report = client.sync(device, |page| { /* apply page.changes */ Ok(()) }).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn enqueue(&self, device_id: Uuid, changes: impl IntoIterator<Item = ChangeEntry>) -> Result<Vec<Uuid>> {
+        let changes: Vec<(Uuid, ChangeEntry)> = changes.into_iter().map(|c| (Uuid::now_v7(), c)).collect();
+        let ids: Vec<Uuid> = changes.iter().map(|(id, _)| *id).collect();
+        if changes.is_empty() {
+            return Ok(ids);
+        }
+        let (client, queue) = (self.clone(), self.outbox_queue(device_id)?);
+        blocking(move || {
+            let sealed = client.seal(changes)?;
+            client.inner.outbox.append(&queue, &sealed)
+        })
+        .await?;
+        self.inner.enqueued.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(ids)
+    }
+
+    /// How many changes of `device_id` wait in the outbox.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
+    /// if client.pending(device).await? > 0 { println!("not everything is on the server yet"); }
+    /// # Ok(()) }
+    /// ```
+    pub async fn pending(&self, device_id: Uuid) -> Result<u64> {
+        let (outbox, queue) = (self.inner.outbox.clone(), self.outbox_queue(device_id)?);
+        blocking(move || outbox.len(&queue)).await
+    }
+
+    /// Pushes `device_id`'s outbox, oldest first, in requests of at most 500 changes and about 2 MiB, and
+    /// returns how many changes the server acknowledged (stored now, or already). A change leaves the outbox only
+    /// once the server acknowledged it, so after an error (the network, the server) a later call sends what is
+    /// left, and nothing twice. [`sync`](Self::sync) and live sync call this; call it directly to push without
+    /// pulling.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
+    /// let pushed = client.push_outbox(device).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn push_outbox(&self, device_id: Uuid) -> Result<u64> {
+        let queue = self.outbox_queue(device_id)?;
+        let outbox = self.inner.outbox.clone();
+        // Concurrent calls would send the same batch twice: harmless, but wasted.
+        let _one_at_a_time = self.inner.pushing.lock().await;
+        let mut pushed = 0u64;
+        loop {
+            let (store, name) = (outbox.clone(), queue.clone());
+            let batch = blocking(move || store.oldest(&name, MAX_PUSH_ENTRIES, PUSH_BATCH_PAYLOAD_BYTES)).await?;
+            let Some(last) = batch.last().map(|e| e.seq) else { return Ok(pushed) };
+            let count = batch.len() as u64;
+            let entries = batch.into_iter().map(|e| PushEntry { change_id: e.change_id, payload: e.payload.into() });
+            let req = PushRequest { device_id, entries: entries.collect() };
+            let _: PushResponse = self.call(Method::POST, paths::PUSH, true, Some(&req), Retry::Idempotent).await?;
+            let (store, name) = (outbox.clone(), queue.clone());
+            blocking(move || store.remove_through(&name, last)).await?;
+            pushed += count;
+        }
+    }
+
+    /// Brings `device_id` up to date in one call: pushes its outbox ([`push_outbox`](Self::push_outbox)), then
+    /// pulls every page after its saved cursor, hands each to `apply`, and saves the cursor after each page
+    /// `apply` accepted. Returns what it did.
+    ///
+    /// `apply` receives each page's changes from other devices, oldest first (the device's own are left out, as
+    /// [`pull`](Self::pull) leaves them out), and entries that cannot be read in
+    /// [`PullPage::undecryptable`]. It runs on the calling task: keep it short, or hand the work to the app's own
+    /// thread and wait there. If it fails, sync stops with [`ErrorKind::Apply`] (its error as the source) and the
+    /// cursor stays before that page, so the next sync hands it over again: an app that applies a page in one
+    /// transaction sees each change once. Pages are fetched and decrypted ahead, off the async runtime, while
+    /// `apply` runs.
+    ///
+    /// On any other error nothing is lost either: what the server acknowledged has left the outbox, the rest
+    /// waits, and the cursor is that of the last page applied. Call `sync` again.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
+    /// let mut notes = std::collections::BTreeMap::new();
+    /// let report = client
+    ///     .sync(device, |page| {
+    ///         for change in page.changes {
+    ///             match change.data {
+    ///                 Some(data) => notes.insert(change.row_id, data),
+    ///                 None => notes.remove(&change.row_id),
+    ///             };
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .await?;
+    /// println!("pushed {}, pulled {}, {} still to push", report.pushed, report.pulled, report.pending);
+    /// for skipped in &report.undecryptable { eprintln!("{skipped}") }
+    /// # Ok(()) }
+    /// ```
+    pub async fn sync(&self, device_id: Uuid, mut apply: impl FnMut(PullPage) -> ApplyResult) -> Result<SyncReport> {
+        let session = self.require_session()?;
+        let keys = self.keys()?;
+        let pushed = self.push_outbox(device_id).await?;
+        let store = self.inner.cursor_store.clone();
+        let name = self.cursor_name(device_id)?;
+        let start = {
+            let (store, name) = (store.clone(), name.clone());
+            blocking(move || store.load(&name)).await?.unwrap_or(0)
+        };
+        let mut report = SyncReport { pushed, pulled: 0, undecryptable: Vec::new(), pending: 0, cursor: start };
+
+        let (tx, mut pages) = mpsc::channel::<Result<tokio::task::JoinHandle<PullPage>>>(PAGES_AHEAD);
+        let fetcher = self.clone();
+        let _fetching = AbortOnDrop(tokio::spawn(async move {
+            let mut cursor = start;
+            loop {
+                let page = match fetcher.pull_encrypted(cursor).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                let more = page.has_more && page.cursor > cursor;
+                cursor = page.cursor;
+                let (keys, session) = (keys.clone(), session.clone());
+                let opening = tokio::task::spawn_blocking(move || crate::page::open(page, &keys, &session, device_id));
+                if tx.send(Ok(opening)).await.is_err() || !more {
+                    return;
+                }
+            }
+        }));
+
+        while let Some(opening) = pages.recv().await {
+            let page = opening?.await.map_err(|e| internal("decrypting a page", e))?;
+            let cursor = page.cursor;
+            report.pulled += page.changes.len() as u64;
+            report.undecryptable.extend(page.undecryptable.iter().cloned());
+            if !page.changes.is_empty() || !page.undecryptable.is_empty() {
+                apply(page).map_err(|e| {
+                    Error::new(ErrorKind::Apply, "the app could not apply a page of changes; it will come again")
+                        .with_source(e)
+                })?;
+            }
+            if cursor != report.cursor {
+                let (store, name) = (store.clone(), name.clone());
+                blocking(move || store.save(&name, cursor)).await?;
+                report.cursor = cursor;
+            }
+        }
+        report.pending = self.pending(device_id).await?;
+        Ok(report)
+    }
+
+    /// The outbox queue of `device_id`: one per server, app, user and device, as cursors are named.
+    fn outbox_queue(&self, device_id: Uuid) -> Result<String> {
+        self.cursor_name(device_id)
+    }
+
+    /// Changes whenever something is enqueued.
+    pub(crate) fn enqueued(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.enqueued.subscribe()
+    }
+}
+
+/// A task of `sync` that stops when sync does, however it ends.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
