@@ -24,16 +24,20 @@ async fn main() -> synckit::Result<()> {
     }
     let device = client.register_device("MacBook", "macos").await?;
     let changes = vec![ChangeEntry::insert("notes", "n1", serde_json::json!({"title": "Hello"}))];
-    let cursor = client.push(device.id, changes).await?;
-    let page = client.pull(device.id, 0).await?;
+    client.enqueue(device.id, changes).await?; // into the device's outbox, online or not
+    let mut applied = 0;
+    let report = client
+        .sync(device.id, |page| {
+            applied += page.changes.len(); // an app writes them to its own store here
+            Ok(())
+        })
+        .await?;
 
-    println!("user {user_id} in app {app_id}: pushed up to cursor {cursor}");
+    println!("user {user_id} in app {app_id}: pushed {} changes, {} still pending", report.pushed, report.pending);
     println!(
-        "pulled {} changes from other devices ({} unreadable, skipped), now at {}, more: {}",
-        page.changes.len(),
-        page.undecryptable.len(),
-        page.cursor,
-        page.has_more
+        "applied {applied} changes from other devices ({} unreadable, skipped), now at cursor {}",
+        report.undecryptable.len(),
+        report.cursor
     );
     Ok(())
 }
