@@ -6,6 +6,7 @@ mod devices;
 mod envelope;
 mod live;
 mod no_plaintext;
+mod recovery;
 mod retries;
 mod retry_policy;
 mod sync;
