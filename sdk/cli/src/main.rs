@@ -131,6 +131,21 @@ enum Command {
     /// prompts). Other devices must log in again.
     Passwd,
 
+    /// Make a new recovery key for the account, the one way back after a forgotten password (the password:
+    /// SYNCKIT_PASSWORD or a prompt). Prints {"recovery_key"} once: store it safely. One made before stops working.
+    RecoveryKey,
+
+    /// Set a new password with the recovery key after a forgotten one (the key: SYNCKIT_RECOVERY_KEY or a prompt;
+    /// the new password: SYNCKIT_NEW_PASSWORD or two prompts), and log this profile in as a device, as login does.
+    /// Prints {"user_id", "app_id", "device_id", "recovery_key"}: the new recovery key, shown once, replaces the one
+    /// used (if logging in fails after the recovery, {"recovery_key"} alone). Other devices must log in again.
+    Recover {
+        email: String,
+        /// The device's name, as for login [default: this machine's host name].
+        #[arg(long, value_name = "NAME")]
+        device: Option<String>,
+    },
+
     /// Forget this profile's session and unlocked key.
     Logout,
 }
@@ -226,6 +241,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Devices { action: None } => devices::list(&globals).await,
         Command::Devices { action: Some(DevicesAction::Delete { id }) } => devices::delete(&globals, id).await,
         Command::Passwd => account::passwd(&globals).await,
+        Command::RecoveryKey => account::recovery_key(&globals).await,
+        Command::Recover { email, device } => account::recover(&globals, &email, device).await,
         Command::Logout => account::logout(&globals).await,
     }
 }

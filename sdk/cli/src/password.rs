@@ -9,8 +9,10 @@ use anyhow::{Context, Result, bail};
 
 /// The account password, for everything but passwd's new one.
 const PASSWORD_VAR: &str = "SYNCKIT_PASSWORD";
-/// passwd's new password.
+/// The new password of passwd and recover.
 const NEW_PASSWORD_VAR: &str = "SYNCKIT_NEW_PASSWORD";
+/// recover's recovery key.
+const RECOVERY_KEY_VAR: &str = "SYNCKIT_RECOVERY_KEY";
 
 /// A password that does not show itself in `Debug`.
 pub struct Password(String);
@@ -45,7 +47,15 @@ pub fn for_new_account(email: &str) -> Result<Password> {
     }
 }
 
-/// passwd's new password, asked twice for the same reason.
+/// The recovery key recover uses, as the user typed it (the SDK reads it and catches a typo).
+pub fn recovery_key() -> Result<Password> {
+    match from_env(RECOVERY_KEY_VAR)? {
+        Some(key) => Ok(key),
+        None => prompt("Recovery key: ", RECOVERY_KEY_VAR),
+    }
+}
+
+/// The new password of passwd and recover, asked twice for the same reason.
 pub fn replacement() -> Result<Password> {
     match from_env(NEW_PASSWORD_VAR)? {
         Some(password) => Ok(password),

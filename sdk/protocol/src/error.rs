@@ -59,6 +59,9 @@ pub enum ErrorCode {
     TokenExpired,
     /// 401: unknown email or wrong login key.
     InvalidCredentials,
+    /// 401: unknown email, an account without a recovery key, or a recovery key that is not the account's (or no
+    /// longer is: a recovery key is replaced by each recovery).
+    InvalidRecoveryKey,
     /// 401: the API key does not belong to any app.
     InvalidApiKey,
     /// 401: the token is a device's, and that device was removed from the account: sign in and register again.
@@ -122,6 +125,7 @@ impl ErrorCode {
         Self::InvalidToken,
         Self::TokenExpired,
         Self::InvalidCredentials,
+        Self::InvalidRecoveryKey,
         Self::InvalidApiKey,
         Self::DeviceRemoved,
         Self::RegistrationClosed,
@@ -163,6 +167,7 @@ impl ErrorCode {
             Self::InvalidToken => "invalid_token",
             Self::TokenExpired => "token_expired",
             Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidRecoveryKey => "invalid_recovery_key",
             Self::InvalidApiKey => "invalid_api_key",
             Self::DeviceRemoved => "device_removed",
             Self::RegistrationClosed => "registration_closed",
@@ -200,6 +205,7 @@ impl ErrorCode {
             | Self::InvalidToken
             | Self::TokenExpired
             | Self::InvalidCredentials
+            | Self::InvalidRecoveryKey
             | Self::InvalidApiKey
             | Self::DeviceRemoved => 401,
             Self::RegistrationClosed | Self::InvalidSignature | Self::DeviceTokenRequired | Self::DeviceMismatch => 403,

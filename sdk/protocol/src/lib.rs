@@ -12,6 +12,7 @@
 //! - [`error`]: the error body and every code the server answers with.
 //! - [`limits`]: the sizes the server enforces.
 //! - [`paths`]: every endpoint's path.
+//! - [`recovery`]: the recovery key, the way back from a forgotten password.
 //! - `schema.rs` (feature `openapi`): the OpenAPI schemas of fields whose rules a type cannot carry (lengths and
 //!   patterns), so that the published document says exactly what the server accepts.
 
@@ -27,6 +28,7 @@ pub mod error;
 pub mod keys;
 pub mod limits;
 pub mod paths;
+pub mod recovery;
 pub mod sync;
 
 pub use base64::{Base64Bytes, base64_len, base64_pattern};

@@ -24,6 +24,11 @@ pub const MAX_PUSH_BODY_BYTES: usize = 48 * 1024 * 1024;
 /// The largest request body of sign-up, pre-login and sign-in, which anyone may send without a token: their
 /// bodies are an email and two 32-byte values, so a small bound keeps strangers from making the server buffer much.
 pub const MAX_PUBLIC_BODY_BYTES: usize = 16 * 1024;
+/// The body of a recovery (`POST /api/accounts/recover`), which is sent without a token: room for the largest body
+/// the schema allows, [`MAX_ACCOUNT_KEYS`] apps each with an envelope and a recovery envelope of
+/// [`MAX_ENVELOPE_BYTES`] in base64 (about 2.7 MiB). The SDK's envelopes make about 450 bytes per app. What strangers
+/// may make the server hold at once is bounded by the memory budget's share for callers without a token.
+pub const MAX_RECOVER_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// A login salt, decoded, in bytes. One fixed size, so the made-up salts pre-login answers for unknown emails
 /// cannot be told from real ones.
 pub const LOGIN_SALT_BYTES: usize = 32;

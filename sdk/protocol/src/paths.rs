@@ -26,6 +26,12 @@ endpoints! {
     ACCOUNTS_PASSWORD = "/api/accounts/password";
     /// `GET`: the account's key envelope in every app, for a password change to re-wrap.
     ACCOUNTS_KEYS = "/api/accounts/keys";
+    /// `POST`: sets or replaces the account's recovery key.
+    ACCOUNTS_RECOVERY_KEY = "/api/accounts/recovery-key";
+    /// `POST`: proves a recovery key; the recovery envelopes to open.
+    ACCOUNTS_RECOVERY = "/api/accounts/recovery";
+    /// `POST`: with a recovery key, sets a new password and a new recovery key.
+    ACCOUNTS_RECOVER = "/api/accounts/recover";
     /// `POST`: signs in to an app: a token.
     AUTH = "/api/sync/auth";
     /// `POST`: appends a device's changes to its stream.

@@ -1,14 +1,16 @@
 //! [`SyncKitClient`]: the handle, what it holds, and the internals every group of its methods shares.
 //!
 //! Its methods are grouped by concern, each group an `impl SyncKitClient` block in a module of its own:
-//! `accounts` (sign-in and sessions), `encryption` (the master key), `devices`, `sync` (push, pull, cursors, live),
-//! `engine` (the outbox and one-call sync, built on `sync`'s sealing and pulling), and the blob methods in
-//! [`crate::blobs`]. They share what is here; apart from `engine`, none of them uses another.
+//! `accounts` (sign-in and sessions), `encryption` (the master key), `recovery` (the recovery key), `devices`,
+//! `sync` (push, pull, cursors, live), `engine` (the outbox and one-call sync, built on `sync`'s sealing and
+//! pulling), and the blob methods in [`crate::blobs`]. They share what is here (the login key, opening and unlocking
+//! the master key); apart from `engine`, none of them uses another.
 
 mod accounts;
 mod devices;
 mod encryption;
 mod engine;
+mod recovery;
 mod sync;
 
 pub use engine::ApplyResult;
@@ -18,7 +20,8 @@ use std::sync::{Arc, RwLock};
 use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use synckit_protocol::keys::KeyEnvelope;
+use synckit_protocol::accounts::{PreloginRequest, PreloginResponse};
+use synckit_protocol::keys::{AccountKeysResponse, KeyEnvelope};
 use synckit_protocol::paths;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -226,5 +229,56 @@ impl SyncKitClient {
         }
         let (store, account) = (self.inner.key_store.clone(), self.key_account()?);
         blocking(move || store.load(&account)).await
+    }
+
+    /// The master key of every app the account has a key envelope in, `(app, version, key)`, opened with the
+    /// (current) password under the rules of [`setup_encryption_existing`](Self::setup_encryption_existing).
+    async fn account_keys(&self, session: &Session, password: &str) -> Result<Vec<(Uuid, u64, SecretKey)>> {
+        let stored: AccountKeysResponse =
+            self.call::<(), _>(Method::GET, paths::ACCOUNTS_KEYS, true, None, Retry::Idempotent).await?;
+        let mut keys = Vec::with_capacity(stored.keys.len());
+        for key in stored.keys {
+            let opened = self.open_envelope(&key.envelope.0, password, key.app_id, session.user_id).await;
+            let master = match opened.map(Opened::into_key) {
+                Err(e) if e.kind() == ErrorKind::WrongPassword && key.app_id != session.app_id => {
+                    // Only an envelope left behind by an earlier password (or one the server altered) does this.
+                    let message = format!(
+                        "the key envelope of app {} does not open with the current password, so it cannot be \
+                         re-wrapped; nothing changed",
+                        key.app_id
+                    );
+                    return Err(Error::new(ErrorKind::WrongPassword, message));
+                }
+                master => master?,
+            };
+            keys.push((key.app_id, key.version, master));
+        }
+        Ok(keys)
+    }
+
+    /// The login key: derived from the password with the salt and parameters the server holds for the account.
+    async fn login_key(&self, email: &str, password: &str) -> Result<SecretKey> {
+        let req = PreloginRequest { email: email.to_owned() };
+        let pre: PreloginResponse =
+            self.call(Method::POST, paths::ACCOUNTS_PRELOGIN, false, Some(&req), Retry::Idempotent).await?;
+        let params = KdfParams {
+            memory_kib: pre.kdf.memory_kib,
+            iterations: pre.kdf.iterations,
+            parallelism: pre.kdf.parallelism,
+        };
+        if params != KdfParams::DEFAULT {
+            // The login derivation is fixed by the protocol: a server asking for less is not one to trust.
+            return Err(Error::new(ErrorKind::Server, "the server asked for a different login key derivation"));
+        }
+        derive(password, pre.salt.into_vec(), params).await
+    }
+
+    /// Holds `master` unlocked, here and in the key store.
+    fn unlock(&self, master: SecretKey) -> Result<()> {
+        let account = self.key_account()?;
+        self.inner.key_store.store(&account, &master)?;
+        let keys = Keys::derive(&master);
+        self.inner.state.write().expect("not poisoned").unlocked = Some((master, keys));
+        Ok(())
     }
 }

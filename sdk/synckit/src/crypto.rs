@@ -5,6 +5,9 @@
 //!   label as Argon2's associated data gives a wrapping key, and XChaCha20-Poly1305 seals the master key and a key
 //!   check under it, with the (app, user) as associated data. The label keeps the wrapping key apart from the login
 //!   key the server receives, which is the same derivation without it.
+//! - A recovery key ([`RecoveryKey`]), 160 random bits shown to the user once, seals the master key again into a
+//!   recovery envelope; HKDF with distinct labels gives it a login key for the server and a wrapping key that stays
+//!   on the device.
 //! - Subkeys come from the master key by HKDF-SHA256 with distinct labels; the master key itself encrypts nothing.
 //! - An entry's whole plaintext (table, op, row id, timestamp, data) is sealed with a fresh 24-byte nonce and the
 //!   (app, user, change id) as associated data, so the server cannot move a payload to another entry or user.
@@ -23,12 +26,16 @@
 
 pub mod blob;
 mod envelope;
+mod recovery;
 
 pub use envelope::{
     ENVELOPE_VERSION, Envelope, LEGACY_ENVELOPE_VERSION, WRAPPING_LABEL, unwrap_master_key, wrap_master_key,
 };
 #[cfg(fuzzing)]
 pub(crate) use envelope::{seal_v2, wrapping_key};
+pub use recovery::{
+    RECOVERY_ENVELOPE_BYTES, RECOVERY_ENVELOPE_VERSION, RecoveryKey, open_recovery_envelope, seal_recovery_envelope,
+};
 
 use argon2::{Algorithm, Argon2, AssociatedData, ParamsBuilder, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};

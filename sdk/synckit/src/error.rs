@@ -50,6 +50,10 @@ pub enum ErrorKind {
     Crypto,
     /// The password does not open the key envelope (or sign in).
     WrongPassword,
+    /// A well-formed recovery key that is not the account's (or no longer is: each recovery replaces it), or an
+    /// account without one. A recovery key that is not well formed (a typo its checksum catches) is
+    /// [`ErrorKind::InvalidInput`], found before anything is sent.
+    WrongRecoveryKey,
     /// The OS keychain or the fallback key store failed.
     Keystore,
     /// Encryption is not set up on this client yet: call `setup_encryption_new`, `setup_encryption_existing` or
@@ -162,6 +166,7 @@ fn kind_of(code: ErrorCode, status: u16) -> ErrorKind {
     match code {
         // The server does not say whether the email or the key was wrong, and the key comes from the password.
         ErrorCode::InvalidCredentials => ErrorKind::WrongPassword,
+        ErrorCode::InvalidRecoveryKey => ErrorKind::WrongRecoveryKey,
         ErrorCode::MissingToken
         | ErrorCode::InvalidToken
         | ErrorCode::TokenExpired
@@ -259,6 +264,7 @@ mod tests {
         (ErrorCode::InvalidToken, ErrorKind::Unauthorized),
         (ErrorCode::TokenExpired, ErrorKind::Unauthorized),
         (ErrorCode::InvalidCredentials, ErrorKind::WrongPassword),
+        (ErrorCode::InvalidRecoveryKey, ErrorKind::WrongRecoveryKey),
         (ErrorCode::InvalidApiKey, ErrorKind::Unauthorized),
         (ErrorCode::DeviceRemoved, ErrorKind::Unauthorized),
         (ErrorCode::RegistrationClosed, ErrorKind::Forbidden),
@@ -303,6 +309,7 @@ mod tests {
         // cursor past the head or bytes other than declared, which no retry or re-read fixes.
         let precise = [
             ErrorCode::InvalidCredentials,
+            ErrorCode::InvalidRecoveryKey,
             ErrorCode::InvalidSignature,
             ErrorCode::CursorBeyondHead,
             ErrorCode::BlobMismatch,

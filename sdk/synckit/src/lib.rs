@@ -94,6 +94,7 @@ mod task;
 pub use blobs::{BlobDownloadUrl, BlobOptions, BlobSource, BlobUploadUrl, PreparedBlob, Progress, UploadedBlob};
 pub use client::{ApplyResult, SyncKitClient};
 pub use config::SyncKitConfig;
+pub use crypto::RecoveryKey;
 pub use crypto::blob::BlobId;
 pub use error::{Error, ErrorKind, Result};
 pub use live::{LiveOptions, LivePage, LiveSync};

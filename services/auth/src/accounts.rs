@@ -203,7 +203,7 @@ fn rewrap_conflict(app_id: Uuid, current: u64, expected: u64) -> ApiError {
 }
 
 /// The answer to an attempt the throttle refused: how long to wait, rounded up to whole seconds.
-fn throttled(wait: Duration) -> ApiError {
+pub(crate) fn throttled(wait: Duration) -> ApiError {
     let secs = u32::try_from(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).unwrap_or(u32::MAX).max(1);
     ApiError {
         retry_after_secs: Some(secs),
@@ -216,7 +216,7 @@ fn throttled(wait: Duration) -> ApiError {
 
 /// At most [`MAX_EMAIL_CHARS`] characters as sent (as the OpenAPI document's `maxLength` counts them), then trimmed
 /// and lower-cased, with one `@` between a non-empty local part and domain.
-fn normalize_email(email: &str) -> Result<String, ApiError> {
+pub(crate) fn normalize_email(email: &str) -> Result<String, ApiError> {
     let short = email.chars().count() <= MAX_EMAIL_CHARS;
     let email = email.trim().to_lowercase();
     let valid = short
@@ -225,7 +225,7 @@ fn normalize_email(email: &str) -> Result<String, ApiError> {
     if valid { Ok(email) } else { Err(ApiError::invalid("email must look like name@example.com")) }
 }
 
-fn check_salt(salt: &Base64Bytes) -> Result<(), ApiError> {
+pub(crate) fn check_salt(salt: &Base64Bytes) -> Result<(), ApiError> {
     if salt.as_bytes().len() == LOGIN_SALT_BYTES {
         Ok(())
     } else {
@@ -233,7 +233,7 @@ fn check_salt(salt: &Base64Bytes) -> Result<(), ApiError> {
     }
 }
 
-fn check_login_key(key: &Base64Bytes, field: &str) -> Result<(), ApiError> {
+pub(crate) fn check_login_key(key: &Base64Bytes, field: &str) -> Result<(), ApiError> {
     if key.as_bytes().len() == LOGIN_KEY_BYTES {
         Ok(())
     } else {

@@ -4,6 +4,7 @@
 //! - [`router`] and [`AuthState`]: the service as an axum router, composed by `synckit-server`.
 //! - `accounts.rs`: sign-up, pre-login, password change, and `POST /api/sync/auth` which issues tokens.
 //! - `devices.rs`, `keys.rs`: the device registry and the wrapped master key, per (app, user).
+//! - `recovery.rs`: the recovery key: set it with the password, prove it, and recover a forgotten password.
 //! - [`credentials`]: how login keys and API keys are hashed and API keys made; shared with the admin commands.
 //! - [`throttle`]: how fast wrong passwords may be tried, per account and per client address.
 //! - [`ApiDoc`]: this service's part of the OpenAPI document.
@@ -12,6 +13,7 @@ mod accounts;
 pub mod credentials;
 mod devices;
 mod keys;
+mod recovery;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{delete, get, post};
 use synckit_http::{Authenticator, TokenKeys};
-use synckit_protocol::limits::MAX_PUBLIC_BODY_BYTES;
+use synckit_protocol::limits::{MAX_PUBLIC_BODY_BYTES, MAX_RECOVER_BODY_BYTES};
 use synckit_protocol::paths;
 use synckit_store::AccountStore;
 
@@ -64,6 +66,9 @@ pub fn router(state: AuthState) -> Router {
         .route(paths::ACCOUNTS_PRELOGIN, post(accounts::prelogin).layer(public_body()))
         .route(paths::ACCOUNTS_PASSWORD, post(accounts::change_password))
         .route(paths::ACCOUNTS_KEYS, get(keys::account))
+        .route(paths::ACCOUNTS_RECOVERY_KEY, post(recovery::set_recovery_key))
+        .route(paths::ACCOUNTS_RECOVERY, post(recovery::recovery).layer(public_body()))
+        .route(paths::ACCOUNTS_RECOVER, post(recovery::recover).layer(DefaultBodyLimit::max(MAX_RECOVER_BODY_BYTES)))
         .route(paths::AUTH, post(accounts::authenticate).layer(public_body()))
         .route(paths::DEVICES, post(devices::register).get(devices::list))
         .route(paths::DEVICE, delete(devices::remove))
@@ -83,6 +88,9 @@ fn public_body() -> DefaultBodyLimit {
     accounts::prelogin,
     accounts::change_password,
     accounts::authenticate,
+    recovery::set_recovery_key,
+    recovery::recovery,
+    recovery::recover,
     devices::register,
     devices::list,
     devices::remove,

@@ -35,7 +35,7 @@ use synckit_http::budget::{BodyLimits, Budgeted, DEFAULT_BODY_LIMIT, reserve_req
 use synckit_http::serve::{ServeOptions, serve};
 use synckit_http::{Authenticator, MemoryBudget, TokenKeys, fallback};
 use synckit_ingest::{AdmissionLimits, IngestState, PushAdmission};
-use synckit_protocol::limits::{MAX_PUBLIC_BODY_BYTES, MAX_PUSH_BODY_BYTES};
+use synckit_protocol::limits::{MAX_PUBLIC_BODY_BYTES, MAX_PUSH_BODY_BYTES, MAX_RECOVER_BODY_BYTES};
 use synckit_protocol::paths;
 use synckit_query::{Hub, QueryState};
 use tokio::net::TcpListener;
@@ -100,6 +100,8 @@ fn body_limits() -> BodyLimits {
         .route(paths::ACCOUNTS_REGISTER, public)
         .route(paths::ACCOUNTS_PRELOGIN, public)
         .route(paths::AUTH, public)
+        .route(paths::ACCOUNTS_RECOVERY, public)
+        .route(paths::ACCOUNTS_RECOVER, MAX_RECOVER_BODY_BYTES as u64)
 }
 
 async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receiver<bool>) -> anyhow::Result<Router> {

@@ -211,7 +211,7 @@ mod tests {
     fn every_operation_lists_what_the_shared_layers_answer() {
         let doc = openapi();
         let operations = operations(&doc);
-        assert_eq!(operations.len(), 17, "every operation of the API is checked");
+        assert_eq!(operations.len(), 20, "every operation of the API is checked");
         for (name, operation) in operations {
             let responses = operation["responses"].as_object().expect("responses");
             let codes = |status: &str| listed_codes(&responses.get(status).cloned().unwrap_or_default());
@@ -248,7 +248,13 @@ mod tests {
             }
             assert_eq!(schemes.iter().any(|s| s == DEVICE), has("403", "device_token_required"), "{name}");
             // The account endpoints anyone may call have no token; every other one has.
-            let public = ["POST /api/accounts/register", "POST /api/accounts/prelogin", "POST /api/sync/auth"];
+            let public = [
+                "POST /api/accounts/register",
+                "POST /api/accounts/prelogin",
+                "POST /api/accounts/recovery",
+                "POST /api/accounts/recover",
+                "POST /api/sync/auth",
+            ];
             assert_eq!(schemes.is_empty(), public.contains(&name.as_str()), "{name}: security {schemes:?}");
         }
     }
@@ -283,13 +289,19 @@ mod tests {
         let doc = openapi();
         let schemas = &doc["components"]["schemas"];
         for (name, schema) in schemas.as_object().unwrap() {
-            if name.ends_with("Request") || ["PushEntry", "AppKeyRewrap"].contains(&name.as_str()) {
+            if name.ends_with("Request") || ["PushEntry", "AppKeyRewrap", "RecoveredKey"].contains(&name.as_str()) {
                 assert_eq!(schema["additionalProperties"], false, "{name} refuses unknown fields");
             }
         }
         let property = |schema: &str, field: &str| schemas[schema]["properties"][field].clone();
         assert_eq!(property("PushRequest", "entries")["maxItems"], MAX_PUSH_ENTRIES);
         assert_eq!(property("ChangePasswordRequest", "keys")["maxItems"], MAX_ACCOUNT_KEYS);
+        assert_eq!(property("SetRecoveryKeyRequest", "keys")["maxItems"], MAX_ACCOUNT_KEYS);
+        assert_eq!(property("RecoverRequest", "keys")["maxItems"], MAX_ACCOUNT_KEYS);
+        assert_eq!(
+            property("RecoveredKey", "recovery_envelope")["pattern"],
+            synckit_protocol::base64_pattern(1, MAX_ENVELOPE_BYTES)
+        );
         assert_eq!(property("PullRequest", "limit")["maximum"], MAX_PULL_LIMIT);
         assert_eq!(property("PullRequest", "limit")["minimum"], 1);
         assert_eq!(property("BlobUploadRequest", "size")["maximum"], MAX_BLOB_BYTES);

@@ -1,7 +1,8 @@
 use async_trait::async_trait;
 use synckit_store::{
-    AccountStore, App, AppKeyEnvelope, ChangelogStore, Device, KeyEnvelope, LoginKeyChange, LoginKeyChanged, NewUser,
-    PutKeyOutcome, SecretName, StoreError, StreamId, TokenStanding, User,
+    AccountRecovery, AccountStore, App, AppKeyEnvelope, ChangelogStore, Device, KeyConflict, KeyEnvelope,
+    LoginKeyChange, LoginKeyChanged, NewUser, PutKeyOutcome, RecoverableKey, Recovered, Recovery, RecoveryKeyChange,
+    SecretName, StoreError, StreamId, TokenStanding, User,
 };
 use tokio_postgres::Row;
 use tracing::instrument;
@@ -71,6 +72,21 @@ async fn put_key_in(
     Ok(PutKeyOutcome::Conflict { current })
 }
 
+/// The versions of the account's key envelopes, `(app, version)`, locked until the transaction ends so that none
+/// changes between a check and the writes it allows.
+async fn locked_key_versions(
+    tx: &tokio_postgres::Transaction<'_>,
+    user_id: Uuid,
+) -> Result<Vec<(Uuid, u64)>, StoreError> {
+    Ok(tx
+        .query("SELECT app_id, version FROM key_envelopes WHERE user_id = $1 FOR UPDATE", &[&user_id])
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| (r.get(0), to_u64(r.get(1))))
+        .collect())
+}
+
 #[async_trait]
 impl AccountStore for PgStore {
     #[instrument(level = "debug", name = "postgres create_user", skip_all,
@@ -137,13 +153,7 @@ impl AccountStore for PgStore {
             return Ok(LoginKeyChanged::TokenRevoked);
         };
         // Locked, so that no envelope of the account changes between this check and the writes below.
-        let stored: Vec<(Uuid, u64)> = tx
-            .query("SELECT app_id, version FROM key_envelopes WHERE user_id = $1 FOR UPDATE", &[&change.user_id])
-            .await
-            .map_err(db_error)?
-            .iter()
-            .map(|r| (r.get(0), to_u64(r.get(1))))
-            .collect();
+        let stored = locked_key_versions(&tx, change.user_id).await?;
         if let Some(conflict) = change.key_conflict(&stored) {
             // Dropping the transaction rolls the password change back.
             return Ok(conflict);
@@ -159,6 +169,97 @@ impl AccountStore for PgStore {
         }
         tx.commit().await.map_err(db_error)?;
         Ok(LoginKeyChanged::Changed { token_version })
+    }
+
+    #[instrument(level = "debug", name = "postgres set_recovery_key", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "set_recovery_key"))]
+    async fn set_recovery_key(&self, change: RecoveryKeyChange) -> Result<Option<KeyConflict>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        // The user row first, then the envelopes, in the order of the password change and the recovery, so that
+        // none of them waits on another in a cycle.
+        tx.execute(
+            "UPDATE users SET recovery_key_hash = $2 WHERE id = $1",
+            &[&change.user_id, &change.recovery_key_hash],
+        )
+        .await
+        .map_err(db_error)?;
+        let stored = locked_key_versions(&tx, change.user_id).await?;
+        if let Some(conflict) = change.key_conflict(&stored) {
+            // Dropping the transaction rolls the new hash back.
+            return Ok(Some(conflict));
+        }
+        for key in &change.recovery_envelopes {
+            tx.execute(
+                "UPDATE key_envelopes SET recovery_envelope = $3 WHERE app_id = $1 AND user_id = $2",
+                &[&key.app_id, &change.user_id, &key.envelope],
+            )
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(None)
+    }
+
+    #[instrument(level = "debug", name = "postgres recovery", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "recovery"))]
+    async fn recovery(&self, user_id: Uuid) -> Result<Option<AccountRecovery>, StoreError> {
+        let client = self.client().await?;
+        let hash: Option<Vec<u8>> = client
+            .query_opt("SELECT recovery_key_hash FROM users WHERE id = $1", &[&user_id])
+            .await
+            .map_err(db_error)?
+            .and_then(|r| r.get(0));
+        let Some(recovery_key_hash) = hash else { return Ok(None) };
+        let keys = client
+            .query(
+                "SELECT app_id, version, recovery_envelope FROM key_envelopes WHERE user_id = $1 ORDER BY app_id",
+                &[&user_id],
+            )
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|r| RecoverableKey { app_id: r.get(0), version: to_u64(r.get(1)), recovery_envelope: r.get(2) })
+            .collect();
+        Ok(Some(AccountRecovery { recovery_key_hash, keys }))
+    }
+
+    #[instrument(level = "debug", name = "postgres recover", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "recover"))]
+    async fn recover(&self, recovery: Recovery) -> Result<Recovered, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        let row = tx
+            .query_opt(
+                "UPDATE users SET salt = $3, login_key_hash = $4, recovery_key_hash = $5,                      token_version = token_version + 1                  WHERE id = $1 AND recovery_key_hash = $2 RETURNING token_version",
+                &[
+                    &recovery.user_id,
+                    &recovery.expected_recovery_key_hash,
+                    &recovery.salt,
+                    &recovery.login_key_hash,
+                    &recovery.recovery_key_hash,
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+        let Some(token_version) = row.map(|r| to_u64(r.get(0))) else {
+            return Ok(Recovered::RecoveryKeyChanged);
+        };
+        let stored = locked_key_versions(&tx, recovery.user_id).await?;
+        if let Some(conflict) = recovery.key_conflict(&stored) {
+            // Dropping the transaction rolls the new password back.
+            return Ok(Recovered::KeyConflict(conflict));
+        }
+        for key in &recovery.keys {
+            tx.execute(
+                "UPDATE key_envelopes SET envelope = $3, recovery_envelope = $4, version = version + 1,                      updated_at = now()                  WHERE app_id = $1 AND user_id = $2",
+                &[&key.app_id, &recovery.user_id, &key.envelope, &key.recovery_envelope],
+            )
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(Recovered::Changed { token_version })
     }
 
     #[instrument(level = "debug", name = "postgres create_app", skip_all,

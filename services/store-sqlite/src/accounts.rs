@@ -1,8 +1,9 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 use synckit_store::{
-    AccountStore, App, AppKeyEnvelope, ChangelogStore, Device, KeyEnvelope, LoginKeyChange, LoginKeyChanged, NewUser,
-    PutKeyOutcome, SecretName, StoreError, StreamId, TokenStanding, User,
+    AccountRecovery, AccountStore, App, AppKeyEnvelope, ChangelogStore, Device, KeyConflict, KeyEnvelope,
+    LoginKeyChange, LoginKeyChanged, NewUser, PutKeyOutcome, RecoverableKey, Recovered, Recovery, RecoveryKeyChange,
+    SecretName, StoreError, StreamId, TokenStanding, User,
 };
 use uuid::Uuid;
 
@@ -50,6 +51,14 @@ fn put_key_in(
         params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), envelope, to_i64(version), now_micros()],
     )?;
     Ok(PutKeyOutcome::Stored { version })
+}
+
+/// The versions of the account's key envelopes, `(app, version)`. Inside the writer's transaction, which holds
+/// SQLite's one write lock, they cannot change before the writes a check of them allows.
+fn key_versions(tx: &rusqlite::Transaction<'_>, user_id: Uuid) -> rusqlite::Result<Vec<(Uuid, u64)>> {
+    tx.prepare("SELECT app_id, version FROM key_envelopes WHERE user_id = ?1")?
+        .query_map([user_id.as_bytes()], |r| Ok((uuid_at(r, 0)?, to_u64(r.get(1)?))))?
+        .collect()
 }
 
 #[async_trait]
@@ -125,10 +134,7 @@ impl AccountStore for SqliteStore {
                 return Ok(LoginKeyChanged::TokenRevoked);
             };
             // The writer holds SQLite's one write lock, so nothing changes between this check and the writes.
-            let stored = tx
-                .prepare("SELECT app_id, version FROM key_envelopes WHERE user_id = ?1")?
-                .query_map([change.user_id.as_bytes()], |r| Ok((uuid_at(r, 0)?, to_u64(r.get(1)?))))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let stored = key_versions(&tx, change.user_id)?;
             if let Some(conflict) = change.key_conflict(&stored) {
                 // Dropping the transaction rolls the password change back.
                 return Ok(conflict);
@@ -142,6 +148,101 @@ impl AccountStore for SqliteStore {
             }
             tx.commit()?;
             Ok(LoginKeyChanged::Changed { token_version })
+        })
+        .await
+    }
+
+    async fn set_recovery_key(&self, change: RecoveryKeyChange) -> Result<Option<KeyConflict>, StoreError> {
+        self.with_writer(move |conn| {
+            let tx = conn.transaction()?;
+            if let Some(conflict) = change.key_conflict(&key_versions(&tx, change.user_id)?) {
+                return Ok(Some(conflict));
+            }
+            tx.execute(
+                "UPDATE users SET recovery_key_hash = ?2 WHERE id = ?1",
+                params![change.user_id.as_bytes(), change.recovery_key_hash],
+            )?;
+            for key in &change.recovery_envelopes {
+                tx.execute(
+                    "UPDATE key_envelopes SET recovery_envelope = ?3 WHERE app_id = ?1 AND user_id = ?2",
+                    params![key.app_id.as_bytes(), change.user_id.as_bytes(), key.envelope],
+                )?;
+            }
+            tx.commit()?;
+            Ok(None)
+        })
+        .await
+    }
+
+    async fn recovery(&self, user_id: Uuid) -> Result<Option<AccountRecovery>, StoreError> {
+        self.with_reader(move |conn| {
+            // One read transaction, so the hash and the envelopes are of the same moment.
+            let tx = conn.transaction()?;
+            let hash: Option<Vec<u8>> = tx
+                .query_row("SELECT recovery_key_hash FROM users WHERE id = ?1", [user_id.as_bytes()], |r| {
+                    r.get::<_, Option<Vec<u8>>>(0)
+                })
+                .optional()?
+                .flatten();
+            let Some(recovery_key_hash) = hash else { return Ok(None) };
+            let keys = tx
+                .prepare(
+                    "SELECT app_id, version, recovery_envelope FROM key_envelopes WHERE user_id = ?1 ORDER BY app_id",
+                )?
+                .query_map([user_id.as_bytes()], |r| {
+                    Ok(RecoverableKey {
+                        app_id: uuid_at(r, 0)?,
+                        version: to_u64(r.get(1)?),
+                        recovery_envelope: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Some(AccountRecovery { recovery_key_hash, keys }))
+        })
+        .await
+    }
+
+    async fn recover(&self, recovery: Recovery) -> Result<Recovered, StoreError> {
+        self.with_writer(move |conn| {
+            let tx = conn.transaction()?;
+            let token_version = tx
+                .query_row(
+                    "UPDATE users SET salt = ?3, login_key_hash = ?4, recovery_key_hash = ?5, \
+                         token_version = token_version + 1 \
+                     WHERE id = ?1 AND recovery_key_hash = ?2 RETURNING token_version",
+                    params![
+                        recovery.user_id.as_bytes(),
+                        recovery.expected_recovery_key_hash,
+                        recovery.salt,
+                        recovery.login_key_hash,
+                        recovery.recovery_key_hash
+                    ],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?;
+            let Some(token_version) = token_version.map(to_u64) else {
+                return Ok(Recovered::RecoveryKeyChanged);
+            };
+            if let Some(conflict) = recovery.key_conflict(&key_versions(&tx, recovery.user_id)?) {
+                // Dropping the transaction rolls the new password back.
+                return Ok(Recovered::KeyConflict(conflict));
+            }
+            for key in &recovery.keys {
+                tx.execute(
+                    "UPDATE key_envelopes SET envelope = ?3, recovery_envelope = ?4, version = version + 1, \
+                         updated_at = ?5 \
+                     WHERE app_id = ?1 AND user_id = ?2",
+                    params![
+                        key.app_id.as_bytes(),
+                        recovery.user_id.as_bytes(),
+                        key.envelope,
+                        key.recovery_envelope,
+                        now_micros()
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            Ok(Recovered::Changed { token_version })
         })
         .await
     }

@@ -132,20 +132,124 @@ impl LoginKeyChange {
     /// (`(app, version)`), as [`LoginKeyChanged::KeyConflict`]; `None` when each stored envelope is re-wrapped
     /// once at its current version and nothing else is. Both adapters decide with this, inside their transaction.
     pub fn key_conflict(&self, stored: &[(Uuid, u64)]) -> Option<LoginKeyChanged> {
-        let current = |app_id| stored.iter().find(|&&(a, _)| a == app_id).map(|&(_, v)| v);
-        let given = |app_id| self.rewrapped_keys.iter().filter(move |k| k.app_id == app_id);
-        let rewrapped_as_stored = |app_id| {
-            let mut given = given(app_id);
-            matches!((current(app_id), given.next(), given.next()), (Some(v), Some(k), None) if k.expected_version == v)
-        };
-        let conflict = |app_id| LoginKeyChanged::KeyConflict {
+        let given: Vec<(Uuid, u64)> = self.rewrapped_keys.iter().map(|k| (k.app_id, k.expected_version)).collect();
+        rewrap_conflict(&given, stored).map(|KeyConflict { app_id, current, expected }| LoginKeyChanged::KeyConflict {
             app_id,
-            current: current(app_id).unwrap_or(0),
-            expected: given(app_id).next().map_or(0, |k| k.expected_version),
-        };
-        let apps = stored.iter().map(|&(app_id, _)| app_id).chain(self.rewrapped_keys.iter().map(|k| k.app_id));
-        apps.into_iter().find(|&app_id| !rewrapped_as_stored(app_id)).map(conflict)
+            current,
+            expected,
+        })
     }
+}
+
+/// The key envelopes a write re-wraps are not the account's as they stand: this app's envelope is at version
+/// `current` (0: there is none) while the write expected `expected` (0: it gave none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyConflict {
+    pub app_id: Uuid,
+    pub current: u64,
+    pub expected: u64,
+}
+
+/// The first difference between the `(app, expected version)` pairs a write `given` and the account's `stored`
+/// key envelopes (`(app, version)`); `None` when each stored envelope is given once at its current version and
+/// nothing else is. A password change, a recovery key and a recovery all cover every app, decided by this.
+pub fn rewrap_conflict(given: &[(Uuid, u64)], stored: &[(Uuid, u64)]) -> Option<KeyConflict> {
+    let current = |app_id| stored.iter().find(|&&(a, _)| a == app_id).map(|&(_, v)| v);
+    let given_for = |app_id| given.iter().filter(move |&&(a, _)| a == app_id).map(|&(_, v)| v);
+    let as_stored = |app_id| {
+        let mut given = given_for(app_id);
+        matches!((current(app_id), given.next(), given.next()), (Some(v), Some(e), None) if e == v)
+    };
+    let conflict = |app_id| KeyConflict {
+        app_id,
+        current: current(app_id).unwrap_or(0),
+        expected: given_for(app_id).next().unwrap_or(0),
+    };
+    let apps = stored.iter().chain(given).map(|&(app_id, _)| app_id);
+    apps.into_iter().find(|&app_id| !as_stored(app_id)).map(conflict)
+}
+
+/// A new recovery key: the hash of its recovery login key, and a recovery envelope for every app of the account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryKeyChange {
+    pub user_id: Uuid,
+    /// SHA-256 of the recovery login key, as [`User::login_key_hash`] is of the login key.
+    pub recovery_key_hash: Vec<u8>,
+    /// One per app the account holds a key envelope in, no more and no fewer: `envelope` is the recovery envelope,
+    /// `expected_version` the version of the key envelope whose master key it seals.
+    pub recovery_envelopes: Vec<KeyRewrap>,
+}
+
+/// What the server holds for recovering an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecovery {
+    /// SHA-256 of the recovery login key.
+    pub recovery_key_hash: Vec<u8>,
+    /// Every app the account has a key envelope in, by app id.
+    pub keys: Vec<RecoverableKey>,
+}
+
+/// One app's key envelope version and its recovery envelope, if the recovery key covers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoverableKey {
+    pub app_id: Uuid,
+    /// The version of the app's key envelope.
+    pub version: u64,
+    /// `None` when the app's key was set up after the recovery key was made.
+    pub recovery_envelope: Option<Vec<u8>>,
+}
+
+/// A recovery: the password and the recovery key both replaced, with every app's envelopes, in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    pub user_id: Uuid,
+    /// The recovery key hash the request was checked against; if it changed since, another recovery or a new
+    /// recovery key came first.
+    pub expected_recovery_key_hash: Vec<u8>,
+    pub salt: Vec<u8>,
+    pub login_key_hash: Vec<u8>,
+    pub recovery_key_hash: Vec<u8>,
+    /// One per app the account holds a key envelope in.
+    pub keys: Vec<RecoveredKey>,
+}
+
+/// One app's key after a recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredKey {
+    pub app_id: Uuid,
+    /// Wrapped for the new password.
+    pub envelope: Vec<u8>,
+    /// Sealed under the new recovery key.
+    pub recovery_envelope: Vec<u8>,
+    /// The version of the key envelope that was opened.
+    pub expected_version: u64,
+}
+
+impl Recovery {
+    /// [`rewrap_conflict`] of this recovery's keys against the `stored` envelopes.
+    pub fn key_conflict(&self, stored: &[(Uuid, u64)]) -> Option<KeyConflict> {
+        let given: Vec<(Uuid, u64)> = self.keys.iter().map(|k| (k.app_id, k.expected_version)).collect();
+        rewrap_conflict(&given, stored)
+    }
+}
+
+impl RecoveryKeyChange {
+    /// [`rewrap_conflict`] of this change's recovery envelopes against the `stored` envelopes.
+    pub fn key_conflict(&self, stored: &[(Uuid, u64)]) -> Option<KeyConflict> {
+        let given: Vec<(Uuid, u64)> = self.recovery_envelopes.iter().map(|k| (k.app_id, k.expected_version)).collect();
+        rewrap_conflict(&given, stored)
+    }
+}
+
+/// What a recovery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovered {
+    /// Done; tokens of older versions are revoked.
+    Changed { token_version: u64 },
+    /// The recovery key is no longer the one checked (used or replaced meanwhile); nothing was written.
+    RecoveryKeyChanged,
+    /// The keys were not every app's at its current version; nothing was written.
+    KeyConflict(KeyConflict),
 }
 
 /// What an optimistic key write did.
@@ -180,6 +284,18 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Replaces the salt and login key hash and bumps the token version, together with every key envelope of the
     /// account re-wrapped for the new password: all change, or nothing does.
     async fn change_login_key(&self, change: LoginKeyChange) -> Result<LoginKeyChanged, StoreError>;
+
+    /// Sets the recovery key hash and every app's recovery envelope, replacing any recovery key before, if the
+    /// envelopes cover every app's key envelope at its current version; otherwise writes nothing and says why.
+    async fn set_recovery_key(&self, change: RecoveryKeyChange) -> Result<Option<KeyConflict>, StoreError>;
+
+    /// The account's recovery key hash and recoverable keys; `None` when the user has no recovery key (or does
+    /// not exist).
+    async fn recovery(&self, user_id: Uuid) -> Result<Option<AccountRecovery>, StoreError>;
+
+    /// Replaces the salt, login key hash, recovery key hash and every app's key and recovery envelopes, and bumps
+    /// the token version: all change, or nothing does.
+    async fn recover(&self, recovery: Recovery) -> Result<Recovered, StoreError>;
 
     /// Creates an app whose API key hashes to `api_key_hash`.
     async fn create_app(&self, app: App, api_key_hash: &[u8]) -> Result<(), StoreError>;

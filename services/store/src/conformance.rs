@@ -15,9 +15,10 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::{
-    AccountStore, App, AppKeyEnvelope, BlobCatalog, BlobHash, BlobRecord, ChangelogStore, KeyEnvelope, KeyRewrap,
-    LoginKeyChange, LoginKeyChanged, NewEntry, NewUser, PutKeyOutcome, SecretName, StoreError, StreamId, SweptUpload,
-    TokenStanding, UploadBegun,
+    AccountRecovery, AccountStore, App, AppKeyEnvelope, BlobCatalog, BlobHash, BlobRecord, ChangelogStore, KeyConflict,
+    KeyEnvelope, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewEntry, NewUser, PutKeyOutcome, RecoverableKey,
+    Recovered, RecoveredKey, Recovery, RecoveryKeyChange, SecretName, StoreError, StreamId, SweptUpload, TokenStanding,
+    UploadBegun,
 };
 
 /// The ports of one adapter.
@@ -40,6 +41,7 @@ macro_rules! conformance_suite {
             streams_are_isolated,
             concurrent_appends_to_one_stream_stay_contiguous,
             users,
+            recovery_keys,
             apps_by_key_hash,
             devices,
             token_standing_sees_password_changes_and_removed_devices,
@@ -328,6 +330,107 @@ pub async fn users(stores: Stores) {
     assert_eq!(accounts.account_keys(user.id).await.unwrap(), expected);
     assert_eq!(accounts.key(someone_else).await.unwrap().unwrap().envelope, b"another account's");
     assert_eq!(accounts.account_keys(Uuid::now_v7()).await.unwrap(), vec![]);
+}
+
+pub async fn recovery_keys(stores: Stores) {
+    let accounts = &*stores.accounts;
+    let user = new_user();
+    accounts.create_user(user.clone()).await.unwrap();
+    assert_eq!(accounts.recovery(user.id).await.unwrap(), None, "no recovery key until one is set");
+    assert_eq!(accounts.recovery(Uuid::now_v7()).await.unwrap(), None);
+
+    let (notes, photos, stray) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let in_app = |app_id| StreamId { app_id, user_id: user.id };
+    accounts.put_key(in_app(notes), b"notes", 0).await.unwrap();
+    accounts.put_key(in_app(photos), b"photos", 0).await.unwrap();
+    accounts.put_key(in_app(photos), b"photos again", 1).await.unwrap();
+    let sealed = |app_id: Uuid, expected_version| KeyRewrap {
+        app_id,
+        envelope: format!("{app_id}, recovery").into_bytes(),
+        expected_version,
+    };
+    let set = |hash: u8, recovery_envelopes| RecoveryKeyChange {
+        user_id: user.id,
+        recovery_key_hash: vec![hash; 32],
+        recovery_envelopes,
+    };
+    // Every app at its current version, or nothing is set.
+    let conflict = |app_id, current, expected| Some(KeyConflict { app_id, current, expected });
+    for (envelopes, refused) in [
+        (vec![sealed(notes, 1)], conflict(photos, 2, 0)),
+        (vec![sealed(notes, 1), sealed(photos, 1)], conflict(photos, 2, 1)),
+        (vec![sealed(notes, 1), sealed(photos, 2), sealed(stray, 0)], conflict(stray, 0, 0)),
+    ] {
+        assert_eq!(accounts.set_recovery_key(set(1, envelopes)).await.unwrap(), refused);
+        assert_eq!(accounts.recovery(user.id).await.unwrap(), None, "a refused recovery key sets nothing");
+    }
+    assert_eq!(accounts.set_recovery_key(set(1, vec![sealed(photos, 2), sealed(notes, 1)])).await.unwrap(), None);
+    let mut keys = vec![
+        RecoverableKey { app_id: notes, version: 1, recovery_envelope: Some(sealed(notes, 0).envelope) },
+        RecoverableKey { app_id: photos, version: 2, recovery_envelope: Some(sealed(photos, 0).envelope) },
+    ];
+    keys.sort_by_key(|k| k.app_id);
+    let recovery = AccountRecovery { recovery_key_hash: vec![1; 32], keys: keys.clone() };
+    assert_eq!(accounts.recovery(user.id).await.unwrap(), Some(recovery));
+    // A password change keeps the recovery envelopes: they seal the master key, not the password.
+    let rewrap = |app_id, expected_version| KeyRewrap { app_id, envelope: b"new password".to_vec(), expected_version };
+    let change = LoginKeyChange {
+        user_id: user.id,
+        expected_token_version: 0,
+        salt: vec![3; 32],
+        login_key_hash: vec![4; 32],
+        rewrapped_keys: vec![rewrap(notes, 1), rewrap(photos, 2)],
+    };
+    assert_eq!(accounts.change_login_key(change).await.unwrap(), LoginKeyChanged::Changed { token_version: 1 });
+    let after_change = accounts.recovery(user.id).await.unwrap().unwrap();
+    let envelopes: Vec<_> = after_change.keys.iter().map(|k| k.recovery_envelope.clone()).collect();
+    assert_eq!(envelopes, keys.iter().map(|k| k.recovery_envelope.clone()).collect::<Vec<_>>());
+    // An app whose key comes after the recovery key is listed, without a recovery envelope.
+    let later = Uuid::now_v7();
+    accounts.put_key(in_app(later), b"later", 0).await.unwrap();
+    let listed = accounts.recovery(user.id).await.unwrap().unwrap().keys;
+    let uncovered = listed.iter().find(|k| k.app_id == later).unwrap();
+    assert_eq!((uncovered.version, &uncovered.recovery_envelope), (1, &None));
+
+    // A recovery replaces password, recovery key and every app's envelopes, or nothing.
+    let recovered = |app_id, expected_version| RecoveredKey {
+        app_id,
+        envelope: format!("{app_id}, recovered").into_bytes(),
+        recovery_envelope: format!("{app_id}, next recovery").into_bytes(),
+        expected_version,
+    };
+    let recovery = |expected_hash: u8, keys| Recovery {
+        user_id: user.id,
+        expected_recovery_key_hash: vec![expected_hash; 32],
+        salt: vec![5; 32],
+        login_key_hash: vec![6; 32],
+        recovery_key_hash: vec![7; 32],
+        keys,
+    };
+    let every_app = || vec![recovered(notes, 2), recovered(photos, 3), recovered(later, 1)];
+    assert_eq!(accounts.recover(recovery(9, every_app())).await.unwrap(), Recovered::RecoveryKeyChanged);
+    let stale = vec![recovered(notes, 2), recovered(photos, 2), recovered(later, 1)];
+    let refused = Recovered::KeyConflict(KeyConflict { app_id: photos, current: 3, expected: 2 });
+    assert_eq!(accounts.recover(recovery(1, stale)).await.unwrap(), refused);
+    let unchanged = accounts.user(user.id).await.unwrap().unwrap();
+    assert_eq!((unchanged.salt, unchanged.token_version), (vec![3; 32], 1), "a refused recovery changes nothing");
+    assert_eq!(accounts.recovery(user.id).await.unwrap().unwrap().recovery_key_hash, vec![1; 32]);
+
+    assert_eq!(accounts.recover(recovery(1, every_app())).await.unwrap(), Recovered::Changed { token_version: 2 });
+    let changed = accounts.user(user.id).await.unwrap().unwrap();
+    assert_eq!((changed.salt, changed.login_key_hash, changed.token_version), (vec![5; 32], vec![6; 32], 2));
+    let now = accounts.recovery(user.id).await.unwrap().unwrap();
+    assert_eq!(now.recovery_key_hash, vec![7; 32]);
+    for key in every_app() {
+        let listed = now.keys.iter().find(|k| k.app_id == key.app_id).unwrap();
+        assert_eq!(
+            (listed.version, &listed.recovery_envelope),
+            (key.expected_version + 1, &Some(key.recovery_envelope))
+        );
+        assert_eq!(accounts.key(in_app(key.app_id)).await.unwrap().unwrap().envelope, key.envelope);
+    }
+    // The old recovery key is used up.
+    assert_eq!(accounts.recover(recovery(1, every_app())).await.unwrap(), Recovered::RecoveryKeyChanged);
 }
 
 pub async fn apps_by_key_hash(stores: Stores) {

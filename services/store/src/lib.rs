@@ -21,8 +21,9 @@ pub mod error;
 pub mod conformance;
 
 pub use accounts::{
-    AccountStore, App, AppKeyEnvelope, Device, KeyEnvelope, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewUser,
-    PutKeyOutcome, SecretName, TokenStanding, User,
+    AccountRecovery, AccountStore, App, AppKeyEnvelope, Device, KeyConflict, KeyEnvelope, KeyRewrap, LoginKeyChange,
+    LoginKeyChanged, NewUser, PutKeyOutcome, RecoverableKey, Recovered, RecoveredKey, Recovery, RecoveryKeyChange,
+    SecretName, TokenStanding, User, rewrap_conflict,
 };
 pub use blobs::{BlobCatalog, BlobHash, BlobRecord, SweptUpload, UploadBegun};
 pub use changelog::{Appended, ChangelogStore, Entry, NewEntry, Page, StreamId};

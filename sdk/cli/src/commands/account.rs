@@ -1,11 +1,11 @@
-//! The account and this profile's login: signup, login, passwd, logout.
+//! The account and this profile's login: signup, login, passwd, recovery-key, recover, logout.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use serde_json::json;
 use synckit::keystore::MemoryKeyStore;
-use synckit::{Device, ErrorKind, SyncKitClient, SyncKitConfig};
+use synckit::{Device, ErrorKind, RecoveryKey, SyncKitClient, SyncKitConfig};
 use uuid::Uuid;
 
 use crate::profile::Profile;
@@ -79,6 +79,11 @@ pub async fn login(globals: &Globals, email: &str, device_name: Option<String>) 
 /// Unlocks the key and registers the device, once signed in.
 async fn finish(client: &SyncKitClient, password: &str, name: &str, previous_device: Option<Uuid>) -> Result<Device> {
     unlock(client, password).await?;
+    register(client, name, previous_device).await
+}
+
+/// Registers the device, once signed in and unlocked.
+async fn register(client: &SyncKitClient, name: &str, previous_device: Option<Uuid>) -> Result<Device> {
     let existing = client.list_devices().await?.into_iter().find(|d| d.name == name);
     let device = client.register_device(name, std::env::consts::OS).await?;
     // Registering a name that exists returns that device. Two profiles under one name are one device, and a
@@ -137,6 +142,93 @@ pub async fn passwd(globals: &Globals) -> Result<()> {
     })?;
     eprintln!("password changed; other devices must log in again with the new password");
     Ok(())
+}
+
+/// What recovery-key and recover say on stderr beside the key they print.
+const STORE_IT: &str = "this recovery key is shown once and SyncKit keeps no copy: store it safely (printed, or in a \
+     password manager); with it anyone can take over the account, and without it a forgotten password loses the data";
+
+/// `synckit recovery-key`: makes a new recovery key and prints it once.
+pub async fn recovery_key(globals: &Globals) -> Result<()> {
+    let logged_in = LoggedIn::open(globals)?;
+    let email = logged_in.profile.session.email.clone();
+    let password = password::current(&email)?;
+    let key = logged_in.client.create_recovery_key(&password).await.map_err(|e| logged_in.explain(e.into()))?;
+    eprintln!("synckit: {STORE_IT}; a recovery key made before no longer works");
+    output::one(json!({ "recovery_key": key.to_string() }))
+}
+
+/// `synckit recover EMAIL [--device NAME]`: sets a new password with the recovery key, then logs this profile in
+/// as login does, and prints the new recovery key once.
+pub async fn recover(globals: &Globals, email: &str, device_name: Option<String>) -> Result<()> {
+    let server = globals.server();
+    let api_key = globals
+        .api_key
+        .clone()
+        .context("recovering needs the app's API key: pass --api-key KEY or set SYNCKIT_API_KEY")?;
+    // Read before anything is asked or sent, so a typo costs nothing.
+    let key: RecoveryKey = password::recovery_key()?.parse()?;
+    let new = password::replacement()?;
+    let dir = globals.profile_dir()?;
+    // A damaged profile must not stand in the way of the login that replaces it.
+    let previous = dir.load().ok().flatten();
+    // Before the recovery, which keeps the key in it: owner-only, as login makes it.
+    dir.create()?;
+    let client = session::client(&dir, &server, &api_key, globals.keychain);
+    let next = client.recover(email, &key, &new).await.map_err(|e| match e.kind() {
+        ErrorKind::WrongRecoveryKey => anyhow!("this is not the recovery key of {email} (or there is no such account)"),
+        _ => e.into(),
+    })?;
+    eprintln!("synckit: the password of {email} is changed; other devices must log in again; {STORE_IT}");
+    // From here on the old recovery key is used up: the new one must reach the user whatever else fails.
+    let logged_in = log_in_after_recovery(globals, &client, server, api_key, previous, device_name, &new).await;
+    match logged_in {
+        Ok(device) => {
+            eprintln!("logged in as {email} on device {}", device.name);
+            let session = client.session().expect("recover signed in");
+            let (user_id, app_id, recovery_key) = (session.user_id, session.app_id, next.to_string());
+            output::one(
+                json!({ "user_id": user_id, "app_id": app_id, "device_id": device.id, "recovery_key": recovery_key }),
+            )
+        }
+        Err(e) => {
+            output::one(json!({ "recovery_key": next.to_string() }))?;
+            Err(e.context(format!(
+                "recovered, but this profile is not logged in: run synckit login {email} with the new password"
+            )))
+        }
+    }
+}
+
+/// After a recovery: unlocks (when the app had no key, sets one up), registers the device and saves the profile.
+async fn log_in_after_recovery(
+    globals: &Globals,
+    client: &SyncKitClient,
+    server: String,
+    api_key: String,
+    previous: Option<Profile>,
+    device_name: Option<String>,
+    password: &str,
+) -> Result<Device> {
+    let dir = globals.profile_dir()?;
+    let session = client.session().expect("recover signed in");
+    let previous = previous
+        .filter(|p| p.server == server && p.session.user_id == session.user_id && p.session.app_id == session.app_id);
+    if !client.is_unlocked() {
+        unlock(client, password).await?;
+    }
+    let name = device_name.unwrap_or_else(host_name);
+    let device = register(client, &name, previous.as_ref().map(|p| p.device_id)).await?;
+    let profile = Profile {
+        server,
+        api_key: Some(api_key),
+        session: client.session().expect("still signed in"),
+        device_id: device.id,
+        device_name: device.name.clone(),
+        keychain: globals.keychain,
+    };
+    dir.save(&profile)?;
+    Ok(device)
 }
 
 /// `synckit logout`: forgets the session and the unlocked key. The protocol has no sign-out call: the token stays

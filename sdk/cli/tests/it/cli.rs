@@ -288,6 +288,57 @@ async fn passwd_changes_the_password_and_the_old_one_stops_working() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_password_is_recovered_with_the_recovery_key() {
+    let t = start().await;
+    let (email, _) = t.signup_and_login("a", "laptop").await;
+    t.synckit("a", &["push", "notes", "n1", r#"{"title":"before"}"#]).await.ok();
+
+    let wrong = [("SYNCKIT_PASSWORD", Some("not the password"))];
+    t.synckit_with("a", &wrong, &["recovery-key"]).await.fails(1, "wrong password");
+    let made = t.synckit("a", &["recovery-key"]).await.ok();
+    assert_eq!(keys(&made.json()), BTreeSet::from(["recovery_key"]));
+    let key = made.json()["recovery_key"].as_str().unwrap().to_owned();
+    assert!(made.stderr.contains("store it safely"), "{made:#?}");
+
+    // The password is forgotten: a new profile recovers. A typo, or another key, is refused and logs nothing in.
+    let new = "a brand new passphrase";
+    let typo = format!("{}{}", &key[..key.len() - 1], if key.ends_with('X') { 'Y' } else { 'X' });
+    for (given, says) in
+        [(typo, "checksum"), (synckit::RecoveryKey::generate().to_string(), "this is not the recovery key of")]
+    {
+        let run = t.synckit_with("b", &recovering(&given, new), &["recover", &email, "--device", "desktop"]).await;
+        run.fails(1, says);
+        assert!(!profile_file(&t.profile("b")).exists());
+    }
+    let recovered = t.synckit_with("b", &recovering(&key, new), &["recover", &email, "--device", "desktop"]).await.ok();
+    let out = recovered.json();
+    assert_eq!(keys(&out), BTreeSet::from(["user_id", "app_id", "device_id", "recovery_key"]));
+    let next = out["recovery_key"].as_str().unwrap().to_owned();
+    assert_ne!(next, key);
+    assert!(next.parse::<synckit::RecoveryKey>().is_ok(), "{next}");
+    assert!(recovered.stderr.contains("store it safely"), "{recovered:#?}");
+    // The recovering profile is a logged-in device and reads what was pushed before.
+    let pulled: Vec<Value> = t.synckit("b", &["pull"]).await.ok().lines().into_iter().map(without_timestamp).collect();
+    assert_eq!(pulled, [json!({"table": "notes", "op": "update", "row_id": "n1", "data": {"title": "before"}})]);
+
+    // The other profile must log in again; the old password is refused and the new one works.
+    t.synckit("a", &["status"]).await.fails(1, &format!("run synckit login {email}"));
+    t.synckit("c", &["login", &email]).await.fails(1, "wrong password");
+    let with_new = [("SYNCKIT_PASSWORD", Some(new))];
+    t.synckit_with("c", &with_new, &["login", &email, "--device", "tablet"]).await.ok();
+    // The recovery key used is spent; the one printed works.
+    t.synckit_with("d", &recovering(&key, "another one"), &["recover", &email])
+        .await
+        .fails(1, "not the recovery key of");
+    t.synckit_with("d", &recovering(&next, "another one"), &["recover", &email, "--device", "phone"]).await.ok();
+}
+
+/// The variables `synckit recover` reads: the recovery key and the new password (and no current password).
+fn recovering<'a>(key: &'a str, new: &'a str) -> [(&'static str, Option<&'a str>); 3] {
+    [("SYNCKIT_RECOVERY_KEY", Some(key)), ("SYNCKIT_NEW_PASSWORD", Some(new)), ("SYNCKIT_PASSWORD", None)]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_forgets_the_session_and_the_key() {
     let t = start().await;
     let (email, _) = t.signup_and_login("a", "laptop").await;

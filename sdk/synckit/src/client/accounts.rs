@@ -1,18 +1,17 @@
 //! Accounts and sessions: register, sign in and out, resume a saved session, change the password.
 
 use reqwest::Method;
-use synckit_protocol::accounts::{
-    AuthRequest, AuthResponse, ChangePasswordRequest, PreloginRequest, PreloginResponse, RegisterRequest,
-    RegisterResponse,
-};
-use synckit_protocol::keys::{AccountKeysResponse, AppKeyRewrap};
+use synckit_protocol::accounts::{AuthRequest, AuthResponse, ChangePasswordRequest, RegisterRequest, RegisterResponse};
+use synckit_protocol::keys::AppKeyRewrap;
 use synckit_protocol::paths;
 use uuid::Uuid;
 
-use super::{Opened, State, check_password, derive, wrap};
+use super::{State, check_password, derive, wrap};
 use crate::SyncKitClient;
-use crate::crypto::{self, KdfParams, SecretKey};
-use crate::error::{Error, ErrorKind, Result};
+use crate::crypto::{self, KdfParams};
+#[cfg(doc)]
+use crate::error::ErrorKind;
+use crate::error::Result;
 use crate::http::Retry;
 use crate::model::Session;
 
@@ -135,25 +134,10 @@ impl SyncKitClient {
         check_password(new)?;
         let session = self.require_session()?;
         let current_login_key = self.login_key(&session.email, current).await?;
-        let stored: AccountKeysResponse =
-            self.call::<(), _>(Method::GET, paths::ACCOUNTS_KEYS, true, None, Retry::Idempotent).await?;
-        let mut keys = Vec::with_capacity(stored.keys.len());
-        for key in stored.keys {
-            let opened = self.open_envelope(&key.envelope.0, current, key.app_id, session.user_id).await;
-            let master = match opened.map(Opened::into_key) {
-                Err(e) if e.kind() == ErrorKind::WrongPassword && key.app_id != session.app_id => {
-                    // Only an envelope left behind by an earlier password (or one the server altered) does this.
-                    let message = format!(
-                        "the key envelope of app {} does not open with the current password, so it cannot be \
-                         re-wrapped; nothing changed",
-                        key.app_id
-                    );
-                    return Err(Error::new(ErrorKind::WrongPassword, message));
-                }
-                master => master?,
-            };
-            let envelope = wrap(&master, new, key.app_id, session.user_id).await?;
-            keys.push(AppKeyRewrap { app_id: key.app_id, envelope: envelope.into(), expected_version: key.version });
+        let mut keys = Vec::new();
+        for (app_id, version, master) in self.account_keys(&session, current).await? {
+            let envelope = wrap(&master, new, app_id, session.user_id).await?;
+            keys.push(AppKeyRewrap { app_id, envelope: envelope.into(), expected_version: version });
         }
         let salt: [u8; crypto::SALT_BYTES] = crypto::random_bytes();
         let login_key = derive(new, salt.to_vec(), KdfParams::DEFAULT).await?;
@@ -172,22 +156,5 @@ impl SyncKitClient {
             s.expires_at = resp.expires_at;
         }
         Ok(())
-    }
-
-    /// The login key: derived from the password with the salt and parameters the server holds for the account.
-    async fn login_key(&self, email: &str, password: &str) -> Result<SecretKey> {
-        let req = PreloginRequest { email: email.to_owned() };
-        let pre: PreloginResponse =
-            self.call(Method::POST, paths::ACCOUNTS_PRELOGIN, false, Some(&req), Retry::Idempotent).await?;
-        let params = KdfParams {
-            memory_kib: pre.kdf.memory_kib,
-            iterations: pre.kdf.iterations,
-            parallelism: pre.kdf.parallelism,
-        };
-        if params != KdfParams::DEFAULT {
-            // The login derivation is fixed by the protocol: a server asking for less is not one to trust.
-            return Err(Error::new(ErrorKind::Server, "the server asked for a different login key derivation"));
-        }
-        derive(password, pre.salt.into_vec(), params).await
     }
 }

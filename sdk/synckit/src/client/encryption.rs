@@ -137,13 +137,4 @@ impl SyncKitClient {
     pub fn is_unlocked(&self) -> bool {
         self.inner.state.read().expect("not poisoned").unlocked.is_some()
     }
-
-    /// Holds `master` unlocked, here and in the key store.
-    fn unlock(&self, master: SecretKey) -> Result<()> {
-        let account = self.key_account()?;
-        self.inner.key_store.store(&account, &master)?;
-        let keys = Keys::derive(&master);
-        self.inner.state.write().expect("not poisoned").unlocked = Some((master, keys));
-        Ok(())
-    }
 }

@@ -47,7 +47,7 @@ pub const WRAPPING_LABEL: &[u8; 32] = b"synckit/envelope/v2/wrapping-key";
 const ALLOWED_PARAMS: [KdfParams; 1] = [KdfParams::DEFAULT];
 
 const HEADER_BYTES: usize = 1 + 4 * 3 + SALT_BYTES;
-const CHECK_BYTES: usize = 32;
+pub(super) const CHECK_BYTES: usize = 32;
 const V1_BYTES: usize = HEADER_BYTES + NONCE_BYTES + KEY_BYTES + TAG_BYTES;
 const V2_BYTES: usize = HEADER_BYTES + NONCE_BYTES + KEY_BYTES + CHECK_BYTES + TAG_BYTES;
 
@@ -287,11 +287,11 @@ impl<'a> Envelope<'a> {
 /// HMAC-SHA256(master, "synckit/key-check/v2" ‖ app ‖ user): sealed beside the master key, so the opened bytes
 /// prove themselves a SyncKit master key for this (app, user) independently of the AEAD's tag (which is not key-
 /// committing).
-fn key_check(master: &SecretKey, app_id: Uuid, user_id: Uuid) -> [u8; CHECK_BYTES] {
+pub(super) fn key_check(master: &SecretKey, app_id: Uuid, user_id: Uuid) -> [u8; CHECK_BYTES] {
     key_check_mac(master, app_id, user_id).finalize().into_bytes().into()
 }
 
-fn check_matches(candidate: &SecretKey, app_id: Uuid, user_id: Uuid, check: &[u8]) -> bool {
+pub(super) fn check_matches(candidate: &SecretKey, app_id: Uuid, user_id: Uuid, check: &[u8]) -> bool {
     key_check_mac(candidate, app_id, user_id).verify_slice(check).is_ok()
 }
 

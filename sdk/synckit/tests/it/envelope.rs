@@ -24,7 +24,7 @@ on_each_engine!(
 
 /// A device's key store that remembers every key it was asked to keep.
 #[derive(Debug, Default)]
-struct WatchedKeys {
+pub(crate) struct WatchedKeys {
     inner: MemoryKeyStore,
     stored: Mutex<Vec<SecretKey>>,
 }
@@ -45,13 +45,13 @@ impl KeyStore for WatchedKeys {
 }
 
 impl WatchedKeys {
-    fn stored(&self) -> Vec<SecretKey> {
+    pub(crate) fn stored(&self) -> Vec<SecretKey> {
         self.stored.lock().unwrap().clone()
     }
 }
 
 /// A device: a client with its own watched key store.
-fn device(server: &TestServer) -> (SyncKitClient, Arc<WatchedKeys>) {
+pub(crate) fn device(server: &TestServer) -> (SyncKitClient, Arc<WatchedKeys>) {
     let keys = Arc::new(WatchedKeys::default());
     let dir = tempfile::tempdir().unwrap().keep();
     let config = SyncKitConfig::new(&server.url, &server.api_key).key_store(keys.clone()).data_dir(dir).max_retries(3);
@@ -59,7 +59,7 @@ fn device(server: &TestServer) -> (SyncKitClient, Arc<WatchedKeys>) {
 }
 
 /// Registers `email`, sets up encryption on a first device and pushes one change from it.
-async fn first_device(server: &TestServer, email: &str) -> (SyncKitClient, Arc<WatchedKeys>, ChangeEntry) {
+pub(crate) async fn first_device(server: &TestServer, email: &str) -> (SyncKitClient, Arc<WatchedKeys>, ChangeEntry) {
     let (client, keys) = device(server);
     client.register(email, "pass").await.unwrap();
     client.authenticate(email, "pass").await.unwrap();

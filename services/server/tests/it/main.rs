@@ -14,6 +14,7 @@ mod memory;
 mod operations;
 mod postgres_tls;
 mod readiness;
+mod recovery;
 mod revocation;
 mod secrets;
 mod sign_in_throttle;
