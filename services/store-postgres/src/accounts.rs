@@ -143,8 +143,8 @@ impl AccountStore for PgStore {
         let tx = client.transaction().await.map_err(db_error)?;
         let row = tx
             .query_opt(
-                "UPDATE users SET salt = $3, login_key_hash = $4, token_version = token_version + 1 \
-                 WHERE id = $1 AND token_version = $2 RETURNING token_version",
+                "UPDATE users SET salt = $3, login_key_hash = $4, token_version = token_version + 1, \
+                 recovery_key_hash = NULL WHERE id = $1 AND token_version = $2 RETURNING token_version",
                 &[&change.user_id, &to_i64(change.expected_token_version), &change.salt, &change.login_key_hash],
             )
             .await
@@ -167,6 +167,10 @@ impl AccountStore for PgStore {
             .await
             .map_err(db_error)?;
         }
+        // A password change ends the recovery key, so that one set with a stolen password does not outlive it.
+        tx.execute("UPDATE key_envelopes SET recovery_envelope = NULL WHERE user_id = $1", &[&change.user_id])
+            .await
+            .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(LoginKeyChanged::Changed { token_version })
     }

@@ -119,8 +119,8 @@ impl AccountStore for SqliteStore {
             let tx = conn.transaction()?;
             let token_version = tx
                 .query_row(
-                    "UPDATE users SET salt = ?3, login_key_hash = ?4, token_version = token_version + 1 \
-                     WHERE id = ?1 AND token_version = ?2 RETURNING token_version",
+                    "UPDATE users SET salt = ?3, login_key_hash = ?4, token_version = token_version + 1, \
+                     recovery_key_hash = NULL WHERE id = ?1 AND token_version = ?2 RETURNING token_version",
                     params![
                         change.user_id.as_bytes(),
                         to_i64(change.expected_token_version),
@@ -146,6 +146,11 @@ impl AccountStore for SqliteStore {
                     params![key.app_id.as_bytes(), change.user_id.as_bytes(), key.envelope, now_micros()],
                 )?;
             }
+            // A password change ends the recovery key, so that one set with a stolen password does not outlive it.
+            tx.execute(
+                "UPDATE key_envelopes SET recovery_envelope = NULL WHERE user_id = ?1",
+                params![change.user_id.as_bytes()],
+            )?;
             tx.commit()?;
             Ok(LoginKeyChanged::Changed { token_version })
         })

@@ -140,7 +140,10 @@ pub async fn passwd(globals: &Globals) -> Result<()> {
     logged_in.dir.save(&profile).with_context(|| {
         format!("the password was changed, but the new session was not saved: run synckit login {email}")
     })?;
-    eprintln!("password changed; other devices must log in again with the new password");
+    eprintln!(
+        "password changed; other devices must log in again with the new password, and any recovery key stopped \
+         working (synckit recovery-key makes a new one)"
+    );
     Ok(())
 }
 

@@ -125,6 +125,9 @@ impl SyncKitClient {
     /// version 1 envelope of another app than this client's is refused ([`ErrorKind::Crypto`]) until a device of
     /// that app has unlocked once and so upgraded it.
     ///
+    /// It also ends the account's recovery key, so that one set by whoever learned the old password stops working:
+    /// make a new one afterwards ([`create_recovery_key`](Self::create_recovery_key)).
+    ///
     /// ```no_run
     /// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
     /// client.change_password("old passphrase", "new passphrase").await?;

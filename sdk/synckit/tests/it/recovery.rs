@@ -21,6 +21,7 @@ use crate::envelope::{device, first_device};
 on_each_engine!(
     a_forgotten_password_is_recovered_with_the_recovery_key_on_a_new_device,
     a_wrong_recovery_key_has_its_own_error_and_a_malformed_one_is_caught_before_sending,
+    a_password_change_ends_the_recovery_key,
     an_app_set_up_after_the_recovery_key_stops_recovery_and_nothing_changes,
     a_recovery_envelope_sealed_with_the_recovery_login_key_is_refused_and_nothing_is_kept,
     another_apps_recovery_envelope_is_refused_and_nothing_is_kept,
@@ -109,6 +110,25 @@ async fn a_wrong_recovery_key_has_its_own_error_and_a_malformed_one_is_caught_be
         assert!(err.to_string().contains(says), "{err} should say {says}");
     }
     other.recover(&email, &printed.parse().unwrap(), "new").await.unwrap();
+}
+
+/// Whoever learned the password could have set a recovery key of their own; changing the password must lock them
+/// out for good, so it ends every recovery key of the account.
+async fn a_password_change_ends_the_recovery_key(server: TestServer) {
+    let email = email();
+    let (laptop, _, _) = first_device(&server, &email).await;
+    let planted = laptop.create_recovery_key("pass").await.unwrap();
+    laptop.change_password("pass", "changed").await.unwrap();
+
+    let (other, other_keys) = device(&server);
+    let refused = other.recover(&email, &planted, "taken over").await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::WrongRecoveryKey, "{refused}");
+    assert!(other_keys.stored().is_empty() && other.session().is_none());
+    // The changed password still signs in, and a new recovery key works.
+    laptop.authenticate(&email, "changed").await.unwrap();
+    laptop.setup_encryption_existing("changed").await.unwrap();
+    let fresh = laptop.create_recovery_key("changed").await.unwrap();
+    other.recover(&email, &fresh, "recovered").await.unwrap();
 }
 
 async fn an_app_set_up_after_the_recovery_key_stops_recovery_and_nothing_changes(server: TestServer) {
