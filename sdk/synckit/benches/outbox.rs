@@ -117,8 +117,8 @@ fn change(i: usize, size: usize) -> ChangeEntry {
 }
 
 fn enqueue(c: &mut Criterion, runtime: &tokio::runtime::Runtime, server: &Server) {
-    let (sqlite, sqlite_id) = runtime.block_on(server.device("enqueue-sqlite", true, |c| c));
-    let (memory, memory_id) = runtime
+    let (sqlite, _) = runtime.block_on(server.device("enqueue-sqlite", true, |c| c));
+    let (memory, _) = runtime
         .block_on(server.device("enqueue-memory", false, |c| c.outbox_store(Arc::new(MemoryOutboxStore::default()))));
     let changes: Vec<ChangeEntry> = (0..1000).map(|i| change(i, 256)).collect();
     assert_eq!(serde_json::to_vec(&changes[0]).unwrap().len(), 256);
@@ -127,11 +127,9 @@ fn enqueue(c: &mut Criterion, runtime: &tokio::runtime::Runtime, server: &Server
     group.throughput(Throughput::Elements(1000)).sample_size(10).warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(5));
     group.bench_function("SQLite outbox (fsync per call)", |b| {
-        b.iter(|| runtime.block_on(sqlite.enqueue(sqlite_id, changes.clone())).unwrap())
+        b.iter(|| runtime.block_on(sqlite.enqueue(changes.clone())).unwrap())
     });
-    group.bench_function("memory outbox", |b| {
-        b.iter(|| runtime.block_on(memory.enqueue(memory_id, changes.clone())).unwrap())
-    });
+    group.bench_function("memory outbox", |b| b.iter(|| runtime.block_on(memory.enqueue(changes.clone())).unwrap()));
     let (keys, id) = (Keys::derive(&SecretKey::generate()), Uuid::now_v7());
     group.bench_function("reference: serialise and seal only", |b| {
         b.iter(|| {

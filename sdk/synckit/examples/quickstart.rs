@@ -24,11 +24,12 @@ async fn main() -> synckit::Result<()> {
     }
     let device = client.register_device("MacBook", "macos").await?;
     let changes = vec![ChangeEntry::insert("notes", "n1", serde_json::json!({"title": "Hello"}))];
-    client.enqueue(device.id, changes).await?; // into the device's outbox, online or not
+    client.enqueue(changes).await?; // into the device's outbox, online or not
     let mut applied = 0;
     let report = client
         .sync(device.id, |page| {
-            applied += page.changes.len(); // an app writes them to its own store here
+            // An app writes them to its own store here; its own come back too, with their place in the stream.
+            applied += page.changes.iter().filter(|c| c.device_id != device.id).count();
             Ok(())
         })
         .await?;

@@ -17,11 +17,11 @@
 //! client.setup_encryption_new("pass").await?;
 //! let device = client.register_device("MacBook", "macos").await?;
 //! // Encrypted and stored on the device at once, online or not.
-//! client.enqueue(device.id, [ChangeEntry::insert("notes", "n1", serde_json::json!({"title": "Hello"}))]).await?;
-//! // Pushes the outbox, then hands over every other device's changes since the saved cursor.
+//! client.enqueue([ChangeEntry::insert("notes", "n1", serde_json::json!({"title": "Hello"}))]).await?;
+//! // Pushes the outbox, then hands over every change since the saved cursor, in stream order.
 //! let report = client
 //!     .sync(device.id, |page| {
-//!         for change in &page.changes { /* apply to the local store */ }
+//!         for synced in &page.changes { /* apply synced.change to the local store */ }
 //!         Ok(())
 //!     })
 //!     .await?;
@@ -38,8 +38,9 @@
 //! ([`push_with_ids`](SyncKitClient::push_with_ids)) for safe retries.
 //!
 //! An entry that cannot be read (altered, forged by the server, or written by a faulty device) never stops sync:
-//! [`PullPage::undecryptable`] and [`LivePage::undecryptable`] report it with its `seq`, change id, device and
-//! [`UndecryptableReason`], the other changes are handed over, and the cursor moves past it.
+//! [`SyncPage::undecryptable`], [`PullPage::undecryptable`] and [`LivePage::undecryptable`] report it with its
+//! `seq`, change id, device and [`UndecryptableReason`], the other changes are handed over, and the cursor moves
+//! past it.
 //!
 //! Files go the same way, as encrypted blobs in the server's object store: the app keeps each blob's [`BlobId`]
 //! in its changes, and any of the user's devices downloads and decrypts it.
@@ -61,7 +62,8 @@
 //!   concern: accounts and sessions, encryption set-up, devices, sync (push, pull, cursors, live), and blobs.
 //! - [`ChangeEntry`], [`Device`], [`Status`], [`Session`]: what the client exchanges with the app.
 //! - [`PullPage`], [`Undecryptable`], [`UndecryptableReason`]: what a pull hands over, and the report of entries
-//!   it passed over because they cannot be read. [`SyncReport`] and [`ApplyResult`]: what `sync` did, and what its
+//!   it passed over because they cannot be read. [`SyncPage`] and [`SyncedChange`]: what `sync` hands over, each
+//!   change with its place in the stream. [`SyncReport`] and [`ApplyResult`]: what `sync` did, and what its
 //!   `apply` callback returns.
 //! - [`outbox`]: where enqueued changes wait for the server (SQLite by default, or memory).
 //! - [`blobs`]: encrypted files up to 500 MiB: [`BlobSource`], [`UploadedBlob`], [`BlobOptions`] and
@@ -99,6 +101,6 @@ pub use crypto::blob::BlobId;
 pub use error::{Error, ErrorKind, Result};
 pub use live::{LiveOptions, LivePage, LiveSync};
 pub use model::{ChangeEntry, ChangeOp, Device, Session, Status};
-pub use page::{PullPage, SyncReport, Undecryptable, UndecryptableReason};
+pub use page::{PullPage, SyncPage, SyncReport, SyncedChange, Undecryptable, UndecryptableReason};
 /// The server's error codes, as [`Error::code`] returns them.
 pub use synckit_protocol::ErrorCode;

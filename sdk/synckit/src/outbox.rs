@@ -9,7 +9,7 @@
 //!   ahead (WAL) with `synchronous=FULL`: an enqueue that returned survives a crash of the app or of the machine.
 //! - [`MemoryOutboxStore`]: for tests, and for apps that keep no changes across restarts.
 //!
-//! Entries are kept per queue, one per server, app, user and device, so two accounts on one profile never mix.
+//! Entries are kept per queue, one per server, app and user, so two accounts on one profile never mix.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -46,7 +46,7 @@ pub struct OutboxEntry {
     pub payload: Vec<u8>,
 }
 
-/// Encrypted changes by queue (one per server, app, user and device), oldest first. Implement it to keep the outbox
+/// Encrypted changes by queue (one per server, app and user), oldest first. Implement it to keep the outbox
 /// with the app's own data and pass it to [`SyncKitConfig::outbox_store`](crate::SyncKitConfig::outbox_store).
 ///
 /// An implementation must keep an append whole or not at all, keep what it acknowledged through a crash if the app

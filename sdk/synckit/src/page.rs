@@ -39,6 +39,55 @@ pub struct PullPage {
     pub has_more: bool,
 }
 
+/// One page of the user's stream as [`sync`](crate::SyncKitClient::sync) hands it to the app: every change that
+/// can be read, the syncing device's own included, each with its place in the stream.
+///
+/// Every device sees the same changes in the same order, so an app that applies each page in order ends with the
+/// same data everywhere. Where two devices changed the same row, the change with the larger `seq` is the later
+/// one on every device: "last writer wins" compares `seq`, never the devices' clocks. A change the device made and
+/// has not pushed yet will land after everything in the stream, so an app keeps such a row's local content until
+/// its own change comes back here (by its change id, which [`enqueue`](crate::SyncKitClient::enqueue) returned).
+///
+/// ```no_run
+/// # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
+/// let mut rows = std::collections::HashMap::new(); // row id -> (seq, content)
+/// client
+///     .sync(device, |page| {
+///         for synced in page.changes {
+///             rows.insert(synced.change.row_id, (synced.seq, synced.change.data));
+///         }
+///         Ok(())
+///     })
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SyncPage {
+    /// The changes, oldest first: the syncing device's own too, which tell the app where in the stream its changes
+    /// landed.
+    pub changes: Vec<SyncedChange>,
+    /// Entries that could not be read, oldest first, passed over as [`PullPage::undecryptable`] says.
+    pub undecryptable: Vec<Undecryptable>,
+    /// The cursor after this page, which `sync` saves once `apply` accepted the page.
+    pub cursor: u64,
+}
+
+/// A change in the user's stream, where it stands there, and who pushed it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SyncedChange {
+    /// Its place in the user's stream, the same on every device: a later change has a larger `seq`.
+    pub seq: u64,
+    /// The id it was pushed under (authenticated: it is bound into the encryption).
+    pub change_id: Uuid,
+    /// The device the server says pushed it. Only as trustworthy as the server: compare `change_id` with the ids
+    /// [`enqueue`](crate::SyncKitClient::enqueue) returned to recognise the device's own changes for certain.
+    pub device_id: Uuid,
+    /// The change itself, decrypted.
+    pub change: ChangeEntry,
+}
+
 /// What one [`SyncKitClient::sync`](crate::SyncKitClient::sync) did.
 ///
 /// ```no_run
@@ -54,7 +103,7 @@ pub struct SyncReport {
     /// Changes of the outbox the server acknowledged (stored now, or already by an earlier attempt), now gone from
     /// the outbox.
     pub pushed: u64,
-    /// Changes of other devices handed to `apply`.
+    /// Changes of other devices handed to `apply` (it is handed the device's own too, which are not counted here).
     pub pulled: u64,
     /// Entries passed over because they cannot be read, oldest first, as [`PullPage::undecryptable`] reports them
     /// (they were in the pages handed to `apply` too).
@@ -141,14 +190,36 @@ impl fmt::Display for Undecryptable {
     }
 }
 
-/// Decrypts a page for `device_id`: its own entries are left out (the app has them), every other entry becomes a
-/// change or an [`Undecryptable`], and the cursor is the server's, past all of them.
+/// Decrypts a page for `device_id`: its own entries are left out unread (the app has them), every other entry
+/// becomes a change or an [`Undecryptable`], and the cursor is the server's, past all of them.
 pub(crate) fn open(page: PullResponse, keys: &Keys, session: &Session, device_id: Uuid) -> PullPage {
-    let mut changes = Vec::with_capacity(page.entries.len());
+    let others = page.entries.into_iter().filter(|e| e.device_id != device_id);
+    let (changes, undecryptable) = open_entries(others, keys, session);
+    let changes = changes.into_iter().map(|c| c.change).collect();
+    PullPage { changes, undecryptable, cursor: page.cursor, has_more: page.has_more }
+}
+
+/// Decrypts every entry of a page, the syncing device's own included, for [`sync`](crate::SyncKitClient::sync).
+pub(crate) fn open_all(page: PullResponse, keys: &Keys, session: &Session) -> SyncPage {
+    let (changes, undecryptable) = open_entries(page.entries.into_iter(), keys, session);
+    SyncPage { changes, undecryptable, cursor: page.cursor }
+}
+
+fn open_entries(
+    entries: impl Iterator<Item = PulledEntry>,
+    keys: &Keys,
+    session: &Session,
+) -> (Vec<SyncedChange>, Vec<Undecryptable>) {
+    let mut changes = Vec::with_capacity(entries.size_hint().0);
     let mut undecryptable = Vec::new();
-    for entry in page.entries.into_iter().filter(|e| e.device_id != device_id) {
+    for entry in entries {
         match open_entry(&entry, keys, session) {
-            Ok(change) => changes.push(change),
+            Ok(change) => changes.push(SyncedChange {
+                seq: entry.seq,
+                change_id: entry.change_id,
+                device_id: entry.device_id,
+                change,
+            }),
             Err(reason) => {
                 tracing::warn!(
                     seq = entry.seq,
@@ -167,7 +238,7 @@ pub(crate) fn open(page: PullResponse, keys: &Keys, session: &Session, device_id
             }
         }
     }
-    PullPage { changes, undecryptable, cursor: page.cursor, has_more: page.has_more }
+    (changes, undecryptable)
 }
 
 fn open_entry(entry: &PulledEntry, keys: &Keys, session: &Session) -> Result<ChangeEntry, UndecryptableReason> {
@@ -240,6 +311,37 @@ mod tests {
                 (15, ids[4], other, UndecryptableReason::UnsupportedChange),
             ]
         );
+    }
+
+    #[test]
+    fn sync_pages_hold_every_readable_change_with_its_place_and_report_the_device_s_own_bad_entries() {
+        let (keys, session) = (Keys::derive(&SecretKey::generate()), session());
+        let (me, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let seal = |change: &ChangeEntry, id: Uuid| {
+            keys.seal_entry(&serde_json::to_vec(change).unwrap(), session.app_id, session.user_id, id)
+        };
+        let (mine, theirs) = (ChangeEntry::delete("notes", "n1"), ChangeEntry::insert("notes", "n2", json!({})));
+        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        let page = PullResponse {
+            entries: vec![
+                entry(3, ids[0], me, seal(&mine, ids[0])),
+                entry(5, ids[1], other, seal(&theirs, ids[1])),
+                // Pushed under this device's id but not sealed by it: reported like any other.
+                entry(9, ids[2], me, vec![0; 3]),
+            ],
+            cursor: 9,
+            has_more: false,
+        };
+
+        let opened = open_all(page, &keys, &session);
+
+        let got: Vec<(u64, Uuid, Uuid, ChangeEntry)> =
+            opened.changes.into_iter().map(|c| (c.seq, c.change_id, c.device_id, c.change)).collect();
+        assert_eq!(got, [(3, ids[0], me, mine), (5, ids[1], other, theirs)]);
+        let reported: Vec<(u64, UndecryptableReason)> =
+            opened.undecryptable.iter().map(|u| (u.seq, u.reason)).collect();
+        assert_eq!(reported, [(9, UndecryptableReason::Malformed)]);
+        assert_eq!(opened.cursor, 9);
     }
 
     #[test]

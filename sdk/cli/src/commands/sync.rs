@@ -21,14 +21,14 @@ pub async fn push(globals: &Globals, table: String, row_id: String, data: Option
     };
     let queued = async {
         logged_in.unlock().await?;
-        Ok(client.enqueue(device, [change]).await?)
+        Ok(client.enqueue([change]).await?)
     };
     let change_id = queued.await.map_err(|e| logged_in.explain(e))?[0];
     // The pull cursor stays where it is: changes other devices pushed before this one are still to be pulled.
     let pushed = match client.push_outbox(device).await {
         Ok(pushed) => pushed,
         Err(e) if e.is_retryable() => {
-            let pending = client.pending(device).await?;
+            let pending = client.pending().await?;
             eprintln!(
                 "synckit: not sent now ({e}); it waits in this profile's outbox, which holds {}: synckit sync sends \
                  them",
@@ -39,7 +39,7 @@ pub async fn push(globals: &Globals, table: String, row_id: String, data: Option
         // A deleted device's token is refused; `explain` says to log in again, which registers the profile anew.
         Err(e) => return Err(logged_in.explain(e.into())),
     };
-    output::one(json!({ "change_id": change_id, "pushed": pushed, "pending": client.pending(device).await? }))
+    output::one(json!({ "change_id": change_id, "pushed": pushed, "pending": client.pending().await? }))
 }
 
 /// `synckit sync`: pushes the outbox, then prints every change other devices pushed since the last pull or sync,
@@ -52,7 +52,8 @@ pub async fn sync(globals: &Globals) -> Result<()> {
         logged_in.unlock().await?;
         let report = client
             .sync(device, |page| {
-                output::lines(&page.changes)?;
+                let others = page.changes.iter().filter(|c| c.device_id != device).map(|c| &c.change);
+                output::lines(others)?;
                 report(&page.undecryptable);
                 Ok(())
             })
@@ -154,8 +155,8 @@ pub async fn watch(globals: &Globals) -> Result<()> {
 /// outbox. When the server cannot be reached it fails, saying how many wait.
 pub async fn status(globals: &Globals) -> Result<()> {
     let logged_in = LoggedIn::open(globals)?;
-    let (client, device) = (&logged_in.client, logged_in.profile.device_id);
-    let pending = client.pending(device).await?;
+    let client = &logged_in.client;
+    let pending = client.pending().await?;
     let status = match client.status().await {
         Ok(status) => status,
         Err(e) if e.is_retryable() => {

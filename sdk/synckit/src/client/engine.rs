@@ -13,7 +13,7 @@ use crate::SyncKitClient;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::Retry;
 use crate::model::ChangeEntry;
-use crate::page::{PullPage, SyncReport};
+use crate::page::{SyncPage, SyncReport};
 use crate::task::{blocking, internal};
 
 /// What the app's `apply` callback of [`SyncKitClient::sync`] returns: any error, which ends the sync.
@@ -24,30 +24,33 @@ pub type ApplyResult = std::result::Result<(), Box<dyn std::error::Error + Send 
 const PAGES_AHEAD: usize = 2;
 
 impl SyncKitClient {
-    /// Encrypts `changes` made on `device_id` and stores them in this device's outbox, then returns their change
-    /// ids, in order. Nothing is sent: it works offline, and [`sync`](Self::sync) or live sync pushes them later.
+    /// Encrypts `changes` and stores them in the outbox of this profile's signed-in user, then returns their change
+    /// ids, in order. Nothing is sent: it works offline, and [`sync`](Self::sync) or live sync pushes them later,
+    /// under the id of the device that syncs.
     ///
     /// Each change is encrypted once, here, so every push of it sends the same bytes under the same id and the
     /// server stores it once, however often a lost answer makes the SDK send it. The outbox (by default a SQLite
     /// database in the data directory) keeps each call's changes whole, synced to disk before this returns: after
     /// a crash, every change of a call that returned is there, and none of a call that did not. Calls are replayed
     /// in the order they returned. It needs a session and the unlocked key, as [`push`](Self::push) does. A change
-    /// too large to push fails the call with [`ErrorKind::InvalidInput`], and nothing of it is enqueued.
+    /// too large to push fails the call with [`ErrorKind::InvalidInput`], and nothing of it is enqueued. Once the
+    /// store is writing, dropping the call does not stop it: the changes may be enqueued without their ids
+    /// reaching the app (they come back through `sync` all the same).
     ///
     /// ```no_run
     /// # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
     /// use synckit::ChangeEntry;
-    /// let ids = client.enqueue(device, [ChangeEntry::insert("notes", "n1", serde_json::json!({"title": "Hi"}))]).await?;
+    /// let ids = client.enqueue([ChangeEntry::insert("notes", "n1", serde_json::json!({"title": "Hi"}))]).await?;
     /// let report = client.sync(device, |page| { /* apply page.changes */ Ok(()) }).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn enqueue(&self, device_id: Uuid, changes: impl IntoIterator<Item = ChangeEntry>) -> Result<Vec<Uuid>> {
+    pub async fn enqueue(&self, changes: impl IntoIterator<Item = ChangeEntry>) -> Result<Vec<Uuid>> {
         let changes: Vec<(Uuid, ChangeEntry)> = changes.into_iter().map(|c| (Uuid::now_v7(), c)).collect();
         let ids: Vec<Uuid> = changes.iter().map(|(id, _)| *id).collect();
         if changes.is_empty() {
             return Ok(ids);
         }
-        let (client, queue) = (self.clone(), self.outbox_queue(device_id)?);
+        let (client, queue) = (self.clone(), self.outbox_queue()?);
         blocking(move || {
             let sealed = client.seal(changes)?;
             client.inner.outbox.append(&queue, &sealed)
@@ -57,19 +60,19 @@ impl SyncKitClient {
         Ok(ids)
     }
 
-    /// How many changes of `device_id` wait in the outbox.
+    /// How many changes wait in the outbox of the signed-in user.
     ///
     /// ```no_run
-    /// # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
-    /// if client.pending(device).await? > 0 { println!("not everything is on the server yet"); }
+    /// # async fn demo(client: &synckit::SyncKitClient) -> synckit::Result<()> {
+    /// if client.pending().await? > 0 { println!("not everything is on the server yet"); }
     /// # Ok(()) }
     /// ```
-    pub async fn pending(&self, device_id: Uuid) -> Result<u64> {
-        let (outbox, queue) = (self.inner.outbox.clone(), self.outbox_queue(device_id)?);
+    pub async fn pending(&self) -> Result<u64> {
+        let (outbox, queue) = (self.inner.outbox.clone(), self.outbox_queue()?);
         blocking(move || outbox.len(&queue)).await
     }
 
-    /// Pushes `device_id`'s outbox, oldest first, in requests of at most 500 changes and about 2 MiB, and
+    /// Pushes the outbox as `device_id`, oldest first, in requests of at most 500 changes and about 2 MiB, and
     /// returns how many changes the server acknowledged (stored now, or already). A change leaves the outbox only
     /// once the server acknowledged it, so after an error (the network, the server) a later call sends what is
     /// left, and nothing twice. [`sync`](Self::sync) and live sync call this; call it directly to push without
@@ -81,7 +84,7 @@ impl SyncKitClient {
     /// # Ok(()) }
     /// ```
     pub async fn push_outbox(&self, device_id: Uuid) -> Result<u64> {
-        let queue = self.outbox_queue(device_id)?;
+        let queue = self.outbox_queue()?;
         let outbox = self.inner.outbox.clone();
         // Concurrent calls would send the same batch twice: harmless, but wasted.
         let _one_at_a_time = self.inner.pushing.lock().await;
@@ -104,9 +107,9 @@ impl SyncKitClient {
     /// pulls every page after its saved cursor, hands each to `apply`, and saves the cursor after each page
     /// `apply` accepted. Returns what it did.
     ///
-    /// `apply` receives each page's changes from other devices, oldest first (the device's own are left out, as
-    /// [`pull`](Self::pull) leaves them out), and entries that cannot be read in
-    /// [`PullPage::undecryptable`]. It runs on the calling task: keep it short, or hand the work to the app's own
+    /// `apply` receives each page's changes in stream order with their `seq`, the device's own included (where its
+    /// pushed changes landed: see [`SyncPage`] for resolving conflicts by it), and entries that cannot be read in
+    /// [`SyncPage::undecryptable`]. It runs on the calling task: keep it short, or hand the work to the app's own
     /// thread and wait there. If it fails, sync stops with [`ErrorKind::Apply`] (its error as the source) and the
     /// cursor stays before that page, so the next sync hands it over again: an app that applies a page in one
     /// transaction sees each change once. Pages are fetched and decrypted ahead, off the async runtime, while
@@ -120,10 +123,10 @@ impl SyncKitClient {
     /// let mut notes = std::collections::BTreeMap::new();
     /// let report = client
     ///     .sync(device, |page| {
-    ///         for change in page.changes {
-    ///             match change.data {
-    ///                 Some(data) => notes.insert(change.row_id, data),
-    ///                 None => notes.remove(&change.row_id),
+    ///         for synced in page.changes {
+    ///             match synced.change.data {
+    ///                 Some(data) => notes.insert(synced.change.row_id, data),
+    ///                 None => notes.remove(&synced.change.row_id),
     ///             };
     ///         }
     ///         Ok(())
@@ -133,7 +136,7 @@ impl SyncKitClient {
     /// for skipped in &report.undecryptable { eprintln!("{skipped}") }
     /// # Ok(()) }
     /// ```
-    pub async fn sync(&self, device_id: Uuid, mut apply: impl FnMut(PullPage) -> ApplyResult) -> Result<SyncReport> {
+    pub async fn sync(&self, device_id: Uuid, mut apply: impl FnMut(SyncPage) -> ApplyResult) -> Result<SyncReport> {
         let session = self.require_session()?;
         let keys = self.keys()?;
         let pushed = self.push_outbox(device_id).await?;
@@ -145,7 +148,7 @@ impl SyncKitClient {
         };
         let mut report = SyncReport { pushed, pulled: 0, undecryptable: Vec::new(), pending: 0, cursor: start };
 
-        let (tx, mut pages) = mpsc::channel::<Result<tokio::task::JoinHandle<PullPage>>>(PAGES_AHEAD);
+        let (tx, mut pages) = mpsc::channel::<Result<tokio::task::JoinHandle<SyncPage>>>(PAGES_AHEAD);
         let fetcher = self.clone();
         let _fetching = AbortOnDrop(tokio::spawn(async move {
             let mut cursor = start;
@@ -160,7 +163,7 @@ impl SyncKitClient {
                 let more = page.has_more && page.cursor > cursor;
                 cursor = page.cursor;
                 let (keys, session) = (keys.clone(), session.clone());
-                let opening = tokio::task::spawn_blocking(move || crate::page::open(page, &keys, &session, device_id));
+                let opening = tokio::task::spawn_blocking(move || crate::page::open_all(page, &keys, &session));
                 if tx.send(Ok(opening)).await.is_err() || !more {
                     return;
                 }
@@ -170,7 +173,7 @@ impl SyncKitClient {
         while let Some(opening) = pages.recv().await {
             let page = opening?.await.map_err(|e| internal("decrypting a page", e))?;
             let cursor = page.cursor;
-            report.pulled += page.changes.len() as u64;
+            report.pulled += page.changes.iter().filter(|c| c.device_id != device_id).count() as u64;
             report.undecryptable.extend(page.undecryptable.iter().cloned());
             if !page.changes.is_empty() || !page.undecryptable.is_empty() {
                 apply(page).map_err(|e| {
@@ -184,13 +187,14 @@ impl SyncKitClient {
                 report.cursor = cursor;
             }
         }
-        report.pending = self.pending(device_id).await?;
+        report.pending = self.pending().await?;
         Ok(report)
     }
 
-    /// The outbox queue of `device_id`: one per server, app, user and device, as cursors are named.
-    fn outbox_queue(&self, device_id: Uuid) -> Result<String> {
-        self.cursor_name(device_id)
+    /// The outbox queue: one per server, app and user, whichever device id pushes it, so that what a profile
+    /// enqueued before it registered as a new device (its old one deleted, say) still goes, under the new id.
+    fn outbox_queue(&self) -> Result<String> {
+        self.key_account()
     }
 
     /// Changes whenever something is enqueued.

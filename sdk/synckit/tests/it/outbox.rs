@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use synckit::keystore::MemoryKeyStore;
-use synckit::{ChangeEntry, ErrorKind, PullPage, SyncKitClient, SyncKitConfig};
+use synckit::{ChangeEntry, ErrorKind, SyncKitClient, SyncKitConfig, SyncPage};
 use synckit_testkit::{FaultProxy, TestServer, email, on_each_engine};
 use uuid::Uuid;
 
@@ -20,6 +20,7 @@ on_each_engine!(
     changes_enqueued_offline_are_delivered_once_when_the_server_is_back,
     live_sync_pushes_what_is_enqueued_and_what_waited_for_the_network,
     retried_pushes_with_the_callers_ids_store_nothing_twice,
+    what_waited_is_pushed_after_the_profile_registers_as_a_new_device,
     bad_changes_are_refused_whole_and_two_accounts_on_one_profile_do_not_mix,
 );
 
@@ -28,12 +29,12 @@ fn notes(device: &str, from: usize, n: usize) -> Vec<ChangeEntry> {
     (from..from + n).map(|i| ChangeEntry::insert("notes", format!("{device}-{i}"), json!({"i": i}))).collect()
 }
 
-/// Syncs, collecting what `apply` is handed; every page must read back.
+/// Syncs, collecting the other devices' changes `apply` is handed; every page must read back.
 async fn sync_collect(client: &SyncKitClient, device: Uuid, into: &mut Vec<ChangeEntry>) -> synckit::SyncReport {
     client
-        .sync(device, |page: PullPage| {
+        .sync(device, |page: SyncPage| {
             assert_eq!(page.undecryptable, [], "every entry an honest device pushed reads back");
-            into.extend(page.changes);
+            into.extend(page.changes.into_iter().filter(|c| c.device_id != device).map(|c| c.change));
             Ok(())
         })
         .await
@@ -48,16 +49,26 @@ async fn enqueued_changes_reach_every_other_device_once(server: TestServer) {
     // More than one push request and more than one pulled page.
     let first = notes("laptop", 0, 700);
     let second = notes("laptop", 700, 503);
-    let ids = laptop.enqueue(laptop_id, first.clone()).await.unwrap();
+    let ids = laptop.enqueue(first.clone()).await.unwrap();
     assert_eq!(ids.len(), 700);
-    laptop.enqueue(laptop_id, second.clone()).await.unwrap();
-    assert_eq!(laptop.pending(laptop_id).await.unwrap(), 1203);
+    laptop.enqueue(second.clone()).await.unwrap();
+    assert_eq!(laptop.pending().await.unwrap(), 1203);
     assert_eq!(laptop.status().await.unwrap().change_count, 0, "nothing is sent before sync");
 
+    // The device is handed its own changes back, under the ids enqueue returned: where in the stream they landed.
     let mut own = Vec::new();
-    let report = sync_collect(&laptop, laptop_id, &mut own).await;
+    let report = laptop
+        .sync(laptop_id, |page| {
+            own.extend(page.changes);
+            Ok(())
+        })
+        .await
+        .unwrap();
     assert_eq!((report.pushed, report.pulled, report.pending, report.cursor), (1203, 0, 0, 1203));
-    assert_eq!(own, [], "a device is not handed its own changes");
+    assert_eq!(own.iter().map(|c| c.seq).collect::<Vec<_>>(), (1..=1203).collect::<Vec<u64>>());
+    assert_eq!(own.iter().take(700).map(|c| c.change_id).collect::<Vec<_>>(), ids);
+    assert!(own.iter().all(|c| c.device_id == laptop_id));
+    assert_eq!(own.into_iter().map(|c| c.change).collect::<Vec<_>>(), [first.clone(), second.clone()].concat());
     assert_eq!(laptop.status().await.unwrap().change_count, 1203);
 
     let mut seen = Vec::new();
@@ -68,7 +79,7 @@ async fn enqueued_changes_reach_every_other_device_once(server: TestServer) {
 
     // Both ways, and a sync with nothing new hands nothing over.
     let reply = notes("phone", 0, 3);
-    phone.enqueue(phone_id, reply.clone()).await.unwrap();
+    phone.enqueue(reply.clone()).await.unwrap();
     let report = sync_collect(&phone, phone_id, &mut seen).await;
     assert_eq!((report.pushed, report.pulled), (3, 0));
     let mut back = Vec::new();
@@ -87,7 +98,7 @@ async fn a_failing_apply_gets_the_same_page_again_and_loses_nothing(server: Test
     let (laptop, laptop_id) = device(&server, &email, true, "laptop").await;
     let (phone, phone_id) = device(&server, &email, false, "phone").await;
     let changes = notes("laptop", 0, 1200);
-    laptop.enqueue(laptop_id, changes.clone()).await.unwrap();
+    laptop.enqueue(changes.clone()).await.unwrap();
     laptop.sync(laptop_id, |_| Ok(())).await.unwrap();
 
     // The app's store fails on the second page: sync stops there, having saved the first page's cursor only.
@@ -98,7 +109,7 @@ async fn a_failing_apply_gets_the_same_page_again_and_loses_nothing(server: Test
             if pages == 2 {
                 return Err("the disk is full".into());
             }
-            applied.extend(page.changes);
+            applied.extend(page.changes.into_iter().map(|c| c.change));
             Ok(())
         })
         .await
@@ -132,19 +143,19 @@ async fn changes_enqueued_offline_are_delivered_once_when_the_server_is_back(ser
     // The network goes: enqueue still works, sync fails as the network does and keeps everything.
     proxy.set_up(false);
     let offline = notes("laptop", 0, 40);
-    laptop.enqueue(laptop_id, offline[..25].to_vec()).await.unwrap();
-    laptop.enqueue(laptop_id, offline[25..].to_vec()).await.unwrap();
+    laptop.enqueue(offline[..25].to_vec()).await.unwrap();
+    laptop.enqueue(offline[25..].to_vec()).await.unwrap();
     let err = laptop.sync(laptop_id, |_| Ok(())).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
     assert!(err.is_retryable());
-    assert_eq!(laptop.pending(laptop_id).await.unwrap(), 40);
+    assert_eq!(laptop.pending().await.unwrap(), 40);
 
     // The app restarts while offline: the outbox is on disk.
     let session = laptop.session().unwrap();
     drop(laptop);
     let restarted = app(Arc::new(MemoryKeyStore::default()));
     restarted.restore_session(session);
-    assert_eq!(restarted.pending(laptop_id).await.unwrap(), 40);
+    assert_eq!(restarted.pending().await.unwrap(), 40);
 
     proxy.set_up(true);
     restarted.setup_encryption_existing("pw").await.unwrap();
@@ -186,16 +197,16 @@ async fn live_sync_pushes_what_is_enqueued_and_what_waited_for_the_network(serve
     // Live sync on the laptop: enqueueing is all the app does; the phone sees the change.
     let _live = laptop.live_with(laptop_id, 0, events_only());
     let first = notes("laptop", 0, 3);
-    laptop.enqueue(laptop_id, first.clone()).await.unwrap();
+    laptop.enqueue(first.clone()).await.unwrap();
     assert_eq!(sync_until(&phone, phone_id, 3).await, first);
 
     // Offline: the enqueue waits in the outbox, and goes once live sync has reconnected.
     proxy.set_up(false);
     let later = notes("laptop", 3, 2);
-    laptop.enqueue(laptop_id, later.clone()).await.unwrap();
+    laptop.enqueue(later.clone()).await.unwrap();
     proxy.set_up(true);
     assert_eq!(sync_until(&phone, phone_id, 2).await, later);
-    assert_eq!(laptop.pending(laptop_id).await.unwrap(), 0);
+    assert_eq!(laptop.pending().await.unwrap(), 0);
     assert_eq!(phone.status().await.unwrap().change_count, 5, "each change stored once");
 }
 
@@ -224,6 +235,25 @@ async fn retried_pushes_with_the_callers_ids_store_nothing_twice(server: TestSer
     assert_eq!(seen, changes.into_iter().map(|(_, c)| c).collect::<Vec<_>>());
 }
 
+async fn what_waited_is_pushed_after_the_profile_registers_as_a_new_device(server: TestServer) {
+    let email = email();
+    let (laptop, laptop_id) = device(&server, &email, true, "laptop").await;
+    let waiting = notes("laptop", 0, 3);
+    laptop.enqueue(waiting.clone()).await.unwrap();
+
+    // The device is removed before it pushed (from another device, say); the profile signs in as a new one.
+    laptop.delete_device(laptop_id).await.unwrap();
+    laptop.authenticate(&email, "pw").await.unwrap();
+    let renewed = laptop.register_device("laptop, again", "linux").await.unwrap().id;
+    assert_eq!(laptop.pending().await.unwrap(), 3);
+    assert_eq!(laptop.sync(renewed, |_| Ok(())).await.unwrap().pushed, 3);
+
+    let (phone, phone_id) = device(&server, &email, false, "phone").await;
+    let mut seen = Vec::new();
+    sync_collect(&phone, phone_id, &mut seen).await;
+    assert_eq!(seen, waiting);
+}
+
 async fn bad_changes_are_refused_whole_and_two_accounts_on_one_profile_do_not_mix(server: TestServer) {
     let dir = tempfile::tempdir().unwrap();
     let profile = || {
@@ -244,20 +274,20 @@ async fn bad_changes_are_refused_whole_and_two_accounts_on_one_profile_do_not_mi
 
     // A change too large to push fails the call, and nothing of the call is enqueued.
     let huge = ChangeEntry::insert("files", "f", json!("x".repeat(70 * 1024)));
-    let err = ada.enqueue(ids[0], [notes("ada", 0, 1)[0].clone(), huge]).await.unwrap_err();
+    let err = ada.enqueue([notes("ada", 0, 1)[0].clone(), huge]).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    assert_eq!(ada.pending(ids[0]).await.unwrap(), 0);
+    assert_eq!(ada.pending().await.unwrap(), 0);
     // Without a key nothing is enqueued either.
     let locked = profile();
     locked.restore_session(ada.session().unwrap());
-    assert_eq!(locked.enqueue(ids[0], notes("ada", 0, 1)).await.unwrap_err().kind(), ErrorKind::Locked);
+    assert_eq!(locked.enqueue(notes("ada", 0, 1)).await.unwrap_err().kind(), ErrorKind::Locked);
 
     // Two accounts share the profile's outbox file, not their queues.
-    ada.enqueue(ids[0], notes("ada", 0, 2)).await.unwrap();
-    bob.enqueue(ids[1], notes("bob", 0, 3)).await.unwrap();
-    assert_eq!((ada.pending(ids[0]).await.unwrap(), bob.pending(ids[1]).await.unwrap()), (2, 3));
+    ada.enqueue(notes("ada", 0, 2)).await.unwrap();
+    bob.enqueue(notes("bob", 0, 3)).await.unwrap();
+    assert_eq!((ada.pending().await.unwrap(), bob.pending().await.unwrap()), (2, 3));
     assert_eq!(ada.sync(ids[0], |_| Ok(())).await.unwrap().pushed, 2);
-    assert_eq!(bob.pending(ids[1]).await.unwrap(), 3);
+    assert_eq!(bob.pending().await.unwrap(), 3);
     assert_eq!(bob.sync(ids[1], |_| Ok(())).await.unwrap().pushed, 3);
     assert_eq!((ada.status().await.unwrap().change_count, bob.status().await.unwrap().change_count), (2, 3));
 }

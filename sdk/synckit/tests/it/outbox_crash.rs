@@ -69,7 +69,7 @@ fn child_enqueues_until_killed() {
                 .map(|i| ChangeEntry::insert("crash", format!("{}-{i}", args.run), json!({"run": args.run, "i": i})))
                 .collect();
             i += changes.len();
-            let ids = client.enqueue(args.device, changes).await.unwrap();
+            let ids = client.enqueue(changes).await.unwrap();
             let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
             // A closed pipe (the parent is gone) ends the child here.
             writeln!(stdout, "ids {}", ids.join(",")).unwrap();
@@ -164,8 +164,8 @@ async fn every_returned_enqueue_survives_kills_and_arrives_once(server: TestServ
     let mut runs: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     phone
         .sync(phone_id, |page| {
-            for change in page.changes {
-                let data = change.data.unwrap();
+            for synced in page.changes {
+                let data = synced.change.data.unwrap();
                 runs.entry(data["run"].as_u64().unwrap()).or_default().push(data["i"].as_u64().unwrap());
             }
             Ok(())

@@ -1,7 +1,8 @@
 //! Property: whatever a hostile network does to answers (swallows them after the server handled the request,
 //! cuts them short, or answers 408 or 503 in the server's place), three devices that enqueue and `sync` through
-//! it, and sync again after each failure, end up holding every change exactly once, each device's changes in the
-//! order it made them, and the server stores each change once.
+//! it, and sync again after each failure, end up each holding every change exactly once, in the stream's order
+//! (their own included, as `sync` hands them back), each device's changes in the order it made them, and the
+//! server stores each change once.
 //!
 //! The network is a [`FaultProxy`] on loopback; each case runs a few rounds, and every sync is retried a bounded
 //! number of times, so a case ends by itself.
@@ -82,12 +83,12 @@ impl Trouble {
     }
 }
 
-/// A device and what it holds: (device, number) of every change it made or was handed, in that order.
+/// A device and what it holds: (seq, device, number) of every change `sync` handed it, in that order.
 struct Device {
     client: SyncKitClient,
     id: Uuid,
     made: usize,
-    holds: Vec<(u64, u64)>,
+    holds: Vec<(u64, u64, u64)>,
 }
 
 impl Device {
@@ -102,9 +103,9 @@ impl Device {
                     if std::mem::take(&mut fail_next) {
                         return Err("the app's store said no".into());
                     }
-                    for change in page.changes {
-                        let data = change.data.unwrap();
-                        holds.push((data["device"].as_u64().unwrap(), data["n"].as_u64().unwrap()));
+                    for synced in page.changes {
+                        let data = synced.change.data.unwrap();
+                        holds.push((synced.seq, data["device"].as_u64().unwrap(), data["n"].as_u64().unwrap()));
                     }
                     Ok(())
                 })
@@ -154,8 +155,7 @@ async fn run(server: &TestServer, rounds: Vec<Round>) {
                     ChangeEntry::insert("t", format!("{}-{i}", round.device), json!({"device": round.device, "n": i}))
                 })
                 .collect();
-            d.client.enqueue(d.id, changes).await.unwrap();
-            d.holds.extend((d.made..d.made + n).map(|i| (round.device as u64, i as u64)));
+            d.client.enqueue(changes).await.unwrap();
             d.made += n;
         }
         for (on_push, trouble) in &round.troubles {
@@ -174,10 +174,11 @@ async fn run(server: &TestServer, rounds: Vec<Round>) {
     let made: Vec<usize> = devices.iter().map(|d| d.made).collect();
     let total: usize = made.iter().sum();
     for (i, d) in devices.iter().enumerate() {
-        assert_eq!(d.client.pending(d.id).await.unwrap(), 0, "device {i} pushed everything");
+        assert_eq!(d.client.pending().await.unwrap(), 0, "device {i} pushed everything");
         assert_eq!(d.holds.len(), total, "device {i} holds every change, none twice");
+        assert!(d.holds.windows(2).all(|w| w[0].0 < w[1].0), "device {i}: in the stream's order");
         for (source, &count) in made.iter().enumerate() {
-            let from: Vec<u64> = d.holds.iter().filter(|(s, _)| *s == source as u64).map(|(_, n)| *n).collect();
+            let from: Vec<u64> = d.holds.iter().filter(|(_, s, _)| *s == source as u64).map(|(_, _, n)| *n).collect();
             assert_eq!(from, (0..count as u64).collect::<Vec<_>>(), "device {i}: device {source}'s changes in order");
         }
     }
