@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 use synckit::ChangeEntry;
 use synckit::crypto::blob::{BlobSealer, CHUNK_BYTES};
-use synckit::crypto::wrap_master_key;
+use synckit::crypto::{seal_recovery_envelope, wrap_master_key};
 use synckit_blob::{LocalStore, ObjectKey, ObjectStore, UrlHolder};
 use synckit_fuzz::*;
 use synckit_http::KeyRing;
@@ -99,6 +99,8 @@ fn key_envelope(dir: &Path) {
     let mut legacy = envelope[..117].to_vec();
     legacy[0] = 1;
     write(dir, "v1", &legacy);
+    write(dir, "recovery", &seal_recovery_envelope(&master_key(), &recovery_key(), APP, USER));
+    write(dir, "recovery_other_user", &seal_recovery_envelope(&master_key(), &recovery_key(), APP, Uuid::from_u128(7)));
 }
 
 fn entry_payload(dir: &Path) {

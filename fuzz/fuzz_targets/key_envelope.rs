@@ -5,9 +5,13 @@
 //! is derived for the first few salts seen (the seeds' among them) and remembered; other salts get a fixed key,
 //! as a wrong password would.
 //!
+//! The same bytes are also opened as a recovery envelope (version 3, from `POST /api/accounts/recovery`), with the
+//! user's recovery key.
+//!
 //! Checks: only envelopes of the exact length, version and KDF parameters parse; an envelope that opens is byte
 //! for byte the sealing of the key it yields under its own header and nonce (nothing else an attacker could send
-//! yields a key); a version 1 envelope never confirms another key than the one held.
+//! yields a key); a version 1 envelope never confirms another key than the one held; a recovery envelope that opens
+//! is byte for byte the sealing of the key it yields under its own nonce, and one that does not is a crypto error.
 #![no_main]
 
 use std::collections::HashMap;
@@ -15,9 +19,9 @@ use std::sync::Mutex;
 
 use libfuzzer_sys::fuzz_target;
 use synckit::ErrorKind;
-use synckit::crypto::{Envelope, KdfParams, SecretKey, derive_key};
+use synckit::crypto::{Envelope, KdfParams, SecretKey, derive_key, open_recovery_envelope};
 use synckit::fuzzing;
-use synckit_fuzz::{APP, PASSWORD, USER, master_key};
+use synckit_fuzz::{APP, PASSWORD, USER, master_key, recovery_key};
 
 /// Salts derived so far, per version (the two versions derive differently).
 static DERIVED: Mutex<Option<HashMap<(u8, [u8; 32]), SecretKey>>> = Mutex::new(None);
@@ -44,6 +48,7 @@ fn derived(version: u8, salt: &[u8]) -> SecretKey {
 }
 
 fuzz_target!(|data: &[u8]| {
+    recovery_envelope(data);
     let Ok(envelope) = Envelope::parse(data) else { return };
     assert_eq!(envelope.version(), data[0]);
     assert_eq!(data.len(), if envelope.is_legacy() { 117 } else { 149 });
@@ -69,3 +74,15 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => assert!(matches!(e.kind(), ErrorKind::WrongPassword | ErrorKind::Crypto), "{e}"),
     }
 });
+
+fn recovery_envelope(data: &[u8]) {
+    let key = recovery_key();
+    match open_recovery_envelope(data, &key, APP, USER) {
+        Ok(opened) => {
+            let nonce: [u8; 24] = data[1..25].try_into().unwrap();
+            let sealed = fuzzing::seal_recovery_envelope(&opened, &key, &nonce, APP, USER);
+            assert_eq!(sealed, data, "a recovery envelope opened that is not the sealing of the key it yielded");
+        }
+        Err(e) => assert_eq!(e.kind(), ErrorKind::Crypto, "{e}"),
+    }
+}

@@ -6,6 +6,7 @@
 
 use std::sync::LazyLock;
 
+use synckit::RecoveryKey;
 use synckit::crypto::blob::BlobId;
 use synckit::crypto::{Keys, SecretKey};
 use uuid::Uuid;
@@ -20,6 +21,14 @@ pub const DEVICE: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0d
 pub const OTHER_DEVICE: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0d02);
 /// The user's password.
 pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The user's recovery key, as it was printed.
+pub const RECOVERY_KEY: &str = "7N93-5DJR-KEDS-ZV5T-RFS4-PQZV-TT7B-9WQH-BEBH";
+
+/// [`RECOVERY_KEY`], read.
+pub fn recovery_key() -> RecoveryKey {
+    RECOVERY_KEY.parse().expect("a recovery key as SyncKit prints it")
+}
 
 /// The user's master key.
 pub fn master_key() -> SecretKey {

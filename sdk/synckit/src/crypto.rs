@@ -33,6 +33,8 @@ pub use envelope::{
 };
 #[cfg(fuzzing)]
 pub(crate) use envelope::{seal_v2, wrapping_key};
+#[cfg(fuzzing)]
+pub(crate) use recovery::seal_recovery_envelope_with;
 pub use recovery::{
     RECOVERY_ENVELOPE_BYTES, RECOVERY_ENVELOPE_VERSION, RecoveryKey, open_recovery_envelope, seal_recovery_envelope,
 };

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::blobs::BlobDownloadUrl;
 use crate::crypto::blob::BlobId;
-use crate::crypto::{Envelope, KdfParams, Keys, SecretKey};
+use crate::crypto::{Envelope, KdfParams, Keys, RecoveryKey, SecretKey};
 use crate::error::Result;
 use crate::model::Session;
 use crate::page::PullPage;
@@ -44,6 +44,17 @@ pub fn seal_envelope(
     user_id: Uuid,
 ) -> Result<Vec<u8>> {
     crate::crypto::seal_v2(master, wrapping, header.to_vec(), nonce, app_id, user_id)
+}
+
+/// The recovery envelope that sealing `master` under `recovery_key` with `nonce` makes.
+pub fn seal_recovery_envelope(
+    master: &SecretKey,
+    recovery_key: &RecoveryKey,
+    nonce: &[u8; 24],
+    app_id: Uuid,
+    user_id: Uuid,
+) -> Vec<u8> {
+    crate::crypto::seal_recovery_envelope_with(master, recovery_key, nonce, app_id, user_id)
 }
 
 /// The payload [`Keys::seal_entry`] makes with `nonce`.

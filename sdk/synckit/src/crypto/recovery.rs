@@ -222,6 +222,18 @@ pub fn seal_recovery_envelope(master: &SecretKey, recovery_key: &RecoveryKey, ap
     seal_with(master, &recovery_key.wrapping_key(), &random_bytes(), app_id, user_id)
 }
 
+/// [`seal_recovery_envelope`] with a given nonce, which the fuzz targets check opened envelopes against.
+#[cfg(fuzzing)]
+pub(crate) fn seal_recovery_envelope_with(
+    master: &SecretKey,
+    recovery_key: &RecoveryKey,
+    nonce: &[u8; NONCE_BYTES],
+    app_id: Uuid,
+    user_id: Uuid,
+) -> Vec<u8> {
+    seal_with(master, &recovery_key.wrapping_key(), nonce, app_id, user_id)
+}
+
 /// [`seal_recovery_envelope`] under a given wrapping key and nonce.
 fn seal_with(master: &SecretKey, wrapping: &SecretKey, nonce: &[u8; NONCE_BYTES], app: Uuid, user: Uuid) -> Vec<u8> {
     let mut plaintext = Zeroizing::new([0u8; KEY_BYTES + CHECK_BYTES]);
