@@ -208,24 +208,28 @@ impl AccountStore for PgStore {
     #[instrument(level = "debug", name = "postgres recovery", skip_all,
         fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "recovery"))]
     async fn recovery(&self, user_id: Uuid) -> Result<Option<AccountRecovery>, StoreError> {
-        let client = self.client().await?;
-        let hash: Option<Vec<u8>> = client
-            .query_opt("SELECT recovery_key_hash FROM users WHERE id = $1", &[&user_id])
-            .await
-            .map_err(db_error)?
-            .and_then(|r| r.get(0));
-        let Some(recovery_key_hash) = hash else { return Ok(None) };
-        let keys = client
+        // One statement, so one snapshot: the hash and the envelopes of the same recovery key, even while a
+        // recovery or a new recovery key commits.
+        let rows = self
+            .client()
+            .await?
             .query(
-                "SELECT app_id, version, recovery_envelope FROM key_envelopes WHERE user_id = $1 ORDER BY app_id",
+                "SELECT u.recovery_key_hash, k.app_id, k.version, k.recovery_envelope \
+                 FROM users u LEFT JOIN key_envelopes k ON k.user_id = u.id \
+                 WHERE u.id = $1 AND u.recovery_key_hash IS NOT NULL ORDER BY k.app_id",
                 &[&user_id],
             )
             .await
-            .map_err(db_error)?
+            .map_err(db_error)?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let keys = rows
             .iter()
-            .map(|r| RecoverableKey { app_id: r.get(0), version: to_u64(r.get(1)), recovery_envelope: r.get(2) })
+            .filter_map(|r| {
+                let app_id: Option<Uuid> = r.get(1);
+                Some(RecoverableKey { app_id: app_id?, version: to_u64(r.get(2)), recovery_envelope: r.get(3) })
+            })
             .collect();
-        Ok(Some(AccountRecovery { recovery_key_hash, keys }))
+        Ok(Some(AccountRecovery { recovery_key_hash: first.get(0), keys }))
     }
 
     #[instrument(level = "debug", name = "postgres recover", skip_all,
@@ -235,7 +239,9 @@ impl AccountStore for PgStore {
         let tx = client.transaction().await.map_err(db_error)?;
         let row = tx
             .query_opt(
-                "UPDATE users SET salt = $3, login_key_hash = $4, recovery_key_hash = $5,                      token_version = token_version + 1                  WHERE id = $1 AND recovery_key_hash = $2 RETURNING token_version",
+                "UPDATE users SET salt = $3, login_key_hash = $4, recovery_key_hash = $5, \
+                 token_version = token_version + 1 \
+                 WHERE id = $1 AND recovery_key_hash = $2 RETURNING token_version",
                 &[
                     &recovery.user_id,
                     &recovery.expected_recovery_key_hash,
