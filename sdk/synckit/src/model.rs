@@ -154,6 +154,20 @@ pub struct Session {
     pub device_id: Option<uuid::Uuid>,
 }
 
+impl Session {
+    /// The sign-in session a sign-in (or a recovery) answered, for `email` as the user typed it.
+    pub(crate) fn signed_in(auth: synckit_protocol::accounts::AuthResponse, email: &str) -> Self {
+        Self {
+            token: auth.token,
+            user_id: auth.user_id,
+            app_id: auth.app_id,
+            email: email.trim().to_lowercase(),
+            expires_at: auth.expires_at,
+            device_id: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")

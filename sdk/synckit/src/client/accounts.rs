@@ -64,14 +64,7 @@ impl SyncKitClient {
         if state.session.as_ref().is_some_and(|s| (s.user_id, s.app_id) != ids) {
             state.unlocked = None;
         }
-        state.session = Some(Session {
-            token: resp.token,
-            user_id: resp.user_id,
-            app_id: resp.app_id,
-            email: email.trim().to_lowercase(),
-            expires_at: resp.expires_at,
-            device_id: None,
-        });
+        state.session = Some(Session::signed_in(resp, email));
         Ok(ids)
     }
 

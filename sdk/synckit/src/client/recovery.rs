@@ -143,20 +143,14 @@ impl SyncKitClient {
         if resp.user_id != user_id {
             return Err(Error::new(ErrorKind::Server, "the server answered the recovery for another account"));
         }
+        let app_id = resp.app_id;
         {
             let mut state = self.inner.state.write().expect("not poisoned");
             state.unlocked = None;
-            state.session = Some(Session {
-                token: resp.token,
-                user_id: resp.user_id,
-                app_id: resp.app_id,
-                email: email.trim().to_lowercase(),
-                expires_at: resp.expires_at,
-                device_id: None,
-            });
+            state.session = Some(Session::signed_in(resp, email));
         }
         // The app of this client has no key yet when the user never set one up in it: signed in, still locked.
-        if let Some((_, _, master)) = masters.into_iter().find(|(app_id, _, _)| *app_id == resp.app_id) {
+        if let Some((_, _, master)) = masters.into_iter().find(|(app, _, _)| *app == app_id) {
             // The recovery took place: the new recovery key must reach the caller even if the key store fails, so
             // the key is held unlocked here whatever the store says.
             let keys = crypto::Keys::derive(&master);
