@@ -17,7 +17,8 @@ use synckit_protocol::recovery::{
 };
 use synckit_protocol::{Base64Bytes, ErrorBody, ErrorCode, paths};
 use synckit_store::{
-    AccountRecovery, KeyConflict, KeyRewrap, Recovered, RecoveredKey, Recovery, RecoveryKeyChange, User,
+    AccountRecovery, KeyConflict, KeyRewrap, Recovered, RecoveredKey, Recovery, RecoveryKeyChange, RecoveryKeyRefused,
+    User,
 };
 use tracing::instrument;
 
@@ -34,7 +35,8 @@ use crate::keys::check_envelope;
         body = SetRecoveryKeyResponse),
     (status = 400, description = "- `invalid_request`: a login key that is not 32 bytes, an empty envelope, or \
         too many envelopes", body = ErrorBody),
-    (status = 401, description = "- `invalid_credentials`: the current login key is wrong", body = ErrorBody),
+    (status = 401, description = "- `invalid_credentials`: the current login key is wrong, or the password \
+        changed while this request was under way; nothing changed", body = ErrorBody),
     (status = 409, description = "- `version_conflict`: the recovery envelopes are not every app's at the current \
         version of its key envelope; nothing changed", body = ErrorBody),
     (status = 413, description = "- `envelope_too_large`: a recovery envelope is over 4 KiB", body = ErrorBody),
@@ -69,6 +71,7 @@ pub async fn set_recovery_key(
     let app_ids = req.keys.iter().map(|k| k.app_id).collect();
     let change = RecoveryKeyChange {
         user_id: user.id,
+        expected_login_key_hash: user.login_key_hash,
         recovery_key_hash: login_key_hash(req.recovery_login_key.as_bytes()),
         recovery_envelopes: req
             .keys
@@ -82,7 +85,13 @@ pub async fn set_recovery_key(
     };
     match state.accounts.set_recovery_key(change).await? {
         None => Ok(Json(SetRecoveryKeyResponse { app_ids })),
-        Some(conflict) => Err(not_every_app(conflict, "seal a recovery envelope for each")),
+        Some(RecoveryKeyRefused::PasswordChanged) => Err(ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "the password changed while the recovery key was being set: nothing changed",
+        )),
+        Some(RecoveryKeyRefused::KeyConflict(conflict)) => {
+            Err(not_every_app(conflict, "seal a recovery envelope for each"))
+        }
     }
 }
 

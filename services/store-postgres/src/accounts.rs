@@ -1,8 +1,8 @@
 use async_trait::async_trait;
 use synckit_store::{
-    AccountRecovery, AccountStore, App, AppKeyEnvelope, ChangelogStore, Device, KeyConflict, KeyEnvelope,
-    LoginKeyChange, LoginKeyChanged, NewUser, PutKeyOutcome, RecoverableKey, Recovered, Recovery, RecoveryKeyChange,
-    SecretName, StoreError, StreamId, TokenStanding, User,
+    AccountRecovery, AccountStore, App, AppKeyEnvelope, ChangelogStore, Device, KeyEnvelope, LoginKeyChange,
+    LoginKeyChanged, NewUser, PutKeyOutcome, RecoverableKey, Recovered, Recovery, RecoveryKeyChange,
+    RecoveryKeyRefused, SecretName, StoreError, StreamId, TokenStanding, User,
 };
 use tokio_postgres::Row;
 use tracing::instrument;
@@ -177,21 +177,26 @@ impl AccountStore for PgStore {
 
     #[instrument(level = "debug", name = "postgres set_recovery_key", skip_all,
         fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "set_recovery_key"))]
-    async fn set_recovery_key(&self, change: RecoveryKeyChange) -> Result<Option<KeyConflict>, StoreError> {
+    async fn set_recovery_key(&self, change: RecoveryKeyChange) -> Result<Option<RecoveryKeyRefused>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_error)?;
         // The user row first, then the envelopes, in the order of the password change and the recovery, so that
-        // none of them waits on another in a cycle.
-        tx.execute(
-            "UPDATE users SET recovery_key_hash = $2 WHERE id = $1",
-            &[&change.user_id, &change.recovery_key_hash],
-        )
-        .await
-        .map_err(db_error)?;
+        // none of them waits on another in a cycle. A password change committed meanwhile makes the row no longer
+        // match (Postgres re-reads it once the change's lock is released).
+        let set = tx
+            .execute(
+                "UPDATE users SET recovery_key_hash = $2 WHERE id = $1 AND login_key_hash = $3",
+                &[&change.user_id, &change.recovery_key_hash, &change.expected_login_key_hash],
+            )
+            .await
+            .map_err(db_error)?;
+        if set == 0 {
+            return Ok(Some(RecoveryKeyRefused::PasswordChanged));
+        }
         let stored = locked_key_versions(&tx, change.user_id).await?;
         if let Some(conflict) = change.key_conflict(&stored) {
             // Dropping the transaction rolls the new hash back.
-            return Ok(Some(conflict));
+            return Ok(Some(RecoveryKeyRefused::KeyConflict(conflict)));
         }
         for key in &change.recovery_envelopes {
             tx.execute(

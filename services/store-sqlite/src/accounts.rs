@@ -1,9 +1,9 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 use synckit_store::{
-    AccountRecovery, AccountStore, App, AppKeyEnvelope, ChangelogStore, Device, KeyConflict, KeyEnvelope,
-    LoginKeyChange, LoginKeyChanged, NewUser, PutKeyOutcome, RecoverableKey, Recovered, Recovery, RecoveryKeyChange,
-    SecretName, StoreError, StreamId, TokenStanding, User,
+    AccountRecovery, AccountStore, App, AppKeyEnvelope, ChangelogStore, Device, KeyEnvelope, LoginKeyChange,
+    LoginKeyChanged, NewUser, PutKeyOutcome, RecoverableKey, Recovered, Recovery, RecoveryKeyChange,
+    RecoveryKeyRefused, SecretName, StoreError, StreamId, TokenStanding, User,
 };
 use uuid::Uuid;
 
@@ -157,16 +157,19 @@ impl AccountStore for SqliteStore {
         .await
     }
 
-    async fn set_recovery_key(&self, change: RecoveryKeyChange) -> Result<Option<KeyConflict>, StoreError> {
+    async fn set_recovery_key(&self, change: RecoveryKeyChange) -> Result<Option<RecoveryKeyRefused>, StoreError> {
         self.with_writer(move |conn| {
             let tx = conn.transaction()?;
             if let Some(conflict) = change.key_conflict(&key_versions(&tx, change.user_id)?) {
-                return Ok(Some(conflict));
+                return Ok(Some(RecoveryKeyRefused::KeyConflict(conflict)));
             }
-            tx.execute(
-                "UPDATE users SET recovery_key_hash = ?2 WHERE id = ?1",
-                params![change.user_id.as_bytes(), change.recovery_key_hash],
+            let set = tx.execute(
+                "UPDATE users SET recovery_key_hash = ?2 WHERE id = ?1 AND login_key_hash = ?3",
+                params![change.user_id.as_bytes(), change.recovery_key_hash, change.expected_login_key_hash],
             )?;
+            if set == 0 {
+                return Ok(Some(RecoveryKeyRefused::PasswordChanged));
+            }
             for key in &change.recovery_envelopes {
                 tx.execute(
                     "UPDATE key_envelopes SET recovery_envelope = ?3 WHERE app_id = ?1 AND user_id = ?2",

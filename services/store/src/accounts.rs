@@ -173,11 +173,23 @@ pub fn rewrap_conflict(given: &[(Uuid, u64)], stored: &[(Uuid, u64)]) -> Option<
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecoveryKeyChange {
     pub user_id: Uuid,
+    /// The login key hash the caller proved the password against: if the password changed since, nothing is set.
+    pub expected_login_key_hash: Vec<u8>,
     /// SHA-256 of the recovery login key, as [`User::login_key_hash`] is of the login key.
     pub recovery_key_hash: Vec<u8>,
     /// One per app the account holds a key envelope in, no more and no fewer: `envelope` is the recovery envelope,
     /// `expected_version` the version of the key envelope whose master key it seals.
     pub recovery_envelopes: Vec<KeyRewrap>,
+}
+
+/// Why [`AccountStore::set_recovery_key`] set nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecoveryKeyRefused {
+    /// The account's login key hash is no longer the expected one: the password changed after the caller proved
+    /// it, and a recovery key must not outlive the change that locked its maker out.
+    PasswordChanged,
+    /// The recovery envelopes do not cover every app's key envelope at its current version.
+    KeyConflict(KeyConflict),
 }
 
 /// What the server holds for recovering an account.
@@ -286,8 +298,9 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn change_login_key(&self, change: LoginKeyChange) -> Result<LoginKeyChanged, StoreError>;
 
     /// Sets the recovery key hash and every app's recovery envelope, replacing any recovery key before, if the
-    /// envelopes cover every app's key envelope at its current version; otherwise writes nothing and says why.
-    async fn set_recovery_key(&self, change: RecoveryKeyChange) -> Result<Option<KeyConflict>, StoreError>;
+    /// password is still the one the caller proved and the envelopes cover every app's key envelope at its current
+    /// version; otherwise writes nothing and says why.
+    async fn set_recovery_key(&self, change: RecoveryKeyChange) -> Result<Option<RecoveryKeyRefused>, StoreError>;
 
     /// The account's recovery key hash and recoverable keys; `None` when the user has no recovery key (or does
     /// not exist).

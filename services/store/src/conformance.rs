@@ -17,8 +17,8 @@ use uuid::Uuid;
 use crate::{
     AccountRecovery, AccountStore, App, AppKeyEnvelope, BlobCatalog, BlobHash, BlobRecord, ChangelogStore, KeyConflict,
     KeyEnvelope, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewEntry, NewUser, PutKeyOutcome, RecoverableKey,
-    Recovered, RecoveredKey, Recovery, RecoveryKeyChange, SecretName, StoreError, StreamId, SweptUpload, TokenStanding,
-    UploadBegun,
+    Recovered, RecoveredKey, Recovery, RecoveryKeyChange, RecoveryKeyRefused, SecretName, StoreError, StreamId,
+    SweptUpload, TokenStanding, UploadBegun,
 };
 
 /// The ports of one adapter.
@@ -351,11 +351,13 @@ pub async fn recovery_keys(stores: Stores) {
     };
     let set = |hash: u8, recovery_envelopes| RecoveryKeyChange {
         user_id: user.id,
+        expected_login_key_hash: user.login_key_hash.clone(),
         recovery_key_hash: vec![hash; 32],
         recovery_envelopes,
     };
     // Every app at its current version, or nothing is set.
-    let conflict = |app_id, current, expected| Some(KeyConflict { app_id, current, expected });
+    let conflict =
+        |app_id, current, expected| Some(RecoveryKeyRefused::KeyConflict(KeyConflict { app_id, current, expected }));
     for (envelopes, refused) in [
         (vec![sealed(notes, 1)], conflict(photos, 2, 0)),
         (vec![sealed(notes, 1), sealed(photos, 1)], conflict(photos, 2, 1)),
@@ -364,6 +366,13 @@ pub async fn recovery_keys(stores: Stores) {
         assert_eq!(accounts.set_recovery_key(set(1, envelopes)).await.unwrap(), refused);
         assert_eq!(accounts.recovery(user.id).await.unwrap(), None, "a refused recovery key sets nothing");
     }
+    // Nor is anything set once the password is no longer the one the caller proved.
+    let stale = RecoveryKeyChange {
+        expected_login_key_hash: vec![0xee; 32],
+        ..set(1, vec![sealed(photos, 2), sealed(notes, 1)])
+    };
+    assert_eq!(accounts.set_recovery_key(stale).await.unwrap(), Some(RecoveryKeyRefused::PasswordChanged));
+    assert_eq!(accounts.recovery(user.id).await.unwrap(), None, "a refused recovery key sets nothing");
     assert_eq!(accounts.set_recovery_key(set(1, vec![sealed(photos, 2), sealed(notes, 1)])).await.unwrap(), None);
     let mut keys = vec![
         RecoverableKey { app_id: notes, version: 1, recovery_envelope: Some(sealed(notes, 0).envelope) },

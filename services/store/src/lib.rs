@@ -23,7 +23,7 @@ pub mod conformance;
 pub use accounts::{
     AccountRecovery, AccountStore, App, AppKeyEnvelope, Device, KeyConflict, KeyEnvelope, KeyRewrap, LoginKeyChange,
     LoginKeyChanged, NewUser, PutKeyOutcome, RecoverableKey, Recovered, RecoveredKey, Recovery, RecoveryKeyChange,
-    SecretName, TokenStanding, User, rewrap_conflict,
+    RecoveryKeyRefused, SecretName, TokenStanding, User, rewrap_conflict,
 };
 pub use blobs::{BlobCatalog, BlobHash, BlobRecord, SweptUpload, UploadBegun};
 pub use changelog::{Appended, ChangelogStore, Entry, NewEntry, Page, StreamId};
