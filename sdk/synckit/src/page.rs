@@ -42,14 +42,21 @@ pub struct PullPage {
 /// One page of the user's stream as [`sync`](crate::SyncKitClient::sync) hands it to the app: every change that
 /// can be read, the syncing device's own included, each with its place in the stream.
 ///
-/// Every device sees the same changes in the same order, so an app that applies each page in order ends with the
-/// same data everywhere. Where two devices changed the same row, the change with the larger `seq` is the later
-/// one on every device: "last writer wins" compares `seq`, never the devices' clocks. A change the device made and
-/// has not pushed yet will land after everything in the stream, so an app keeps such a row's local content until
-/// its own change comes back here (by its change id, which [`enqueue`](crate::SyncKitClient::enqueue) returned).
+/// An honest server shows every device the same changes in the same order, so an app that applies each page in
+/// order ends with the same data everywhere. Where two devices changed the same row, the change with the larger
+/// `seq` is the later one on every device: "last writer wins" compares `seq`, never the devices' clocks. A change
+/// the device made and has not pushed yet will land after everything in the stream, so an app that edits rows
+/// locally keeps such a row's local content until its own change comes back here (by its change id, which
+/// [`enqueue`](crate::SyncKitClient::enqueue) returned); `sdk/examples/notes` shows how.
+///
+/// The order is the server's word: encryption proves who wrote a change, not where it stands. A hostile server can
+/// order changes differently for different devices, or hand over an old change again at a new `seq`, and an app
+/// that resolves conflicts by `seq` then takes the old content for the newer (see "Rollback and withholding" in
+/// `docs/security.md`).
 ///
 /// ```no_run
 /// # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
+/// // An app that never edits rows locally: the stream, folded in order.
 /// let mut rows = std::collections::HashMap::new(); // row id -> (seq, content)
 /// client
 ///     .sync(device, |page| {
@@ -67,17 +74,30 @@ pub struct SyncPage {
     /// The changes, oldest first: the syncing device's own too, which tell the app where in the stream its changes
     /// landed.
     pub changes: Vec<SyncedChange>,
-    /// Entries that could not be read, oldest first, passed over as [`PullPage::undecryptable`] says.
+    /// Entries that could not be read, oldest first, the device's own included, passed over as
+    /// [`PullPage::undecryptable`] says.
     pub undecryptable: Vec<Undecryptable>,
     /// The cursor after this page, which `sync` saves once `apply` accepted the page.
     pub cursor: u64,
+}
+
+impl SyncPage {
+    /// A page as `sync` would hand it over, for testing an app's `apply`.
+    ///
+    /// ```
+    /// let page = synckit::SyncPage::new(Vec::new(), Vec::new(), 7);
+    /// assert_eq!(page.cursor, 7);
+    /// ```
+    pub fn new(changes: Vec<SyncedChange>, undecryptable: Vec<Undecryptable>, cursor: u64) -> Self {
+        Self { changes, undecryptable, cursor }
+    }
 }
 
 /// A change in the user's stream, where it stands there, and who pushed it.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SyncedChange {
-    /// Its place in the user's stream, the same on every device: a later change has a larger `seq`.
+    /// Its place in the user's stream, as the server orders it: a later change has a larger `seq`.
     pub seq: u64,
     /// The id it was pushed under (authenticated: it is bound into the encryption).
     pub change_id: Uuid,
@@ -86,6 +106,19 @@ pub struct SyncedChange {
     pub device_id: Uuid,
     /// The change itself, decrypted.
     pub change: ChangeEntry,
+}
+
+impl SyncedChange {
+    /// A change as `sync` would hand it over, for testing an app's `apply`.
+    ///
+    /// ```
+    /// use synckit::{ChangeEntry, SyncedChange};
+    /// let synced = SyncedChange::new(3, uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), ChangeEntry::delete("notes", "n1"));
+    /// assert_eq!(synced.seq, 3);
+    /// ```
+    pub fn new(seq: u64, change_id: Uuid, device_id: Uuid, change: ChangeEntry) -> Self {
+        Self { seq, change_id, device_id, change }
+    }
 }
 
 /// What one [`SyncKitClient::sync`](crate::SyncKitClient::sync) did.

@@ -160,15 +160,18 @@ impl AccountStore for SqliteStore {
     async fn set_recovery_key(&self, change: RecoveryKeyChange) -> Result<Option<RecoveryKeyRefused>, StoreError> {
         self.with_writer(move |conn| {
             let tx = conn.transaction()?;
-            if let Some(conflict) = change.key_conflict(&key_versions(&tx, change.user_id)?) {
-                return Ok(Some(RecoveryKeyRefused::KeyConflict(conflict)));
-            }
+            // The password first: a password change also moves every key envelope's version, and it is the
+            // reason to give.
             let set = tx.execute(
                 "UPDATE users SET recovery_key_hash = ?2 WHERE id = ?1 AND login_key_hash = ?3",
                 params![change.user_id.as_bytes(), change.recovery_key_hash, change.expected_login_key_hash],
             )?;
             if set == 0 {
                 return Ok(Some(RecoveryKeyRefused::PasswordChanged));
+            }
+            if let Some(conflict) = change.key_conflict(&key_versions(&tx, change.user_id)?) {
+                // Dropping the transaction rolls the new hash back.
+                return Ok(Some(RecoveryKeyRefused::KeyConflict(conflict)));
             }
             for key in &change.recovery_envelopes {
                 tx.execute(

@@ -299,7 +299,8 @@ pub trait AccountStore: Send + Sync + 'static {
 
     /// Sets the recovery key hash and every app's recovery envelope, replacing any recovery key before, if the
     /// password is still the one the caller proved and the envelopes cover every app's key envelope at its current
-    /// version; otherwise writes nothing and says why.
+    /// version; otherwise writes nothing and says why (a changed password before a key conflict, since a password
+    /// change moves every key envelope's version too).
     async fn set_recovery_key(&self, change: RecoveryKeyChange) -> Result<Option<RecoveryKeyRefused>, StoreError>;
 
     /// The account's recovery key hash and recoverable keys; `None` when the user has no recovery key (or does

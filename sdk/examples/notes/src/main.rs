@@ -20,14 +20,17 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OptionalExtension, params};
 use synckit::keystore::{FileKeyStore, KeyStore, default_key_store};
-use synckit::{ChangeEntry, ErrorCode, LiveOptions, Session, SyncKitClient, SyncKitConfig, SyncPage};
+use synckit::{ChangeEntry, ErrorCode, ErrorKind, LiveOptions, Session, SyncKitClient, SyncKitConfig, SyncPage};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use uuid::Uuid;
+
+/// The saved session, in the profile directory.
+const SESSION: &str = "session.json";
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let profile = PathBuf::from(std::env::args().nth(1).context("usage: synckit-notes PROFILE_DIR")?);
-    std::fs::create_dir_all(&profile)?;
+    create_private_dir(&profile)?;
     let server = std::env::var("SYNCKIT_SERVER").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
     let api_key = std::env::var("SYNCKIT_API_KEY").context("set SYNCKIT_API_KEY to the app's API key")?;
     // The OS keychain where there is one; NOTES_KEYS=files keeps the key in the profile instead.
@@ -58,6 +61,10 @@ async fn main() -> Result<()> {
             },
             page = live.next() => match page {
                 Some(Ok(_)) => eprintln!("{}", sync(&client, device, &mut notes).await),
+                Some(Err(e)) if e.kind() == ErrorKind::Unauthorized => {
+                    std::fs::remove_file(profile.join(SESSION))?;
+                    bail!("the session ended ({e}): start again to sign in");
+                }
                 Some(Err(e)) => bail!("live sync stopped: {e}"),
                 None => return Ok(()),
             },
@@ -68,13 +75,16 @@ async fn main() -> Result<()> {
 /// Restores the saved session and the cached key, or signs in (creating the account on first use) and registers
 /// this profile as a device. Returns the device's id.
 async fn start(client: &SyncKitClient, profile: &Path) -> Result<Uuid> {
-    let saved = profile.join("session.json");
+    let saved = profile.join(SESSION);
     if let Ok(json) = std::fs::read(&saved) {
         let session: Session = serde_json::from_slice(&json).context("the saved session is damaged")?;
         let device = session.device_id.context("the saved session has no device")?;
-        client.restore_session(session);
-        if client.try_load_key_from_keychain().await.is_ok() {
-            return Ok(device);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        if session.expires_at.unix_timestamp() > now as i64 {
+            client.restore_session(session);
+            if client.try_load_key_from_keychain().await.is_ok() {
+                return Ok(device);
+            }
         }
     }
     let email = std::env::var("NOTES_EMAIL").context("first start: set NOTES_EMAIL and NOTES_PASSWORD")?;
@@ -104,7 +114,7 @@ async fn command(client: &SyncKitClient, device: Uuid, notes: &mut Notes, line: 
     match verb {
         "add" if rest.is_empty() => bail!("add what? add TEXT"),
         "add" => {
-            let id = Uuid::new_v4().simple().to_string()[..8].to_owned();
+            let id = Uuid::new_v4().simple().to_string()[..16].to_owned();
             edit(client, notes, ChangeEntry::insert("notes", &id, serde_json::json!({ "text": rest }))).await?;
             println!("added {id}");
         }
@@ -144,6 +154,12 @@ async fn sync(client: &SyncKitClient, device: Uuid, notes: &mut Notes) -> String
         Ok(report) => {
             for skipped in &report.undecryptable {
                 eprintln!("{skipped}");
+            }
+            // Everything sent came back (or was reported unreadable): no edit of this device is on its way.
+            if report.pending == 0
+                && let Err(e) = notes.settle()
+            {
+                return format!("synced, but the notes could not be updated: {e}");
             }
             format!("synced: pushed {}, pulled {}", report.pushed, report.pulled)
         }
@@ -200,7 +216,8 @@ impl Notes {
     fn apply(&mut self, page: SyncPage) -> rusqlite::Result<()> {
         let tx = self.0.transaction()?;
         for synced in page.changes {
-            let (id, seq) = (&synced.change.row_id, synced.seq as i64);
+            let id = &synced.change.row_id;
+            let seq = i64::try_from(synced.seq).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
             let pending: Option<String> =
                 tx.query_row("SELECT pending FROM notes WHERE id = ?1", [id], |r| r.get(0)).optional()?.flatten();
             match pending {
@@ -223,10 +240,93 @@ impl Notes {
         }
         tx.commit()
     }
+
+    /// Once nothing of this device is on its way, no note waits for its own change: the markers left are of
+    /// changes that will not come back readable, and the notes removed here are gone.
+    fn settle(&mut self) -> rusqlite::Result<()> {
+        self.0.execute_batch("UPDATE notes SET pending = NULL; DELETE FROM notes WHERE text IS NULL;")
+    }
 }
 
 /// A note's text after `change`; `None` once removed.
 fn text(change: &ChangeEntry) -> Option<String> {
     let data = change.data.as_ref()?;
     Some(data.get("text").and_then(|t| t.as_str()).unwrap_or_default().to_owned())
+}
+
+/// The profile holds the notes in clear: only its owner may read it.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use synckit::SyncedChange;
+
+    use super::*;
+
+    fn note(id: &str, text: &str) -> ChangeEntry {
+        ChangeEntry::upsert("notes", id, serde_json::json!({ "text": text }))
+    }
+
+    fn page(changes: Vec<SyncedChange>) -> SyncPage {
+        let cursor = changes.last().map_or(0, |c| c.seq);
+        SyncPage::new(changes, Vec::new(), cursor)
+    }
+
+    fn shown(notes: &Notes) -> Vec<(String, String)> {
+        notes.list().unwrap()
+    }
+
+    fn one(id: &str, text: &str) -> Vec<(String, String)> {
+        vec![(id.to_owned(), text.to_owned())]
+    }
+
+    #[test]
+    fn an_unsent_edit_outlives_earlier_changes_until_it_comes_back_then_later_ones_win() {
+        let mut notes = Notes::open(Path::new(":memory:")).unwrap();
+        let (me, other, mine) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        notes.edit(&note("n1", "mine"), mine).unwrap();
+
+        // Another device's edit, pushed while this one was offline: earlier in the stream than this one's.
+        notes.apply(page(vec![SyncedChange::new(4, Uuid::now_v7(), other, note("n1", "theirs, earlier"))])).unwrap();
+        assert_eq!(shown(&notes), one("n1", "mine"));
+        let back = SyncedChange::new(5, mine, me, note("n1", "mine"));
+        let later = SyncedChange::new(6, Uuid::now_v7(), other, note("n1", "theirs, later"));
+        notes.apply(page(vec![back, later])).unwrap();
+        assert_eq!(shown(&notes), one("n1", "theirs, later"));
+    }
+
+    #[test]
+    fn a_page_handed_over_again_changes_nothing_and_an_unmarked_own_change_is_applied() {
+        let mut notes = Notes::open(Path::new(":memory:")).unwrap();
+        let (me, other) = (Uuid::now_v7(), Uuid::now_v7());
+        // The app enqueued this one and crashed before it marked the note: it comes back like any other change.
+        let crashed = SyncedChange::new(3, Uuid::now_v7(), me, note("n1", "written before a crash"));
+        let removed = SyncedChange::new(4, Uuid::now_v7(), other, ChangeEntry::delete("notes", "n2"));
+        notes.apply(page(vec![SyncedChange::new(2, Uuid::now_v7(), other, note("n2", "gone soon"))])).unwrap();
+        let again = page(vec![crashed, removed]);
+        notes.apply(again.clone()).unwrap();
+        assert_eq!(shown(&notes), one("n1", "written before a crash"));
+        notes.apply(again).unwrap();
+        assert_eq!(shown(&notes), one("n1", "written before a crash"));
+    }
+
+    #[test]
+    fn settling_releases_notes_whose_own_change_will_not_come_back() {
+        let mut notes = Notes::open(Path::new(":memory:")).unwrap();
+        let other = Uuid::now_v7();
+        // Both changes came back unreadable, say: nothing will ever clear their markers but settling.
+        notes.edit(&note("n1", "mine"), Uuid::now_v7()).unwrap();
+        notes.edit(&note("n2", "doomed"), Uuid::now_v7()).unwrap();
+        notes.edit(&ChangeEntry::delete("notes", "n2"), Uuid::now_v7()).unwrap();
+        notes.settle().unwrap();
+        assert_eq!(shown(&notes), one("n1", "mine"));
+        notes.apply(page(vec![SyncedChange::new(9, Uuid::now_v7(), other, note("n1", "theirs"))])).unwrap();
+        assert_eq!(shown(&notes), one("n1", "theirs"));
+    }
 }

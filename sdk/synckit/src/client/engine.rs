@@ -24,9 +24,10 @@ pub type ApplyResult = std::result::Result<(), Box<dyn std::error::Error + Send 
 const PAGES_AHEAD: usize = 2;
 
 impl SyncKitClient {
-    /// Encrypts `changes` and stores them in the outbox of this profile's signed-in user, then returns their change
-    /// ids, in order. Nothing is sent: it works offline, and [`sync`](Self::sync) or live sync pushes them later,
-    /// under the id of the device that syncs.
+    /// Encrypts `changes` and stores them in the device's outbox (the signed-in user's queue in the data
+    /// directory), then returns their change ids, in order. Nothing is sent: it works offline, and
+    /// [`sync`](Self::sync) or live sync pushes them later, under the id of the device that syncs. One data
+    /// directory is one device: two clients of the same user sharing one would push each other's changes.
     ///
     /// Each change is encrypted once, here, so every push of it sends the same bytes under the same id and the
     /// server stores it once, however often a lost answer makes the SDK send it. The outbox (by default a SQLite
@@ -103,7 +104,7 @@ impl SyncKitClient {
         }
     }
 
-    /// Brings `device_id` up to date in one call: pushes its outbox ([`push_outbox`](Self::push_outbox)), then
+    /// Brings `device_id` up to date in one call: pushes the outbox ([`push_outbox`](Self::push_outbox)), then
     /// pulls every page after its saved cursor, hands each to `apply`, and saves the cursor after each page
     /// `apply` accepted. Returns what it did.
     ///
@@ -111,9 +112,11 @@ impl SyncKitClient {
     /// pushed changes landed: see [`SyncPage`] for resolving conflicts by it), and entries that cannot be read in
     /// [`SyncPage::undecryptable`]. It runs on the calling task: keep it short, or hand the work to the app's own
     /// thread and wait there. If it fails, sync stops with [`ErrorKind::Apply`] (its error as the source) and the
-    /// cursor stays before that page, so the next sync hands it over again: an app that applies a page in one
-    /// transaction sees each change once. Pages are fetched and decrypted ahead, off the async runtime, while
-    /// `apply` runs.
+    /// cursor stays before that page, so the next sync hands it over again. Delivery is at least once: a crash
+    /// between the app's commit and the cursor's save hands the page over again too, so apply idempotently (by
+    /// `seq`, as `sdk/examples/notes` does), or keep the cursor in the app's own transaction with a
+    /// [`CursorStore`](crate::cursor::CursorStore) of its own. Pages are fetched and decrypted ahead, off the async
+    /// runtime, while `apply` runs.
     ///
     /// On any other error nothing is lost either: what the server acknowledged has left the outbox, the rest
     /// waits, and the cursor is that of the last page applied. Call `sync` again.
