@@ -187,7 +187,8 @@ impl Authenticator {
     }
 
     /// Whether a token of `stream`, issued at `token_version` and bound to `device_id`, is still standing: the user
-    /// exists, has not changed password since, and still has the device. One indexed read of the store.
+    /// exists, has not changed password since, and still has the device, and the app exists. One indexed read of the
+    /// store.
     pub async fn check_standing(
         &self,
         stream: StreamId,
@@ -199,6 +200,7 @@ impl Authenticator {
             Some(s) if s.token_version != token_version => {
                 Err(ApiError::new(ErrorCode::InvalidToken, "the token was revoked by a password change"))
             }
+            Some(s) if !s.app_exists => Err(ApiError::new(ErrorCode::InvalidToken, "the token's app was deleted")),
             Some(s) if device_id.is_some() && !s.device_registered => Err(ApiError::new(
                 ErrorCode::DeviceRemoved,
                 "this device was removed from the account; sign in again and register it",

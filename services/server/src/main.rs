@@ -62,7 +62,7 @@ struct GatewayArgs {
 
 #[derive(Debug, Subcommand)]
 enum AdminCommand {
-    /// Create an app; prints {"app_id", "api_key"} as JSON on stdout.
+    /// Create an app; prints {"app_id", "api_key", "client_id"} as JSON on stdout.
     CreateApp {
         #[arg(long)]
         name: String,

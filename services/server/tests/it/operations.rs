@@ -89,7 +89,7 @@ async fn the_binary_serves_on_the_embedded_default_and_creates_apps() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let created: Value = serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON object");
     let keys: Vec<&String> = created.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["api_key", "app_id"]);
+    assert_eq!(keys, ["api_key", "app_id", "client_id"]);
     let api_key = created["api_key"].as_str().unwrap().to_owned();
 
     let mut child =
