@@ -126,3 +126,27 @@ pub struct AuthResponse {
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: OffsetDateTime,
 }
+
+/// `POST /api/accounts/console-auth`: signs in to the console with the account alone, in no app, to manage the apps
+/// it owns. The credentials are those of [`AuthRequest`], checked and throttled alike.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleAuthRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::email))]
+    pub email: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::login_key))]
+    pub login_key: Base64Bytes,
+}
+
+/// A console token, valid for 15 minutes: it manages the account's apps (`/api/apps`) and nothing else. Every other
+/// endpoint refuses it, and `/api/apps` refuses an app's tokens. A password change revokes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConsoleAuthResponse {
+    pub token: String,
+    pub user_id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub expires_at: OffsetDateTime,
+}

@@ -103,6 +103,12 @@ pub enum ErrorCode {
     Unavailable,
     /// 500: a bug or an unexpected failure on the server.
     Internal,
+    /// 404: no app with that id that the caller owns. Another account's app answers the same, so that a stranger
+    /// cannot tell which apps exist.
+    AppNotFound,
+    /// 400: a redirect URI the server does not take: not absolute, `http` other than on loopback, with a fragment,
+    /// too long, repeated, or one too many.
+    InvalidRedirectUri,
     /// A code this version of the protocol crate does not know. Keep it the last variant: the guard below
     /// [`ErrorCode::ALL`] counts the codes before it.
     #[serde(other)]
@@ -145,6 +151,8 @@ impl ErrorCode {
         Self::RateLimited,
         Self::Unavailable,
         Self::Internal,
+        Self::AppNotFound,
+        Self::InvalidRedirectUri,
     ];
 
     /// The code as it appears on the wire: its serde name (tested for every code).
@@ -187,6 +195,8 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
+            Self::AppNotFound => "app_not_found",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::Unknown => "unknown",
         }
     }
@@ -200,7 +210,11 @@ impl ErrorCode {
     /// ```
     pub fn http_status(self) -> u16 {
         match self {
-            Self::InvalidJson | Self::InvalidRequest | Self::TooManyEntries | Self::InvalidLimit => 400,
+            Self::InvalidJson
+            | Self::InvalidRequest
+            | Self::TooManyEntries
+            | Self::InvalidLimit
+            | Self::InvalidRedirectUri => 400,
             Self::MissingToken
             | Self::InvalidToken
             | Self::TokenExpired
@@ -209,7 +223,7 @@ impl ErrorCode {
             | Self::InvalidApiKey
             | Self::DeviceRemoved => 401,
             Self::RegistrationClosed | Self::InvalidSignature | Self::DeviceTokenRequired | Self::DeviceMismatch => 403,
-            Self::DeviceNotFound | Self::KeyNotFound | Self::NotFound | Self::BlobNotFound => 404,
+            Self::DeviceNotFound | Self::KeyNotFound | Self::NotFound | Self::BlobNotFound | Self::AppNotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::RequestTimeout => 408,
             Self::EmailTaken | Self::VersionConflict | Self::CursorBeyondHead | Self::BlobMismatch => 409,

@@ -5,7 +5,8 @@
 //! Errors are [`ErrorBody`] with a machine-readable [`ErrorCode`].
 //!
 //! # Layout
-//! - [`accounts`]: sign-up, pre-login, password change and token issue.
+//! - [`accounts`]: sign-up, pre-login, password change and token issue (for an app, or for the console).
+//! - [`apps`]: app registration: API keys, OAuth client ids and redirect URIs, managed by the app's owner.
 //! - [`blobs`]: encrypted files, uploaded to and downloaded from the object store through signed URLs.
 //! - [`sync`]: the changelog: push, pull, status.
 //! - [`devices`] and [`keys`]: device registry and the wrapped master-key envelope.
@@ -22,6 +23,7 @@ mod integer;
 mod schema;
 
 pub mod accounts;
+pub mod apps;
 pub mod blobs;
 pub mod devices;
 pub mod error;

@@ -14,6 +14,12 @@ pub const MAX_ENTRY_BYTES: usize = 64 * 1024;
 pub const MAX_ENVELOPE_BYTES: usize = 4 * 1024;
 /// A device name or platform, in characters as sent (surrounding whitespace, which is trimmed, included).
 pub const MAX_DEVICE_FIELD_CHARS: usize = 200;
+/// An app's name, in characters as sent (surrounding whitespace, which is trimmed, included).
+pub const MAX_APP_NAME_CHARS: usize = 100;
+/// Redirect URIs one app registers at most: a few per platform it ships on.
+pub const MAX_REDIRECT_URIS: usize = 10;
+/// One redirect URI, in characters (all of them ASCII: see [`crate::apps::REDIRECT_URI_PATTERN`]).
+pub const MAX_REDIRECT_URI_CHARS: usize = 1024;
 /// An email, in characters as sent (surrounding whitespace, which is trimmed, included).
 pub const MAX_EMAIL_CHARS: usize = 254;
 /// Re-wrapped key envelopes in one password change: one per app of the deployment that has the account's

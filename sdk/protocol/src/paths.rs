@@ -32,6 +32,16 @@ endpoints! {
     ACCOUNTS_RECOVERY = "/api/accounts/recovery";
     /// `POST`: with a recovery key, sets a new password and a new recovery key.
     ACCOUNTS_RECOVER = "/api/accounts/recover";
+    /// `POST`: signs in to the console, with the account alone: a token that manages the account's apps.
+    ACCOUNTS_CONSOLE_AUTH = "/api/accounts/console-auth";
+    /// `POST` registers an app, `GET` lists the caller's.
+    APPS = "/api/apps";
+    /// `GET` one app, `DELETE` it with everything stored under it.
+    APP = "/api/apps/{id}";
+    /// `PUT`: replaces an app's redirect URIs.
+    APP_REDIRECT_URIS = "/api/apps/{id}/redirect-uris";
+    /// `POST`: gives an app a new API key; the one before stops working.
+    APP_ROTATE_KEY = "/api/apps/{id}/rotate-key";
     /// `POST`: signs in to an app: a token.
     AUTH = "/api/sync/auth";
     /// `POST`: appends a device's changes to its stream.

@@ -5,11 +5,13 @@
 //! characters Rust's `char::is_whitespace` (and so `str::trim`) knows, and control characters as `char::is_control`
 //! does, because `\s` means other things in other engines.
 
-use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa::openapi::schema::{Array, ArrayBuilder, Object, ObjectBuilder, Type};
 
+use crate::apps::REDIRECT_URI_PATTERN;
 use crate::base64::schema::sized;
 use crate::limits::{
-    LOGIN_KEY_BYTES, LOGIN_SALT_BYTES, MAX_DEVICE_FIELD_CHARS, MAX_EMAIL_CHARS, MAX_ENTRY_BYTES, MAX_ENVELOPE_BYTES,
+    LOGIN_KEY_BYTES, LOGIN_SALT_BYTES, MAX_APP_NAME_CHARS, MAX_DEVICE_FIELD_CHARS, MAX_EMAIL_CHARS, MAX_ENTRY_BYTES,
+    MAX_ENVELOPE_BYTES, MAX_REDIRECT_URI_CHARS, MAX_REDIRECT_URIS,
 };
 
 /// What `str::trim` removes.
@@ -33,15 +35,35 @@ pub(crate) fn email() -> Object {
         .build()
 }
 
-/// A device's name or platform: at most [`MAX_DEVICE_FIELD_CHARS`] characters, and once trimmed at least one, none
-/// of them a control character.
-pub(crate) fn device_field() -> Object {
+/// A name: at most `max` characters, and once trimmed at least one, none of them a control character.
+fn name(max: usize) -> Object {
     let visible = format!("[^{WHITESPACE}{CONTROL}]");
     string()
         .min_length(Some(1))
-        .max_length(Some(MAX_DEVICE_FIELD_CHARS))
+        .max_length(Some(max))
         .pattern(Some(format!("^[{WHITESPACE}]*{visible}(?:[^{CONTROL}]*{visible})?[{WHITESPACE}]*$")))
         .build()
+}
+
+/// A device's name or platform: a name of at most [`MAX_DEVICE_FIELD_CHARS`] characters.
+pub(crate) fn device_field() -> Object {
+    name(MAX_DEVICE_FIELD_CHARS)
+}
+
+/// An app's name: a name of at most [`MAX_APP_NAME_CHARS`] characters.
+pub(crate) fn app_name() -> Object {
+    name(MAX_APP_NAME_CHARS)
+}
+
+/// An app's redirect URIs: at most [`MAX_REDIRECT_URIS`], none twice, each of [`REDIRECT_URI_PATTERN`] and at most
+/// [`MAX_REDIRECT_URI_CHARS`] characters.
+pub(crate) fn redirect_uris() -> Array {
+    let uri = string()
+        .description(Some("https, http on loopback, or a private-use scheme such as com.example.app:/callback"))
+        .min_length(Some(1))
+        .max_length(Some(MAX_REDIRECT_URI_CHARS))
+        .pattern(Some(REDIRECT_URI_PATTERN));
+    ArrayBuilder::new().items(uri).max_items(Some(MAX_REDIRECT_URIS)).unique_items(true).build()
 }
 
 /// A login salt: [`LOGIN_SALT_BYTES`] bytes.

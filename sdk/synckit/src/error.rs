@@ -177,9 +177,11 @@ fn kind_of(code: ErrorCode, status: u16) -> ErrorKind {
         ErrorCode::RegistrationClosed | ErrorCode::DeviceTokenRequired | ErrorCode::DeviceMismatch => {
             ErrorKind::Forbidden
         }
-        ErrorCode::DeviceNotFound | ErrorCode::KeyNotFound | ErrorCode::BlobNotFound | ErrorCode::NotFound => {
-            ErrorKind::NotFound
-        }
+        ErrorCode::DeviceNotFound
+        | ErrorCode::KeyNotFound
+        | ErrorCode::BlobNotFound
+        | ErrorCode::NotFound
+        | ErrorCode::AppNotFound => ErrorKind::NotFound,
         ErrorCode::EmailTaken | ErrorCode::VersionConflict => ErrorKind::Conflict,
         ErrorCode::RateLimited => ErrorKind::RateLimited,
         ErrorCode::InvalidJson
@@ -191,7 +193,8 @@ fn kind_of(code: ErrorCode, status: u16) -> ErrorKind {
         | ErrorCode::EnvelopeTooLarge
         | ErrorCode::InvalidLimit
         | ErrorCode::CursorBeyondHead
-        | ErrorCode::MethodNotAllowed => ErrorKind::InvalidRequest,
+        | ErrorCode::MethodNotAllowed
+        | ErrorCode::InvalidRedirectUri => ErrorKind::InvalidRequest,
         // Too large, not the declared bytes, or a signed URL that expired or was altered: the request as sent
         // cannot succeed; the code says which (an expired URL needs a new one).
         ErrorCode::BlobTooLarge | ErrorCode::BlobMismatch | ErrorCode::InvalidSignature => ErrorKind::InvalidRequest,
@@ -284,6 +287,8 @@ mod tests {
         (ErrorCode::RateLimited, ErrorKind::RateLimited),
         (ErrorCode::Unavailable, ErrorKind::Server),
         (ErrorCode::Internal, ErrorKind::Server),
+        (ErrorCode::AppNotFound, ErrorKind::NotFound),
+        (ErrorCode::InvalidRedirectUri, ErrorKind::InvalidRequest),
     ];
 
     fn answer(code: ErrorCode, status: u16) -> Error {

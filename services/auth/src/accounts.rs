@@ -8,12 +8,12 @@ use axum::extract::{ConnectInfo, State};
 use synckit_http::auth::TokenClaims;
 use synckit_http::{ApiError, Authenticated, Json};
 use synckit_protocol::accounts::{
-    AuthRequest, AuthResponse, ChangePasswordRequest, KdfParams, PreloginRequest, PreloginResponse, RegisterRequest,
-    RegisterResponse,
+    AuthRequest, AuthResponse, ChangePasswordRequest, ConsoleAuthRequest, ConsoleAuthResponse, KdfParams,
+    PreloginRequest, PreloginResponse, RegisterRequest, RegisterResponse,
 };
 use synckit_protocol::limits::{LOGIN_KEY_BYTES, LOGIN_SALT_BYTES, MAX_ACCOUNT_KEYS, MAX_EMAIL_CHARS};
 use synckit_protocol::{Base64Bytes, ErrorBody, ErrorCode, paths};
-use synckit_store::{KeyRewrap, LoginKeyChange, LoginKeyChanged, NewUser, StoreError};
+use synckit_store::{KeyRewrap, LoginKeyChange, LoginKeyChanged, NewUser, StoreError, User};
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -95,21 +95,52 @@ pub async fn authenticate(
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "the API key does not belong to any app"))?;
     tracing::Span::current().record("app.id", tracing::field::display(app.id));
 
-    let bad_credentials = || ApiError::new(ErrorCode::InvalidCredentials, "wrong email or password");
-    let email = normalize_email(&req.email).map_err(|_| bad_credentials())?;
-    let attempt = state.throttle.attempt(&email, peer.map(|Extension(ConnectInfo(addr))| addr.ip()));
-    let permit = attempt.map_err(throttled)?;
-    let user = state.accounts.user_by_email(&email).await?.ok_or_else(bad_credentials)?;
-    if !login_key_matches(req.login_key.as_bytes(), &user.login_key_hash) {
-        return Err(bad_credentials());
-    }
-    permit.succeeded();
-    tracing::Span::current().record("user.id", tracing::field::display(user.id));
+    let user = sign_in(&state, peer, &req.email, &req.login_key).await?;
 
     // A sign-in token: it sets up and registers a device, whose own token then syncs.
     let claims = TokenClaims { user_id: user.id, app_id: app.id, token_version: user.token_version, device_id: None };
     let (token, expires_at) = state.keys.issue(claims);
     Ok(Json(AuthResponse { token, user_id: user.id, app_id: app.id, expires_at }))
+}
+
+/// Signs in to the console with the account alone, in no app: a token that manages the apps the account owns
+/// (`/api/apps`) and that every other endpoint refuses. The credentials are checked and throttled as at
+/// `POST /api/sync/auth`.
+#[utoipa::path(post, path = paths::ACCOUNTS_CONSOLE_AUTH, tag = "apps", request_body = ConsoleAuthRequest, responses(
+    (status = 200, description = "a console token", body = ConsoleAuthResponse),
+    (status = 401, description = "- `invalid_credentials`: wrong email or login key", body = ErrorBody),
+    (status = 429, description = "- `rate_limited`: too many wrong attempts for this account or from this address; \
+        wait `Retry-After` seconds", body = ErrorBody),
+))]
+#[instrument(skip_all, err(Display, level = "debug"), fields(user.id))]
+pub async fn console_auth(
+    State(state): State<AuthState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Json(req): Json<ConsoleAuthRequest>,
+) -> Result<Json<ConsoleAuthResponse>, ApiError> {
+    let user = sign_in(&state, peer, &req.email, &req.login_key).await?;
+    let (token, expires_at) = state.keys.issue_console(user.id, user.token_version);
+    Ok(Json(ConsoleAuthResponse { token, user_id: user.id, expires_at }))
+}
+
+/// The account whose email and login key these are, each wrong attempt drawing on the sign-in throttle. A malformed
+/// email is a wrong one: sign-in does not tell why it failed.
+async fn sign_in(
+    state: &AuthState,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    email: &str,
+    login_key: &Base64Bytes,
+) -> Result<User, ApiError> {
+    let bad_credentials = || ApiError::new(ErrorCode::InvalidCredentials, "wrong email or password");
+    let email = normalize_email(email).map_err(|_| bad_credentials())?;
+    let permit = state.throttle.attempt(&email, peer.map(|Extension(ConnectInfo(a))| a.ip())).map_err(throttled)?;
+    let user = state.accounts.user_by_email(&email).await?.ok_or_else(bad_credentials)?;
+    if !login_key_matches(login_key.as_bytes(), &user.login_key_hash) {
+        return Err(bad_credentials());
+    }
+    permit.succeeded();
+    tracing::Span::current().record("user.id", tracing::field::display(user.id));
+    Ok(user)
 }
 
 /// Replaces the login key, and the account's key envelope in every app with it, re-wrapped by the client for the

@@ -1,4 +1,4 @@
-//! Hashing of login keys and API keys, and making API keys.
+//! Hashing of login keys and API keys, and making API keys and OAuth client ids.
 //!
 //! A login key is an Argon2id output and an API key is 32 random bytes: both have full entropy, so a single
 //! SHA-256 is as strong as any slow hash here, and lets an API key be found by its hash.
@@ -11,6 +11,8 @@ use subtle::ConstantTimeEq;
 
 /// Prefix of every API key, so a leaked one is recognisable in logs and secret scanners.
 const API_KEY_PREFIX: &str = "sk_";
+/// Prefix of every OAuth client id, so that one is never mistaken for an API key.
+const CLIENT_ID_PREFIX: &str = "cid_";
 
 /// What the store keeps of a login key.
 pub fn login_key_hash(login_key: &[u8]) -> Vec<u8> {
@@ -29,9 +31,20 @@ pub fn api_key_hash(api_key: &str) -> Vec<u8> {
 
 /// A new random API key: `sk_` and 32 random bytes in URL-safe base64.
 pub fn new_api_key() -> String {
-    let mut bytes = [0u8; 32];
+    format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(random::<32>()))
+}
+
+/// A new OAuth client id: `cid_` and 16 random bytes in lowercase hex, as the migration gave apps made before. It is
+/// public, so it needs no more than to be unique and unrelated to the app's id.
+pub fn new_client_id() -> String {
+    let hex: String = random::<16>().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{CLIENT_ID_PREFIX}{hex}")
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).expect("the OS random source is available");
-    format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+    bytes
 }
 
 /// The salt pre-login answers for an email with no account: stable, and unpredictable without the server's key.
@@ -58,6 +71,14 @@ mod tests {
         let (a, b) = (new_api_key(), new_api_key());
         assert_ne!(a, b);
         assert!(a.starts_with("sk_") && a.len() == 3 + 43, "{a}");
+    }
+
+    #[test]
+    fn client_ids_are_random_hex_and_prefixed() {
+        let (a, b) = (new_client_id(), new_client_id());
+        assert_ne!(a, b);
+        let hex = a.strip_prefix("cid_").unwrap();
+        assert!(hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{a}");
     }
 
     #[test]

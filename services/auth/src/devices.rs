@@ -29,8 +29,8 @@ pub async fn register(
     auth: Authenticated,
     Json(req): Json<RegisterDeviceRequest>,
 ) -> Result<Json<RegisteredDevice>, ApiError> {
-    let name = check_field("name", &req.name)?;
-    let platform = check_field("platform", &req.platform)?;
+    let name = check_name("name", &req.name, MAX_DEVICE_FIELD_CHARS)?;
+    let platform = check_name("platform", &req.platform, MAX_DEVICE_FIELD_CHARS)?;
     if let Some(own) = auth.device_id {
         let devices = state.accounts.devices(auth.stream()).await?;
         if !devices.iter().any(|d| d.id == own && d.name == name) {
@@ -83,12 +83,13 @@ pub async fn remove(
     }
 }
 
-fn check_field<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
-    // Characters as sent, surrounding whitespace included: what the OpenAPI document's `maxLength` counts.
-    let long = value.chars().count() > MAX_DEVICE_FIELD_CHARS;
+/// A name as given, trimmed: at most `max_chars` characters as sent (surrounding whitespace included, as the OpenAPI
+/// document's `maxLength` counts them), at least one once trimmed, and no control characters.
+pub(crate) fn check_name<'a>(field: &str, value: &'a str, max_chars: usize) -> Result<&'a str, ApiError> {
+    let long = value.chars().count() > max_chars;
     let value = value.trim();
     if value.is_empty() || long {
-        return Err(ApiError::invalid(format!("{field} must be 1 to {MAX_DEVICE_FIELD_CHARS} characters")));
+        return Err(ApiError::invalid(format!("{field} must be 1 to {max_chars} characters")));
     }
     if value.chars().any(char::is_control) {
         return Err(ApiError::invalid(format!("{field} must not contain control characters")));

@@ -1,8 +1,11 @@
-//! The SyncKit auth service: accounts, tokens, devices and key envelopes.
+//! The SyncKit auth service: accounts, apps, tokens, devices and key envelopes.
 //!
 //! # Layout
 //! - [`router`] and [`AuthState`]: the service as an axum router, composed by `synckit-server`.
-//! - `accounts.rs`: sign-up, pre-login, password change, and `POST /api/sync/auth` which issues tokens.
+//! - `accounts.rs`: sign-up, pre-login, password change, `POST /api/sync/auth` which issues an app's tokens, and
+//!   the console's sign-in, which issues a token of the account alone.
+//! - [`apps`]: app registration at `/api/apps`, by the app's owner with a console token; its operations are shared
+//!   with the operator's commands. `redirect_uris.rs`: which redirect URIs an app may register.
 //! - `devices.rs`, `keys.rs`: the device registry and the wrapped master key, per (app, user).
 //! - `recovery.rs`: the recovery key: set it with the password, prove it, and recover a forgotten password.
 //! - [`credentials`]: how login keys and API keys are hashed and API keys made; shared with the admin commands.
@@ -10,17 +13,19 @@
 //! - [`ApiDoc`]: this service's part of the OpenAPI document.
 
 mod accounts;
+pub mod apps;
 pub mod credentials;
 mod devices;
 mod keys;
 mod recovery;
+mod redirect_uris;
 pub mod throttle;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use synckit_http::{Authenticator, TokenKeys};
 use synckit_protocol::limits::{MAX_PUBLIC_BODY_BYTES, MAX_RECOVER_BODY_BYTES};
 use synckit_protocol::paths;
@@ -69,6 +74,11 @@ pub fn router(state: AuthState) -> Router {
         .route(paths::ACCOUNTS_RECOVERY_KEY, post(recovery::set_recovery_key))
         .route(paths::ACCOUNTS_RECOVERY, post(recovery::recovery).layer(public_body()))
         .route(paths::ACCOUNTS_RECOVER, post(recovery::recover).layer(DefaultBodyLimit::max(MAX_RECOVER_BODY_BYTES)))
+        .route(paths::ACCOUNTS_CONSOLE_AUTH, post(accounts::console_auth).layer(public_body()))
+        .route(paths::APPS, post(apps::create).get(apps::list))
+        .route(paths::APP, get(apps::get).delete(apps::delete))
+        .route(paths::APP_REDIRECT_URIS, put(apps::set_redirect_uris))
+        .route(paths::APP_ROTATE_KEY, post(apps::rotate_key))
         .route(paths::AUTH, post(accounts::authenticate).layer(public_body()))
         .route(paths::DEVICES, post(devices::register).get(devices::list))
         .route(paths::DEVICE, delete(devices::remove))
@@ -88,6 +98,13 @@ fn public_body() -> DefaultBodyLimit {
     accounts::prelogin,
     accounts::change_password,
     accounts::authenticate,
+    accounts::console_auth,
+    apps::create,
+    apps::list,
+    apps::get,
+    apps::set_redirect_uris,
+    apps::rotate_key,
+    apps::delete,
     recovery::set_recovery_key,
     recovery::recovery,
     recovery::recover,

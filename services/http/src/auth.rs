@@ -4,11 +4,16 @@
 //! and checked. Each token carries its user's token version: a password change bumps the version, which revokes
 //! every token issued before it.
 //!
-//! Two kinds of token: a sign-in token, bound to no device and short-lived, which can only set up (register a
-//! device, read or store the key envelope, manage devices and the password); and a device's token, which the device
-//! registration answers, lives seven days and acts only as its device. Removing the device revokes its token: the
-//! check of every request reads the device row (with the token version, in one indexed lookup), so it holds at once
-//! on every instance of a deployment, with no list of revoked tokens to share.
+//! An app's tokens are of two kinds: a sign-in token, bound to no device and short-lived, which can only set up
+//! (register a device, read or store the key envelope, manage devices and the password); and a device's token, which
+//! the device registration answers, lives seven days and acts only as its device. Removing the device revokes its
+//! token, and deleting the app every token of it: the check of every request reads the device and app rows (with the
+//! token version, in one indexed lookup), so it holds at once on every instance of a deployment, with no list of
+//! revoked tokens to share.
+//!
+//! A console token ([`AuthenticatedAccount`]) is of the account alone, in no app: it manages the apps the account
+//! owns (`/api/apps`) and nothing else. It has an audience of its own, so an app's token is never taken for one, nor
+//! one for an app's token.
 
 use std::sync::Arc;
 
@@ -17,6 +22,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use synckit_protocol::ErrorCode;
 use synckit_store::{AccountStore, StreamId};
@@ -27,7 +33,10 @@ use crate::ApiError;
 use crate::keys::{KeyRing, ShortSecret};
 
 const ISSUER: &str = "synckit";
+/// The audience of an app's tokens.
 const AUDIENCE: &str = "synckit-sync";
+/// The audience of console tokens.
+const CONSOLE_AUDIENCE: &str = "synckit-console";
 /// How long a device's token is valid.
 pub const DEVICE_TOKEN_LIFETIME: Duration = Duration::days(7);
 /// How long a sign-in token is valid: enough to set up encryption and register a device, and short because it is
@@ -51,6 +60,19 @@ struct Claims {
     exp: i64,
 }
 
+/// A console token's claims: an account, no app.
+#[derive(Debug, Serialize, Deserialize)]
+struct ConsoleClaims {
+    /// The user.
+    sub: Uuid,
+    /// The user's token version when the token was issued.
+    tv: u64,
+    iss: String,
+    aud: String,
+    iat: i64,
+    exp: i64,
+}
+
 /// What a token says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenClaims {
@@ -67,7 +89,10 @@ pub struct TokenKeys {
     signing: (String, EncodingKey),
     /// Every key by id, the current one first.
     verifying: Vec<(String, DecodingKey)>,
+    /// An app's tokens.
     validation: Validation,
+    /// Console tokens.
+    console_validation: Validation,
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -85,16 +110,20 @@ impl TokenKeys {
 
     /// Keys that sign with the ring's current key and verify with any of its keys.
     pub fn from_ring(ring: &KeyRing) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[ISSUER]);
-        validation.set_audience(&[AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 5;
+        let validation = |audience: &str| {
+            let mut validation = Validation::new(Algorithm::HS256);
+            validation.set_issuer(&[ISSUER]);
+            validation.set_audience(&[audience]);
+            validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            validation.leeway = 5;
+            validation
+        };
         let current = ring.current();
         Self {
             signing: (current.id().to_owned(), EncodingKey::from_secret(current.secret())),
             verifying: ring.keys().iter().map(|k| (k.id().to_owned(), DecodingKey::from_secret(k.secret()))).collect(),
-            validation,
+            validation: validation(AUDIENCE),
+            console_validation: validation(CONSOLE_AUDIENCE),
         }
     }
 
@@ -108,37 +137,74 @@ impl TokenKeys {
 
     /// A token with these claims that expires at `expires_at`.
     fn issue_until(&self, claims: TokenClaims, expires_at: OffsetDateTime) -> String {
-        let now = OffsetDateTime::now_utc();
-        let claims = Claims {
+        self.sign(&Claims {
             sub: claims.user_id,
             app: claims.app_id,
             tv: claims.token_version,
             dev: claims.device_id,
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
-            iat: now.unix_timestamp(),
+            iat: OffsetDateTime::now_utc().unix_timestamp(),
             exp: expires_at.unix_timestamp(),
-        };
-        let header = Header { kid: Some(self.signing.0.clone()), ..Header::new(Algorithm::HS256) };
-        jsonwebtoken::encode(&header, &claims, &self.signing.1).expect("HS256 signing cannot fail")
+        })
     }
 
-    /// The claims of a well-signed, unexpired token of this deployment, and when it expires. Revocation is checked
-    /// by [`Authenticator`], which can see the store.
+    /// A console token of the user at `token_version`, and when it expires: [`SIGN_IN_TOKEN_LIFETIME`] from now, as
+    /// short as an app's sign-in token, since only a password change revokes either.
+    pub fn issue_console(&self, user_id: Uuid, token_version: u64) -> (String, OffsetDateTime) {
+        let now = OffsetDateTime::now_utc();
+        let expires_at = (now + SIGN_IN_TOKEN_LIFETIME).replace_nanosecond(0).expect("0 is a valid nanosecond");
+        let token = self.sign(&ConsoleClaims {
+            sub: user_id,
+            tv: token_version,
+            iss: ISSUER.into(),
+            aud: CONSOLE_AUDIENCE.into(),
+            iat: now.unix_timestamp(),
+            exp: expires_at.unix_timestamp(),
+        });
+        (token, expires_at)
+    }
+
+    /// `claims` signed with the current key, which the header names.
+    fn sign(&self, claims: &impl Serialize) -> String {
+        let header = Header { kid: Some(self.signing.0.clone()), ..Header::new(Algorithm::HS256) };
+        jsonwebtoken::encode(&header, claims, &self.signing.1).expect("HS256 signing cannot fail")
+    }
+
+    /// The claims of a well-signed, unexpired app's token of this deployment, and when it expires. Revocation is
+    /// checked by [`Authenticator`], which can see the store.
+    pub fn verify(&self, token: &str) -> Result<(TokenClaims, OffsetDateTime), ApiError> {
+        let c: Claims = self.decode(token, &self.validation)?;
+        let expires_at = OffsetDateTime::from_unix_timestamp(c.exp).map_err(|_| invalid_token())?;
+        Ok((TokenClaims { user_id: c.sub, app_id: c.app, token_version: c.tv, device_id: c.dev }, expires_at))
+    }
+
+    /// The user and token version of a well-signed, unexpired console token of this deployment, and when it expires.
+    pub fn verify_console(&self, token: &str) -> Result<(Uuid, u64, OffsetDateTime), ApiError> {
+        let c: ConsoleClaims = self.decode(token, &self.console_validation)?;
+        let expires_at = OffsetDateTime::from_unix_timestamp(c.exp).map_err(|_| invalid_token())?;
+        Ok((c.sub, c.tv, expires_at))
+    }
+
+    /// The user a well-signed, unexpired token of either kind is of.
+    pub fn user_of(&self, token: &str) -> Option<Uuid> {
+        match self.verify(token) {
+            Ok((claims, _)) => Some(claims.user_id),
+            Err(_) => self.verify_console(token).ok().map(|(user_id, _, _)| user_id),
+        }
+    }
+
+    /// The claims of a token that one of the keys signed and that `validation` (its audience, issuer and expiry)
+    /// accepts.
     ///
     /// The token's `kid` picks the key; a token with an unknown `kid` is refused without trying any. A token
     /// without one was issued before tokens named their key, and is tried against each key.
-    pub fn verify(&self, token: &str) -> Result<(TokenClaims, OffsetDateTime), ApiError> {
+    fn decode<C: DeserializeOwned>(&self, token: &str, validation: &Validation) -> Result<C, ApiError> {
         let kid = jsonwebtoken::decode_header(token).map_err(|_| invalid_token())?.kid;
         let keys = self.verifying.iter().filter(|(id, _)| kid.as_ref().is_none_or(|kid| kid == id));
         for (_, key) in keys {
-            match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
-                Ok(data) => {
-                    let c = data.claims;
-                    let expires_at = OffsetDateTime::from_unix_timestamp(c.exp).map_err(|_| invalid_token())?;
-                    let claims = TokenClaims { user_id: c.sub, app_id: c.app, token_version: c.tv, device_id: c.dev };
-                    return Ok((claims, expires_at));
-                }
+            match jsonwebtoken::decode::<C>(token, key, validation) {
+                Ok(data) => return Ok(data.claims),
                 // The signature is checked first: any other error means this key signed it.
                 Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
                 Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => {
@@ -153,6 +219,10 @@ impl TokenKeys {
 
 fn invalid_token() -> ApiError {
     ApiError::new(ErrorCode::InvalidToken, "the token is not valid for this server")
+}
+
+fn revoked() -> ApiError {
+    ApiError::new(ErrorCode::InvalidToken, "the token was revoked by a password change")
 }
 
 /// Verifies tokens against the keys and the store: services put one in their state.
@@ -177,6 +247,16 @@ impl Authenticator {
         Ok(caller)
     }
 
+    /// The account a valid, unrevoked console token names.
+    pub async fn authenticate_account(&self, token: &str) -> Result<AuthenticatedAccount, ApiError> {
+        let (user_id, token_version, expires_at) = self.keys.verify_console(token)?;
+        match self.accounts.user(user_id).await? {
+            None => Err(invalid_token()),
+            Some(user) if user.token_version != token_version => Err(revoked()),
+            Some(_) => Ok(AuthenticatedAccount { user_id, token_version, expires_at }),
+        }
+    }
+
     /// Whether a caller authenticated earlier still is: its token unexpired and still standing. What outlives one
     /// request on one token (an event stream) calls it again.
     pub async fn check(&self, caller: &Authenticated) -> Result<(), ApiError> {
@@ -187,7 +267,8 @@ impl Authenticator {
     }
 
     /// Whether a token of `stream`, issued at `token_version` and bound to `device_id`, is still standing: the user
-    /// exists, has not changed password since, and still has the device. One indexed read of the store.
+    /// exists, has not changed password since, and still has the device, and the app exists. One indexed read of the
+    /// store.
     pub async fn check_standing(
         &self,
         stream: StreamId,
@@ -196,15 +277,50 @@ impl Authenticator {
     ) -> Result<(), ApiError> {
         match self.accounts.token_standing(stream, device_id).await? {
             None => Err(invalid_token()),
-            Some(s) if s.token_version != token_version => {
-                Err(ApiError::new(ErrorCode::InvalidToken, "the token was revoked by a password change"))
-            }
+            Some(s) if s.token_version != token_version => Err(revoked()),
+            Some(s) if !s.app_exists => Err(ApiError::new(ErrorCode::InvalidToken, "the token's app was deleted")),
             Some(s) if device_id.is_some() && !s.device_registered => Err(ApiError::new(
                 ErrorCode::DeviceRemoved,
                 "this device was removed from the account; sign in again and register it",
             )),
             Some(_) => Ok(()),
         }
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`, the scheme name in any case (RFC 9110).
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::new(ErrorCode::MissingToken, "send Authorization: Bearer <token>"))?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or_else(|| ApiError::new(ErrorCode::MissingToken, "the Authorization header must be Bearer <token>"))
+}
+
+/// An account signed in to the console (`POST /api/accounts/console-auth`), in no app: what `/api/apps` takes. An
+/// app's token (sign-in or device) is refused here with 401 `invalid_token`, as a console token is everywhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthenticatedAccount {
+    pub user_id: Uuid,
+    pub token_version: u64,
+    pub expires_at: OffsetDateTime,
+}
+
+impl<S> FromRequestParts<S> for AuthenticatedAccount
+where
+    S: Send + Sync,
+    Authenticator: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Authenticator::from_ref(state).authenticate_account(bearer(parts)?).await
     }
 }
 
@@ -235,19 +351,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::new(ErrorCode::MissingToken, "send Authorization: Bearer <token>"))?;
-        // The scheme name is case-insensitive (RFC 9110).
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token)
-            .ok_or_else(|| ApiError::new(ErrorCode::MissingToken, "the Authorization header must be Bearer <token>"))?;
-        Authenticator::from_ref(state).authenticate(token.trim()).await
+        Authenticator::from_ref(state).authenticate(bearer(parts)?).await
     }
 }
 
@@ -327,6 +431,26 @@ mod tests {
     #[test]
     fn short_secrets_are_refused() {
         assert_eq!(TokenKeys::new(&[1; 31]).unwrap_err(), ShortSecret(31));
+    }
+
+    /// A console token is never an app's token, nor the other way round, though one key signs both.
+    #[test]
+    fn console_tokens_and_app_tokens_are_not_interchangeable() {
+        let keys = TokenKeys::new(&[1; 32]).unwrap();
+        let user_id = Uuid::now_v7();
+        let (console, expires_at) = keys.issue_console(user_id, 4);
+        assert_eq!(keys.verify_console(&console).unwrap(), (user_id, 4, expires_at));
+        assert!(expires_at <= OffsetDateTime::now_utc() + SIGN_IN_TOKEN_LIFETIME);
+        assert_eq!(keys.verify(&console).unwrap_err().code, ErrorCode::InvalidToken);
+
+        let claims = TokenClaims { user_id, app_id: Uuid::now_v7(), token_version: 4, device_id: None };
+        for claims in [claims, TokenClaims { device_id: Some(Uuid::now_v7()), ..claims }] {
+            let (app_token, _) = keys.issue(claims);
+            assert_eq!(keys.verify_console(&app_token).unwrap_err().code, ErrorCode::InvalidToken);
+            assert_eq!(keys.user_of(&app_token), Some(user_id));
+        }
+        assert_eq!(keys.user_of(&console), Some(user_id), "the memory budget counts both as the user's");
+        assert_eq!(keys.user_of("garbage"), None);
     }
 
     #[test]

@@ -323,7 +323,7 @@ pub async fn reserve_request(State(state): State<Budgeted>, mut req: Request, ne
     response
 }
 
-/// The user of a well-signed token, or the anonymous class.
+/// The user of a well-signed token (an app's or the console's), or the anonymous class.
 fn class_of(req: &Request, keys: &TokenKeys) -> Class {
     let token = req
         .headers()
@@ -332,9 +332,9 @@ fn class_of(req: &Request, keys: &TokenKeys) -> Class {
         .and_then(|h| h.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
-    match token.map(|t| keys.verify(t)) {
-        Some(Ok((claims, _))) => Class::User(claims.user_id),
-        _ => Class::Anonymous,
+    match token.and_then(|t| keys.user_of(t)) {
+        Some(user_id) => Class::User(user_id),
+        None => Class::Anonymous,
     }
 }
 

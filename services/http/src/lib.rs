@@ -3,9 +3,10 @@
 //! # Layout
 //! - [`error`]: [`ApiError`], the one error type handlers return; its status is its code's, from the protocol crate.
 //! - [`json`]: [`Json`], a JSON extractor whose rejections are protocol errors instead of plain text.
-//! - [`auth`]: [`TokenKeys`] issues and verifies tokens; [`Authenticated`] (any token) and [`AuthenticatedDevice`]
-//!   (a device's token) are the extractors that give a handler the (app, user) stream, taken from a verified,
-//!   unrevoked token and never from the body.
+//! - [`auth`]: [`TokenKeys`] issues and verifies tokens; [`Authenticated`] (any app's token) and
+//!   [`AuthenticatedDevice`] (a device's token) are the extractors that give a handler the (app, user) stream, taken
+//!   from a verified, unrevoked token and never from the body; [`AuthenticatedAccount`] gives the account of a
+//!   console token, which manages apps.
 //! - [`keys`]: [`KeyRing`], the current signing key and the previous ones that still verify, each named by an id.
 //! - [`serve`]: the accept loop: connection limits (first-request deadline, maximum age, cap), the read and write
 //!   deadlines of bodies, and graceful shutdown.
@@ -29,7 +30,7 @@ pub mod secs;
 pub mod serve;
 pub mod timeout;
 
-pub use auth::{Authenticated, AuthenticatedDevice, Authenticator, TokenKeys};
+pub use auth::{Authenticated, AuthenticatedAccount, AuthenticatedDevice, Authenticator, TokenKeys};
 pub use budget::MemoryBudget;
 pub use error::ApiError;
 pub use json::Json;

@@ -1,8 +1,10 @@
-//! Operator commands.
+//! Operator commands: `synckit-server admin create-app`, `list-apps` and `rotate-key`, on any app of the deployment.
+//! They do what an app's owner does at `/api/apps`, through the same operations; apps they create have no owner.
 
+use anyhow::Context;
 use serde::Serialize;
-use synckit_auth::credentials::{api_key_hash, new_api_key};
-use synckit_store::{AccountStore, App};
+use synckit_protocol::apps::{AppList, RotatedApiKey};
+use synckit_store::AccountStore;
 use uuid::Uuid;
 
 /// What `synckit-server admin create-app` prints.
@@ -11,14 +13,27 @@ pub struct CreatedApp {
     pub app_id: Uuid,
     /// Shown once; only its hash is stored.
     pub api_key: String,
+    /// The app's OAuth client id: public.
+    pub client_id: String,
 }
 
-/// Creates an app and its API key.
-pub async fn create_app(accounts: &dyn AccountStore, name: &str) -> anyhow::Result<CreatedApp> {
-    let name = name.trim();
-    anyhow::ensure!(!name.is_empty(), "the app name must not be empty");
-    let app = App { id: Uuid::now_v7(), name: name.to_owned() };
-    let api_key = new_api_key();
-    accounts.create_app(app.clone(), &api_key_hash(&api_key)).await?;
-    Ok(CreatedApp { app_id: app.id, api_key })
+/// Creates an app with no owner, its API key and client id, and the redirect URIs given.
+pub async fn create_app(
+    accounts: &dyn AccountStore,
+    name: &str,
+    redirect_uris: &[String],
+) -> anyhow::Result<CreatedApp> {
+    let created = synckit_auth::apps::register(accounts, None, name, redirect_uris.to_vec()).await?;
+    Ok(CreatedApp { app_id: created.app.app_id, api_key: created.api_key, client_id: created.app.client_id })
+}
+
+/// Every app of the deployment, oldest first, with no secret.
+pub async fn list_apps(accounts: &dyn AccountStore) -> anyhow::Result<AppList> {
+    let apps = accounts.apps(None).await?;
+    Ok(AppList { apps: apps.into_iter().map(synckit_auth::apps::to_wire).collect() })
+}
+
+/// Gives the app a new API key; the one before stops working at once.
+pub async fn rotate_key(accounts: &dyn AccountStore, app_id: Uuid) -> anyhow::Result<RotatedApiKey> {
+    synckit_auth::apps::rotate_api_key(accounts, app_id).await?.with_context(|| format!("there is no app {app_id}"))
 }

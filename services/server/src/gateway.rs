@@ -75,6 +75,11 @@ pub const ROUTES: &[Route] = &[
     Route::by(Role::Auth, paths::ACCOUNTS_RECOVERY_KEY),
     Route::by(Role::Auth, paths::ACCOUNTS_RECOVERY),
     Route::by(Role::Auth, paths::ACCOUNTS_RECOVER),
+    Route::by(Role::Auth, paths::ACCOUNTS_CONSOLE_AUTH),
+    Route::by(Role::Auth, paths::APPS),
+    Route::by(Role::Auth, paths::APP),
+    Route::by(Role::Auth, paths::APP_REDIRECT_URIS),
+    Route::by(Role::Auth, paths::APP_ROTATE_KEY),
     Route::by(Role::Auth, paths::AUTH),
     Route::by(Role::Auth, paths::DEVICES),
     Route::by(Role::Auth, paths::DEVICE),
@@ -180,11 +185,13 @@ pub fn caddyfile(listen: SocketAddr, upstreams: &Upstreams) -> Result<String, Ga
 
     for role in SERVICE_ROLES {
         for streams in [false, true] {
-            let matchers: Vec<String> = ROUTES
+            let mut matchers: Vec<String> = ROUTES
                 .iter()
                 .filter(|r| r.served == Served::ByRole(role) && r.streams == streams)
                 .map(Route::matcher)
                 .collect();
+            // `/api/apps/{id}` and the paths under it are one wildcard.
+            matchers.dedup();
             if matchers.is_empty() {
                 continue;
             }
@@ -345,6 +352,7 @@ mod tests {
         assert!(text.contains("@query_streams path /api/sync/events\n"), "{text}");
         assert!(text.contains("reverse_proxy 127.0.0.1:9004 127.0.0.1:9005 {"), "{text}");
         assert!(text.contains(" /api/sync/devices/* "), "{text}");
+        assert_eq!(text.matches(" /api/apps/*").count(), 1, "{text}");
         assert!(text.contains("@blob path /api/sync/blobs/upload /api/sync/blobs/confirm /api/sync/blobs/download /api/sync/blobs/local/*\n"), "{text}");
     }
 }

@@ -10,7 +10,7 @@
 //! - [`engines`]: opens the storage engines the settings name.
 //! - [`secrets`]: the signing secrets, from variables or files; kept in the database only on the embedded default.
 //! - [`Server`]: composes the service routers for a role, with health checks, the OpenAPI document and limits.
-//! - [`admin`]: operator commands (create an app).
+//! - [`admin`]: operator commands (create, list and rotate the key of apps).
 //! - [`gateway`]: which role serves each public path, and the gateway configuration made from it.
 //! - [`telemetry`]: logs, and traces and metrics over OpenTelemetry.
 //! - `health.rs`, `openapi.rs`: `/healthz` and `/readyz` (what each role needs, checked), `/api/openapi.json`.
@@ -100,6 +100,7 @@ fn body_limits() -> BodyLimits {
         .route(paths::ACCOUNTS_REGISTER, public)
         .route(paths::ACCOUNTS_PRELOGIN, public)
         .route(paths::AUTH, public)
+        .route(paths::ACCOUNTS_CONSOLE_AUTH, public)
         .route(paths::ACCOUNTS_RECOVERY, public)
         .route(paths::ACCOUNTS_RECOVER, MAX_RECOVER_BODY_BYTES as u64)
 }

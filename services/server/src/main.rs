@@ -62,11 +62,20 @@ struct GatewayArgs {
 
 #[derive(Debug, Subcommand)]
 enum AdminCommand {
-    /// Create an app; prints {"app_id", "api_key"} as JSON on stdout.
+    /// Create an app with no owner; prints {"app_id", "api_key", "client_id"} as JSON on stdout. The API key is
+    /// shown this once.
     CreateApp {
         #[arg(long)]
         name: String,
+        /// Where OAuth may send a user back to: https, http on loopback, or a private-use scheme such as
+        /// com.example.app:/callback. Repeat for each.
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
     },
+    /// List every app of the deployment as JSON on stdout ({"apps": [...]}), without secrets.
+    ListApps,
+    /// Give an app a new API key, printed as {"app_id", "api_key"}; the one before stops working at once.
+    RotateKey { app_id: uuid::Uuid },
 }
 
 fn main() -> ExitCode {
@@ -125,10 +134,18 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::Admin(AdminCommand::CreateApp { name }) => {
+        Command::Admin(command) => {
             let (_, accounts, _) = Engines::open_storage(&settings).await?;
-            let created = admin::create_app(&*accounts, &name).await?;
-            println!("{}", serde_json::to_string(&created)?);
+            let printed = match command {
+                AdminCommand::CreateApp { name, redirect_uris } => {
+                    serde_json::to_string(&admin::create_app(&*accounts, &name, &redirect_uris).await?)?
+                }
+                AdminCommand::ListApps => serde_json::to_string(&admin::list_apps(&*accounts).await?)?,
+                AdminCommand::RotateKey { app_id } => {
+                    serde_json::to_string(&admin::rotate_key(&*accounts, app_id).await?)?
+                }
+            };
+            println!("{printed}");
             Ok(())
         }
         // Printed by `main` before any settings are read.

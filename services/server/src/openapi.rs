@@ -18,6 +18,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 pub const BEARER: &str = "bearer";
 /// The security scheme of endpoints that act as a device, and so need a device's token.
 pub const DEVICE: &str = "device";
+/// The security scheme of the endpoints that manage apps, which take a console token and no other.
+pub const CONSOLE: &str = "console";
 
 /// The whole API of a server running every role, as JSON.
 pub fn openapi() -> Value {
@@ -47,6 +49,10 @@ pub fn openapi() -> Value {
     };
     components.add_security_scheme(BEARER, token("a sign-in token (`POST /api/sync/auth`) or a device's token"));
     components.add_security_scheme(DEVICE, token("a device's token (`POST /api/sync/devices`)"));
+    components.add_security_scheme(
+        CONSOLE,
+        token("a console token (`POST /api/accounts/console-auth`): an account's, in no app; no other token will do"),
+    );
     let mut doc = serde_json::to_value(&doc).expect("the OpenAPI document serialises");
     common::add(&mut doc);
     doc
@@ -72,6 +78,8 @@ mod common {
         body: bool,
         token: bool,
         device: bool,
+        /// A console token's: no device to be removed.
+        console: bool,
     }
 
     /// Whether a common answer applies to an operation of this kind.
@@ -97,10 +105,15 @@ mod common {
         (
             |k| k.token,
             ErrorCode::InvalidToken,
-            "the token is malformed, forged, another deployment's, or revoked by a password change",
+            "the token is malformed, forged, another deployment's, of another kind (an app's or the console's), \
+             revoked by a password change, or of a deleted app",
         ),
         (|k| k.token, ErrorCode::TokenExpired, "the token has expired; authenticate again"),
-        (|k| k.token, ErrorCode::DeviceRemoved, "the token's device was removed; sign in and register it again"),
+        (
+            |k| k.token && !k.console,
+            ErrorCode::DeviceRemoved,
+            "the token's device was removed; sign in and register it again",
+        ),
         (
             |k| k.device,
             ErrorCode::DeviceTokenRequired,
@@ -138,6 +151,7 @@ mod common {
                     body: operation.contains_key("requestBody"),
                     token: !schemes.is_empty(),
                     device: schemes.contains(&DEVICE),
+                    console: schemes.contains(&CONSOLE),
                 };
                 let responses = operation.entry("responses").or_insert_with(|| json!({}));
                 let responses = responses.as_object_mut().expect("responses are an object");
@@ -211,7 +225,7 @@ mod tests {
     fn every_operation_lists_what_the_shared_layers_answer() {
         let doc = openapi();
         let operations = operations(&doc);
-        assert_eq!(operations.len(), 20, "every operation of the API is checked");
+        assert_eq!(operations.len(), 27, "every operation of the API is checked");
         for (name, operation) in operations {
             let responses = operation["responses"].as_object().expect("responses");
             let codes = |status: &str| listed_codes(&responses.get(status).cloned().unwrap_or_default());
@@ -242,10 +256,13 @@ mod tests {
                 }
             }
             if !schemes.is_empty() {
-                for code in ["missing_token", "invalid_token", "token_expired", "device_removed"] {
+                for code in ["missing_token", "invalid_token", "token_expired"] {
                     assert!(has("401", code), "{name}: 401 {code}");
                 }
             }
+            let console = schemes.iter().any(|s| s == CONSOLE);
+            assert_eq!(console, name.contains(" /api/apps"), "{name}: the console token, and only it, manages apps");
+            assert_eq!(!schemes.is_empty() && !console, has("401", "device_removed"), "{name}");
             assert_eq!(schemes.iter().any(|s| s == DEVICE), has("403", "device_token_required"), "{name}");
             // The account endpoints anyone may call have no token; every other one has.
             let public = [
@@ -253,6 +270,7 @@ mod tests {
                 "POST /api/accounts/prelogin",
                 "POST /api/accounts/recovery",
                 "POST /api/accounts/recover",
+                "POST /api/accounts/console-auth",
                 "POST /api/sync/auth",
             ];
             assert_eq!(schemes.is_empty(), public.contains(&name.as_str()), "{name}: security {schemes:?}");
@@ -308,19 +326,35 @@ mod tests {
         assert_eq!(property("BlobConfirmRequest", "size")["maximum"], MAX_BLOB_BYTES);
         assert_eq!(property("RegisterDeviceRequest", "name")["maxLength"], MAX_DEVICE_FIELD_CHARS);
         assert_eq!(property("RegisterRequest", "email")["maxLength"], MAX_EMAIL_CHARS);
+        assert_eq!(property("CreateAppRequest", "name")["maxLength"], MAX_APP_NAME_CHARS);
+        for schema in ["CreateAppRequest", "RedirectUrisRequest"] {
+            let uris = property(schema, "redirect_uris");
+            assert_eq!(uris["maxItems"], MAX_REDIRECT_URIS, "{schema}");
+            assert_eq!(uris["uniqueItems"], true, "{schema}");
+            assert_eq!(uris["items"]["maxLength"], MAX_REDIRECT_URI_CHARS, "{schema}");
+            assert_eq!(uris["items"]["pattern"], synckit_protocol::apps::REDIRECT_URI_PATTERN, "{schema}");
+        }
         assert_eq!(property("RegisterRequest", "salt")["maxLength"], synckit_protocol::base64_len(LOGIN_SALT_BYTES));
         assert_eq!(
             property("PutKeyRequest", "envelope")["pattern"],
             synckit_protocol::base64_pattern(1, MAX_ENVELOPE_BYTES)
         );
         assert_eq!(property("PushEntry", "payload")["maxLength"], MAX_ENTRY_BYTES / 3 * 4);
-        for required in [("PullRequest", "cursor"), ("PushRequest", "entries"), ("PutKeyRequest", "envelope")] {
+        for required in [
+            ("PullRequest", "cursor"),
+            ("PushRequest", "entries"),
+            ("PutKeyRequest", "envelope"),
+            ("RedirectUrisRequest", "redirect_uris"),
+        ] {
             let listed = schemas[required.0]["required"].as_array().unwrap();
             assert!(listed.iter().any(|f| f == required.1), "{required:?}");
         }
-        for optional in
-            [("PullRequest", "limit"), ("PutKeyRequest", "expected_version"), ("ChangePasswordRequest", "keys")]
-        {
+        for optional in [
+            ("PullRequest", "limit"),
+            ("PutKeyRequest", "expected_version"),
+            ("ChangePasswordRequest", "keys"),
+            ("CreateAppRequest", "redirect_uris"),
+        ] {
             let listed = schemas[optional.0]["required"].as_array().unwrap();
             assert!(!listed.iter().any(|f| f == optional.1), "{optional:?}");
         }

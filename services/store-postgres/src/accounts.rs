@@ -1,10 +1,11 @@
 use async_trait::async_trait;
 use synckit_store::{
     AccountRecovery, AccountStore, App, AppKeyEnvelope, ChangelogStore, Device, KeyEnvelope, LoginKeyChange,
-    LoginKeyChanged, NewUser, PutKeyOutcome, RecoverableKey, Recovered, Recovery, RecoveryKeyChange,
+    LoginKeyChanged, NewApp, NewUser, PutKeyOutcome, RecoverableKey, Recovered, Recovery, RecoveryKeyChange,
     RecoveryKeyRefused, SecretName, StoreError, StreamId, TokenStanding, User,
 };
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -12,14 +13,22 @@ use crate::error::db_error;
 use crate::{PgStore, to_i64, to_u64};
 
 const USER_COLUMNS: &str = "id, email, salt, login_key_hash, token_version";
+const APP_COLUMNS: &str = "id, name, owner_id, client_id, redirect_uris, created_at";
 
-/// The user's token version and whether the token's device is still theirs in this app: on every authenticated
-/// request, one round trip on two primary keys, prepared. The device is found by its id alone and its app and user
-/// compared in the select list, so that no cached plan can walk the user's other devices through the
-/// (app, user, name) index instead. A NULL device id matches no row: a sign-in token's check is the user lookup.
+/// The user's token version, whether the token's device is still theirs in this app, and whether the app still
+/// exists: on every authenticated request, one round trip on three primary keys, prepared. The device is found by its
+/// id alone and its app and user compared in the select list, so that no cached plan can walk the user's other
+/// devices through the (app, user, name) index instead. A NULL device id matches no row: a sign-in token's check is
+/// the user and app lookups.
 pub(crate) const TOKEN_STANDING: &str = "SELECT u.token_version, \
-     COALESCE((SELECT d.app_id = $2 AND d.user_id = u.id FROM devices d WHERE d.id = $3), false) \
+     COALESCE((SELECT d.app_id = $2 AND d.user_id = u.id FROM devices d WHERE d.id = $3), false), \
+     EXISTS (SELECT 1 FROM apps a WHERE a.id = $2) \
      FROM users u WHERE u.id = $1";
+
+/// What deleting an app removes besides its row, table by table, each by the app id that leads its primary key (or
+/// unique index). Streams go first: deleting a head row waits for a push holding its lock, so that push's entries
+/// have committed before the entries are deleted.
+const APP_DATA: [&str; 5] = ["streams", "changes", "devices", "key_envelopes", "blobs"];
 
 fn user(row: &Row) -> User {
     User {
@@ -28,6 +37,17 @@ fn user(row: &Row) -> User {
         salt: row.get(2),
         login_key_hash: row.get(3),
         token_version: to_u64(row.get(4)),
+    }
+}
+
+fn app(row: &Row) -> App {
+    App {
+        id: row.get(0),
+        name: row.get(1),
+        owner_id: row.get(2),
+        client_id: row.get(3),
+        redirect_uris: row.get(4),
+        created_at: row.get(5),
     }
 }
 
@@ -133,7 +153,11 @@ impl AccountStore for PgStore {
         let client = self.token_client().await?;
         let stmt = client.prepare_cached(TOKEN_STANDING).await.map_err(db_error)?;
         let row = client.query_opt(&stmt, &[&stream.user_id, &stream.app_id, &device_id]).await.map_err(db_error)?;
-        Ok(row.map(|r| TokenStanding { token_version: to_u64(r.get(0)), device_registered: r.get(1) }))
+        Ok(row.map(|r| TokenStanding {
+            token_version: to_u64(r.get(0)),
+            device_registered: r.get(1),
+            app_exists: r.get(2),
+        }))
     }
 
     #[instrument(level = "debug", name = "postgres change_login_key", skip_all,
@@ -279,28 +303,80 @@ impl AccountStore for PgStore {
 
     #[instrument(level = "debug", name = "postgres create_app", skip_all,
         fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "create_app"))]
-    async fn create_app(&self, app: App, api_key_hash: &[u8]) -> Result<(), StoreError> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO apps (id, name, api_key_hash) VALUES ($1, $2, $3)",
-                &[&app.id, &app.name, &api_key_hash],
-            )
-            .await
-            .map_err(db_error)?;
-        Ok(())
+    async fn create_app(&self, new: NewApp) -> Result<App, StoreError> {
+        let sql = format!(
+            "INSERT INTO apps (id, name, owner_id, client_id, redirect_uris, api_key_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {APP_COLUMNS}"
+        );
+        let params: [&(dyn ToSql + Sync); 6] =
+            [&new.id, &new.name, &new.owner_id, &new.client_id, &new.redirect_uris, &new.api_key_hash];
+        let row = self.client().await?.query_one(&sql, &params).await.map_err(db_error)?;
+        Ok(app(&row))
+    }
+
+    #[instrument(level = "debug", name = "postgres app", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "app"))]
+    async fn app(&self, id: Uuid) -> Result<Option<App>, StoreError> {
+        let sql = format!("SELECT {APP_COLUMNS} FROM apps WHERE id = $1");
+        let row = self.client().await?.query_opt(&sql, &[&id]).await.map_err(db_error)?;
+        Ok(row.as_ref().map(app))
     }
 
     #[instrument(level = "debug", name = "postgres app_by_key_hash", skip_all,
         fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "app_by_key_hash"))]
     async fn app_by_key_hash(&self, api_key_hash: &[u8]) -> Result<Option<App>, StoreError> {
-        let row = self
-            .client()
-            .await?
-            .query_opt("SELECT id, name FROM apps WHERE api_key_hash = $1", &[&api_key_hash])
+        let sql = format!("SELECT {APP_COLUMNS} FROM apps WHERE api_key_hash = $1");
+        let row = self.client().await?.query_opt(&sql, &[&api_key_hash]).await.map_err(db_error)?;
+        Ok(row.as_ref().map(app))
+    }
+
+    #[instrument(level = "debug", name = "postgres apps", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "apps"))]
+    async fn apps(&self, owner: Option<Uuid>) -> Result<Vec<App>, StoreError> {
+        let client = self.client().await?;
+        let rows = match owner {
+            Some(owner) => {
+                let sql = format!("SELECT {APP_COLUMNS} FROM apps WHERE owner_id = $1 ORDER BY created_at, id");
+                client.query(&sql, &[&owner]).await
+            }
+            None => client.query(&format!("SELECT {APP_COLUMNS} FROM apps ORDER BY created_at, id"), &[]).await,
+        }
+        .map_err(db_error)?;
+        Ok(rows.iter().map(app).collect())
+    }
+
+    #[instrument(level = "debug", name = "postgres set_redirect_uris", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "set_redirect_uris"))]
+    async fn set_redirect_uris(&self, id: Uuid, redirect_uris: &[String]) -> Result<Option<App>, StoreError> {
+        let sql = format!("UPDATE apps SET redirect_uris = $2 WHERE id = $1 RETURNING {APP_COLUMNS}");
+        let row = self.client().await?.query_opt(&sql, &[&id, &redirect_uris]).await.map_err(db_error)?;
+        Ok(row.as_ref().map(app))
+    }
+
+    #[instrument(level = "debug", name = "postgres set_api_key_hash", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "set_api_key_hash"))]
+    async fn set_api_key_hash(&self, id: Uuid, api_key_hash: &[u8]) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute("UPDATE apps SET api_key_hash = $2 WHERE id = $1", &[&id, &api_key_hash])
             .await
             .map_err(db_error)?;
-        Ok(row.map(|r| App { id: r.get(0), name: r.get(1) }))
+        Ok(n > 0)
+    }
+
+    #[instrument(level = "debug", name = "postgres delete_app", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "delete_app"))]
+    async fn delete_app(&self, id: Uuid) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        if tx.execute("DELETE FROM apps WHERE id = $1", &[&id]).await.map_err(db_error)? == 0 {
+            return Ok(false);
+        }
+        for table in APP_DATA {
+            tx.execute(&format!("DELETE FROM {table} WHERE app_id = $1"), &[&id]).await.map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
     }
 
     #[instrument(level = "debug", name = "postgres upsert_device", skip_all,

@@ -1,8 +1,8 @@
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Params, Row, params};
 use synckit_store::{
     AccountRecovery, AccountStore, App, AppKeyEnvelope, ChangelogStore, Device, KeyEnvelope, LoginKeyChange,
-    LoginKeyChanged, NewUser, PutKeyOutcome, RecoverableKey, Recovered, Recovery, RecoveryKeyChange,
+    LoginKeyChanged, NewApp, NewUser, PutKeyOutcome, RecoverableKey, Recovered, Recovery, RecoveryKeyChange,
     RecoveryKeyRefused, SecretName, StoreError, StreamId, TokenStanding, User,
 };
 use uuid::Uuid;
@@ -19,6 +19,54 @@ fn user(r: &Row<'_>) -> rusqlite::Result<User> {
         login_key_hash: r.get(3)?,
         token_version: to_u64(r.get(4)?),
     })
+}
+
+/// What deleting an app removes besides its row (and, by cascade, its redirect URIs), table by table.
+const APP_DATA: [&str; 5] = ["streams", "changes", "devices", "key_envelopes", "blobs"];
+
+/// The apps `filter` (a `WHERE` clause on `apps a`, or nothing) selects, oldest first, each with its redirect URIs:
+/// one row per URI (or one with none), folded into their app.
+fn apps_where(conn: &Connection, filter: &str, params: impl Params) -> rusqlite::Result<Vec<App>> {
+    let sql = format!(
+        "SELECT a.id, a.name, a.owner_id, a.client_id, a.created_at, u.uri \
+         FROM apps a LEFT JOIN app_redirect_uris u ON u.app_id = a.id {filter} \
+         ORDER BY a.created_at, a.id, u.position"
+    );
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut rows = statement.query(params)?;
+    let mut apps: Vec<App> = Vec::new();
+    while let Some(r) = rows.next()? {
+        let id = uuid_at(r, 0)?;
+        if apps.last().is_none_or(|app| app.id != id) {
+            apps.push(App {
+                id,
+                name: r.get(1)?,
+                owner_id: r.get::<_, Option<[u8; 16]>>(2)?.map(Uuid::from_bytes),
+                client_id: r.get(3)?,
+                redirect_uris: Vec::new(),
+                created_at: from_micros(r.get(4)?),
+            });
+        }
+        if let Some(uri) = r.get::<_, Option<String>>(5)? {
+            apps.last_mut().expect("its app was pushed above").redirect_uris.push(uri);
+        }
+    }
+    Ok(apps)
+}
+
+/// The app with this id.
+fn app_with_id(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<App>> {
+    Ok(apps_where(conn, "WHERE a.id = ?1", [id.as_bytes()])?.pop())
+}
+
+/// Stores `uris` as the app's redirect URIs, in their order; the app has none before.
+fn insert_redirect_uris(conn: &Connection, id: Uuid, uris: &[String]) -> rusqlite::Result<()> {
+    let mut insert =
+        conn.prepare_cached("INSERT INTO app_redirect_uris (app_id, position, uri) VALUES (?1, ?2, ?3)")?;
+    for (position, uri) in uris.iter().enumerate() {
+        insert.execute(params![id.as_bytes(), to_i64(position as u64), uri])?;
+    }
+    Ok(())
 }
 
 fn device(r: &Row<'_>) -> rusqlite::Result<Device> {
@@ -98,16 +146,23 @@ impl AccountStore for SqliteStore {
         stream: StreamId,
         device_id: Option<Uuid>,
     ) -> Result<Option<TokenStanding>, StoreError> {
-        // On every authenticated request: one read on two primary keys. A NULL device id matches no row.
+        // On every authenticated request: one read on three primary keys. A NULL device id matches no row.
         self.with_reader(move |conn| {
             conn.prepare_cached(
                 "SELECT u.token_version, EXISTS (SELECT 1 FROM devices d \
-                     WHERE d.id = ?3 AND d.app_id = ?2 AND d.user_id = u.id) \
+                     WHERE d.id = ?3 AND d.app_id = ?2 AND d.user_id = u.id), \
+                     EXISTS (SELECT 1 FROM apps a WHERE a.id = ?2) \
                  FROM users u WHERE u.id = ?1",
             )?
             .query_row(
                 params![stream.user_id.as_bytes(), stream.app_id.as_bytes(), device_id.as_ref().map(Uuid::as_bytes)],
-                |r| Ok(TokenStanding { token_version: to_u64(r.get(0)?), device_registered: r.get(1)? }),
+                |r| {
+                    Ok(TokenStanding {
+                        token_version: to_u64(r.get(0)?),
+                        device_registered: r.get(1)?,
+                        app_exists: r.get(2)?,
+                    })
+                },
             )
             .optional()
         })
@@ -258,25 +313,81 @@ impl AccountStore for SqliteStore {
         .await
     }
 
-    async fn create_app(&self, app: App, api_key_hash: &[u8]) -> Result<(), StoreError> {
-        let hash = api_key_hash.to_vec();
+    async fn create_app(&self, new: NewApp) -> Result<App, StoreError> {
         self.with_writer(move |conn| {
-            conn.execute(
-                "INSERT INTO apps (id, name, api_key_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![app.id.as_bytes(), app.name, hash, now_micros()],
-            )
-            .map(drop)
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO apps (id, name, api_key_hash, created_at, owner_id, client_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    new.id.as_bytes(),
+                    new.name,
+                    new.api_key_hash,
+                    now_micros(),
+                    new.owner_id.as_ref().map(Uuid::as_bytes),
+                    new.client_id
+                ],
+            )?;
+            insert_redirect_uris(&tx, new.id, &new.redirect_uris)?;
+            let app = app_with_id(&tx, new.id)?.expect("inserted above");
+            tx.commit()?;
+            Ok(app)
         })
         .await
     }
 
+    async fn app(&self, id: Uuid) -> Result<Option<App>, StoreError> {
+        self.with_reader(move |conn| app_with_id(conn, id)).await
+    }
+
     async fn app_by_key_hash(&self, api_key_hash: &[u8]) -> Result<Option<App>, StoreError> {
         let hash = api_key_hash.to_vec();
-        self.with_reader(move |conn| {
-            conn.query_row("SELECT id, name FROM apps WHERE api_key_hash = ?1", [hash], |r| {
-                Ok(App { id: uuid_at(r, 0)?, name: r.get(1)? })
-            })
-            .optional()
+        self.with_reader(move |conn| Ok(apps_where(conn, "WHERE a.api_key_hash = ?1", [hash])?.pop())).await
+    }
+
+    async fn apps(&self, owner: Option<Uuid>) -> Result<Vec<App>, StoreError> {
+        self.with_reader(move |conn| match owner {
+            Some(owner) => apps_where(conn, "WHERE a.owner_id = ?1", [owner.as_bytes()]),
+            None => apps_where(conn, "", params![]),
+        })
+        .await
+    }
+
+    async fn set_redirect_uris(&self, id: Uuid, redirect_uris: &[String]) -> Result<Option<App>, StoreError> {
+        let redirect_uris = redirect_uris.to_vec();
+        self.with_writer(move |conn| {
+            let tx = conn.transaction()?;
+            if app_with_id(&tx, id)?.is_none() {
+                return Ok(None);
+            }
+            tx.execute("DELETE FROM app_redirect_uris WHERE app_id = ?1", [id.as_bytes()])?;
+            insert_redirect_uris(&tx, id, &redirect_uris)?;
+            let app = app_with_id(&tx, id)?;
+            tx.commit()?;
+            Ok(app)
+        })
+        .await
+    }
+
+    async fn set_api_key_hash(&self, id: Uuid, api_key_hash: &[u8]) -> Result<bool, StoreError> {
+        let hash = api_key_hash.to_vec();
+        self.with_writer(move |conn| {
+            conn.execute("UPDATE apps SET api_key_hash = ?2 WHERE id = ?1", params![id.as_bytes(), hash]).map(|n| n > 0)
+        })
+        .await
+    }
+
+    async fn delete_app(&self, id: Uuid) -> Result<bool, StoreError> {
+        self.with_writer(move |conn| {
+            let tx = conn.transaction()?;
+            if tx.execute("DELETE FROM apps WHERE id = ?1", [id.as_bytes()])? == 0 {
+                return Ok(false);
+            }
+            for table in APP_DATA {
+                tx.execute(&format!("DELETE FROM {table} WHERE app_id = ?1"), [id.as_bytes()])?;
+            }
+            tx.commit()?;
+            Ok(true)
         })
         .await
     }

@@ -29,11 +29,30 @@ pub struct NewUser {
     pub login_key_hash: Vec<u8>,
 }
 
-/// An app of the deployment; its API key is stored only as a hash.
+/// An app of the deployment. Its API key is stored only as a hash, which is never read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct App {
     pub id: Uuid,
     pub name: String,
+    /// The account that manages the app; `None` for an app the operator made.
+    pub owner_id: Option<Uuid>,
+    /// The app's OAuth client id: public, random, unrelated to `id`, unique.
+    pub client_id: String,
+    /// Where OAuth may send a user back to, in the order registered.
+    pub redirect_uris: Vec<String>,
+    pub created_at: OffsetDateTime,
+}
+
+/// An app to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApp {
+    pub id: Uuid,
+    pub name: String,
+    pub owner_id: Option<Uuid>,
+    pub client_id: String,
+    pub redirect_uris: Vec<String>,
+    /// SHA-256 of the app's API key, by which sign-in finds the app.
+    pub api_key_hash: Vec<u8>,
 }
 
 /// The deployment-wide secrets the server keeps in its database when they are not configured.
@@ -77,6 +96,8 @@ pub struct TokenStanding {
     pub token_version: u64,
     /// Whether the device asked about is still registered to the stream; false when none was asked about.
     pub device_registered: bool,
+    /// Whether the stream's app still exists: deleting an app revokes every token of it.
+    pub app_exists: bool,
 }
 
 /// A wrapped master key and its version (1 for the first).
@@ -311,11 +332,30 @@ pub trait AccountStore: Send + Sync + 'static {
     /// the token version: all change, or nothing does.
     async fn recover(&self, recovery: Recovery) -> Result<Recovered, StoreError>;
 
-    /// Creates an app whose API key hashes to `api_key_hash`.
-    async fn create_app(&self, app: App, api_key_hash: &[u8]) -> Result<(), StoreError>;
+    /// Creates an app, and answers it as stored; [`StoreError::AlreadyExists`] when its id, API key hash or client
+    /// id is taken.
+    async fn create_app(&self, app: NewApp) -> Result<App, StoreError>;
+
+    /// The app with this id.
+    async fn app(&self, id: Uuid) -> Result<Option<App>, StoreError>;
 
     /// The app whose API key hashes to `api_key_hash`.
     async fn app_by_key_hash(&self, api_key_hash: &[u8]) -> Result<Option<App>, StoreError>;
+
+    /// The apps `owner` owns, or with `None` every app of the deployment (the operator's view), oldest first.
+    async fn apps(&self, owner: Option<Uuid>) -> Result<Vec<App>, StoreError>;
+
+    /// Replaces the app's redirect URIs, and answers the app as it now is; `None` when there is no such app.
+    async fn set_redirect_uris(&self, id: Uuid, redirect_uris: &[String]) -> Result<Option<App>, StoreError>;
+
+    /// Replaces the app's API key hash, so that the key before finds no app from now on; false when there is no
+    /// such app.
+    async fn set_api_key_hash(&self, id: Uuid, api_key_hash: &[u8]) -> Result<bool, StoreError>;
+
+    /// Deletes the app and everything stored under it, in one transaction: every stream's entries and head, the
+    /// devices, the key envelopes (with their recovery envelopes) and the blob records. False when there was no
+    /// such app. Tokens of the app stop standing ([`TokenStanding::app_exists`]) and its API key finds nothing.
+    async fn delete_app(&self, id: Uuid) -> Result<bool, StoreError>;
 
     /// Registers a device under `new_id`, or, when the stream already has one named `name`, updates its platform
     /// and returns it with its original id.

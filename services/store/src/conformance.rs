@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     AccountRecovery, AccountStore, App, AppKeyEnvelope, BlobCatalog, BlobHash, BlobRecord, ChangelogStore, KeyConflict,
-    KeyEnvelope, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewEntry, NewUser, PutKeyOutcome, RecoverableKey,
+    KeyEnvelope, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewApp, NewEntry, NewUser, PutKeyOutcome, RecoverableKey,
     Recovered, RecoveredKey, Recovery, RecoveryKeyChange, RecoveryKeyRefused, SecretName, StoreError, StreamId,
     SweptUpload, TokenStanding, UploadBegun,
 };
@@ -42,7 +42,8 @@ macro_rules! conformance_suite {
             concurrent_appends_to_one_stream_stay_contiguous,
             users,
             recovery_keys,
-            apps_by_key_hash,
+            apps_are_created_found_and_changed,
+            deleting_an_app_removes_its_data,
             devices,
             token_standing_sees_password_changes_and_removed_devices,
             key_envelopes,
@@ -446,13 +447,113 @@ pub async fn recovery_keys(stores: Stores) {
     assert_eq!(accounts.recover(recovery(7, every_app())).await.unwrap(), Recovered::RecoveryKeyChanged);
 }
 
-pub async fn apps_by_key_hash(stores: Stores) {
+/// A new app of `owner` with a random API key hash and client id.
+fn new_app(owner_id: Option<Uuid>, redirect_uris: &[&str]) -> NewApp {
+    NewApp {
+        id: Uuid::now_v7(),
+        name: format!("App {}", Uuid::new_v4()),
+        owner_id,
+        client_id: format!("cid_{}", Uuid::new_v4().simple()),
+        redirect_uris: redirect_uris.iter().map(|uri| (*uri).to_owned()).collect(),
+        api_key_hash: Uuid::new_v4().as_bytes().repeat(2),
+    }
+}
+
+/// Creates `new` and checks that the store answers it as given.
+async fn create_app(accounts: &dyn AccountStore, new: &NewApp) -> App {
+    let app = accounts.create_app(new.clone()).await.unwrap();
+    let given = (&new.name, new.owner_id, &new.client_id, &new.redirect_uris);
+    assert_eq!((app.id, (&app.name, app.owner_id, &app.client_id, &app.redirect_uris)), (new.id, given));
+    app
+}
+
+pub async fn apps_are_created_found_and_changed(stores: Stores) {
     let accounts = &*stores.accounts;
-    let app = App { id: Uuid::now_v7(), name: "Notes".into() };
-    let hash = Uuid::new_v4().as_bytes().repeat(2);
-    accounts.create_app(app.clone(), &hash).await.unwrap();
-    assert_eq!(accounts.app_by_key_hash(&hash).await.unwrap(), Some(app));
+    let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    let uris = ["https://notes.example.com/cb", "http://127.0.0.1/cb", "com.example.notes:/cb"];
+    let notes_new = new_app(Some(ada), &uris);
+    let notes = create_app(accounts, &notes_new).await;
+    let photos = create_app(accounts, &new_app(Some(ada), &[])).await;
+    let operators = create_app(accounts, &new_app(None, &[])).await;
+    let bobs = create_app(accounts, &new_app(Some(bob), &[])).await;
+
+    assert_eq!(accounts.app(notes.id).await.unwrap(), Some(notes.clone()));
+    assert_eq!(accounts.app(Uuid::now_v7()).await.unwrap(), None);
+    assert_eq!(accounts.app_by_key_hash(&notes_new.api_key_hash).await.unwrap(), Some(notes.clone()));
     assert_eq!(accounts.app_by_key_hash(&[0; 32]).await.unwrap(), None);
+    // An owner's apps are theirs alone, oldest first; the operator sees every app.
+    assert_eq!(accounts.apps(Some(ada)).await.unwrap(), [notes.clone(), photos.clone()]);
+    assert_eq!(accounts.apps(Some(bob)).await.unwrap(), std::slice::from_ref(&bobs));
+    assert_eq!(accounts.apps(Some(Uuid::now_v7())).await.unwrap(), []);
+    let every = accounts.apps(None).await.unwrap();
+    for app in [&notes, &photos, &operators, &bobs] {
+        assert!(every.contains(app), "{app:?} is among every app");
+    }
+
+    // An id, an API key hash or a client id is never shared.
+    for clash in [
+        NewApp { id: notes.id, ..new_app(None, &[]) },
+        NewApp { api_key_hash: notes_new.api_key_hash.clone(), ..new_app(None, &[]) },
+        NewApp { client_id: notes.client_id.clone(), ..new_app(None, &[]) },
+    ] {
+        assert!(matches!(accounts.create_app(clash).await, Err(StoreError::AlreadyExists)));
+    }
+
+    // Redirect URIs are replaced as a whole, in the order given.
+    let replaced = ["com.example.notes:/v2".to_owned(), "https://notes.example.com/v2".to_owned()];
+    let changed = accounts.set_redirect_uris(notes.id, &replaced).await.unwrap().unwrap();
+    assert_eq!(changed, App { redirect_uris: replaced.to_vec(), ..notes.clone() });
+    assert_eq!(accounts.app(notes.id).await.unwrap(), Some(changed));
+    assert_eq!(accounts.set_redirect_uris(notes.id, &[]).await.unwrap().unwrap().redirect_uris, Vec::<String>::new());
+    assert_eq!(accounts.set_redirect_uris(Uuid::now_v7(), &replaced).await.unwrap(), None);
+    assert_eq!(accounts.app(photos.id).await.unwrap(), Some(photos.clone()), "another app is untouched");
+
+    // A new API key hash: the one before finds nothing at once.
+    let rotated = Uuid::new_v4().as_bytes().repeat(2);
+    assert!(accounts.set_api_key_hash(notes.id, &rotated).await.unwrap());
+    assert_eq!(accounts.app_by_key_hash(&notes_new.api_key_hash).await.unwrap(), None);
+    assert_eq!(accounts.app_by_key_hash(&rotated).await.unwrap().map(|app| app.id), Some(notes.id));
+    assert!(!accounts.set_api_key_hash(Uuid::now_v7(), &[1; 32]).await.unwrap());
+}
+
+pub async fn deleting_an_app_removes_its_data(stores: Stores) {
+    let accounts = &*stores.accounts;
+    let (user, other) = (new_user(), new_user());
+    accounts.create_user(user.clone()).await.unwrap();
+    accounts.create_user(other.clone()).await.unwrap();
+    let doomed_new = new_app(Some(user.id), &["com.example.a:/cb"]);
+    let doomed = create_app(accounts, &doomed_new).await;
+    let kept = create_app(accounts, &new_app(Some(user.id), &[])).await;
+    // Two users with data in both apps: entries, a device, a key envelope and a blob in each stream.
+    let mut devices = Vec::new();
+    for (app_id, user_id) in [(doomed.id, user.id), (doomed.id, other.id), (kept.id, user.id), (kept.id, other.id)] {
+        let s = StreamId { app_id, user_id };
+        let device = accounts.upsert_device(s, Uuid::now_v7(), "laptop", "linux").await.unwrap();
+        stores.changelog.append(s, device.id, entries(3)).await.unwrap();
+        accounts.put_key(s, b"wrapped", 0).await.unwrap();
+        let upload = begin(&*stores.blobs, s, [4; 32], 10, [0; 32]).await;
+        assert!(stores.blobs.confirm(s, [4; 32], Some(upload), 10, [0; 32]).await.unwrap());
+        devices.push((s, device.id));
+    }
+
+    assert!(accounts.delete_app(doomed.id).await.unwrap());
+    assert!(!accounts.delete_app(doomed.id).await.unwrap(), "gone already");
+    assert_eq!(accounts.app(doomed.id).await.unwrap(), None);
+    assert_eq!(accounts.app_by_key_hash(&doomed_new.api_key_hash).await.unwrap(), None);
+    assert_eq!(accounts.apps(Some(user.id)).await.unwrap(), std::slice::from_ref(&kept));
+    for (s, device) in devices {
+        let gone = s.app_id == doomed.id;
+        let standing = accounts.token_standing(s, Some(device)).await.unwrap().unwrap();
+        assert_eq!((standing.device_registered, standing.app_exists), (!gone, !gone), "{s:?}: tokens of it stand");
+        assert_eq!(stores.changelog.head(s).await.unwrap(), if gone { 0 } else { 3 }, "{s:?}");
+        assert_eq!(read_all(&*stores.changelog, s).await.len(), if gone { 0 } else { 3 });
+        assert_eq!(accounts.devices(s).await.unwrap().len(), usize::from(!gone));
+        assert_eq!(accounts.key(s).await.unwrap().is_some(), !gone);
+        assert_eq!(stores.blobs.blob(s, [4; 32]).await.unwrap().is_some(), !gone);
+    }
+    // A password change no longer has the deleted app's envelope to re-wrap, nor a recovery to cover.
+    let keys = accounts.account_keys(user.id).await.unwrap();
+    assert_eq!(keys.iter().map(|k| k.app_id).collect::<Vec<_>>(), [kept.id]);
 }
 
 pub async fn devices(stores: Stores) {
@@ -488,15 +589,19 @@ pub async fn token_standing_sees_password_changes_and_removed_devices(stores: St
     let accounts = &*stores.accounts;
     let user = new_user();
     accounts.create_user(user.clone()).await.unwrap();
-    let s = StreamId { app_id: Uuid::now_v7(), user_id: user.id };
-    let standing = |token_version, device_registered| Some(TokenStanding { token_version, device_registered });
+    let app = create_app(accounts, &new_app(None, &[])).await;
+    let s = StreamId { app_id: app.id, user_id: user.id };
+    let standing =
+        |token_version, device_registered| Some(TokenStanding { token_version, device_registered, app_exists: true });
 
     assert_eq!(accounts.token_standing(s, None).await.unwrap(), standing(0, false));
     let laptop = accounts.upsert_device(s, Uuid::now_v7(), "laptop", "linux").await.unwrap();
     assert_eq!(accounts.token_standing(s, Some(laptop.id)).await.unwrap(), standing(0, true));
-    // The device is the stream's: the same user in another app, or another device id, has none.
+    // The device is the stream's: the same user in another app, or another device id, has none; an app that does
+    // not exist is said so.
     let other_app = StreamId { app_id: Uuid::now_v7(), user_id: user.id };
-    assert_eq!(accounts.token_standing(other_app, Some(laptop.id)).await.unwrap(), standing(0, false));
+    let no_app = TokenStanding { token_version: 0, device_registered: false, app_exists: false };
+    assert_eq!(accounts.token_standing(other_app, Some(laptop.id)).await.unwrap(), Some(no_app));
     assert_eq!(accounts.token_standing(s, Some(Uuid::now_v7())).await.unwrap(), standing(0, false));
 
     let change = LoginKeyChange {

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`changelog`]: [`ChangelogStore`], the append-only log of encrypted changes, one stream per (app, user).
-//! - [`accounts`]: [`AccountStore`], users, apps, devices, key envelopes and server secrets.
+//! - [`accounts`]: [`AccountStore`], users, apps (with deleting one and all its data), devices, key envelopes and
+//!   server secrets.
 //! - [`blobs`]: [`BlobCatalog`], the blobs each stream has uploaded and confirmed (their bytes live in an object
 //!   store, not here).
 //! - [`error`]: [`StoreError`], which tells unavailability (retry later) apart from everything else.
@@ -22,8 +23,8 @@ pub mod conformance;
 
 pub use accounts::{
     AccountRecovery, AccountStore, App, AppKeyEnvelope, Device, KeyConflict, KeyEnvelope, KeyRewrap, LoginKeyChange,
-    LoginKeyChanged, NewUser, PutKeyOutcome, RecoverableKey, Recovered, RecoveredKey, Recovery, RecoveryKeyChange,
-    RecoveryKeyRefused, SecretName, TokenStanding, User, rewrap_conflict,
+    LoginKeyChanged, NewApp, NewUser, PutKeyOutcome, RecoverableKey, Recovered, RecoveredKey, Recovery,
+    RecoveryKeyChange, RecoveryKeyRefused, SecretName, TokenStanding, User, rewrap_conflict,
 };
 pub use blobs::{BlobCatalog, BlobHash, BlobRecord, SweptUpload, UploadBegun};
 pub use changelog::{Appended, ChangelogStore, Entry, NewEntry, Page, StreamId};

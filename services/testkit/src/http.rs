@@ -94,6 +94,14 @@ impl TestServer {
         }
     }
 
+    /// Signs `user` in to the console: a token of the account alone, which manages the apps it owns.
+    pub async fn console_token(&self, user: &TestUser) -> String {
+        let body = json!({"email": user.email, "login_key": b64(&user.login_key)});
+        let (status, body) = self.post(paths::ACCOUNTS_CONSOLE_AUTH, None, body).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
     /// Registers a device named `name` with a sign-in token (or the device's own) and returns its id and token.
     pub async fn device(&self, token: &str, name: &str) -> (Uuid, String) {
         let (status, body) = self.post(paths::DEVICES, Some(token), json!({"name": name, "platform": "linux"})).await;

@@ -160,7 +160,7 @@ impl TestServer {
         let (app_id, api_key) = match app {
             Some(app) => app,
             None => {
-                let created = admin::create_app(&*engines.accounts, "Test app").await.expect("an app");
+                let created = admin::create_app(&*engines.accounts, "Test app", &[]).await.expect("an app");
                 (created.app_id, created.api_key)
             }
         };

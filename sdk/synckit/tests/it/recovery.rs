@@ -31,7 +31,7 @@ async fn a_forgotten_password_is_recovered_with_the_recovery_key_on_a_new_device
     let email = email();
     let (laptop, _, written) = first_device(&server, &email).await;
     // The same account in a second app of the deployment, with its own key.
-    let photos = synckit_server::admin::create_app(&*server.engines.accounts, "Photos").await.unwrap();
+    let photos = synckit_server::admin::create_app(&*server.engines.accounts, "Photos", &[]).await.unwrap();
     let in_photos = server.client_in_app(&photos.api_key);
     in_photos.authenticate(&email, "pass").await.unwrap();
     in_photos.setup_encryption_new("pass").await.unwrap();
@@ -135,7 +135,7 @@ async fn an_app_set_up_after_the_recovery_key_stops_recovery_and_nothing_changes
     let email = email();
     let (laptop, _, _) = first_device(&server, &email).await;
     let recovery_key = laptop.create_recovery_key("pass").await.unwrap();
-    let photos = synckit_server::admin::create_app(&*server.engines.accounts, "Photos").await.unwrap();
+    let photos = synckit_server::admin::create_app(&*server.engines.accounts, "Photos", &[]).await.unwrap();
     let in_photos = server.client_in_app(&photos.api_key);
     in_photos.authenticate(&email, "pass").await.unwrap();
     in_photos.setup_encryption_new("pass").await.unwrap();

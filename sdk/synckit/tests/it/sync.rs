@@ -203,7 +203,7 @@ async fn change_password_reaches_every_app(server: TestServer) {
     let email = email();
     let (notes, notes_device) = first_device(&server, &email, "old password").await;
     notes.push(notes_device, vec![ChangeEntry::insert("t", "n", json!("note"))]).await.unwrap();
-    let photos_app = synckit_server::admin::create_app(&*server.engines.accounts, "Photos").await.unwrap();
+    let photos_app = synckit_server::admin::create_app(&*server.engines.accounts, "Photos", &[]).await.unwrap();
     let photos = server.client_in_app(&photos_app.api_key);
     photos.authenticate(&email, "old password").await.unwrap();
     photos.setup_encryption_new("old password").await.unwrap();

@@ -168,7 +168,7 @@ async fn password_change_rewraps_the_key_together(app: TestServer) {
     let put = json!({"envelope": b64(b"notes-v1")});
     assert_eq!(app.send(reqwest::Method::PUT, "/api/sync/keys", t, Some(put)).await.0, StatusCode::OK);
     // The same account in a second app of the deployment, with its own envelope.
-    let photos = synckit_server::admin::create_app(&*app.engines.accounts, "Photos").await.unwrap();
+    let photos = synckit_server::admin::create_app(&*app.engines.accounts, "Photos", &[]).await.unwrap();
     let in_photos = app.login(&user.email, &user.login_key, &photos.api_key).await;
     let put = json!({"envelope": b64(b"photos-v1")});
     let tp = Some(in_photos.token.as_str());
@@ -532,6 +532,8 @@ async fn tokens_must_be_valid(app: TestServer) {
         (Some(sign(claims(now - 3600, "synckit-sync"), secret)), "token_expired"),
         (Some(sign(claims(now + 3600, "synckit-sync"), b"another-deployment-another-deployment")), "invalid_token"),
         (Some(sign(claims(now + 3600, "someone-else"), secret)), "invalid_token"),
+        // The console's audience, even with every claim of an app's token: a console token never syncs.
+        (Some(sign(claims(now + 3600, "synckit-console"), secret)), "invalid_token"),
     ];
     for (token, expected) in cases {
         for path in ["/api/sync/status", "/api/sync/devices", "/api/sync/keys"] {
@@ -550,7 +552,7 @@ async fn tokens_must_be_valid(app: TestServer) {
 }
 
 async fn users_and_apps_are_isolated(app: TestServer) {
-    let created = synckit_server::admin::create_app(&*app.engines.accounts, "Other app").await.unwrap();
+    let created = synckit_server::admin::create_app(&*app.engines.accounts, "Other app", &[]).await.unwrap();
     let a = app.user().await;
     let b = app.user().await;
     // The same person in another app: a different stream.
@@ -617,6 +619,7 @@ async fn health_openapi_and_unknown_routes(app: TestServer) {
 async fn every_answer_is_documented(app: TestServer) {
     use synckit_protocol::limits::MAX_PUBLIC_BODY_BYTES;
     let user = app.user().await;
+    let console = app.console_token(&user).await;
     let (_, doc) = app.get("/api/openapi.json", None).await;
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -627,15 +630,20 @@ async fn every_answer_is_documented(app: TestServer) {
                 (Some("garbage"), None, ""),
                 (Some(&user.sign_in_token), None, ""),
                 (Some(&user.token), None, ""),
+                (Some(&console), None, ""),
             ];
             // One byte over the body limit: 16 KiB where no token is needed, 2 MiB elsewhere (push takes more, and
-            // answers for the unknown field). Sent with a token only, since the token is checked before the body is
-            // read: a server that refuses the token first stops reading, and the client could not finish sending.
+            // answers for the unknown field). Sent with a token the operation takes, since the token is checked before
+            // the body is read: a server that refuses the token first stops reading, and the client could not finish
+            // sending.
             let public = operation.get("security").is_none();
+            let takes_console =
+                operation["security"].as_array().is_some_and(|s| s.iter().any(|r| r.get("console").is_some()));
+            let valid = if takes_console { console.as_str() } else { user.token.as_str() };
             let limit = if public { MAX_PUBLIC_BODY_BYTES } else { 2 * 1024 * 1024 };
             let too_large = format!("{{\"x\": \"{}\"}}", "A".repeat(limit));
             if operation.get("requestBody").is_some() {
-                for token in [None, Some(user.token.as_str())] {
+                for token in [None, Some(valid)] {
                     probes.extend([
                         (token, Some("application/json"), "{"),
                         (token, Some("application/json"), "[]"),
@@ -644,7 +652,7 @@ async fn every_answer_is_documented(app: TestServer) {
                         (token, None, "{}"),
                     ]);
                 }
-                probes.push((Some(user.token.as_str()), Some("application/json"), too_large.as_str()));
+                probes.push((Some(valid), Some("application/json"), too_large.as_str()));
             }
             for (token, content_type, body) in probes {
                 let mut req =

@@ -4,6 +4,7 @@
 //! test that used the constant would follow it if it changed.
 
 mod api;
+mod apps;
 mod blobs;
 mod concurrency;
 mod connections;

@@ -30,7 +30,7 @@ async fn closed_registration_refuses_sign_up() {
 async fn public_endpoints_take_small_bodies() {
     let app = TestServer::start(engine::embedded()).await;
     let padding = "x".repeat(20 * 1024);
-    for path in ["/api/accounts/register", "/api/accounts/prelogin", "/api/sync/auth"] {
+    for path in ["/api/accounts/register", "/api/accounts/prelogin", "/api/sync/auth", "/api/accounts/console-auth"] {
         let (status, body) = app.post(path, None, json!({"email": "a@example.com", "padding": padding})).await;
         assert_eq!((status, code(&body)), (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"), "{path}: {body}");
     }
@@ -80,17 +80,40 @@ fn server_command(data_dir: &std::path::Path) -> Command {
     cmd
 }
 
-/// The README's first command, as a user runs it: the binary with no configuration but a data directory.
+/// Runs `synckit-server admin ARGS` on `data_dir` and returns the one JSON object it printed.
+fn admin(data_dir: &std::path::Path, args: &[&str]) -> Value {
+    let out = server_command(data_dir).arg("admin").args(args).output().unwrap();
+    assert!(out.status.success(), "admin {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON object")
+}
+
+/// The README's first command, as a user runs it: the binary with no configuration but a data directory; and the
+/// operator's app commands before it.
 #[tokio::test]
-async fn the_binary_serves_on_the_embedded_default_and_creates_apps() {
+async fn the_binary_serves_on_the_embedded_default_and_manages_apps() {
     let dir = tempfile::tempdir().unwrap();
 
-    let out = server_command(dir.path()).args(["admin", "create-app", "--name", "Notes"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let created: Value = serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON object");
+    let uris = ["com.example.notes:/callback", "http://127.0.0.1/callback"];
+    let created =
+        admin(dir.path(), &["create-app", "--name", "Notes", "--redirect-uri", uris[0], "--redirect-uri", uris[1]]);
     let keys: Vec<&String> = created.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["api_key", "app_id"]);
-    let api_key = created["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(keys, ["api_key", "app_id", "client_id"]);
+    let first_key = created["api_key"].as_str().unwrap().to_owned();
+    let out = server_command(dir.path())
+        .args(["admin", "create-app", "--name", "Bad", "--redirect-uri", "http://example.com/cb"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && out.stdout.is_empty(), "a bad redirect URI makes no app");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"), "and says why");
+
+    let listed = admin(dir.path(), &["list-apps"]);
+    let app = json!({"app_id": created["app_id"], "client_id": created["client_id"], "name": "Notes",
+                     "owner_id": null, "redirect_uris": uris, "created_at": listed["apps"][0]["created_at"]});
+    assert_eq!(listed, json!({"apps": [app]}), "every app, without secrets");
+    let rotated = admin(dir.path(), &["rotate-key", created["app_id"].as_str().unwrap()]);
+    assert_eq!(rotated["app_id"], created["app_id"]);
+    let api_key = rotated["api_key"].as_str().unwrap().to_owned();
+    assert_ne!(api_key, first_key);
 
     let mut child =
         server_command(dir.path()).env("SYNCKIT_LISTEN", "127.0.0.1:0").stderr(Stdio::piped()).spawn().unwrap();
@@ -123,13 +146,14 @@ async fn the_binary_serves_on_the_embedded_default_and_creates_apps() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let resp = http
-        .post(format!("{url}/api/sync/auth"))
-        .json(&json!({"email": "cli@example.com", "login_key": b64(&login_key), "api_key": api_key}))
-        .send()
-        .await
-        .unwrap();
+    let sign_in = |api_key: String| {
+        let body = json!({"email": "cli@example.com", "login_key": b64(&login_key), "api_key": api_key});
+        http.post(format!("{url}/api/sync/auth")).json(&body).send()
+    };
+    let resp = sign_in(api_key).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK, "the app created by the admin command works with the server");
+    let resp = sign_in(first_key).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "the key before the rotation does not");
 
     // SIGTERM: a graceful, successful exit.
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();

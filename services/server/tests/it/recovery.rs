@@ -172,7 +172,7 @@ async fn a_recovery_replaces_password_recovery_key_and_envelopes_together(app: T
 
 async fn a_recovery_that_leaves_an_app_out_changes_nothing(app: TestServer) {
     let user = user_with_key(&app, b"notes").await;
-    let photos = synckit_server::admin::create_app(&*app.engines.accounts, "Photos").await.unwrap();
+    let photos = synckit_server::admin::create_app(&*app.engines.accounts, "Photos", &[]).await.unwrap();
     let in_photos = app.login(&user.email, &user.login_key, &photos.api_key).await;
     let put = json!({"envelope": b64(b"photos")});
     assert_eq!(app.send(Method::PUT, "/api/sync/keys", Some(&in_photos.token), Some(put)).await.0, StatusCode::OK);

@@ -74,3 +74,30 @@ async fn wrong_passwords_from_one_address_are_throttled_across_accounts() {
 
     right_password_after(&app, &user, retry_after).await;
 }
+
+/// The console's sign-in checks the same credentials, so it draws on the same budgets: guessing at both endpoints
+/// gains nothing over guessing at one.
+#[tokio::test]
+async fn the_console_sign_in_shares_the_throttle() {
+    let app = TestServer::start_with(engine::embedded(), |s| {
+        s.sign_in.account_burst = 4;
+        s.sign_in.refill = Duration::from_secs(3);
+    })
+    .await;
+    let user = app.user().await;
+    let console = |login_key: &[u8]| {
+        let body = json!({"email": user.email, "login_key": b64(login_key)});
+        app.post("/api/accounts/console-auth", None, body)
+    };
+    for _ in 0..2 {
+        assert_eq!(sign_in(&app, &user.email, &random_bytes(32)).await.0, StatusCode::UNAUTHORIZED);
+        let (status, body) = console(&random_bytes(32)).await;
+        assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "invalid_credentials"));
+    }
+    let (status, body) = console(&user.login_key).await;
+    assert_eq!((status, code(&body)), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"), "the right password too");
+    let (status, retry_after, _) = sign_in(&app, &user.email, &user.login_key).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    right_password_after(&app, &user, retry_after).await;
+    assert_eq!(console(&user.login_key).await.0, StatusCode::OK);
+}
