@@ -13,7 +13,7 @@ use synckit_protocol::accounts::{
 };
 use synckit_protocol::limits::{LOGIN_KEY_BYTES, LOGIN_SALT_BYTES, MAX_ACCOUNT_KEYS, MAX_EMAIL_CHARS};
 use synckit_protocol::{Base64Bytes, ErrorBody, ErrorCode, paths};
-use synckit_store::{KeyRewrap, LoginKeyChange, LoginKeyChanged, NewUser, StoreError, User};
+use synckit_store::{App, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewUser, StoreError, User};
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -88,12 +88,7 @@ pub async fn authenticate(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Json(req): Json<AuthRequest>,
 ) -> Result<Json<AuthResponse>, ApiError> {
-    let app = state
-        .accounts
-        .app_by_key_hash(&api_key_hash(&req.api_key))
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "the API key does not belong to any app"))?;
-    tracing::Span::current().record("app.id", tracing::field::display(app.id));
+    let app = app_for_key(&state, &req.api_key).await?;
 
     let user = sign_in(&state, peer, &req.email, &req.login_key).await?;
 
@@ -121,6 +116,17 @@ pub async fn console_auth(
     let user = sign_in(&state, peer, &req.email, &req.login_key).await?;
     let (token, expires_at) = state.keys.issue_console(user.id, user.token_version);
     Ok(Json(ConsoleAuthResponse { token, user_id: user.id, expires_at }))
+}
+
+/// The app whose API key this is (recorded on the current span), or 401 `invalid_api_key`.
+pub(crate) async fn app_for_key(state: &AuthState, api_key: &str) -> Result<App, ApiError> {
+    let app = state
+        .accounts
+        .app_by_key_hash(&api_key_hash(api_key))
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "the API key does not belong to any app"))?;
+    tracing::Span::current().record("app.id", tracing::field::display(app.id));
+    Ok(app)
 }
 
 /// The account whose email and login key these are, each wrong attempt drawing on the sign-in throttle. A malformed

@@ -23,8 +23,8 @@ use synckit_store::{
 use tracing::instrument;
 
 use crate::AuthState;
-use crate::accounts::{check_login_key, check_salt, normalize_email, throttled};
-use crate::credentials::{api_key_hash, login_key_hash, login_key_matches};
+use crate::accounts::{app_for_key, check_login_key, check_salt, normalize_email, throttled};
+use crate::credentials::{login_key_hash, login_key_matches};
 use crate::keys::check_envelope;
 
 /// Sets the account's recovery key, replacing the one before: its recovery login key's hash, and a recovery
@@ -144,12 +144,7 @@ pub async fn recover(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Json(req): Json<RecoverRequest>,
 ) -> Result<Json<AuthResponse>, ApiError> {
-    let app = state
-        .accounts
-        .app_by_key_hash(&api_key_hash(&req.api_key))
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "the API key does not belong to any app"))?;
-    tracing::Span::current().record("app.id", tracing::field::display(app.id));
+    let app = app_for_key(&state, &req.api_key).await?;
     check_salt(&req.salt)?;
     check_login_key(&req.login_key, "login_key")?;
     check_login_key(&req.new_recovery_login_key, "new_recovery_login_key")?;
