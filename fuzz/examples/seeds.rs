@@ -16,10 +16,14 @@ use synckit_blob::{LocalStore, ObjectKey, ObjectStore, UrlHolder};
 use synckit_fuzz::*;
 use synckit_http::KeyRing;
 use synckit_protocol::Base64Bytes;
-use synckit_protocol::accounts::{AuthRequest, ChangePasswordRequest, PreloginRequest, RegisterRequest};
+use synckit_protocol::accounts::{
+    AuthRequest, ChangePasswordRequest, ConsoleAuthRequest, PreloginRequest, RegisterRequest,
+};
+use synckit_protocol::apps::{CreateAppRequest, RedirectUrisRequest};
 use synckit_protocol::blobs::{BlobConfirmRequest, BlobDownloadRequest, BlobUploadRequest};
 use synckit_protocol::devices::RegisterDeviceRequest;
 use synckit_protocol::keys::{AppKeyRewrap, PutKeyRequest};
+use synckit_protocol::recovery::{RecoverRequest, RecoveredKey, RecoveryRequest, SetRecoveryKeyRequest};
 use synckit_protocol::sync::{PullRequest, PushEntry, PushRequest};
 use synckit_store::StreamId;
 use uuid::Uuid;
@@ -75,6 +79,30 @@ fn request_body(dir: &Path) {
     seed(8, &upload, "blob_upload");
     seed(9, &BlobConfirmRequest { hash: hash.clone(), size: 1234 }, "blob_confirm");
     seed(10, &BlobDownloadRequest { hash }, "blob_download");
+    let recovery_rewrap = AppKeyRewrap { app_id: APP, envelope: b64(&[8; 73]), expected_version: 4 };
+    let set_recovery_key = SetRecoveryKeyRequest {
+        current_login_key: b64(&[2; 32]),
+        recovery_login_key: b64(&[5; 32]),
+        keys: vec![recovery_rewrap],
+    };
+    seed(11, &set_recovery_key, "set_recovery_key");
+    seed(12, &RecoveryRequest { email: "a@example.com".into(), recovery_login_key: b64(&[5; 32]) }, "recovery");
+    let recovered =
+        RecoveredKey { app_id: APP, envelope: b64(&[9; 149]), recovery_envelope: b64(&[8; 73]), expected_version: 4 };
+    let recover = RecoverRequest {
+        email: "a@example.com".into(),
+        recovery_login_key: b64(&[5; 32]),
+        api_key: "sk_test".into(),
+        salt: b64(&[3; 32]),
+        login_key: b64(&[4; 32]),
+        new_recovery_login_key: b64(&[6; 32]),
+        keys: vec![recovered],
+    };
+    seed(13, &recover, "recover");
+    seed(14, &ConsoleAuthRequest { email: "a@example.com".into(), login_key: b64(&[2; 32]) }, "console_auth");
+    let redirect_uris = vec!["https://app.example/callback".into(), "http://127.0.0.1/callback".into()];
+    seed(15, &CreateAppRequest { name: "Notes".into(), redirect_uris: redirect_uris.clone() }, "create_app");
+    seed(16, &RedirectUrisRequest { redirect_uris }, "redirect_uris");
 }
 
 /// Serialising behind a trait object, so one closure takes every request type.

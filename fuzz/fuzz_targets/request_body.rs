@@ -14,16 +14,20 @@ use libfuzzer_sys::fuzz_target;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use synckit_http::Json;
-use synckit_protocol::accounts::{AuthRequest, ChangePasswordRequest, PreloginRequest, RegisterRequest};
+use synckit_protocol::accounts::{
+    AuthRequest, ChangePasswordRequest, ConsoleAuthRequest, PreloginRequest, RegisterRequest,
+};
+use synckit_protocol::apps::{CreateAppRequest, RedirectUrisRequest};
 use synckit_protocol::blobs::{BlobConfirmRequest, BlobDownloadRequest, BlobUploadRequest};
 use synckit_protocol::devices::RegisterDeviceRequest;
 use synckit_protocol::keys::PutKeyRequest;
+use synckit_protocol::recovery::{RecoverRequest, RecoveryRequest, SetRecoveryKeyRequest};
 use synckit_protocol::sync::{PullRequest, PushRequest};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&kind, body)) = data.split_first() else { return };
     // The numbering the seeds (examples/seeds.rs) use.
-    match kind % 11 {
+    match kind % 17 {
         0 => round_trip::<RegisterRequest>(body),
         1 => round_trip::<PreloginRequest>(body),
         2 => round_trip::<AuthRequest>(body),
@@ -34,7 +38,13 @@ fuzz_target!(|data: &[u8]| {
         7 => round_trip::<PullRequest>(body),
         8 => round_trip::<BlobUploadRequest>(body),
         9 => round_trip::<BlobConfirmRequest>(body),
-        _ => round_trip::<BlobDownloadRequest>(body),
+        10 => round_trip::<BlobDownloadRequest>(body),
+        11 => round_trip::<SetRecoveryKeyRequest>(body),
+        12 => round_trip::<RecoveryRequest>(body),
+        13 => round_trip::<RecoverRequest>(body),
+        14 => round_trip::<ConsoleAuthRequest>(body),
+        15 => round_trip::<CreateAppRequest>(body),
+        _ => round_trip::<RedirectUrisRequest>(body),
     }
 });
 
