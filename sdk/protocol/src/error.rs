@@ -109,6 +109,8 @@ pub enum ErrorCode {
     /// 400: a redirect URI the server does not take: not absolute, `http` other than on loopback, with a fragment,
     /// too long, repeated, or one too many.
     InvalidRedirectUri,
+    /// 409: the account owns [`crate::limits::MAX_APPS_PER_ACCOUNT`] apps already: delete one first.
+    TooManyApps,
     /// A code this version of the protocol crate does not know. Keep it the last variant: the guard below
     /// [`ErrorCode::ALL`] counts the codes before it.
     #[serde(other)]
@@ -153,6 +155,7 @@ impl ErrorCode {
         Self::Internal,
         Self::AppNotFound,
         Self::InvalidRedirectUri,
+        Self::TooManyApps,
     ];
 
     /// The code as it appears on the wire: its serde name (tested for every code).
@@ -197,6 +200,7 @@ impl ErrorCode {
             Self::Internal => "internal",
             Self::AppNotFound => "app_not_found",
             Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::TooManyApps => "too_many_apps",
             Self::Unknown => "unknown",
         }
     }
@@ -226,7 +230,11 @@ impl ErrorCode {
             Self::DeviceNotFound | Self::KeyNotFound | Self::NotFound | Self::BlobNotFound | Self::AppNotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::RequestTimeout => 408,
-            Self::EmailTaken | Self::VersionConflict | Self::CursorBeyondHead | Self::BlobMismatch => 409,
+            Self::EmailTaken
+            | Self::VersionConflict
+            | Self::CursorBeyondHead
+            | Self::BlobMismatch
+            | Self::TooManyApps => 409,
             Self::BodyTooLarge | Self::EntryTooLarge | Self::EnvelopeTooLarge | Self::BlobTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::RateLimited => 429,

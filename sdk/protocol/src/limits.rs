@@ -16,6 +16,9 @@ pub const MAX_ENVELOPE_BYTES: usize = 4 * 1024;
 pub const MAX_DEVICE_FIELD_CHARS: usize = 200;
 /// An app's name, in characters as sent (surrounding whitespace, which is trimmed, included).
 pub const MAX_APP_NAME_CHARS: usize = 100;
+/// Apps one account owns at most: plenty for a developer's products and their staging copies, few enough that one
+/// account on an open deployment cannot fill its database with apps.
+pub const MAX_APPS_PER_ACCOUNT: usize = 100;
 /// Redirect URIs one app registers at most: a few per platform it ships on.
 pub const MAX_REDIRECT_URIS: usize = 10;
 /// One redirect URI, in characters (all of them ASCII: see [`crate::apps::REDIRECT_URI_PATTERN`]).

@@ -182,7 +182,7 @@ fn kind_of(code: ErrorCode, status: u16) -> ErrorKind {
         | ErrorCode::BlobNotFound
         | ErrorCode::NotFound
         | ErrorCode::AppNotFound => ErrorKind::NotFound,
-        ErrorCode::EmailTaken | ErrorCode::VersionConflict => ErrorKind::Conflict,
+        ErrorCode::EmailTaken | ErrorCode::VersionConflict | ErrorCode::TooManyApps => ErrorKind::Conflict,
         ErrorCode::RateLimited => ErrorKind::RateLimited,
         ErrorCode::InvalidJson
         | ErrorCode::InvalidRequest
@@ -289,6 +289,7 @@ mod tests {
         (ErrorCode::Internal, ErrorKind::Server),
         (ErrorCode::AppNotFound, ErrorKind::NotFound),
         (ErrorCode::InvalidRedirectUri, ErrorKind::InvalidRequest),
+        (ErrorCode::TooManyApps, ErrorKind::Conflict),
     ];
 
     fn answer(code: ErrorCode, status: u16) -> Error {

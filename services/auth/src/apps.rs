@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use synckit_http::{ApiError, AuthenticatedAccount, Json};
 use synckit_protocol::apps::{App, AppList, CreateAppRequest, CreatedApp, RedirectUrisRequest, RotatedApiKey};
-use synckit_protocol::limits::MAX_APP_NAME_CHARS;
+use synckit_protocol::limits::{MAX_APP_NAME_CHARS, MAX_APPS_PER_ACCOUNT};
 use synckit_protocol::{ErrorBody, ErrorCode, paths};
 use synckit_store::{AccountStore, NewApp};
 use tracing::instrument;
@@ -69,6 +69,7 @@ pub fn to_wire(app: synckit_store::App) -> App {
         (status = 400, description = "- `invalid_request`: an empty or over-long name, or one with control \
             characters\n- `invalid_redirect_uri`: a redirect URI that is not https, http on loopback or a \
             private-use scheme, has a fragment or is too long, one listed twice, or too many", body = ErrorBody),
+        (status = 409, description = "- `too_many_apps`: the account owns 100 apps already", body = ErrorBody),
     ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %owner.user_id, app.id))]
 pub async fn create(
@@ -76,6 +77,14 @@ pub async fn create(
     owner: AuthenticatedAccount,
     Json(req): Json<CreateAppRequest>,
 ) -> Result<Json<CreatedApp>, ApiError> {
+    // Counted before the insert, so requests racing each other may pass the limit by a few: it bounds what one
+    // account can store, it is not a quota to the unit.
+    if state.accounts.apps(Some(owner.user_id)).await?.len() >= MAX_APPS_PER_ACCOUNT {
+        return Err(ApiError::new(
+            ErrorCode::TooManyApps,
+            format!("an account owns at most {MAX_APPS_PER_ACCOUNT} apps: delete one before creating another"),
+        ));
+    }
     let created = register(&*state.accounts, Some(owner.user_id), &req.name, req.redirect_uris).await?;
     tracing::Span::current().record("app.id", tracing::field::display(created.app.app_id));
     Ok(Json(created))

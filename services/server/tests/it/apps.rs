@@ -4,6 +4,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use synckit_protocol::limits::MAX_APPS_PER_ACCOUNT;
 use synckit_server::admin;
 use synckit_store::StreamId;
 use synckit_testkit::{TestServer, TestUser, b64, code, entries, on_each_engine, random_bytes};
@@ -15,6 +16,7 @@ on_each_engine!(
     a_rotated_key_stops_working_at_once,
     deleting_an_app_ends_its_tokens_and_removes_its_data,
     another_account_cannot_see_or_change_an_app,
+    an_account_owns_a_bounded_number_of_apps,
     token_kinds_do_not_stand_in_for_each_other,
     admin_commands_manage_any_app,
 );
@@ -209,6 +211,25 @@ fn ways_at(id: &str) -> [(Method, String, Option<Value>); 4] {
         (Method::POST, format!("/api/apps/{id}/rotate-key"), None),
         (Method::DELETE, format!("/api/apps/{id}"), None),
     ]
+}
+
+async fn an_account_owns_a_bounded_number_of_apps(app: TestServer) {
+    let (ada, bob) = (app.user().await, app.user().await);
+    let (ada_console, bob_console) = (app.console_token(&ada).await, app.console_token(&bob).await);
+    let mut last = Value::Null;
+    for i in 0..MAX_APPS_PER_ACCOUNT {
+        last = create(&app, &ada_console, &format!("App {i}"), &[]).await;
+    }
+    let (status, body) = app.post("/api/apps", Some(&ada_console), json!({"name": "One more"})).await;
+    assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "too_many_apps"), "{body}");
+    let (_, listed) = app.get("/api/apps", Some(&ada_console)).await;
+    assert_eq!(listed["apps"].as_array().unwrap().len(), MAX_APPS_PER_ACCOUNT, "nothing was created");
+
+    // The limit is per account, and deleting one makes room.
+    create(&app, &bob_console, "Bob's", &[]).await;
+    let (status, _) = app.send(Method::DELETE, &format!("/api/apps/{}", id_of(&last)), Some(&ada_console), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    create(&app, &ada_console, "One more", &[]).await;
 }
 
 async fn another_account_cannot_see_or_change_an_app(app: TestServer) {
