@@ -12,6 +12,7 @@
 //! - [`devices`] and [`keys`]: device registry and the wrapped master-key envelope.
 //! - [`error`]: the error body and every code the server answers with.
 //! - [`limits`]: the sizes the server enforces.
+//! - [`oauth`]: signing in through the browser, with an authorization code and PKCE.
 //! - [`paths`]: every endpoint's path.
 //! - [`recovery`]: the recovery key, the way back from a forgotten password.
 //! - `schema.rs` (feature `openapi`): the OpenAPI schemas of fields whose rules a type cannot carry (lengths and
@@ -29,6 +30,7 @@ pub mod devices;
 pub mod error;
 pub mod keys;
 pub mod limits;
+pub mod oauth;
 pub mod paths;
 pub mod recovery;
 pub mod sync;

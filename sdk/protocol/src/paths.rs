@@ -44,6 +44,10 @@ endpoints! {
     APP_ROTATE_KEY = "/api/apps/{id}/rotate-key";
     /// `POST`: signs in to an app: a token.
     AUTH = "/api/sync/auth";
+    /// `POST`: which app an API key is: its id, name and OAuth client id.
+    APP_INFO = "/api/sync/app";
+    /// `POST`: exchanges an authorization code and its PKCE verifier for a sign-in token (form-encoded).
+    OAUTH_TOKEN = "/oauth/token";
     /// `POST`: appends a device's changes to its stream.
     PUSH = "/api/sync/push";
     /// `POST`: a page of the stream after a cursor.
@@ -65,6 +69,13 @@ endpoints! {
     /// `POST`: signs a URL to download a confirmed blob from.
     BLOBS_DOWNLOAD = "/api/sync/blobs/download";
 }
+
+/// `GET`: the browser's sign-in page of an OAuth authorization request; `POST`: the page's form. Not in the OpenAPI
+/// document: a browser calls it, not a client.
+pub const OAUTH_AUTHORIZE: &str = "/oauth/authorize";
+
+/// `GET`: the OAuth authorization server's metadata (RFC 8414).
+pub const OAUTH_METADATA: &str = "/.well-known/oauth-authorization-server";
 
 /// `GET`: the OpenAPI document of these endpoints.
 pub const OPENAPI: &str = "/api/openapi.json";
