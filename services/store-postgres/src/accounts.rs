@@ -1,9 +1,10 @@
 use async_trait::async_trait;
 use synckit_store::{
-    AccountRecovery, AccountStore, App, AppKeyEnvelope, ChangelogStore, Device, KeyEnvelope, LoginKeyChange,
-    LoginKeyChanged, NewApp, NewUser, PutKeyOutcome, RecoverableKey, Recovered, Recovery, RecoveryKeyChange,
-    RecoveryKeyRefused, SecretName, StoreError, StreamId, TokenStanding, User,
+    AccountRecovery, AccountStore, App, AppKeyEnvelope, AuthorizationCode, ChangelogStore, Device, KeyEnvelope,
+    LoginKeyChange, LoginKeyChanged, NewApp, NewUser, PutKeyOutcome, RecoverableKey, Recovered, Recovery,
+    RecoveryKeyChange, RecoveryKeyRefused, SecretName, StoreError, StreamId, TokenStanding, User,
 };
+use time::OffsetDateTime;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use tracing::instrument;
@@ -377,6 +378,65 @@ impl AccountStore for PgStore {
         }
         tx.commit().await.map_err(db_error)?;
         Ok(true)
+    }
+
+    #[instrument(level = "debug", name = "postgres app_by_client_id", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "app_by_client_id"))]
+    async fn app_by_client_id(&self, client_id: &str) -> Result<Option<App>, StoreError> {
+        let sql = format!("SELECT {APP_COLUMNS} FROM apps WHERE client_id = $1");
+        let row = self.client().await?.query_opt(&sql, &[&client_id]).await.map_err(db_error)?;
+        Ok(row.as_ref().map(app))
+    }
+
+    #[instrument(level = "debug", name = "postgres store_authorization_code", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "store_authorization_code"))]
+    async fn store_authorization_code(&self, code: AuthorizationCode, now: OffsetDateTime) -> Result<(), StoreError> {
+        // One statement: the sweep of expired grants rides along with the insert.
+        self.client()
+            .await?
+            .execute(
+                "WITH swept AS (DELETE FROM oauth_codes WHERE expires_at < $8) \
+                 INSERT INTO oauth_codes \
+                 (code_hash, app_id, user_id, redirect_uri, code_challenge, token_version, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &code.code_hash,
+                    &code.app_id,
+                    &code.user_id,
+                    &code.redirect_uri,
+                    &code.code_challenge,
+                    &to_i64(code.token_version),
+                    &code.expires_at,
+                    &now,
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    #[instrument(level = "debug", name = "postgres redeem_authorization_code", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "redeem_authorization_code"))]
+    async fn redeem_authorization_code(&self, code_hash: &[u8]) -> Result<Option<AuthorizationCode>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "DELETE FROM oauth_codes WHERE code_hash = $1 \
+                 RETURNING code_hash, app_id, user_id, redirect_uri, code_challenge, token_version, expires_at",
+                &[&code_hash],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|r| AuthorizationCode {
+            code_hash: r.get(0),
+            app_id: r.get(1),
+            user_id: r.get(2),
+            redirect_uri: r.get(3),
+            code_challenge: r.get(4),
+            token_version: to_u64(r.get(5)),
+            expires_at: r.get(6),
+        }))
     }
 
     #[instrument(level = "debug", name = "postgres upsert_device", skip_all,

@@ -1,13 +1,14 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Params, Row, params};
 use synckit_store::{
-    AccountRecovery, AccountStore, App, AppKeyEnvelope, ChangelogStore, Device, KeyEnvelope, LoginKeyChange,
-    LoginKeyChanged, NewApp, NewUser, PutKeyOutcome, RecoverableKey, Recovered, Recovery, RecoveryKeyChange,
-    RecoveryKeyRefused, SecretName, StoreError, StreamId, TokenStanding, User,
+    AccountRecovery, AccountStore, App, AppKeyEnvelope, AuthorizationCode, ChangelogStore, Device, KeyEnvelope,
+    LoginKeyChange, LoginKeyChanged, NewApp, NewUser, PutKeyOutcome, RecoverableKey, Recovered, Recovery,
+    RecoveryKeyChange, RecoveryKeyRefused, SecretName, StoreError, StreamId, TokenStanding, User,
 };
+use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{SqliteStore, from_micros, now_micros, to_i64, to_u64, uuid_at};
+use crate::{SqliteStore, from_micros, now_micros, to_i64, to_micros, to_u64, uuid_at};
 
 const USER_COLUMNS: &str = "id, email, salt, login_key_hash, token_version";
 
@@ -388,6 +389,58 @@ impl AccountStore for SqliteStore {
             }
             tx.commit()?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn app_by_client_id(&self, client_id: &str) -> Result<Option<App>, StoreError> {
+        let client_id = client_id.to_owned();
+        self.with_reader(move |conn| Ok(apps_where(conn, "WHERE a.client_id = ?1", [client_id])?.pop())).await
+    }
+
+    async fn store_authorization_code(&self, code: AuthorizationCode, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.with_writer(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute("DELETE FROM oauth_codes WHERE expires_at < ?1", [to_micros(now)])?;
+            tx.execute(
+                "INSERT INTO oauth_codes \
+                 (code_hash, app_id, user_id, redirect_uri, code_challenge, token_version, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    code.code_hash,
+                    code.app_id.as_bytes(),
+                    code.user_id.as_bytes(),
+                    code.redirect_uri,
+                    code.code_challenge,
+                    to_i64(code.token_version),
+                    to_micros(code.expires_at),
+                ],
+            )?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn redeem_authorization_code(&self, code_hash: &[u8]) -> Result<Option<AuthorizationCode>, StoreError> {
+        let code_hash = code_hash.to_vec();
+        self.with_writer(move |conn| {
+            conn.query_row(
+                "DELETE FROM oauth_codes WHERE code_hash = ?1 \
+                 RETURNING code_hash, app_id, user_id, redirect_uri, code_challenge, token_version, expires_at",
+                [code_hash],
+                |r| {
+                    Ok(AuthorizationCode {
+                        code_hash: r.get(0)?,
+                        app_id: uuid_at(r, 1)?,
+                        user_id: uuid_at(r, 2)?,
+                        redirect_uri: r.get(3)?,
+                        code_challenge: r.get(4)?,
+                        token_version: to_u64(r.get(5)?),
+                        expires_at: from_micros(r.get(6)?),
+                    })
+                },
+            )
+            .optional()
         })
         .await
     }

@@ -55,6 +55,23 @@ pub struct NewApp {
     pub api_key_hash: Vec<u8>,
 }
 
+/// What an OAuth authorization code grants, kept under the code's hash from the sign-in that issued it until it is
+/// redeemed (once) or expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCode {
+    /// SHA-256 of the code: the code itself is not kept.
+    pub code_hash: Vec<u8>,
+    pub app_id: Uuid,
+    pub user_id: Uuid,
+    /// The redirect URI of the authorization request, exactly as it named it (its port included).
+    pub redirect_uri: String,
+    /// The PKCE `S256` challenge of the authorization request.
+    pub code_challenge: String,
+    /// The user's token version at sign-in: a password change in between voids the code.
+    pub token_version: u64,
+    pub expires_at: OffsetDateTime,
+}
+
 /// The deployment-wide secrets the server keeps in its database when they are not configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SecretName {
@@ -356,6 +373,18 @@ pub trait AccountStore: Send + Sync + 'static {
     /// devices, the key envelopes (with their recovery envelopes) and the blob records. False when there was no
     /// such app. Tokens of the app stop standing ([`TokenStanding::app_exists`]) and its API key finds nothing.
     async fn delete_app(&self, id: Uuid) -> Result<bool, StoreError>;
+
+    /// The app with this OAuth client id.
+    async fn app_by_client_id(&self, client_id: &str) -> Result<Option<App>, StoreError>;
+
+    /// Keeps an authorization code's grant, and forgets every grant that expired before `now`, so that codes never
+    /// redeemed do not pile up.
+    async fn store_authorization_code(&self, code: AuthorizationCode, now: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Takes the grant of the code hashing to `code_hash` out of the store, so that no one redeems it again, and
+    /// answers it, expired or not (the caller checks); `None` when there is none: never issued, redeemed already,
+    /// or its app deleted.
+    async fn redeem_authorization_code(&self, code_hash: &[u8]) -> Result<Option<AuthorizationCode>, StoreError>;
 
     /// Registers a device under `new_id`, or, when the stream already has one named `name`, updates its platform
     /// and returns it with its original id.

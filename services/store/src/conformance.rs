@@ -15,10 +15,10 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::{
-    AccountRecovery, AccountStore, App, AppKeyEnvelope, BlobCatalog, BlobHash, BlobRecord, ChangelogStore, KeyConflict,
-    KeyEnvelope, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewApp, NewEntry, NewUser, PutKeyOutcome, RecoverableKey,
-    Recovered, RecoveredKey, Recovery, RecoveryKeyChange, RecoveryKeyRefused, SecretName, StoreError, StreamId,
-    SweptUpload, TokenStanding, UploadBegun,
+    AccountRecovery, AccountStore, App, AppKeyEnvelope, AuthorizationCode, BlobCatalog, BlobHash, BlobRecord,
+    ChangelogStore, KeyConflict, KeyEnvelope, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewApp, NewEntry, NewUser,
+    PutKeyOutcome, RecoverableKey, Recovered, RecoveredKey, Recovery, RecoveryKeyChange, RecoveryKeyRefused,
+    SecretName, StoreError, StreamId, SweptUpload, TokenStanding, UploadBegun,
 };
 
 /// The ports of one adapter.
@@ -44,6 +44,7 @@ macro_rules! conformance_suite {
             recovery_keys,
             apps_are_created_found_and_changed,
             deleting_an_app_removes_its_data,
+            authorization_codes_are_redeemed_once,
             devices,
             token_standing_sees_password_changes_and_removed_devices,
             key_envelopes,
@@ -554,6 +555,51 @@ pub async fn deleting_an_app_removes_its_data(stores: Stores) {
     // A password change no longer has the deleted app's envelope to re-wrap, nor a recovery to cover.
     let keys = accounts.account_keys(user.id).await.unwrap();
     assert_eq!(keys.iter().map(|k| k.app_id).collect::<Vec<_>>(), [kept.id]);
+}
+
+pub async fn authorization_codes_are_redeemed_once(stores: Stores) {
+    let accounts = &*stores.accounts;
+    let user = new_user();
+    accounts.create_user(user.clone()).await.unwrap();
+    let notes = create_app(accounts, &new_app(None, &["http://127.0.0.1/callback"])).await;
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let grant = |code: u8, app_id: Uuid, expires_at: time::OffsetDateTime| AuthorizationCode {
+        code_hash: [code; 32].iter().chain(Uuid::new_v4().as_bytes()).copied().collect(),
+        app_id,
+        user_id: user.id,
+        redirect_uri: "http://127.0.0.1:49152/callback".to_owned(),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned(),
+        token_version: 3,
+        expires_at,
+    };
+
+    assert_eq!(accounts.app_by_client_id(&notes.client_id).await.unwrap(), Some(notes.clone()));
+    assert_eq!(accounts.app_by_client_id("cid_unknown").await.unwrap(), None);
+
+    // Answered as stored, once.
+    let code = grant(1, notes.id, now + time::Duration::seconds(60));
+    accounts.store_authorization_code(code.clone(), now).await.unwrap();
+    assert_eq!(accounts.redeem_authorization_code(&code.code_hash).await.unwrap(), Some(code.clone()));
+    assert_eq!(accounts.redeem_authorization_code(&code.code_hash).await.unwrap(), None, "redeemed once");
+    assert_eq!(accounts.redeem_authorization_code(&[7; 48]).await.unwrap(), None, "never issued");
+
+    // An expired grant is still answered (the caller refuses it) until a later code sweeps it away.
+    let stale = grant(2, notes.id, now - time::Duration::seconds(1));
+    accounts.store_authorization_code(stale.clone(), now - time::Duration::seconds(61)).await.unwrap();
+    let fresh = grant(3, notes.id, now + time::Duration::seconds(60));
+    accounts.store_authorization_code(fresh.clone(), now).await.unwrap();
+    assert_eq!(accounts.redeem_authorization_code(&stale.code_hash).await.unwrap(), None, "swept");
+    assert_eq!(accounts.redeem_authorization_code(&fresh.code_hash).await.unwrap(), Some(fresh));
+    let expired = grant(4, notes.id, now - time::Duration::seconds(1));
+    accounts.store_authorization_code(expired.clone(), now - time::Duration::seconds(61)).await.unwrap();
+    assert_eq!(accounts.redeem_authorization_code(&expired.code_hash).await.unwrap(), Some(expired));
+
+    // Deleting the app voids its codes.
+    let pending = grant(5, notes.id, now + time::Duration::seconds(60));
+    accounts.store_authorization_code(pending.clone(), now).await.unwrap();
+    assert!(accounts.delete_app(notes.id).await.unwrap());
+    assert_eq!(accounts.redeem_authorization_code(&pending.code_hash).await.unwrap(), None, "its app is gone");
+    assert_eq!(accounts.app_by_client_id(&notes.client_id).await.unwrap(), None);
 }
 
 pub async fn devices(stores: Stores) {

@@ -22,8 +22,8 @@ pub mod error;
 pub mod conformance;
 
 pub use accounts::{
-    AccountRecovery, AccountStore, App, AppKeyEnvelope, Device, KeyConflict, KeyEnvelope, KeyRewrap, LoginKeyChange,
-    LoginKeyChanged, NewApp, NewUser, PutKeyOutcome, RecoverableKey, Recovered, RecoveredKey, Recovery,
+    AccountRecovery, AccountStore, App, AppKeyEnvelope, AuthorizationCode, Device, KeyConflict, KeyEnvelope, KeyRewrap,
+    LoginKeyChange, LoginKeyChanged, NewApp, NewUser, PutKeyOutcome, RecoverableKey, Recovered, RecoveredKey, Recovery,
     RecoveryKeyChange, RecoveryKeyRefused, SecretName, TokenStanding, User, rewrap_conflict,
 };
 pub use blobs::{BlobCatalog, BlobHash, BlobRecord, SweptUpload, UploadBegun};
