@@ -387,4 +387,20 @@ mod tests {
         assert_eq!(a.as_bytes(), &plain);
         assert_ne!(a, derive_key("pass", &[8u8; 32], KdfParams::DEFAULT).unwrap());
     }
+
+    #[test]
+    fn login_keys_match_the_sign_in_pages_vectors() {
+        // The same file the browser test derives in Chromium with the sign-in page's worker (hash-wasm).
+        use base64::Engine as _;
+        use base64::engine::general_purpose::STANDARD;
+        let vectors: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/data/login-key-vectors.json")).unwrap();
+        let vectors = vectors.as_array().unwrap();
+        assert!(vectors.len() >= 3);
+        for vector in vectors {
+            let salt = STANDARD.decode(vector["salt"].as_str().unwrap()).unwrap();
+            let key = derive_key(vector["password"].as_str().unwrap(), &salt, KdfParams::DEFAULT).unwrap();
+            assert_eq!(STANDARD.encode(key.as_bytes()), vector["login_key"].as_str().unwrap(), "{vector}");
+        }
+    }
 }

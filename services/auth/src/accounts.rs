@@ -37,13 +37,24 @@ pub async fn register(
     if !state.settings.open_registration {
         return Err(ApiError::new(ErrorCode::RegistrationClosed, "this server does not allow sign-up"));
     }
-    let email = normalize_email(&req.email)?;
-    check_salt(&req.salt)?;
-    check_login_key(&req.login_key, "login_key")?;
+    let user_id = create_account(&state, &req.email, &req.salt, &req.login_key).await?;
+    Ok(Json(RegisterResponse { user_id }))
+}
+
+/// Creates the account of `email` (recorded on the current span), as sign-up does here and on the sign-in page.
+pub(crate) async fn create_account(
+    state: &AuthState,
+    email: &str,
+    salt: &Base64Bytes,
+    login_key: &Base64Bytes,
+) -> Result<Uuid, ApiError> {
+    let email = normalize_email(email)?;
+    check_salt(salt)?;
+    check_login_key(login_key, "login_key")?;
 
     let id = Uuid::now_v7();
     let user =
-        NewUser { id, email, salt: req.salt.into_vec(), login_key_hash: login_key_hash(req.login_key.as_bytes()) };
+        NewUser { id, email, salt: salt.as_bytes().to_vec(), login_key_hash: login_key_hash(login_key.as_bytes()) };
     match state.accounts.create_user(user).await {
         Ok(()) => {}
         Err(StoreError::AlreadyExists) => {
@@ -52,7 +63,7 @@ pub async fn register(
         Err(e) => return Err(e.into()),
     }
     tracing::Span::current().record("user.id", tracing::field::display(id));
-    Ok(Json(RegisterResponse { user_id: id }))
+    Ok(id)
 }
 
 /// The salt and KDF parameters to derive a login key with.
@@ -131,7 +142,7 @@ pub(crate) async fn app_for_key(state: &AuthState, api_key: &str) -> Result<App,
 
 /// The account whose email and login key these are, each wrong attempt drawing on the sign-in throttle. A malformed
 /// email is a wrong one: sign-in does not tell why it failed.
-async fn sign_in(
+pub(crate) async fn sign_in(
     state: &AuthState,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     email: &str,

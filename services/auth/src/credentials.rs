@@ -1,4 +1,4 @@
-//! Hashing of login keys and API keys, and making API keys and OAuth client ids.
+//! Hashing of login keys, API keys and authorization codes, and making API keys, OAuth client ids and codes.
 //!
 //! A login key is an Argon2id output and an API key is 32 random bytes: both have full entropy, so a single
 //! SHA-256 is as strong as any slow hash here, and lets an API key be found by its hash.
@@ -39,6 +39,17 @@ pub fn new_api_key() -> String {
 pub fn new_client_id() -> String {
     let hex: String = random::<16>().iter().map(|b| format!("{b:02x}")).collect();
     format!("{CLIENT_ID_PREFIX}{hex}")
+}
+
+/// A new single-use secret of 256 bits in URL-safe base64 (43 characters): an OAuth authorization code, or the
+/// sign-in page's CSRF token.
+pub fn new_secret() -> String {
+    URL_SAFE_NO_PAD.encode(random::<32>())
+}
+
+/// What the store keeps of an authorization code: 256 random bits, so one SHA-256 suffices, as for API keys.
+pub fn code_hash(code: &str) -> Vec<u8> {
+    Sha256::digest(code.as_bytes()).to_vec()
 }
 
 fn random<const N: usize>() -> [u8; N] {

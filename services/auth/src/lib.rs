@@ -6,6 +6,8 @@
 //!   the console's sign-in, which issues a token of the account alone.
 //! - [`apps`]: app registration at `/api/apps`, by the app's owner with a console token; its operations are shared
 //!   with the operator's commands. `redirect_uris.rs`: which redirect URIs an app may register.
+//! - `oauth.rs`: browser sign-in with OAuth 2.0 authorization code and PKCE: the sign-in page and its assets, the
+//!   token endpoint, the server's metadata, and the lookup of an app's client id by its API key.
 //! - `devices.rs`, `keys.rs`: the device registry and the wrapped master key, per (app, user).
 //! - `recovery.rs`: the recovery key: set it with the password, prove it, and recover a forgotten password.
 //! - [`credentials`]: how login keys and API keys are hashed and API keys made; shared with the admin commands.
@@ -17,6 +19,7 @@ pub mod apps;
 pub mod credentials;
 mod devices;
 mod keys;
+mod oauth;
 mod recovery;
 mod redirect_uris;
 pub mod throttle;
@@ -80,11 +83,19 @@ pub fn router(state: AuthState) -> Router {
         .route(paths::APP_REDIRECT_URIS, put(apps::set_redirect_uris))
         .route(paths::APP_ROTATE_KEY, post(apps::rotate_key))
         .route(paths::AUTH, post(accounts::authenticate).layer(public_body()))
+        .route(paths::APP_INFO, post(oauth::app_info).layer(public_body()))
+        .route(paths::OAUTH_AUTHORIZE, get(oauth::authorize).post(oauth::sign_in_form).layer(public_body()))
+        .route(paths::OAUTH_TOKEN, post(oauth::token).layer(public_body()))
+        .route(paths::OAUTH_METADATA, get(oauth::metadata))
+        .route(OAUTH_ASSETS, get(oauth::asset))
         .route(paths::DEVICES, post(devices::register).get(devices::list))
         .route(paths::DEVICE, delete(devices::remove))
         .route(paths::KEYS, get(keys::get).put(keys::put))
         .with_state(state)
 }
+
+/// The sign-in page's script, style, icon and Argon2 worker.
+pub const OAUTH_ASSETS: &str = "/oauth/assets/{name}";
 
 /// The body limit of the endpoints anyone may call without a token.
 fn public_body() -> DefaultBodyLimit {
@@ -99,6 +110,8 @@ fn public_body() -> DefaultBodyLimit {
     accounts::change_password,
     accounts::authenticate,
     accounts::console_auth,
+    oauth::app_info,
+    oauth::token,
     apps::create,
     apps::list,
     apps::get,

@@ -81,6 +81,11 @@ pub const ROUTES: &[Route] = &[
     Route::by(Role::Auth, paths::APP_REDIRECT_URIS),
     Route::by(Role::Auth, paths::APP_ROTATE_KEY),
     Route::by(Role::Auth, paths::AUTH),
+    Route::by(Role::Auth, paths::APP_INFO),
+    Route::by(Role::Auth, paths::OAUTH_AUTHORIZE),
+    Route::by(Role::Auth, paths::OAUTH_TOKEN),
+    Route::by(Role::Auth, paths::OAUTH_METADATA),
+    Route::by(Role::Auth, synckit_auth::OAUTH_ASSETS),
     Route::by(Role::Auth, paths::DEVICES),
     Route::by(Role::Auth, paths::DEVICE),
     Route::by(Role::Auth, paths::KEYS),
@@ -294,7 +299,17 @@ mod tests {
         assert_eq!(whole, all, "the served document is the services' documents together");
         for route in ROUTES {
             let documented = all.contains(route.path);
-            let undocumented = [BLOBS_LOCAL_OBJECT, paths::OPENAPI, "/healthz", "/readyz"].contains(&route.path);
+            // What browsers and the gateway ask for, not API clients: pages, assets, metadata, probes.
+            let undocumented = [
+                BLOBS_LOCAL_OBJECT,
+                paths::OPENAPI,
+                paths::OAUTH_AUTHORIZE,
+                paths::OAUTH_METADATA,
+                synckit_auth::OAUTH_ASSETS,
+                "/healthz",
+                "/readyz",
+            ]
+            .contains(&route.path);
             assert!(documented != undocumented, "{}: documented {documented}", route.path);
         }
     }

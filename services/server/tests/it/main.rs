@@ -12,6 +12,7 @@ mod events;
 mod fairness;
 mod gateway;
 mod memory;
+mod oauth;
 mod operations;
 mod postgres_tls;
 mod readiness;
