@@ -40,14 +40,19 @@ pub const LOOPBACK_CALLBACK_PATH: &str = "/callback";
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRequest {
     /// `authorization_code`, the only grant.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^authorization_code$"))]
     pub grant_type: String,
     /// The code the redirect carried.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub code: String,
     /// The redirect URI the authorization request named, exactly (its port included).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub redirect_uri: String,
     /// The app's OAuth client id (`cid_…`).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub client_id: String,
-    /// The verifier whose S256 challenge the authorization request carried.
+    /// The verifier whose S256 challenge the authorization request carried: 43 to 128 of [`VERIFIER_CHARS`].
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9._~-]{43,128}$"))]
     pub code_verifier: String,
 }
 
