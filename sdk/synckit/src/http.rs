@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode, header};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use synckit_protocol::oauth::OAuthError;
 use synckit_protocol::{ErrorBody, ErrorCode};
@@ -125,17 +126,42 @@ impl Transport {
         body: Option<bytes::Bytes>,
         retry: Retry,
     ) -> Result<T> {
-        let deadline = Instant::now() + self.total_timeout;
-        let url = format!("{}{path}", self.base);
-        let mut attempt = 0u32;
-        loop {
-            let mut req = self.http.request(method.clone(), &url).timeout(self.attempt_timeout);
+        self.send(method, path, retry, |mut req| {
             if let Some(token) = token {
                 req = req.bearer_auth(token);
             }
             if let Some(body) = &body {
                 req = req.header(header::CONTENT_TYPE, "application/json").body(body.clone());
             }
+            req
+        })
+        .await
+    }
+
+    /// Posts `form` form-encoded (`application/x-www-form-urlencoded`), as OAuth's token endpoint takes it, and
+    /// decodes the answer.
+    pub(crate) async fn post_form<F: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        form: &F,
+        retry: Retry,
+    ) -> Result<T> {
+        self.send(Method::POST, path, retry, |req| req.form(form)).await
+    }
+
+    /// Sends the request `build` makes of each attempt under the retry policy, and decodes the answer.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        retry: Retry,
+        build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<T> {
+        let deadline = Instant::now() + self.total_timeout;
+        let url = format!("{}{path}", self.base);
+        let mut attempt = 0u32;
+        loop {
+            let req = build(self.http.request(method.clone(), &url).timeout(self.attempt_timeout));
             let (err, retryable) = match tokio::time::timeout_at(deadline, req.send()).await {
                 Err(_) => return Err(Error::new(ErrorKind::Transport, format!("{method} {path} timed out"))),
                 Ok(Err(e)) => {
