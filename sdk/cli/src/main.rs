@@ -74,8 +74,21 @@ enum Command {
 
     /// Sign in, unlock the encryption key and register this profile as a device. Prints {"user_id", "app_id",
     /// "device_id"}.
+    ///
+    /// With --browser, sign in on the server's page in the browser instead (the one $BROWSER names, else the
+    /// system's; the URL is printed on stderr too, for a remote shell). The app needs http://127.0.0.1/callback
+    /// among its redirect URIs. The encryption key is still unlocked here, with the password (SYNCKIT_PASSWORD or
+    /// a prompt), never on the page, which the server serves.
     Login {
-        email: String,
+        /// The account's email (not with --browser).
+        #[arg(conflicts_with = "browser")]
+        email: Option<String>,
+        /// Sign in through the browser.
+        #[arg(long)]
+        browser: bool,
+        /// With --browser, the app's OAuth client id [default: the server's answer for the API key].
+        #[arg(long, env = "SYNCKIT_CLIENT_ID", value_name = "ID")]
+        client_id: Option<String>,
         /// The device's name, unique per account: two profiles logged in under one name are one device and do
         /// not see each other's changes [default: this machine's host name].
         #[arg(long, value_name = "NAME")]
@@ -201,17 +214,13 @@ fn parse_device_id(s: &str) -> Result<Uuid, String> {
 fn main() -> ExitCode {
     // Usage errors exit here with status 2.
     let cli = Cli::parse();
+    // Checked here rather than by clap, whose "required arguments were not provided" names one argument and not the
+    // flag that stands in for it.
     if let Command::Push { json: None, delete: false, .. } = cli.command {
-        // Checked here rather than by clap, whose "required arguments were not provided" does not mention --delete.
-        let mut cli = Cli::command();
-        cli.build();
-        cli.find_subcommand_mut("push")
-            .expect("push is a command")
-            .error(
-                clap::error::ErrorKind::MissingRequiredArgument,
-                "push needs the row's JSON, or --delete to delete the row",
-            )
-            .exit();
+        usage_error("push", "push needs the row's JSON, or --delete to delete the row");
+    }
+    if let Command::Login { email: None, browser: false, .. } = cli.command {
+        usage_error("login", "login needs the account's EMAIL, or --browser to sign in through the browser");
     }
     // One thread is plenty: the commands are sequential, and the SDK moves key derivation off it.
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -224,12 +233,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// Ends the process as clap ends it for a missing argument of `command`: the message, the usage, status 2.
+fn usage_error(command: &str, message: &str) -> ! {
+    let mut cli = Cli::command();
+    cli.build();
+    cli.find_subcommand_mut(command)
+        .expect("a command of the CLI")
+        .error(clap::error::ErrorKind::MissingRequiredArgument, message)
+        .exit()
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let globals = Globals { server: cli.server, api_key: cli.api_key, profile: cli.profile, keychain: cli.keychain };
     use commands::{account, blobs, devices, sync};
     match cli.command {
         Command::Signup { email } => account::signup(&globals, &email).await,
-        Command::Login { email, device } => account::login(&globals, &email, device).await,
+        Command::Login { browser: true, client_id, device, .. } => {
+            account::login_in_browser(&globals, client_id, device).await
+        }
+        // `main` refused a login with neither.
+        Command::Login { email, device, .. } => {
+            account::login(&globals, &email.expect("checked in main"), device).await
+        }
         // clap leaves the JSON out exactly when --delete is given.
         Command::Push { table, row_id, json, .. } => sync::push(&globals, table, row_id, json).await,
         Command::Pull => sync::pull(&globals).await,

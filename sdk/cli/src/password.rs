@@ -31,11 +31,22 @@ impl fmt::Debug for Password {
     }
 }
 
-/// The password of `email`'s account.
+/// The password of `email`'s account (empty for a profile logged in through the browser, which has none).
 pub fn current(email: &str) -> Result<Password> {
     match from_env(PASSWORD_VAR)? {
         Some(password) => Ok(password),
+        None if email.is_empty() => prompt("Password: ", PASSWORD_VAR),
         None => prompt(&format!("Password for {email}: "), PASSWORD_VAR),
+    }
+}
+
+/// The account's password after a sign-in through the browser, which unlocks the encryption key here; asked
+/// twice when it creates the account's first key, since nothing checked it and a typo would lock the user out.
+pub fn to_unlock(first_key: bool) -> Result<Password> {
+    match from_env(PASSWORD_VAR)? {
+        Some(password) => Ok(password),
+        None if first_key => prompt_twice("Password of the account, to set up its encryption key: ", PASSWORD_VAR),
+        None => prompt("Password, to unlock the encryption key: ", PASSWORD_VAR),
     }
 }
 

@@ -14,18 +14,21 @@ use crate::profile::{Profile, ProfileDir};
 /// Where the server is when neither a flag, the environment nor a profile says.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
-pub const NOT_LOGGED_IN: &str = "not logged in: run synckit login EMAIL";
+pub const NOT_LOGGED_IN: &str = "not logged in: run synckit login EMAIL (or synckit login --browser)";
 
 /// A client keeping its key and cursors in the profile, so profiles never share either.
 pub fn client(dir: &ProfileDir, server: &str, api_key: &str, keychain: bool) -> SyncKitClient {
+    SyncKitClient::new(config(dir, server, api_key, keychain))
+}
+
+/// The configuration of [`client`].
+pub fn config(dir: &ProfileDir, server: &str, api_key: &str, keychain: bool) -> SyncKitConfig {
     let keys: Arc<dyn KeyStore> =
         if keychain { default_key_store(&dir.keys_dir()) } else { Arc::new(FileKeyStore::new(dir.keys_dir())) };
-    SyncKitClient::new(
-        SyncKitConfig::new(server, api_key)
-            .key_store(keys)
-            .cursor_store(Arc::new(FileCursorStore::new(dir.cursors_file())))
-            .data_dir(dir.path()),
-    )
+    SyncKitConfig::new(server, api_key)
+        .key_store(keys)
+        .cursor_store(Arc::new(FileCursorStore::new(dir.cursors_file())))
+        .data_dir(dir.path())
 }
 
 /// A profile's saved login, resumed.
@@ -80,19 +83,38 @@ impl LoggedIn {
         }
     }
 
+    /// The command that logs this profile in again: with the email, or through the browser as it was.
+    pub fn login_command(&self) -> String {
+        match self.profile.session.email.as_str() {
+            "" => "synckit login --browser".to_owned(),
+            email => format!("synckit login {email}"),
+        }
+    }
+
+    /// The account's email, which passwd and recovery-key need to check the password; a login through the browser
+    /// does not give it.
+    pub fn email(&self) -> Result<String> {
+        match self.profile.session.email.as_str() {
+            "" => bail!(
+                "this profile logged in through the browser, which does not give the account's email that checking \
+                 the password needs: log in with synckit login EMAIL first"
+            ),
+            email => Ok(email.to_owned()),
+        }
+    }
+
     /// Turns the SDK's "sign in again" into the command that does it.
     pub fn explain(&self, err: anyhow::Error) -> anyhow::Error {
         match err.downcast_ref::<synckit::Error>() {
             Some(e) if e.code() == Some(synckit::ErrorCode::DeviceRemoved) => anyhow!(
-                "this profile's device {} ({}) was deleted: run synckit login {} to register it again",
+                "this profile's device {} ({}) was deleted: run {} to register it again",
                 self.profile.device_name,
                 self.profile.device_id,
-                self.profile.session.email
+                self.login_command()
             ),
-            Some(e) if e.kind() == ErrorKind::Unauthorized => anyhow!(
-                "the session has ended (it expired, or the password was changed): run synckit login {}",
-                self.profile.session.email
-            ),
+            Some(e) if e.kind() == ErrorKind::Unauthorized => {
+                anyhow!("the session has ended (it expired, or the password was changed): run {}", self.login_command())
+            }
             _ => err,
         }
     }

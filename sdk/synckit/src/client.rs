@@ -1,15 +1,17 @@
 //! [`SyncKitClient`]: the handle, what it holds, and the internals every group of its methods shares.
 //!
 //! Its methods are grouped by concern, each group an `impl SyncKitClient` block in a module of its own:
-//! `accounts` (sign-in and sessions), `encryption` (the master key), `recovery` (the recovery key), `devices`,
-//! `sync` (push, pull, cursors, live), `engine` (the outbox and one-call sync, built on `sync`'s sealing and
-//! pulling), and the blob methods in [`crate::blobs`]. They share what is here (the login key, opening and unlocking
-//! the master key); apart from `engine`, none of them uses another.
+//! `accounts` (sign-in and sessions), `oauth` (sign-in through the browser), `encryption` (the master key),
+//! `recovery` (the recovery key), `devices`, `sync` (push, pull, cursors, live), `engine` (the outbox and one-call
+//! sync, built on `sync`'s sealing and pulling), and the blob methods in [`crate::blobs`]. They share what is here
+//! (the login key, opening and unlocking the master key); apart from `engine`, and `oauth`, which ends a sign-in as
+//! `accounts` does, none of them uses another.
 
 mod accounts;
 mod devices;
 mod encryption;
 mod engine;
+mod oauth;
 mod recovery;
 mod sync;
 
@@ -71,6 +73,8 @@ struct Inner {
     /// One push of the outbox at a time per client: a second would only send the same batch again.
     pushing: tokio::sync::Mutex<()>,
     state: RwLock<State>,
+    /// The app's OAuth client id, from the configuration or asked of the server once.
+    oauth_client: tokio::sync::OnceCell<oauth::OAuthClient>,
 }
 
 #[derive(Debug, Default)]
@@ -109,6 +113,7 @@ impl SyncKitClient {
                 enqueued: tokio::sync::watch::Sender::new(0),
                 pushing: tokio::sync::Mutex::new(()),
                 state: RwLock::new(State::default()),
+                oauth_client: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -162,6 +167,18 @@ impl SyncKitClient {
     fn cursor_name(&self, device_id: Uuid) -> Result<String> {
         Ok(format!("{}|{device_id}", self.key_account()?))
     }
+}
+
+/// The session's email, which re-deriving the login key needs: a sign-in through the browser leaves it empty.
+fn account_email(session: &Session) -> Result<&str> {
+    if session.email.is_empty() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "this needs the account's email, which a sign-in through the browser does not give: sign in with \
+             authenticate (email and password), or restore a session whose email is filled in",
+        ));
+    }
+    Ok(&session.email)
 }
 
 fn check_password(password: &str) -> Result<()> {

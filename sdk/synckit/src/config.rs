@@ -56,6 +56,11 @@ pub struct SyncKitConfig {
     /// The SDK's own files (fallback key store, cursors, outbox); `None` is the platform's data directory plus
     /// `synckit` (`$XDG_DATA_HOME/synckit`, `~/.local/share/synckit`).
     pub data_dir: Option<PathBuf>,
+    /// The app's OAuth client id (`cid_…`), for signing in through the browser; `None` asks the server for the one
+    /// of [`api_key`](Self::api_key), once per client.
+    pub oauth_client_id: Option<String>,
+    /// How long a sign-in through the browser waits for the browser to come back before it stops (default 5 min).
+    pub sign_in_timeout: Duration,
 }
 
 impl Default for SyncKitConfig {
@@ -70,6 +75,8 @@ impl Default for SyncKitConfig {
             cursor_store: None,
             outbox_store: None,
             data_dir: None,
+            oauth_client_id: None,
+            sign_in_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -168,6 +175,29 @@ impl SyncKitConfig {
     /// ```
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets [`SyncKitConfig::oauth_client_id`].
+    ///
+    /// ```
+    /// let config = synckit::SyncKitConfig::default().oauth_client_id("cid_…");
+    /// assert_eq!(config.oauth_client_id.as_deref(), Some("cid_…"));
+    /// ```
+    pub fn oauth_client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.oauth_client_id = Some(client_id.into());
+        self
+    }
+
+    /// Sets [`SyncKitConfig::sign_in_timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = synckit::SyncKitConfig::default().sign_in_timeout(Duration::from_secs(120));
+    /// assert_eq!(config.sign_in_timeout, Duration::from_secs(120));
+    /// ```
+    pub fn sign_in_timeout(mut self, timeout: Duration) -> Self {
+        self.sign_in_timeout = timeout;
         self
     }
 

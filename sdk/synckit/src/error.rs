@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use synckit_protocol::ErrorCode;
+use synckit_protocol::oauth::OAuthError;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -114,6 +115,17 @@ impl Error {
         Self { kind: kind_of(code, status), message, code: Some(code), retry_after, source: None }
     }
 
+    /// An OAuth refusal (RFC 6749): of the token endpoint, with its HTTP status, or carried back by the browser to
+    /// the redirect URI, without one.
+    pub(crate) fn from_oauth(refusal: OAuthError, status: Option<u16>, retry_after: Option<Duration>) -> Self {
+        let kind = kind_of_oauth(&refusal.error, status);
+        let message = match refusal.error_description.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+            Some(description) => format!("the sign-in was refused: {description} ({})", refusal.error),
+            None => format!("the sign-in was refused ({})", refusal.error),
+        };
+        Self { kind, message, code: None, retry_after, source: None }
+    }
+
     /// What kind of failure this is.
     ///
     /// ```
@@ -204,6 +216,23 @@ fn kind_of(code: ErrorCode, status: u16) -> ErrorKind {
         // `ErrorCode` is non-exhaustive, so the compiler cannot check this match is complete; the tests check it
         // against `ErrorCode::ALL`. A code newer than this list is placed like an unknown one.
         _ => kind_of_status(status),
+    }
+}
+
+/// The kind of an OAuth error (RFC 6749 sections 4.1.2.1 and 5.2); one this version does not know is placed by its
+/// status, or, carried by the browser without one, as a refused request.
+fn kind_of_oauth(error: &str, status: Option<u16>) -> ErrorKind {
+    match error {
+        // The code was used, expired, or was issued for another verifier, redirect URI or client; or the person
+        // declined: either way not signed in, and signing in again is the way on.
+        "invalid_grant" | "access_denied" => ErrorKind::Unauthorized,
+        // The client id the app was configured with is not the server's.
+        "invalid_client" | "unauthorized_client" => ErrorKind::InvalidInput,
+        "server_error" | "temporarily_unavailable" => ErrorKind::Server,
+        "invalid_request" | "unsupported_grant_type" | "unsupported_response_type" | "invalid_scope" => {
+            ErrorKind::InvalidRequest
+        }
+        _ => status.map_or(ErrorKind::InvalidRequest, kind_of_status),
     }
 }
 
@@ -328,6 +357,30 @@ mod tests {
         for (status, kind) in [(418, ErrorKind::InvalidRequest), (502, ErrorKind::Server), (302, ErrorKind::Server)] {
             assert_eq!(answer(ErrorCode::Unknown, status).kind(), kind, "{status}");
         }
+    }
+
+    #[test]
+    fn oauth_refusals_say_what_to_do_next() {
+        let refusal = |error: &str, description: Option<&str>| OAuthError {
+            error: error.to_owned(),
+            error_description: description.map(str::to_owned),
+        };
+        let used = Error::from_oauth(refusal("invalid_grant", Some("the code was already used")), Some(400), None);
+        assert_eq!(used.kind(), ErrorKind::Unauthorized);
+        assert_eq!(used.to_string(), "the sign-in was refused: the code was already used (invalid_grant)");
+        assert!(!used.is_retryable());
+        let declined = Error::from_oauth(refusal("access_denied", None), None, None);
+        assert_eq!(
+            (declined.kind(), declined.to_string().as_str()),
+            (ErrorKind::Unauthorized, "the sign-in was refused (access_denied)")
+        );
+        let unknown_client = Error::from_oauth(refusal("invalid_client", Some("no such client")), Some(401), None);
+        assert_eq!(unknown_client.kind(), ErrorKind::InvalidInput);
+        let down = Error::from_oauth(refusal("temporarily_unavailable", None), None, None);
+        assert!(down.is_retryable());
+        // Placed by its status when there is one, and as a refused request when the browser carried it.
+        assert_eq!(Error::from_oauth(refusal("something_new", None), Some(503), None).kind(), ErrorKind::Server);
+        assert_eq!(Error::from_oauth(refusal("something_new", None), None, None).kind(), ErrorKind::InvalidRequest);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode, header};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use synckit_protocol::oauth::OAuthError;
 use synckit_protocol::{ErrorBody, ErrorCode};
 use tokio::time::Instant;
 
@@ -124,17 +126,42 @@ impl Transport {
         body: Option<bytes::Bytes>,
         retry: Retry,
     ) -> Result<T> {
-        let deadline = Instant::now() + self.total_timeout;
-        let url = format!("{}{path}", self.base);
-        let mut attempt = 0u32;
-        loop {
-            let mut req = self.http.request(method.clone(), &url).timeout(self.attempt_timeout);
+        self.send(method, path, retry, |mut req| {
             if let Some(token) = token {
                 req = req.bearer_auth(token);
             }
             if let Some(body) = &body {
                 req = req.header(header::CONTENT_TYPE, "application/json").body(body.clone());
             }
+            req
+        })
+        .await
+    }
+
+    /// Posts `form` form-encoded (`application/x-www-form-urlencoded`), as OAuth's token endpoint takes it, and
+    /// decodes the answer.
+    pub(crate) async fn post_form<F: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        form: &F,
+        retry: Retry,
+    ) -> Result<T> {
+        self.send(Method::POST, path, retry, |req| req.form(form)).await
+    }
+
+    /// Sends the request `build` makes of each attempt under the retry policy, and decodes the answer.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        retry: Retry,
+        build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<T> {
+        let deadline = Instant::now() + self.total_timeout;
+        let url = format!("{}{path}", self.base);
+        let mut attempt = 0u32;
+        loop {
+            let req = build(self.http.request(method.clone(), &url).timeout(self.attempt_timeout));
             let (err, retryable) = match tokio::time::timeout_at(deadline, req.send()).await {
                 Err(_) => return Err(Error::new(ErrorKind::Transport, format!("{method} {path} timed out"))),
                 Ok(Err(e)) => {
@@ -183,14 +210,19 @@ async fn decode<T: DeserializeOwned>(resp: reqwest::Response, method: &Method, p
     })
 }
 
+/// The error a refusal stands for: SyncKit's [`ErrorBody`], or, from the OAuth endpoints, RFC 6749's
+/// [`OAuthError`]; an answer of neither shape (a proxy's) is placed by its status.
 async fn server_error(resp: reqwest::Response) -> Error {
     let status = resp.status();
     let retry_after = retry_after(resp.headers());
-    let (code, message) = match resp.json::<ErrorBody>().await {
-        Ok(body) => (body.error.code, body.error.message),
-        Err(_) => (ErrorCode::Unknown, format!("the server answered {status}")),
-    };
-    Error::from_server(code, status.as_u16(), message, retry_after)
+    let body = resp.bytes().await.unwrap_or_default();
+    if let Ok(body) = serde_json::from_slice::<ErrorBody>(&body) {
+        return Error::from_server(body.error.code, status.as_u16(), body.error.message, retry_after);
+    }
+    if let Ok(refusal) = serde_json::from_slice::<OAuthError>(&body) {
+        return Error::from_oauth(refusal, Some(status.as_u16()), retry_after);
+    }
+    Error::from_server(ErrorCode::Unknown, status.as_u16(), format!("the server answered {status}"), retry_after)
 }
 
 /// How long an answer asks to wait before trying again: `Retry-After` in seconds (the form SyncKit and the stores
@@ -341,6 +373,23 @@ mod tests {
         let err = post(&transport, super::Retry::IfUnprocessed).await.unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Transport, "{err}");
         assert_eq!(calls.load(Ordering::SeqCst), 1, "it may have taken effect: not repeated");
+    }
+
+    #[tokio::test]
+    async fn an_oauth_refusal_is_read_as_one() {
+        use axum::http::StatusCode;
+
+        let refusal = serde_json::json!({"error": "invalid_grant", "error_description": "the code was already used"});
+        let app = axum::Router::new()
+            .route("/x", axum::routing::post(move || async move { (StatusCode::BAD_REQUEST, axum::Json(refusal)) }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let transport = super::Transport::new(&crate::SyncKitConfig::new(url, "sk"));
+        let err = post(&transport, super::Retry::Idempotent).await.unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Unauthorized, "{err}");
+        assert_eq!(err.to_string(), "the sign-in was refused: the code was already used (invalid_grant)");
+        assert_eq!(err.code(), None);
     }
 
     #[test]

@@ -42,6 +42,21 @@
 //! `seq`, change id, device and [`UndecryptableReason`], the other changes are handed over, and the cursor moves
 //! past it.
 //!
+//! An app can sign people in through their browser instead of asking for the email itself:
+//! [`sign_in_with_system_browser`](SyncKitClient::sign_in_with_system_browser) opens the server's sign-in page and
+//! waits for the browser to come back to `http://127.0.0.1:{port}/callback` (OAuth 2.0 with PKCE; register
+//! `http://127.0.0.1/callback` as a redirect URI of the app). Encryption is still unlocked in the app, with the
+//! password typed there: the page, which the server serves, never touches the master key
+//! ([`sign_in_with_browser`](SyncKitClient::sign_in_with_browser) says why).
+//!
+//! ```no_run
+//! # async fn demo(client: &synckit::SyncKitClient, password: &str) -> synckit::Result<()> {
+//! let (user_id, app_id) = client.sign_in_with_system_browser().await?;
+//! client.setup_encryption_existing(password).await?;
+//! let device = client.register_device("MacBook", "macos").await?;
+//! # Ok(()) }
+//! ```
+//!
 //! Files go the same way, as encrypted blobs in the server's object store: the app keeps each blob's [`BlobId`]
 //! in its changes, and any of the user's devices downloads and decrypts it.
 //!
@@ -69,6 +84,8 @@
 //! - [`blobs`]: encrypted files up to 500 MiB: [`BlobSource`], [`UploadedBlob`], [`BlobOptions`] and
 //!   [`Progress`], and the step-by-step [`PreparedBlob`], [`BlobUploadUrl`], [`BlobDownloadUrl`].
 //! - [`crypto`]: the encryption model (master key, envelope, subkeys, entry and blob sealing).
+//! - [`oauth`]: signing in through the browser: the PKCE verifier, challenge and state, the redirect URI, and
+//!   opening the system browser.
 //! - [`keystore`]: where the unlocked master key is cached (OS keychain, file, memory).
 //! - [`cursor`]: where each device's pull cursor is kept.
 //! - [`fs`]: replacing a file atomically and privately, as the key and cursor files are.
@@ -89,6 +106,7 @@ mod http;
 pub mod keystore;
 mod live;
 mod model;
+pub mod oauth;
 pub mod outbox;
 mod page;
 mod task;

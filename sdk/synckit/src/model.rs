@@ -144,7 +144,10 @@ pub struct Session {
     pub user_id: uuid::Uuid,
     /// The app the token is for.
     pub app_id: uuid::Uuid,
-    /// The email the user signed in with, trimmed and lowercased.
+    /// The email the user signed in with, trimmed and lowercased. Empty after a sign-in through the browser, which
+    /// does not give it; [`change_password`](crate::SyncKitClient::change_password) and
+    /// [`create_recovery_key`](crate::SyncKitClient::create_recovery_key) need it.
+    #[serde(default)]
     pub email: String,
     /// When the token stops working; sign in again after that.
     #[serde(with = "time::serde::rfc3339")]
@@ -163,6 +166,19 @@ impl Session {
             app_id: auth.app_id,
             email: email.trim().to_lowercase(),
             expires_at: auth.expires_at,
+            device_id: None,
+        }
+    }
+
+    /// The sign-in session a browser sign-in's token answered: it carries no email.
+    pub(crate) fn from_token(token: synckit_protocol::oauth::TokenResponse) -> Self {
+        let lifetime = time::Duration::seconds(i64::try_from(token.expires_in).unwrap_or(i64::MAX));
+        Self {
+            token: token.access_token,
+            user_id: token.user_id,
+            app_id: token.app_id,
+            email: String::new(),
+            expires_at: time::OffsetDateTime::now_utc().saturating_add(lifetime),
             device_id: None,
         }
     }

@@ -8,7 +8,7 @@ use synckit::keystore::MemoryKeyStore;
 use synckit::{Device, ErrorKind, RecoveryKey, SyncKitClient, SyncKitConfig};
 use uuid::Uuid;
 
-use crate::profile::Profile;
+use crate::profile::{Profile, ProfileDir};
 use crate::session::{self, LoggedIn};
 use crate::{Globals, output, password};
 
@@ -29,55 +29,113 @@ pub async fn signup(globals: &Globals, email: &str) -> Result<()> {
 
 /// `synckit login EMAIL [--device NAME]`: signs in, unlocks the key, registers the device, saves the profile.
 pub async fn login(globals: &Globals, email: &str, device_name: Option<String>) -> Result<()> {
-    let server = globals.server();
-    let api_key = globals
-        .api_key
-        .clone()
-        .context("logging in needs the app's API key: pass --api-key KEY or set SYNCKIT_API_KEY")?;
-    let dir = globals.profile_dir()?;
-    // A damaged profile must not stand in the way of the login that replaces it.
-    let previous = dir.load().ok().flatten();
-    let client = session::client(&dir, &server, &api_key, globals.keychain);
-
+    let login = Login::start(globals, None)?;
     let password = password::current(email)?;
-    let (user_id, app_id) = client.authenticate(email, &password).await.map_err(|e| match e.kind() {
+    let (user_id, app_id) = login.client.authenticate(email, &password).await.map_err(|e| match e.kind() {
         // The server does not say which of the two was wrong, so that no one can probe for accounts.
         ErrorKind::WrongPassword => anyhow!("wrong password, or no account for {email}"),
         _ => e.into(),
     })?;
-    let previous =
-        previous.filter(|p| p.server == server && p.session.user_id == user_id && p.session.app_id == app_id);
-    // Created only now, so a failed sign-in leaves nothing behind.
-    dir.create()?;
-
-    let name = device_name.unwrap_or_else(host_name);
-    let device = match finish(&client, &password, &name, previous.as_ref().map(|p| p.device_id)).await {
-        Ok(device) => device,
-        Err(e) => {
-            // Without a saved session nothing would ever use (or remove) the unlocked key: forget it now. A profile
-            // still logged in to this account keeps it.
-            if previous.is_none() {
-                let _ = client.logout();
-            }
-            return Err(e);
-        }
-    };
-
-    let profile = Profile {
-        server,
-        api_key: Some(api_key),
-        session: client.session().expect("authenticate saved a session"),
-        device_id: device.id,
-        device_name: device.name.clone(),
-        keychain: globals.keychain,
-    };
-    dir.save(&profile)?;
+    let device = login.finish(globals, &password, device_name).await?;
     eprintln!("logged in as {email} on device {}", device.name);
     output::one(json!({ "user_id": user_id, "app_id": app_id, "device_id": device.id }))
 }
 
+/// `synckit login --browser [--device NAME]`: signs in on the server's page in the browser, then unlocks the key
+/// with the password, registers the device and saves the profile, as login does.
+pub async fn login_in_browser(globals: &Globals, client_id: Option<String>, device_name: Option<String>) -> Result<()> {
+    let login = Login::start(globals, client_id)?;
+    let (user_id, app_id) = login
+        .client
+        .sign_in_with_browser(|url| {
+            // Also for a shell on another machine than the browser, where opening one here would not help.
+            eprintln!("Open this URL to sign in: {url}");
+            if let Err(e) = synckit::oauth::open_browser(url) {
+                eprintln!("synckit: note: could not open a browser ({e}): open the URL yourself");
+            }
+            Ok(())
+        })
+        .await
+        .context("signing in through the browser failed")?;
+    // The page signed in; the key is unlocked only here, with the password typed into this terminal. Nothing
+    // checks that password against the account's before the account's first key is wrapped with it (the email to
+    // check it with is not known here), so a first device asks twice.
+    let first_device = !login.client.has_server_key().await?;
+    let password = password::to_unlock(first_device)?;
+    let device = login.finish(globals, &password, device_name).await?;
+    eprintln!("logged in through the browser on device {}", device.name);
+    output::one(json!({ "user_id": user_id, "app_id": app_id, "device_id": device.id }))
+}
+
+/// A login under way: where its profile goes, and the client that signs in.
+struct Login {
+    server: String,
+    api_key: String,
+    dir: ProfileDir,
+    /// The profile's earlier login, whatever its account.
+    previous: Option<Profile>,
+    client: SyncKitClient,
+}
+
+impl Login {
+    fn start(globals: &Globals, client_id: Option<String>) -> Result<Self> {
+        let server = globals.server();
+        let api_key = globals
+            .api_key
+            .clone()
+            .context("logging in needs the app's API key: pass --api-key KEY or set SYNCKIT_API_KEY")?;
+        let dir = globals.profile_dir()?;
+        // A damaged profile must not stand in the way of the login that replaces it.
+        let previous = dir.load().ok().flatten();
+        let mut config = session::config(&dir, &server, &api_key, globals.keychain);
+        config.oauth_client_id = client_id.filter(|id| !id.is_empty());
+        let client = SyncKitClient::new(config);
+        Ok(Self { server, api_key, dir, previous, client })
+    }
+
+    /// Once signed in: unlocks the key, registers the device and saves the profile.
+    async fn finish(self, globals: &Globals, password: &str, device_name: Option<String>) -> Result<Device> {
+        let Self { server, api_key, dir, previous, client } = self;
+        let signed_in = client.session().expect("signed in");
+        let (user_id, app_id) = (signed_in.user_id, signed_in.app_id);
+        let previous =
+            previous.filter(|p| p.server == server && p.session.user_id == user_id && p.session.app_id == app_id);
+        // Created only now, so a failed sign-in leaves nothing behind.
+        dir.create()?;
+
+        let name = device_name.unwrap_or_else(host_name);
+        let device = match unlock_and_register(&client, password, &name, previous.as_ref().map(|p| p.device_id)).await {
+            Ok(device) => device,
+            Err(e) => {
+                // Without a saved session nothing would ever use (or remove) the unlocked key: forget it now. A
+                // profile still logged in to this account keeps it.
+                if previous.is_none() {
+                    let _ = client.logout();
+                }
+                return Err(e);
+            }
+        };
+
+        let profile = Profile {
+            server,
+            api_key: Some(api_key),
+            session: client.session().expect("still signed in"),
+            device_id: device.id,
+            device_name: device.name.clone(),
+            keychain: globals.keychain,
+        };
+        dir.save(&profile)?;
+        Ok(device)
+    }
+}
+
 /// Unlocks the key and registers the device, once signed in.
-async fn finish(client: &SyncKitClient, password: &str, name: &str, previous_device: Option<Uuid>) -> Result<Device> {
+async fn unlock_and_register(
+    client: &SyncKitClient,
+    password: &str,
+    name: &str,
+    previous_device: Option<Uuid>,
+) -> Result<Device> {
     unlock(client, password).await?;
     register(client, name, previous_device).await
 }
@@ -130,7 +188,7 @@ fn host_name() -> String {
 /// `synckit passwd`: changes the password and keeps this profile signed in.
 pub async fn passwd(globals: &Globals) -> Result<()> {
     let logged_in = LoggedIn::open(globals)?;
-    let email = logged_in.profile.session.email.clone();
+    let email = logged_in.email()?;
     let current = password::current(&email)?;
     let new = password::replacement()?;
     logged_in.client.change_password(&current, &new).await.map_err(|e| logged_in.explain(e.into()))?;
@@ -154,7 +212,7 @@ const STORE_IT: &str = "this recovery key is shown once and SyncKit keeps no cop
 /// `synckit recovery-key`: makes a new recovery key and prints it once.
 pub async fn recovery_key(globals: &Globals) -> Result<()> {
     let logged_in = LoggedIn::open(globals)?;
-    let email = logged_in.profile.session.email.clone();
+    let email = logged_in.email()?;
     let password = password::current(&email)?;
     let key = logged_in.client.create_recovery_key(&password).await.map_err(|e| logged_in.explain(e.into()))?;
     eprintln!("synckit: {STORE_IT}; a recovery key made before no longer works");
@@ -240,6 +298,9 @@ pub async fn logout(globals: &Globals) -> Result<()> {
     let logged_in = LoggedIn::open_any(globals)?;
     logged_in.client.logout()?;
     logged_in.dir.remove()?;
-    eprintln!("logged out of {}", logged_in.profile.session.email);
+    match logged_in.profile.session.email.as_str() {
+        "" => eprintln!("logged out"),
+        email => eprintln!("logged out of {email}"),
+    }
     Ok(())
 }

@@ -521,3 +521,91 @@ async fn blobs_go_up_from_one_profile_and_come_down_on_another() {
     assert!(!Path::new("x").exists() && !dir.join("x").exists());
     env.synckit("laptop", &["blob", "put", dir.join("missing").to_str().unwrap()]).await.fails(1, "missing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_takes_an_email_or_the_browser() {
+    let t = start().await;
+    t.synckit("a", &["login"]).await.fails(2, "login needs the account's EMAIL, or --browser");
+    t.synckit("a", &["login", "ada@example.com", "--browser"]).await.fails(2, "cannot be used with");
+}
+
+/// `login --browser` up to the browser's return: the server's half of the flow (its sign-in page and token
+/// endpoint) is tested end to end with the server. Here the browser comes back with the server's refusal.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_through_the_browser_opens_it_and_reports_what_it_brings_back() {
+    use std::os::unix::fs::PermissionsExt;
+
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    let t = start().await;
+    // A stand-in browser that writes down the URL it was asked to open.
+    let opened = t.home.path().join("opened");
+    let browser = t.home.path().join("browser.sh");
+    std::fs::write(&browser, format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", opened.display())).unwrap();
+    std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let mut login = tokio::process::Command::new(env!("CARGO_BIN_EXE_synckit"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", t.home.path())
+        .env("SYNCKIT_SERVER", &t.server.url)
+        .env("SYNCKIT_API_KEY", &t.server.api_key)
+        .env("SYNCKIT_PROFILE", t.profile("a"))
+        .env("SYNCKIT_CLIENT_ID", "cid_cli")
+        .env("BROWSER", &browser)
+        .args(["login", "--browser", "--device", "laptop"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(login.stderr.take().unwrap()).lines();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(20), stderr.next_line()).await;
+    let first = first.expect("a line in time").unwrap().expect("login is running");
+    let url = first.strip_prefix("Open this URL to sign in: ").unwrap_or_else(|| panic!("{first}"));
+    assert!(url.starts_with(&format!("{}/oauth/authorize?response_type=code&client_id=cid_cli&", t.server.url)));
+    // The browser was asked to open the same URL.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_to_string(&opened).map_or(true, |opened| opened != url) {
+        assert!(std::time::Instant::now() < deadline, "the browser was not opened at {url}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // The server sends the browser back with a refusal.
+    let query: std::collections::HashMap<String, String> = url
+        .split_once('?')
+        .unwrap()
+        .1
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    let port =
+        query["redirect_uri"].strip_prefix("http%3A%2F%2F127.0.0.1%3A").unwrap().strip_suffix("%2Fcallback").unwrap();
+    let mut conn = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await.unwrap();
+    let target = format!("/callback?error=access_denied&error_description=Signed+out+instead&state={}", query["state"]);
+    conn.write_all(format!("GET {target} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut page = String::new();
+    conn.read_to_string(&mut page).await.unwrap();
+    assert!(page.starts_with("HTTP/1.1 400 "), "{page}");
+    assert!(page.contains("Signed out instead"), "{page}");
+
+    let mut rest = String::new();
+    while let Some(line) = stderr.next_line().await.unwrap() {
+        rest.push_str(&line);
+    }
+    let status = login.wait().await.unwrap();
+    assert_eq!(status.code(), Some(1), "{rest}");
+    assert!(
+        rest.contains(
+            "signing in through the browser failed: the sign-in was refused: Signed out instead (access_denied)"
+        ),
+        "{rest}"
+    );
+    let mut stdout = String::new();
+    login.stdout.take().unwrap().read_to_string(&mut stdout).await.unwrap();
+    assert_eq!(stdout, "");
+    assert!(!profile_file(&t.profile("a")).exists(), "nothing saved");
+}

@@ -6,7 +6,7 @@ use synckit_protocol::keys::AppKeyRewrap;
 use synckit_protocol::paths;
 use uuid::Uuid;
 
-use super::{State, check_password, derive, wrap};
+use super::{State, account_email, check_password, derive, wrap};
 use crate::SyncKitClient;
 use crate::crypto::{self, KdfParams};
 #[cfg(doc)]
@@ -58,14 +58,19 @@ impl SyncKitClient {
             api_key: self.inner.config.api_key.clone(),
         };
         let resp: AuthResponse = self.call(Method::POST, paths::AUTH, false, Some(&req), Retry::Idempotent).await?;
-        let ids = (resp.user_id, resp.app_id);
+        Ok(self.signed_in(Session::signed_in(resp, email)))
+    }
+
+    /// Takes the sign-in session a sign-in answered, and returns its `(user_id, app_id)`.
+    pub(super) fn signed_in(&self, session: Session) -> (Uuid, Uuid) {
+        let ids = (session.user_id, session.app_id);
         let mut state = self.inner.state.write().expect("not poisoned");
         // Another user's key must not stay unlocked.
         if state.session.as_ref().is_some_and(|s| (s.user_id, s.app_id) != ids) {
             state.unlocked = None;
         }
-        state.session = Some(Session::signed_in(resp, email));
-        Ok(ids)
+        state.session = Some(session);
+        ids
     }
 
     /// The current session, to save and [`restore_session`](Self::restore_session) later.
@@ -129,7 +134,7 @@ impl SyncKitClient {
     pub async fn change_password(&self, current: &str, new: &str) -> Result<()> {
         check_password(new)?;
         let session = self.require_session()?;
-        let current_login_key = self.login_key(&session.email, current).await?;
+        let current_login_key = self.login_key(account_email(&session)?, current).await?;
         let mut keys = Vec::new();
         for (app_id, version, master) in self.account_keys(&session, current).await? {
             let envelope = wrap(&master, new, app_id, session.user_id).await?;
