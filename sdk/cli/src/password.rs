@@ -31,11 +31,10 @@ impl fmt::Debug for Password {
     }
 }
 
-/// The password of `email`'s account (empty for a profile logged in through the browser, which has none).
+/// The password of `email`'s account.
 pub fn current(email: &str) -> Result<Password> {
     match from_env(PASSWORD_VAR)? {
         Some(password) => Ok(password),
-        None if email.is_empty() => prompt("Password: ", PASSWORD_VAR),
         None => prompt(&format!("Password for {email}: "), PASSWORD_VAR),
     }
 }

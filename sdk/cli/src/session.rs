@@ -83,38 +83,19 @@ impl LoggedIn {
         }
     }
 
-    /// The command that logs this profile in again: with the email, or through the browser as it was.
-    pub fn login_command(&self) -> String {
-        match self.profile.session.email.as_str() {
-            "" => "synckit login --browser".to_owned(),
-            email => format!("synckit login {email}"),
-        }
-    }
-
-    /// The account's email, which passwd and recovery-key need to check the password; a login through the browser
-    /// does not give it.
-    pub fn email(&self) -> Result<String> {
-        match self.profile.session.email.as_str() {
-            "" => bail!(
-                "this profile logged in through the browser, which does not give the account's email that checking \
-                 the password needs: log in with synckit login EMAIL first"
-            ),
-            email => Ok(email.to_owned()),
-        }
-    }
-
     /// Turns the SDK's "sign in again" into the command that does it.
     pub fn explain(&self, err: anyhow::Error) -> anyhow::Error {
         match err.downcast_ref::<synckit::Error>() {
             Some(e) if e.code() == Some(synckit::ErrorCode::DeviceRemoved) => anyhow!(
-                "this profile's device {} ({}) was deleted: run {} to register it again",
+                "this profile's device {} ({}) was deleted: run synckit login {} to register it again",
                 self.profile.device_name,
                 self.profile.device_id,
-                self.login_command()
+                self.profile.session.email
             ),
-            Some(e) if e.kind() == ErrorKind::Unauthorized => {
-                anyhow!("the session has ended (it expired, or the password was changed): run {}", self.login_command())
-            }
+            Some(e) if e.kind() == ErrorKind::Unauthorized => anyhow!(
+                "the session has ended (it expired, or the password was changed): run synckit login {}",
+                self.profile.session.email
+            ),
             _ => err,
         }
     }

@@ -67,6 +67,9 @@ pub struct TokenResponse {
     pub expires_in: u64,
     pub user_id: Uuid,
     pub app_id: Uuid,
+    /// The account's email, trimmed and lower-cased: the app learns who signed in, and can later check the
+    /// password with it (a password change, a recovery key).
+    pub email: String,
 }
 
 /// An error of `POST /oauth/token` (RFC 6749 section 5.2), or of an authorization request, which the browser

@@ -169,18 +169,6 @@ impl SyncKitClient {
     }
 }
 
-/// The session's email, which re-deriving the login key needs: a sign-in through the browser leaves it empty.
-fn account_email(session: &Session) -> Result<&str> {
-    if session.email.is_empty() {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            "this needs the account's email, which a sign-in through the browser does not give: sign in with \
-             authenticate (email and password), or restore a session whose email is filled in",
-        ));
-    }
-    Ok(&session.email)
-}
-
 fn check_password(password: &str) -> Result<()> {
     if password.is_empty() {
         return Err(Error::new(ErrorKind::InvalidInput, "the password must not be empty"));

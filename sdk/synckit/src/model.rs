@@ -144,10 +144,7 @@ pub struct Session {
     pub user_id: uuid::Uuid,
     /// The app the token is for.
     pub app_id: uuid::Uuid,
-    /// The email the user signed in with, trimmed and lowercased. Empty after a sign-in through the browser, which
-    /// does not give it; [`change_password`](crate::SyncKitClient::change_password) and
-    /// [`create_recovery_key`](crate::SyncKitClient::create_recovery_key) need it.
-    #[serde(default)]
+    /// The email the user signed in with, trimmed and lowercased.
     pub email: String,
     /// When the token stops working; sign in again after that.
     #[serde(with = "time::serde::rfc3339")]
@@ -170,14 +167,14 @@ impl Session {
         }
     }
 
-    /// The sign-in session a browser sign-in's token answered: it carries no email.
+    /// The sign-in session a browser sign-in's token answered.
     pub(crate) fn from_token(token: synckit_protocol::oauth::TokenResponse) -> Self {
         let lifetime = time::Duration::seconds(i64::try_from(token.expires_in).unwrap_or(i64::MAX));
         Self {
             token: token.access_token,
             user_id: token.user_id,
             app_id: token.app_id,
-            email: String::new(),
+            email: token.email.trim().to_lowercase(),
             expires_at: time::OffsetDateTime::now_utc().saturating_add(lifetime),
             device_id: None,
         }

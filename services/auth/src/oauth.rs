@@ -347,8 +347,14 @@ pub async fn token(State(state): State<AuthState>, headers: HeaderMap, body: Byt
     let claims = TokenClaims { user_id: user.id, app_id: app.id, token_version: user.token_version, device_id: None };
     let (access_token, expires_at) = state.keys.issue(claims);
     let expires_in = u64::try_from((expires_at - OffsetDateTime::now_utc()).whole_seconds()).unwrap_or(0);
-    let answer =
-        TokenResponse { access_token, token_type: "Bearer".to_owned(), expires_in, user_id: user.id, app_id: app.id };
+    let answer = TokenResponse {
+        access_token,
+        token_type: "Bearer".to_owned(),
+        expires_in,
+        user_id: user.id,
+        app_id: app.id,
+        email: user.email,
+    };
     Ok(([(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")], axum::Json(answer)).into_response())
 }
 

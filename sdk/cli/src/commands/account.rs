@@ -188,7 +188,7 @@ fn host_name() -> String {
 /// `synckit passwd`: changes the password and keeps this profile signed in.
 pub async fn passwd(globals: &Globals) -> Result<()> {
     let logged_in = LoggedIn::open(globals)?;
-    let email = logged_in.email()?;
+    let email = logged_in.profile.session.email.clone();
     let current = password::current(&email)?;
     let new = password::replacement()?;
     logged_in.client.change_password(&current, &new).await.map_err(|e| logged_in.explain(e.into()))?;
@@ -212,7 +212,7 @@ const STORE_IT: &str = "this recovery key is shown once and SyncKit keeps no cop
 /// `synckit recovery-key`: makes a new recovery key and prints it once.
 pub async fn recovery_key(globals: &Globals) -> Result<()> {
     let logged_in = LoggedIn::open(globals)?;
-    let email = logged_in.email()?;
+    let email = logged_in.profile.session.email.clone();
     let password = password::current(&email)?;
     let key = logged_in.client.create_recovery_key(&password).await.map_err(|e| logged_in.explain(e.into()))?;
     eprintln!("synckit: {STORE_IT}; a recovery key made before no longer works");
@@ -298,9 +298,6 @@ pub async fn logout(globals: &Globals) -> Result<()> {
     let logged_in = LoggedIn::open_any(globals)?;
     logged_in.client.logout()?;
     logged_in.dir.remove()?;
-    match logged_in.profile.session.email.as_str() {
-        "" => eprintln!("logged out"),
-        email => eprintln!("logged out of {email}"),
-    }
+    eprintln!("logged out of {}", logged_in.profile.session.email);
     Ok(())
 }

@@ -24,8 +24,9 @@ pub async fn delete(globals: &Globals, id: Uuid) -> Result<()> {
     eprintln!("deleted device {id}");
     if id == logged_in.profile.device_id {
         eprintln!(
-            "synckit: note: that was this profile's own device; run {} to register it again before pushing",
-            logged_in.login_command()
+            "synckit: note: that was this profile's own device; run synckit login {} to register it again before \
+             pushing",
+            logged_in.profile.session.email
         );
     }
     Ok(())

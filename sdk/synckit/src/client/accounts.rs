@@ -6,7 +6,7 @@ use synckit_protocol::keys::AppKeyRewrap;
 use synckit_protocol::paths;
 use uuid::Uuid;
 
-use super::{State, account_email, check_password, derive, wrap};
+use super::{State, check_password, derive, wrap};
 use crate::SyncKitClient;
 use crate::crypto::{self, KdfParams};
 #[cfg(doc)]
@@ -134,7 +134,7 @@ impl SyncKitClient {
     pub async fn change_password(&self, current: &str, new: &str) -> Result<()> {
         check_password(new)?;
         let session = self.require_session()?;
-        let current_login_key = self.login_key(account_email(&session)?, current).await?;
+        let current_login_key = self.login_key(&session.email, current).await?;
         let mut keys = Vec::new();
         for (app_id, version, master) in self.account_keys(&session, current).await? {
             let envelope = wrap(&master, new, app_id, session.user_id).await?;

@@ -58,7 +58,7 @@ impl SyncKitClient {
 
     /// Signs in with the code the browser brought back to `http://127.0.0.1:{port}/callback` and the verifier
     /// whose challenge the authorization URL carried, returning `(user_id, app_id)`. The session is the one
-    /// [`authenticate`](Self::authenticate) makes, without the email: unlock and
+    /// [`authenticate`](Self::authenticate) makes: unlock and
     /// [`register_device`](Self::register_device) next, as after it.
     ///
     /// A code is good once and for a minute: one used, expired, or issued for another verifier, redirect URI or

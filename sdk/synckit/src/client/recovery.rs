@@ -9,7 +9,7 @@ use synckit_protocol::recovery::{
 };
 use uuid::Uuid;
 
-use super::{account_email, check_password, derive, wrap};
+use super::{check_password, derive, wrap};
 use crate::SyncKitClient;
 use crate::crypto::{self, KdfParams, RecoveryKey, SecretKey, open_recovery_envelope, seal_recovery_envelope};
 use crate::error::{Error, ErrorKind, Result};
@@ -34,7 +34,7 @@ impl SyncKitClient {
     /// ```
     pub async fn create_recovery_key(&self, password: &str) -> Result<RecoveryKey> {
         let session = self.require_session()?;
-        let current_login_key = self.login_key(account_email(&session)?, password).await?;
+        let current_login_key = self.login_key(&session.email, password).await?;
         let recovery_key = RecoveryKey::generate();
         let keys = self
             .account_keys(&session, password)

@@ -221,7 +221,8 @@ impl Browser {
         let answer = format!(
             "HTTP/1.1 {} {}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\n\
              cache-control: no-store\r\nreferrer-policy: no-referrer\r\nx-content-type-options: nosniff\r\n\
-             content-security-policy: default-src 'none'; style-src 'unsafe-inline'\r\nconnection: close\r\n\r\n{body}",
+             content-security-policy: default-src 'none'; style-src 'unsafe-inline'; img-src data:\r\n\
+             connection: close\r\n\r\n{body}",
             status.0,
             status.1,
             body.len()
@@ -237,12 +238,14 @@ impl Browser {
     }
 }
 
-/// A page saying `text` under `title`, both escaped: an error's description comes from the server.
+/// A page saying `text` under `title`, both escaped: an error's description comes from the server. Its empty icon
+/// keeps browsers from asking for `/favicon.ico`, whose 404 would be an error in the console.
 fn page(title: &str, text: &str) -> String {
     let (title, text) = (escape(title), escape(text));
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title}</title>\
+         <link rel=\"icon\" href=\"data:,\">\
          <style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:4rem auto;padding:0 1rem;\
          line-height:1.5;color:#1d1d1f}}h1{{font-size:1.5rem}}</style></head>\
          <body><h1>{title}</h1><p>{text}</p></body></html>\n"

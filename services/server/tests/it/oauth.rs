@@ -212,7 +212,8 @@ async fn a_user_signs_in_in_the_browser_and_the_app_gets_a_token_that_syncs(app:
     assert_eq!(status, StatusCode::OK, "{token}");
     assert_eq!(headers["cache-control"], "no-store");
     let fields: Vec<&String> = token.as_object().unwrap().keys().collect();
-    assert_eq!(fields, ["access_token", "app_id", "expires_in", "token_type", "user_id"]);
+    assert_eq!(fields, ["access_token", "app_id", "email", "expires_in", "token_type", "user_id"]);
+    assert_eq!(token["email"], ada.email);
     assert_eq!((&token["token_type"], &token["app_id"]), (&json!("Bearer"), &json!(app_id)));
     assert_eq!(token["user_id"], ada.user_id.to_string());
     let expires_in = token["expires_in"].as_u64().unwrap();
