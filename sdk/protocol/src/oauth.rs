@@ -78,7 +78,7 @@ pub struct TokenResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OAuthError {
     /// `invalid_request`, `invalid_client`, `invalid_grant`, `unsupported_grant_type`, and at the redirect
-    /// `access_denied`, `unsupported_response_type`, `server_error`.
+    /// `invalid_request`, `unsupported_response_type`, `access_denied`.
     pub error: String,
     /// A sentence for the developer.
     #[serde(default, skip_serializing_if = "Option::is_none")]

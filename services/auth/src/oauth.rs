@@ -18,8 +18,9 @@ use std::net::SocketAddr;
 
 use axum::Extension;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -60,7 +61,9 @@ pub async fn authorize(State(state): State<AuthState>, headers: HeaderMap, RawQu
         Err(refusal) => return refuse(refusal),
     };
     tracing::Span::current().record("app.id", tracing::field::display(request.app.id));
-    let (csrf, set_cookie) = match cookie(&headers, CSRF_COOKIE).filter(|token| token.len() == 43) {
+    let ours =
+        |token: &&str| token.len() == 43 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let (csrf, set_cookie) = match cookie(&headers, CSRF_COOKIE).filter(ours) {
         Some(token) => (token.to_owned(), None),
         None => {
             let token = new_secret();
@@ -89,8 +92,12 @@ pub async fn sign_in_form(
     State(state): State<AuthState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: Bytes,
+    uri: Uri,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let Ok(body) = body else {
+        return page::message(StatusCode::PAYLOAD_TOO_LARGE, "This form is too large", "The form could not be read.");
+    };
     let params =
         match std::str::from_utf8(&body).map_err(|_| "the form is not UTF-8".to_owned()).and_then(Params::parse) {
             Ok(params) => params,
@@ -101,7 +108,7 @@ pub async fn sign_in_form(
         Err(refusal) => return refuse(refusal),
     };
     tracing::Span::current().record("app.id", tracing::field::display(request.app.id));
-    if !csrf_holds(&headers, &params) {
+    if !csrf_holds(&headers, &uri, &params) {
         return page::message(
             StatusCode::FORBIDDEN,
             "Start again",
@@ -212,23 +219,28 @@ fn capitalised(text: &str) -> String {
 }
 
 /// Whether the post carries the CSRF token of its cookie, and comes from this server's own page: a browser that
-/// says where a request comes from (`Sec-Fetch-Site`, `Origin`) must say it comes from here.
-fn csrf_holds(headers: &HeaderMap, params: &Params) -> bool {
-    let same_site = headers.get("sec-fetch-site").is_none_or(|site| site == "same-origin" || site == "none");
-    let same_origin = match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
-        (None, _) => true,
-        (Some(origin), Some(host)) => origin
-            .to_str()
-            .ok()
-            .and_then(|origin| origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")))
-            .is_some_and(|origin_host| origin_host.as_bytes() == host.as_bytes()),
-        (Some(_), None) => false,
+/// says where a request comes from must say it comes from here. `Sec-Fetch-Site` says it plainly, and proxies leave
+/// it alone; only a browser without it is judged by its `Origin`, against the host the request was sent to (the
+/// `Host` header, or HTTP/2's authority).
+fn csrf_holds(headers: &HeaderMap, uri: &Uri, params: &Params) -> bool {
+    let from_here = match headers.get("sec-fetch-site") {
+        Some(site) => site == "same-origin" || site == "none",
+        None => match headers.get(header::ORIGIN) {
+            None => true,
+            Some(origin) => {
+                let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+                let host = host.or_else(|| uri.authority().map(|a| a.as_str()));
+                let origin = origin.to_str().ok();
+                let origin_host = origin.and_then(|o| o.strip_prefix("https://").or_else(|| o.strip_prefix("http://")));
+                matches!((origin_host, host), (Some(o), Some(h)) if o == h)
+            }
+        },
     };
     let token = match (cookie(headers, CSRF_COOKIE), params.get("csrf")) {
         (Some(cookie), Some(form)) => bool::from(cookie.as_bytes().ct_eq(form.as_bytes())),
         _ => false,
     };
-    same_site && same_origin && token
+    from_here && token
 }
 
 /// The value of the cookie `name`.
@@ -246,26 +258,40 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 fn refuse(refusal: Refusal) -> Response {
     match refusal {
         Refusal::Page { status, message } => page::message(status, "This sign-in link does not work", &message),
-        Refusal::Redirect { redirect_uri, state, error, description } => {
+        Refusal::Redirect { redirect_uri, state, error, description, automatic: true } => {
             redirect_error(&redirect_uri, state.as_deref(), error, &description)
+        }
+        Refusal::Redirect { redirect_uri, state, error, description, automatic: false } => {
+            let back = with_query(&redirect_uri, &error_query(state.as_deref(), error, &description));
+            let message = format!("The app's sign-in request is not right ({error}: {description}).");
+            page::message_with_link(StatusCode::BAD_REQUEST, "This sign-in link does not work", &message, &back)
         }
     }
 }
 
-/// Sends the browser back to the client with an error (RFC 6749 section 4.1.2.1).
-fn redirect_error(redirect_uri: &str, state: Option<&str>, error: &str, description: &str) -> Response {
+fn error_query<'a>(state: Option<&'a str>, error: &'a str, description: &'a str) -> Vec<(&'a str, &'a str)> {
     let mut query = vec![("error", error), ("error_description", description)];
     if let Some(state) = state {
         query.push(("state", state));
     }
-    redirect(redirect_uri, &query)
+    query
+}
+
+/// Sends the browser back to the client with an error (RFC 6749 section 4.1.2.1).
+fn redirect_error(redirect_uri: &str, state: Option<&str>, error: &str, description: &str) -> Response {
+    redirect(redirect_uri, &error_query(state, error, description))
+}
+
+/// `redirect_uri` with `query` added to its own.
+fn with_query(redirect_uri: &str, query: &[(&str, &str)]) -> String {
+    let separator = if redirect_uri.contains('?') { '&' } else { '?' };
+    let query = serde_urlencoded::to_string(query).expect("text pairs encode");
+    format!("{redirect_uri}{separator}{query}")
 }
 
 /// `303 See Other` to `redirect_uri` with `query` added to its own.
 fn redirect(redirect_uri: &str, query: &[(&str, &str)]) -> Response {
-    let separator = if redirect_uri.contains('?') { '&' } else { '?' };
-    let query = serde_urlencoded::to_string(query).expect("text pairs encode");
-    let location = format!("{redirect_uri}{separator}{query}");
+    let location = with_query(redirect_uri, query);
     match HeaderValue::from_str(&location) {
         Ok(location) => (
             StatusCode::SEE_OTHER,
@@ -290,7 +316,18 @@ fn redirect(redirect_uri: &str, query: &[(&str, &str)]) -> Response {
         (status = 401, description = "`invalid_client`: no app has this client id", body = OAuthError),
     ))]
 #[instrument(skip_all, err(Debug, level = "debug"), fields(app.id, user.id))]
-pub async fn token(State(state): State<AuthState>, headers: HeaderMap, body: Bytes) -> Result<Response, TokenError> {
+pub async fn token(
+    State(state): State<AuthState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, TokenError> {
+    // The body limit's refusal in the API's shape (`413 body_too_large`), as at every endpoint.
+    let body = body.map_err(|_| {
+        TokenError::Server(ApiError::new(
+            ErrorCode::BodyTooLarge,
+            "the request body is larger than this endpoint accepts",
+        ))
+    })?;
     let form = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
         v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
     });
@@ -358,8 +395,8 @@ pub async fn token(State(state): State<AuthState>, headers: HeaderMap, body: Byt
     Ok(([(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")], axum::Json(answer)).into_response())
 }
 
-/// An error of the token endpoint: a refusal in RFC 6749's shape, or a failure of the server, which is the API's
-/// (`503 unavailable` with `Retry-After`), since RFC 6749 has no code for it.
+/// An error of the token endpoint: a refusal in RFC 6749's shape, or one of the API's own (a body over the limit,
+/// `503 unavailable` with `Retry-After` when the store fails), which RFC 6749 has no code for.
 #[derive(Debug)]
 pub enum TokenError {
     Refused { status: StatusCode, body: OAuthError },

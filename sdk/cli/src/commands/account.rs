@@ -57,13 +57,16 @@ pub async fn login_in_browser(globals: &Globals, client_id: Option<String>, devi
         })
         .await
         .context("signing in through the browser failed")?;
+    // Said before the password is asked for, so that a code slipped in for another account does not go unnoticed.
+    let email = login.client.session().map(|s| s.email).unwrap_or_default();
+    eprintln!("signed in as {email} through the browser");
     // The page signed in; the key is unlocked only here, with the password typed into this terminal. Nothing
-    // checks that password against the account's before the account's first key is wrapped with it (the email to
-    // check it with is not known here), so a first device asks twice.
+    // checks that password against the account's before the account's first key is wrapped with it, so a first
+    // device asks twice.
     let first_device = !login.client.has_server_key().await?;
     let password = password::to_unlock(first_device)?;
     let device = login.finish(globals, &password, device_name).await?;
-    eprintln!("logged in through the browser on device {}", device.name);
+    eprintln!("logged in as {email} on device {}", device.name);
     output::one(json!({ "user_id": user_id, "app_id": app_id, "device_id": device.id }))
 }
 

@@ -124,8 +124,9 @@ impl SyncKitClient {
     /// server that turned hostile could serve one that keeps what is typed into it. So the page only ever derives
     /// the login key, which opens no data, and never touches the master key: the master key is unwrapped only in the
     /// app, with the password typed there, and never passes through the browser. On the account's first device,
-    /// nothing checks the password given to `setup_encryption_new` against the account's (the app does not know the
-    /// email to check it with): ask for it twice, as for a new password.
+    /// nothing checks the password given to `setup_encryption_new` against the account's: ask for it twice, as for a
+    /// new password. Show the person the account they signed in to ([`session`](Self::session)'s email), so that a
+    /// code another program slipped in for an account of its own does not go unnoticed.
     ///
     /// The password typed into the page is still the account's password, the one that also wraps the master key.
     /// Against a server that turned hostile and serves a page that keeps it, only signing in inside the app

@@ -73,26 +73,39 @@ pub fn sign_in(status: StatusCode, form: &SignInForm<'_>, headers: HeaderMap) ->
     {switch}
     <noscript><p class="error">This page needs JavaScript: it turns your password into a key in this browser, so
       that the password itself is never sent.</p></noscript>
+    <p class="note">{destination}</p>
     <p class="note">Your password never leaves this browser: a key derived from it is sent instead.</p>
   </main>"#,
         email = escape(form.email),
+        destination = escape(&destination(request)),
     );
-    respond(status, &format!("Sign in to {app}"), &body, &form_action(&request.redirect_uri), headers)
+    respond(status, &format!("Sign in to {}", request.app.name), &body, &form_action(&request.redirect_uri), headers)
 }
 
 /// A page that only says `message`: for a request whose client or redirect URI cannot be trusted, and so goes
 /// nowhere.
 pub fn message(status: StatusCode, title: &str, message: &str) -> Response {
-    let body = format!(
+    respond(status, title, &message_body(title, message, ""), "'none'", HeaderMap::new())
+}
+
+/// A page that says `message` and links back to the app at `back`, where the server does not send the browser on
+/// its own.
+pub fn message_with_link(status: StatusCode, title: &str, message: &str, back: &str) -> Response {
+    let link = format!(r#"<p><a href="{}">Return to the app</a></p>"#, escape(back));
+    respond(status, title, &message_body(title, message, &link), "'none'", HeaderMap::new())
+}
+
+fn message_body(title: &str, message: &str, extra: &str) -> String {
+    format!(
         r#"<main>
     <p class="brand"><img src="/oauth/assets/favicon.svg" alt="">SyncKit</p>
     <h1>{}</h1>
     <p class="error" role="alert">{}</p>
+    {extra}
   </main>"#,
         escape(title),
         escape(message)
-    );
-    respond(status, title, &body, "'none'", HeaderMap::new())
+    )
 }
 
 fn respond(status: StatusCode, title: &str, body: &str, form_action: &str, mut headers: HeaderMap) -> Response {
@@ -129,19 +142,37 @@ fn respond(status: StatusCode, title: &str, body: &str, form_action: &str, mut h
     (status, headers, html).into_response()
 }
 
+/// Where the person goes after signing in, and who registered the app: the page cannot vouch for an app that any
+/// account may have registered under any name.
+fn destination(request: &AuthorizationRequest) -> String {
+    let uri = &request.redirect_uri;
+    let place = match uri.split_once("://") {
+        Some(("https", rest)) => format!("the website {}", rest.split(['/', '?', ':']).next().unwrap_or_default()),
+        Some(_) => "the app on this device".to_owned(),
+        None => format!("the app on this device ({})", uri.split(':').next().unwrap_or_default()),
+    };
+    let who = match request.app.owner_id {
+        None => "registered by this server's operator",
+        Some(_) => "registered by a SyncKit account, not by this server's operator",
+    };
+    format!("After you sign in, you go back to {place}. {} is {who}.", request.app.name)
+}
+
 /// The `form-action` sources of a page whose form posts to this server, which then sends the browser on to
 /// `redirect_uri` (browsers hold the redirect after a form's post to the form's policy too): this server, and the
-/// redirect URI's origin, or its scheme for a private-use one. The redirect URI is one the app registered, so it is
-/// made of the characters of its pattern, none of which ends a CSP source.
+/// redirect URI's origin, or its scheme for a private-use one. The redirect URI matched one the app registered, so an
+/// http(s) origin is made of the pattern's host and port characters, none of which ends a CSP source; what follows a
+/// private-use scheme might, so it is left out.
 fn form_action(redirect_uri: &str) -> String {
     let target = match redirect_uri.split_once("://") {
         // IPv6 literals are not CSP host sources; a [::1] loopback redirect is allowed by its scheme.
         Some(("http", rest)) if rest.starts_with('[') => "http:".to_owned(),
-        Some((scheme, rest)) => {
+        Some((scheme @ ("http" | "https"), rest)) => {
             let authority = rest.split(['/', '?']).next().unwrap_or_default();
             format!("{scheme}://{authority}")
         }
-        None => format!("{}:", redirect_uri.split(':').next().unwrap_or_default()),
+        // A private-use scheme: by the scheme alone, whatever follows it.
+        _ => format!("{}:", redirect_uri.split(':').next().unwrap_or_default()),
     };
     format!("'self' {target}")
 }
@@ -173,6 +204,7 @@ mod tests {
         assert_eq!(form_action("https://a.example:8443"), "'self' https://a.example:8443");
         assert_eq!(form_action("com.example.app:/cb"), "'self' com.example.app:");
         assert_eq!(form_action("http://[::1]:5312/cb"), "'self' http:");
+        assert_eq!(form_action("com.example.app://a;b/cb"), "'self' com.example.app:");
     }
 
     #[test]

@@ -9,6 +9,9 @@ use synckit_store::{AccountStore, App};
 /// The longest `state` taken: enough for any client's random value, and a bound on what the page echoes.
 pub const MAX_STATE_CHARS: usize = 512;
 
+/// The most parameters a request may have: an authorization request has six, the form eleven.
+const MAX_PARAMS: usize = 32;
+
 /// The form or query parameters of a request, each name at most once (RFC 6749 section 3.1).
 #[derive(Debug, Default)]
 pub struct Params(Vec<(String, String)>);
@@ -17,6 +20,10 @@ impl Params {
     /// Parses `application/x-www-form-urlencoded` text; `Err` names a parameter given twice, or says the text is
     /// not form-encoded.
     pub fn parse(text: &str) -> Result<Self, String> {
+        // Counted before parsing: the check for names given twice below compares each with those before it.
+        if text.split('&').count() > MAX_PARAMS {
+            return Err(format!("more than {MAX_PARAMS} parameters"));
+        }
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(text).map_err(|_| "the parameters are not form-encoded".to_owned())?;
         for (i, (name, _)) in pairs.iter().enumerate() {
@@ -47,8 +54,17 @@ pub struct AuthorizationRequest {
 pub enum Refusal {
     /// The client or redirect URI cannot be trusted: the page says why, and the browser stays.
     Page { status: StatusCode, message: String },
-    /// Told to the client at its redirect URI (RFC 6749 section 4.1.2.1).
-    Redirect { redirect_uri: String, state: Option<String>, error: &'static str, description: String },
+    /// Told to the client at its redirect URI (RFC 6749 section 4.1.2.1): at once when `automatic`, else by a link
+    /// on the page (see [`sends_back_unasked`]).
+    Redirect { redirect_uri: String, state: Option<String>, error: &'static str, description: String, automatic: bool },
+}
+
+/// Whether the server may send the browser to `redirect_uri` of `app` before the person has done anything: for an
+/// app the operator registered, or a redirect URI that stays on the device (loopback, a private-use scheme).
+/// Otherwise anyone could register an app with a web redirect URI of their choosing and use this server as an open
+/// redirector (RFC 9700 section 4.11.2): the page says what is wrong and links back instead.
+pub fn sends_back_unasked(app: &App, redirect_uri: &str) -> bool {
+    app.owner_id.is_none() || !redirect_uri.starts_with("https://")
 }
 
 impl Refusal {
@@ -83,14 +99,17 @@ pub async fn check(accounts: &dyn AccountStore, params: &Params) -> Result<Autho
         return Err(page(
             StatusCode::BAD_REQUEST,
             format!(
-                "{} asked to return to an address it has not registered ({redirect_uri}), so this page will not send \
-                 you there. Ask the app's developer to register it.",
-                app.name
+                "{} asked to return to an address it has not registered ({}), so this page will not send you there. \
+                 Ask the app's developer to register it.",
+                app.name,
+                shortened(redirect_uri)
             ),
         ));
     }
 
+    let automatic = sends_back_unasked(&app, redirect_uri);
     let redirect = |error, description: &str| Refusal::Redirect {
+        automatic,
         redirect_uri: redirect_uri.to_owned(),
         state: params.get("state").filter(|s| s.chars().count() <= MAX_STATE_CHARS).map(str::to_owned),
         error,
@@ -121,6 +140,14 @@ pub async fn check(accounts: &dyn AccountStore, params: &Params) -> Result<Autho
         code_challenge: code_challenge.to_owned(),
         app,
     })
+}
+
+/// At most 100 characters of `text`, for a page that shows what a request asked for.
+fn shortened(text: &str) -> String {
+    match text.char_indices().nth(100) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
 }
 
 /// A SHA-256 digest in unpadded base64url.
@@ -203,6 +230,9 @@ mod tests {
         let params = Params::parse("a=1&b=&c=x%20y").unwrap();
         assert_eq!((params.get("a"), params.get("b"), params.get("c")), (Some("1"), None, Some("x y")));
         assert!(Params::parse("a=1&a=2").unwrap_err().contains("a is given more than once"));
+        let many = (0..33).map(|i| format!("p{i}=1")).collect::<Vec<_>>().join("&");
+        assert!(Params::parse(&many).unwrap_err().contains("more than 32 parameters"));
+        assert_eq!(shortened(&"x".repeat(101)), format!("{}…", "x".repeat(100)));
     }
 
     #[test]

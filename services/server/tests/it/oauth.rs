@@ -328,29 +328,40 @@ async fn authorization_requests_are_checked_before_the_page_shows(app: TestServe
         assert!(!page.body.contains("<form"), "no sign-in form for it");
     }
 
-    // A trusted redirect URI hears of the rest, with the state when there is one.
-    let uri = "https://notes.example.com/cb?x=1";
-    for (name, value, error, says) in [
-        ("code_challenge_method", "plain", "invalid_request", "must be S256"),
-        ("code_challenge_method", "", "invalid_request", "must be S256"),
-        ("code_challenge", "", "invalid_request", "code_challenge is required"),
-        ("code_challenge", "too-short", "invalid_request", "43 characters"),
-        ("response_type", "token", "unsupported_response_type", "must be code"),
-        ("state", "", "invalid_request", "state is required"),
-    ] {
-        let mut params = request(&client_id, uri, &good);
-        params.retain(|(n, _)| *n != name);
-        params.push((name, value));
-        let answer = browser.authorize(&params).await;
-        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{name}={value}: {}", answer.body);
-        assert!(answer.location().starts_with("https://notes.example.com/cb?x=1&"), "{}", answer.location());
-        let back = query(answer.location());
-        assert_eq!((param(&back, "error"), param(&back, "x")), (Some(error), Some("1")), "{name}={value}");
-        assert!(param(&back, "error_description").unwrap().contains(says), "{back:?}");
-        assert_eq!(param(&back, "state"), if name == "state" { None } else { Some(STATE) });
+    // A trusted redirect URI hears of the rest, with the state when there is one: at once when it stays on the
+    // device; for a web redirect URI of an app any account may have registered, by a link on the page, so that this
+    // server is no open redirector.
+    for uri in ["http://127.0.0.1:5000/callback", "https://notes.example.com/cb?x=1"] {
+        for (name, value, error, says) in [
+            ("code_challenge_method", "plain", "invalid_request", "must be S256"),
+            ("code_challenge_method", "", "invalid_request", "must be S256"),
+            ("code_challenge", "", "invalid_request", "code_challenge is required"),
+            ("code_challenge", "too-short", "invalid_request", "43 characters"),
+            ("response_type", "token", "unsupported_response_type", "must be code"),
+            ("state", "", "invalid_request", "state is required"),
+        ] {
+            let mut params = request(&client_id, uri, &good);
+            params.retain(|(n, _)| *n != name);
+            params.push((name, value));
+            let answer = browser.authorize(&params).await;
+            let back = if uri.starts_with("https://") {
+                assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{name}={value}: {}", answer.body);
+                assert!(answer.headers.get(LOCATION).is_none());
+                let start = answer.body.find(r#"<a href=""#).expect("a link back") + 9;
+                answer.body[start..].split('"').next().unwrap().replace("&amp;", "&")
+            } else {
+                assert_eq!(answer.status, StatusCode::SEE_OTHER, "{name}={value}: {}", answer.body);
+                answer.location().to_owned()
+            };
+            assert!(back.starts_with(&format!("{uri}{}", if uri.contains('?') { '&' } else { '?' })), "{back}");
+            let back = query(&back);
+            assert_eq!(param(&back, "error"), Some(error), "{name}={value}");
+            assert!(param(&back, "error_description").unwrap().contains(says), "{back:?}");
+            assert_eq!(param(&back, "state"), if name == "state" { None } else { Some(STATE) });
+        }
     }
     // A parameter given twice is refused outright.
-    let mut twice = request(&client_id, uri, &good);
+    let mut twice = request(&client_id, "http://127.0.0.1:5000/callback", &good);
     twice.push(("client_id", "cid_other"));
     let page = browser.authorize(&twice).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
@@ -496,6 +507,15 @@ async fn the_page_its_assets_and_the_metadata_are_served_locked_down(app: TestSe
     assert_eq!(page.body.matches(r#"type="password""#).count(), 2, "the password and its repeat for sign-up");
     assert!(!page.body.contains(r#"name="password""#));
     assert!(page.body.contains("Sign in to Notes &lt;&amp;&gt;"));
+    assert!(page.body.contains("<title>Sign in to Notes &lt;&amp;&gt; · SyncKit</title>"), "escaped once");
+    assert!(
+        page.body.contains(
+            "you go back to the app on this device. Notes &lt;&amp;&gt; is registered by a SyncKit \
+             account, not by this server&#39;s operator."
+        ),
+        "the page says where the browser goes and who registered the app: {}",
+        page.body
+    );
     assert!(!page.body.contains("<script>") && !page.body.contains("style="), "nothing inline");
 
     for (asset, content_type) in [
