@@ -14,6 +14,7 @@
 //! - [`limits`]: the sizes the server enforces.
 //! - [`oauth`]: signing in through the browser, with an authorization code and PKCE.
 //! - [`paths`]: every endpoint's path.
+//! - [`plans`]: plans and prices: the pricing engine, billing periods, and the plan endpoints' bodies.
 //! - [`recovery`]: the recovery key, the way back from a forgotten password.
 //! - `schema.rs` (feature `openapi`): the OpenAPI schemas of fields whose rules a type cannot carry (lengths and
 //!   patterns), so that the published document says exactly what the server accepts.
@@ -32,6 +33,7 @@ pub mod keys;
 pub mod limits;
 pub mod oauth;
 pub mod paths;
+pub mod plans;
 pub mod recovery;
 pub mod sync;
 

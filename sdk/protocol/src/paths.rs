@@ -42,6 +42,10 @@ endpoints! {
     APP_REDIRECT_URIS = "/api/apps/{id}/redirect-uris";
     /// `POST`: gives an app a new API key; the one before stops working.
     APP_ROTATE_KEY = "/api/apps/{id}/rotate-key";
+    /// `GET`: the monthly price of a plan.
+    APPS_QUOTE = "/api/apps/quote";
+    /// `GET` an app's plan, `PUT` a new one.
+    APP_PLAN = "/api/apps/{id}/plan";
     /// `POST`: signs in to an app: a token.
     AUTH = "/api/sync/auth";
     /// `POST`: which app an API key is: its id, name and OAuth client id.

@@ -180,7 +180,11 @@ pub async fn delete(
 }
 
 /// The app `id` names, if `owner` owns it; otherwise, whether it exists or not, 404 `app_not_found`.
-async fn owned(state: &AuthState, owner: &AuthenticatedAccount, id: &str) -> Result<synckit_store::App, ApiError> {
+pub(crate) async fn owned(
+    state: &AuthState,
+    owner: &AuthenticatedAccount,
+    id: &str,
+) -> Result<synckit_store::App, ApiError> {
     let id = Uuid::parse_str(id).map_err(|_| ApiError::invalid(format!("{id:?} is not an app id")))?;
     match state.accounts.app(id).await? {
         Some(app) if app.owner_id == Some(owner.user_id) => Ok(app),
@@ -188,6 +192,6 @@ async fn owned(state: &AuthState, owner: &AuthenticatedAccount, id: &str) -> Res
     }
 }
 
-fn app_not_found() -> ApiError {
+pub(crate) fn app_not_found() -> ApiError {
     ApiError::new(ErrorCode::AppNotFound, "you own no app with this id")
 }

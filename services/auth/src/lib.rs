@@ -8,6 +8,8 @@
 //!   with the operator's commands. `redirect_uris.rs`: which redirect URIs an app may register.
 //! - `oauth.rs`: browser sign-in with OAuth 2.0 authorization code and PKCE: the sign-in page and its assets, the
 //!   token endpoint, the server's metadata, and the lookup of an app's client id by its API key.
+//! - [`plans`]: an app's plan, quoted and changed by its owner (or the operator), priced by
+//!   `synckit_protocol::plans`.
 //! - `devices.rs`, `keys.rs`: the device registry and the wrapped master key, per (app, user).
 //! - `recovery.rs`: the recovery key: set it with the password, prove it, and recover a forgotten password.
 //! - [`credentials`]: how login keys and API keys are hashed and API keys made; shared with the admin commands.
@@ -20,6 +22,7 @@ pub mod credentials;
 mod devices;
 mod keys;
 mod oauth;
+pub mod plans;
 mod recovery;
 mod redirect_uris;
 pub mod throttle;
@@ -82,6 +85,8 @@ pub fn router(state: AuthState) -> Router {
         .route(paths::APP, get(apps::get).delete(apps::delete))
         .route(paths::APP_REDIRECT_URIS, put(apps::set_redirect_uris))
         .route(paths::APP_ROTATE_KEY, post(apps::rotate_key))
+        .route(paths::APPS_QUOTE, get(plans::quote))
+        .route(paths::APP_PLAN, get(plans::get).put(plans::set))
         .route(paths::AUTH, post(accounts::authenticate).layer(public_body()))
         .route(paths::APP_INFO, post(oauth::app_info).layer(public_body()))
         .route(paths::OAUTH_AUTHORIZE, get(oauth::authorize).post(oauth::sign_in_form).layer(public_body()))
@@ -118,6 +123,9 @@ fn public_body() -> DefaultBodyLimit {
     apps::set_redirect_uris,
     apps::rotate_key,
     apps::delete,
+    plans::quote,
+    plans::get,
+    plans::set,
     recovery::set_recovery_key,
     recovery::recovery,
     recovery::recover,

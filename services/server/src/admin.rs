@@ -1,9 +1,12 @@
-//! Operator commands: `synckit-server admin create-app`, `list-apps` and `rotate-key`, on any app of the deployment.
-//! They do what an app's owner does at `/api/apps`, through the same operations; apps they create have no owner.
+//! Operator commands: `synckit-server admin create-app`, `list-apps`, `rotate-key`, `quote` and `set-plan`, on any
+//! app of the deployment. They do what an app's owner does at `/api/apps`, through the same operations; apps they
+//! create have no owner, and plans they set apply at once.
 
 use anyhow::Context;
 use serde::Serialize;
+use synckit_auth::plans::{Change, change_plan};
 use synckit_protocol::apps::{AppList, RotatedApiKey};
+use synckit_protocol::plans::{AppPlan, Plan, Quote};
 use synckit_store::AccountStore;
 use uuid::Uuid;
 
@@ -36,4 +39,20 @@ pub async fn list_apps(accounts: &dyn AccountStore) -> anyhow::Result<AppList> {
 /// Gives the app a new API key; the one before stops working at once.
 pub async fn rotate_key(accounts: &dyn AccountStore, app_id: Uuid) -> anyhow::Result<RotatedApiKey> {
     synckit_auth::apps::rotate_api_key(accounts, app_id).await?.with_context(|| format!("there is no app {app_id}"))
+}
+
+/// The monthly price of `storage_gb` GB at `burst` (Simple mode's 5 when `None`).
+pub fn quote(storage_gb: &str, burst: Option<u32>) -> anyhow::Result<Quote> {
+    Ok(Quote::of(&Plan::from_gb(storage_gb, burst)?))
+}
+
+/// Puts the app on the plan at once, whatever it lowers, and answers the app's plan.
+pub async fn set_plan(
+    accounts: &dyn AccountStore,
+    app_id: Uuid,
+    storage_gb: &str,
+    burst: Option<u32>,
+) -> anyhow::Result<AppPlan> {
+    let plan = Plan::from_gb(storage_gb, burst)?;
+    change_plan(accounts, app_id, plan, Change::AtOnce).await?.with_context(|| format!("there is no app {app_id}"))
 }

@@ -80,6 +80,8 @@ pub const ROUTES: &[Route] = &[
     Route::by(Role::Auth, paths::APP),
     Route::by(Role::Auth, paths::APP_REDIRECT_URIS),
     Route::by(Role::Auth, paths::APP_ROTATE_KEY),
+    Route::by(Role::Auth, paths::APPS_QUOTE),
+    Route::by(Role::Auth, paths::APP_PLAN),
     Route::by(Role::Auth, paths::AUTH),
     Route::by(Role::Auth, paths::APP_INFO),
     Route::by(Role::Auth, paths::OAUTH_AUTHORIZE),

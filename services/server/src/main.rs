@@ -76,6 +76,27 @@ enum AdminCommand {
     ListApps,
     /// Give an app a new API key, printed as {"app_id", "api_key"}; the one before stops working at once.
     RotateKey { app_id: uuid::Uuid },
+    /// Print the monthly price of a plan as {"storage_gb", "burst", "monthly_usd"}: $0.15 per GB stored plus $0.03
+    /// per GB of transfer budget (burst x storage). Reads no database.
+    Quote {
+        /// GB stored (10^9 bytes), more than 0 and at most 100000, with at most 9 decimals.
+        #[arg(long, value_name = "G")]
+        storage_gb: String,
+        /// The transfer budget as a multiple of storage, 1 to 20 [default: 5, Simple mode].
+        #[arg(long, value_name = "B")]
+        burst: Option<u32>,
+    },
+    /// Put an app on a plan at once (fractions of a GB allowed, for tests and trials); prints the app's plan.
+    SetPlan {
+        #[arg(long, value_name = "ID")]
+        app: uuid::Uuid,
+        /// GB stored (10^9 bytes), more than 0 and at most 100000, with at most 9 decimals.
+        #[arg(long, value_name = "G")]
+        storage_gb: String,
+        /// The transfer budget as a multiple of storage, 1 to 20 [default: 5, Simple mode].
+        #[arg(long, value_name = "B")]
+        burst: Option<u32>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -134,6 +155,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
+        Command::Admin(AdminCommand::Quote { storage_gb, burst }) => {
+            println!("{}", serde_json::to_string(&admin::quote(&storage_gb, burst)?)?);
+            Ok(())
+        }
         Command::Admin(command) => {
             let (_, accounts, _) = Engines::open_storage(&settings).await?;
             let printed = match command {
@@ -144,6 +169,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 AdminCommand::RotateKey { app_id } => {
                     serde_json::to_string(&admin::rotate_key(&*accounts, app_id).await?)?
                 }
+                AdminCommand::SetPlan { app, storage_gb, burst } => {
+                    serde_json::to_string(&admin::set_plan(&*accounts, app, &storage_gb, burst).await?)?
+                }
+                AdminCommand::Quote { .. } => unreachable!("quoted above, without storage"),
             };
             println!("{printed}");
             Ok(())

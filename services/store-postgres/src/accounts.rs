@@ -1,8 +1,8 @@
 use async_trait::async_trait;
 use synckit_store::{
     AccountRecovery, AccountStore, App, AppKeyEnvelope, AuthorizationCode, ChangelogStore, Device, KeyEnvelope,
-    LoginKeyChange, LoginKeyChanged, NewApp, NewUser, PutKeyOutcome, RecoverableKey, Recovered, Recovery,
-    RecoveryKeyChange, RecoveryKeyRefused, SecretName, StoreError, StreamId, TokenStanding, User,
+    LoginKeyChange, LoginKeyChanged, NewApp, NewUser, PendingPlan, PlanRecord, PutKeyOutcome, RecoverableKey,
+    Recovered, Recovery, RecoveryKeyChange, RecoveryKeyRefused, SecretName, StoreError, StreamId, TokenStanding, User,
 };
 use time::OffsetDateTime;
 use tokio_postgres::Row;
@@ -437,6 +437,67 @@ impl AccountStore for PgStore {
             token_version: to_u64(r.get(5)),
             expires_at: r.get(6),
         }))
+    }
+
+    #[instrument(level = "debug", name = "postgres app_plan", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "app_plan"))]
+    async fn app_plan(&self, app_id: Uuid) -> Result<Option<PlanRecord>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT storage_bytes, burst, next_storage_bytes, next_burst, next_from_period \
+                 FROM app_plans WHERE app_id = $1",
+                &[&app_id],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|r| {
+            let next = match (r.get::<_, Option<i64>>(2), r.get::<_, Option<i32>>(3), r.get::<_, Option<i64>>(4)) {
+                (Some(storage), Some(burst), Some(from_period)) => Some(PendingPlan {
+                    storage_bytes: to_u64(storage),
+                    burst: u32::try_from(burst).expect("a stored burst is positive"),
+                    from_period,
+                }),
+                _ => None,
+            };
+            let burst: i32 = r.get(1);
+            PlanRecord {
+                storage_bytes: to_u64(r.get(0)),
+                burst: u32::try_from(burst).expect("a stored burst is positive"),
+                next,
+            }
+        }))
+    }
+
+    #[instrument(level = "debug", name = "postgres set_app_plan", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "set_app_plan"))]
+    async fn set_app_plan(&self, app_id: Uuid, plan: PlanRecord) -> Result<bool, StoreError> {
+        let burst = |b: u32| i32::try_from(b).expect("a burst is small");
+        let next = plan.next;
+        // Only for an app that exists: the foreign key would refuse the others with an error.
+        let written = self
+            .client()
+            .await?
+            .execute(
+                "INSERT INTO app_plans \
+                 (app_id, storage_bytes, burst, next_storage_bytes, next_burst, next_from_period) \
+                 SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM apps WHERE id = $1) \
+                 ON CONFLICT (app_id) DO UPDATE SET storage_bytes = excluded.storage_bytes, burst = excluded.burst, \
+                 next_storage_bytes = excluded.next_storage_bytes, next_burst = excluded.next_burst, \
+                 next_from_period = excluded.next_from_period",
+                &[
+                    &app_id,
+                    &to_i64(plan.storage_bytes),
+                    &burst(plan.burst),
+                    &next.map(|n| to_i64(n.storage_bytes)),
+                    &next.map(|n| burst(n.burst)),
+                    &next.map(|n| n.from_period),
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(written == 1)
     }
 
     #[instrument(level = "debug", name = "postgres upsert_device", skip_all,

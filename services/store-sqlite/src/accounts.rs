@@ -2,8 +2,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Params, Row, params};
 use synckit_store::{
     AccountRecovery, AccountStore, App, AppKeyEnvelope, AuthorizationCode, ChangelogStore, Device, KeyEnvelope,
-    LoginKeyChange, LoginKeyChanged, NewApp, NewUser, PutKeyOutcome, RecoverableKey, Recovered, Recovery,
-    RecoveryKeyChange, RecoveryKeyRefused, SecretName, StoreError, StreamId, TokenStanding, User,
+    LoginKeyChange, LoginKeyChanged, NewApp, NewUser, PendingPlan, PlanRecord, PutKeyOutcome, RecoverableKey,
+    Recovered, Recovery, RecoveryKeyChange, RecoveryKeyRefused, SecretName, StoreError, StreamId, TokenStanding, User,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -441,6 +441,54 @@ impl AccountStore for SqliteStore {
                 },
             )
             .optional()
+        })
+        .await
+    }
+
+    async fn app_plan(&self, app_id: Uuid) -> Result<Option<PlanRecord>, StoreError> {
+        self.with_reader(move |conn| {
+            conn.query_row(
+                "SELECT storage_bytes, burst, next_storage_bytes, next_burst, next_from_period \
+                 FROM app_plans WHERE app_id = ?1",
+                [app_id.as_bytes()],
+                |r| {
+                    let next = match (r.get::<_, Option<i64>>(2)?, r.get::<_, Option<u32>>(3)?, r.get(4)?) {
+                        (Some(storage), Some(burst), Some(from_period)) => {
+                            Some(PendingPlan { storage_bytes: to_u64(storage), burst, from_period })
+                        }
+                        _ => None,
+                    };
+                    Ok(PlanRecord { storage_bytes: to_u64(r.get(0)?), burst: r.get(1)?, next })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn set_app_plan(&self, app_id: Uuid, plan: PlanRecord) -> Result<bool, StoreError> {
+        self.with_writer(move |conn| {
+            if app_with_id(conn, app_id)?.is_none() {
+                return Ok(false);
+            }
+            let next = plan.next;
+            conn.execute(
+                "INSERT INTO app_plans \
+                 (app_id, storage_bytes, burst, next_storage_bytes, next_burst, next_from_period) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT (app_id) DO UPDATE SET storage_bytes = excluded.storage_bytes, burst = excluded.burst, \
+                 next_storage_bytes = excluded.next_storage_bytes, next_burst = excluded.next_burst, \
+                 next_from_period = excluded.next_from_period",
+                params![
+                    app_id.as_bytes(),
+                    to_i64(plan.storage_bytes),
+                    plan.burst,
+                    next.map(|n| to_i64(n.storage_bytes)),
+                    next.map(|n| n.burst),
+                    next.map(|n| n.from_period),
+                ],
+            )?;
+            Ok(true)
         })
         .await
     }

@@ -72,6 +72,22 @@ pub struct AuthorizationCode {
     pub expires_at: OffsetDateTime,
 }
 
+/// An app's plan as stored: the limits in force, and a change waiting for a later billing period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanRecord {
+    pub storage_bytes: u64,
+    pub burst: u32,
+    pub next: Option<PendingPlan>,
+}
+
+/// A plan that starts with billing period `from_period` (months since year 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingPlan {
+    pub storage_bytes: u64,
+    pub burst: u32,
+    pub from_period: i64,
+}
+
 /// The deployment-wide secrets the server keeps in its database when they are not configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SecretName {
@@ -385,6 +401,12 @@ pub trait AccountStore: Send + Sync + 'static {
     /// answers it, expired or not (the caller checks); `None` when there is none: never issued, redeemed already,
     /// or its app deleted.
     async fn redeem_authorization_code(&self, code_hash: &[u8]) -> Result<Option<AuthorizationCode>, StoreError>;
+
+    /// The app's plan; `None` while it has none.
+    async fn app_plan(&self, app_id: Uuid) -> Result<Option<PlanRecord>, StoreError>;
+
+    /// Replaces the app's plan; false when there is no such app.
+    async fn set_app_plan(&self, app_id: Uuid, plan: PlanRecord) -> Result<bool, StoreError>;
 
     /// Registers a device under `new_id`, or, when the stream already has one named `name`, updates its platform
     /// and returns it with its original id.

@@ -17,8 +17,8 @@ use uuid::Uuid;
 use crate::{
     AccountRecovery, AccountStore, App, AppKeyEnvelope, AuthorizationCode, BlobCatalog, BlobHash, BlobRecord,
     ChangelogStore, KeyConflict, KeyEnvelope, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewApp, NewEntry, NewUser,
-    PutKeyOutcome, RecoverableKey, Recovered, RecoveredKey, Recovery, RecoveryKeyChange, RecoveryKeyRefused,
-    SecretName, StoreError, StreamId, SweptUpload, TokenStanding, UploadBegun,
+    PendingPlan, PlanRecord, PutKeyOutcome, RecoverableKey, Recovered, RecoveredKey, Recovery, RecoveryKeyChange,
+    RecoveryKeyRefused, SecretName, StoreError, StreamId, SweptUpload, TokenStanding, UploadBegun,
 };
 
 /// The ports of one adapter.
@@ -45,6 +45,7 @@ macro_rules! conformance_suite {
             apps_are_created_found_and_changed,
             deleting_an_app_removes_its_data,
             authorization_codes_are_redeemed_once,
+            plans_are_kept_and_replaced,
             devices,
             token_standing_sees_password_changes_and_removed_devices,
             key_envelopes,
@@ -600,6 +601,22 @@ pub async fn authorization_codes_are_redeemed_once(stores: Stores) {
     assert!(accounts.delete_app(notes.id).await.unwrap());
     assert_eq!(accounts.redeem_authorization_code(&pending.code_hash).await.unwrap(), None, "its app is gone");
     assert_eq!(accounts.app_by_client_id(&notes.client_id).await.unwrap(), None);
+}
+
+pub async fn plans_are_kept_and_replaced(stores: Stores) {
+    let accounts = &*stores.accounts;
+    let app = create_app(accounts, &new_app(None, &[])).await;
+    assert_eq!(accounts.app_plan(app.id).await.unwrap(), None, "no plan until one is set");
+    let plan = PlanRecord { storage_bytes: 50_000_000_000, burst: 5, next: None };
+    assert!(accounts.set_app_plan(app.id, plan).await.unwrap());
+    assert_eq!(accounts.app_plan(app.id).await.unwrap(), Some(plan));
+    let next = PendingPlan { storage_bytes: 1, burst: 20, from_period: 24_323 };
+    let changed = PlanRecord { storage_bytes: 100_000_000_000_000, burst: 1, next: Some(next) };
+    assert!(accounts.set_app_plan(app.id, changed).await.unwrap());
+    assert_eq!(accounts.app_plan(app.id).await.unwrap(), Some(changed));
+    assert!(!accounts.set_app_plan(Uuid::now_v7(), plan).await.unwrap(), "no such app");
+    assert!(accounts.delete_app(app.id).await.unwrap());
+    assert_eq!(accounts.app_plan(app.id).await.unwrap(), None, "gone with its app");
 }
 
 pub async fn devices(stores: Stores) {

@@ -23,8 +23,9 @@ pub mod conformance;
 
 pub use accounts::{
     AccountRecovery, AccountStore, App, AppKeyEnvelope, AuthorizationCode, Device, KeyConflict, KeyEnvelope, KeyRewrap,
-    LoginKeyChange, LoginKeyChanged, NewApp, NewUser, PutKeyOutcome, RecoverableKey, Recovered, RecoveredKey, Recovery,
-    RecoveryKeyChange, RecoveryKeyRefused, SecretName, TokenStanding, User, rewrap_conflict,
+    LoginKeyChange, LoginKeyChanged, NewApp, NewUser, PendingPlan, PlanRecord, PutKeyOutcome, RecoverableKey,
+    Recovered, RecoveredKey, Recovery, RecoveryKeyChange, RecoveryKeyRefused, SecretName, TokenStanding, User,
+    rewrap_conflict,
 };
 pub use blobs::{BlobCatalog, BlobHash, BlobRecord, SweptUpload, UploadBegun};
 pub use changelog::{Appended, ChangelogStore, Entry, NewEntry, Page, StreamId};

@@ -14,6 +14,7 @@ mod gateway;
 mod memory;
 mod oauth;
 mod operations;
+mod plans;
 mod postgres_tls;
 mod readiness;
 mod recovery;
