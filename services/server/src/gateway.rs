@@ -197,8 +197,9 @@ pub fn caddyfile(listen: SocketAddr, upstreams: &Upstreams) -> Result<String, Ga
                 .filter(|r| r.served == Served::ByRole(role) && r.streams == streams)
                 .map(Route::matcher)
                 .collect();
-            // `/api/apps/{id}` and the paths under it are one wildcard.
-            matchers.dedup();
+            // `/api/apps/{id}` and the paths under it are one wildcard: each matcher once, in the table's order.
+            let mut seen = std::collections::HashSet::new();
+            matchers.retain(|m| seen.insert(m.clone()));
             if matchers.is_empty() {
                 continue;
             }
