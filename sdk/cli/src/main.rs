@@ -171,6 +171,9 @@ enum BlobAction {
     /// Download and decrypt a blob into FILE, which is replaced only once the whole blob is verified. Prints
     /// {"id", "size", "path"}.
     Get { id: String, file: PathBuf },
+    /// Delete a blob of this account in this app: it can no longer be downloaded on any device, and its bytes are
+    /// removed from the store. Prints {"id", "deleted": true}.
+    Rm { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -263,6 +266,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status => sync::status(&globals).await,
         Command::Blob { action: BlobAction::Put { file } } => blobs::put(&globals, &file).await,
         Command::Blob { action: BlobAction::Get { id, file } } => blobs::get(&globals, &id, &file).await,
+        Command::Blob { action: BlobAction::Rm { id } } => blobs::rm(&globals, &id).await,
         Command::Devices { action: None } => devices::list(&globals).await,
         Command::Devices { action: Some(DevicesAction::Delete { id }) } => devices::delete(&globals, id).await,
         Command::Passwd => account::passwd(&globals).await,

@@ -72,6 +72,8 @@ endpoints! {
     BLOBS_CONFIRM = "/api/sync/blobs/confirm";
     /// `POST`: signs a URL to download a confirmed blob from.
     BLOBS_DOWNLOAD = "/api/sync/blobs/download";
+    /// `DELETE`: deletes one of the user's blobs; [`blob`] fills in its hash.
+    BLOB = "/api/sync/blobs/{hash}";
 }
 
 /// `GET`: the browser's sign-in page of an OAuth authorization request; `POST`: the page's form. Not in the OpenAPI
@@ -87,6 +89,16 @@ pub const OPENAPI: &str = "/api/openapi.json";
 /// Where the embedded blob store serves the signed URLs it hands out (`…/{app}/{user}/{hash}?…`). A client never
 /// builds one: it uses the URL the blob endpoints answer.
 pub const BLOBS_LOCAL: &str = "/api/sync/blobs/local";
+
+/// [`BLOB`] for one blob's hash (64 lowercase hex characters).
+///
+/// ```
+/// let hash = "ab".repeat(32);
+/// assert_eq!(synckit_protocol::paths::blob(&hash), format!("/api/sync/blobs/{hash}"));
+/// ```
+pub fn blob(hash: &str) -> String {
+    BLOB.replace("{hash}", hash)
+}
 
 /// [`DEVICE`] for one device.
 ///

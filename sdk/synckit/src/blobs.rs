@@ -327,6 +327,21 @@ impl SyncKitClient {
         })
     }
 
+    /// Deletes the blob `id` of this user in this app, whether confirmed or still uploading: it can no longer be
+    /// downloaded, its bytes are removed from the object store and stop counting as stored. Deleting one the user
+    /// does not have is [`ErrorKind::NotFound`] (so is a repeated delete). Other devices that keep the id in their
+    /// changes find it gone; uploading the same file again stores it anew.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &synckit::SyncKitClient, id: synckit::BlobId) -> synckit::Result<()> {
+    /// client.delete_blob(&id).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_blob(&self, id: &BlobId) -> Result<()> {
+        let path = paths::blob(&id.to_hex());
+        self.call::<(), ()>(Method::DELETE, &path, true, None, Retry::IfUnprocessed).await
+    }
+
     /// Step 2 of a download: streams the blob from `source`, decrypting as it goes, into the file at `path`
     /// (replacing it, only once the whole blob decrypted), and returns the plaintext length. Resumes a cut
     /// connection where it stopped. A URL that expired fails with the code

@@ -1,6 +1,7 @@
-//! `POST /api/sync/blobs/upload`, `/confirm` and `/download`.
+//! `POST /api/sync/blobs/upload`, `/confirm` and `/download`, and `DELETE /api/sync/blobs/{hash}`.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use synckit_http::{ApiError, AuthenticatedDevice, Json};
@@ -183,4 +184,35 @@ pub async fn download(
         size: record.size,
         expires_in: state.settings.url_expiry.as_secs(),
     }))
+}
+
+/// Deletes one of the user's blobs in this app, confirmed or still uploading: its record at once (it is no longer
+/// downloadable, nor counted as stored), then its object in the store. Uploading the same file again later works as
+/// a first upload.
+#[utoipa::path(delete, path = paths::BLOB, tag = "blobs", security(("device" = [])),
+    params(("hash" = String, Path, description = "the blob's content id: 64 lowercase hex characters")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 400, description = "- `invalid_request`: a malformed hash", body = ErrorBody),
+        (status = 404, description = "- `blob_not_found`: the user has no blob with this hash in this app (a repeated \
+            delete answers this too)", body = ErrorBody),
+    ))]
+#[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
+pub async fn delete(
+    State(state): State<BlobState>,
+    auth: AuthenticatedDevice,
+    Path(hash): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let hash = parse_hash(&hash)?;
+    let stream = auth.stream();
+    let Some(record) = state.catalog.delete(stream, hash).await? else {
+        return Err(ApiError::new(ErrorCode::BlobNotFound, "no blob with this hash"));
+    };
+    // The record is gone, so nothing signs a URL for the object again. If the store cannot remove the object now,
+    // its bytes are unreachable and the operator's sweep of the app's prefix removes them; the delete stands.
+    let key = ObjectKey { stream, hash, upload_id: record.upload_id };
+    if let Err(e) = state.objects.delete(&key).await {
+        tracing::warn!(%key, error = %synckit_http::error::ErrorChain(&e), "a deleted blob's object was not removed");
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::post;
+use axum::routing::{delete, post};
 use synckit_http::Authenticator;
 use synckit_protocol::paths;
 use synckit_store::BlobCatalog;
@@ -83,10 +83,11 @@ pub fn router(state: BlobState) -> Router {
         .route(paths::BLOBS_UPLOAD, post(handlers::upload))
         .route(paths::BLOBS_CONFIRM, post(handlers::confirm))
         .route(paths::BLOBS_DOWNLOAD, post(handlers::download))
+        .route(paths::BLOB, delete(handlers::delete))
         .with_state(state)
 }
 
 /// The blob service's endpoints in the OpenAPI document.
 #[derive(Debug, utoipa::OpenApi)]
-#[openapi(paths(handlers::upload, handlers::confirm, handlers::download))]
+#[openapi(paths(handlers::upload, handlers::confirm, handlers::download, handlers::delete))]
 pub struct ApiDoc;

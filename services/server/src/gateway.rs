@@ -98,6 +98,7 @@ pub const ROUTES: &[Route] = &[
     Route::by(Role::Blob, paths::BLOBS_UPLOAD),
     Route::by(Role::Blob, paths::BLOBS_CONFIRM),
     Route::by(Role::Blob, paths::BLOBS_DOWNLOAD),
+    Route::by(Role::Blob, paths::BLOB),
     Route::by(Role::Blob, BLOBS_LOCAL_OBJECT),
     Route { path: paths::OPENAPI, served: Served::ByAny, streams: false },
     Route { path: "/healthz", served: Served::ByEachAboutItself, streams: false },

@@ -55,6 +55,22 @@ impl BlobCatalog for PgStore {
         Ok(UploadBegun::AlreadyConfirmed(record(&row)))
     }
 
+    #[instrument(level = "debug", name = "postgres delete_blob", skip_all,
+        fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "delete_blob"))]
+    async fn delete(&self, stream: StreamId, hash: BlobHash) -> Result<Option<BlobRecord>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "DELETE FROM blobs WHERE app_id = $1 AND user_id = $2 AND hash = $3 \
+                 RETURNING size, checksum, confirmed_at IS NOT NULL, upload_id",
+                &[&stream.app_id, &stream.user_id, &hash.as_slice()],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(row.as_ref().map(record))
+    }
+
     #[instrument(level = "debug", name = "postgres blob", skip_all,
         fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "blob"))]
     async fn blob(&self, stream: StreamId, hash: BlobHash) -> Result<Option<BlobRecord>, StoreError> {

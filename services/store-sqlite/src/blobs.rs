@@ -72,6 +72,19 @@ impl BlobCatalog for SqliteStore {
         .await
     }
 
+    async fn delete(&self, stream: StreamId, hash: BlobHash) -> Result<Option<BlobRecord>, StoreError> {
+        self.with_writer(move |conn| {
+            conn.query_row(
+                "DELETE FROM blobs WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3 \
+                 RETURNING size, checksum, confirmed_at IS NOT NULL, upload_id",
+                params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), hash],
+                record,
+            )
+            .optional()
+        })
+        .await
+    }
+
     async fn confirm(
         &self,
         stream: StreamId,

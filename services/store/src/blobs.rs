@@ -71,6 +71,11 @@ pub trait BlobCatalog: Send + Sync + 'static {
         checksum: [u8; 32],
     ) -> Result<bool, StoreError>;
 
+    /// Removes the blob's record, pending or confirmed, and answers it, so the caller removes its object; `None`
+    /// when the stream has no such blob. Its bytes stop counting as stored, and a later upload of the same hash gets a
+    /// fresh upload id, and so a fresh object.
+    async fn delete(&self, stream: StreamId, hash: BlobHash) -> Result<Option<BlobRecord>, StoreError>;
+
     /// Removes up to `limit` uploads begun before `before` and still unconfirmed, and returns them. Each is returned
     /// to one caller only, so several instances can sweep at once.
     async fn sweep_pending(&self, before: OffsetDateTime, limit: u32) -> Result<Vec<SweptUpload>, StoreError>;

@@ -51,6 +51,7 @@ macro_rules! conformance_suite {
             key_envelopes,
             secrets,
             blobs_begin_and_confirm,
+            blobs_are_deleted_and_can_come_back,
             blob_sweeps_take_old_pending_uploads_once,
         );
     };
@@ -717,6 +718,31 @@ async fn begin(blobs: &dyn BlobCatalog, s: StreamId, hash: BlobHash, size: u64, 
         UploadBegun::Pending { upload_id: Some(upload_id) } => upload_id,
         begun => panic!("expected a pending upload with an id, got {begun:?}"),
     }
+}
+
+pub async fn blobs_are_deleted_and_can_come_back(stores: Stores) {
+    let blobs = &*stores.blobs;
+    let (s, other) = (stream(), stream());
+    let hash = [9u8; 32];
+    let first = begin(blobs, s, hash, 10, [1; 32]).await;
+    assert!(blobs.confirm(s, hash, Some(first), 10, [1; 32]).await.unwrap());
+    let theirs = begin(blobs, other, hash, 10, [1; 32]).await;
+    assert_eq!(blobs.delete(stream(), hash).await.unwrap(), None, "another stream has no such blob");
+
+    let deleted = blobs.delete(s, hash).await.unwrap().expect("the blob was there");
+    assert_eq!((deleted.size, deleted.confirmed, deleted.upload_id), (10, true, Some(first)));
+    assert_eq!(blobs.blob(s, hash).await.unwrap(), None);
+    assert_eq!(blobs.delete(s, hash).await.unwrap(), None, "gone already");
+    assert_eq!(
+        blobs.blob(other, hash).await.unwrap().and_then(|r| r.upload_id),
+        Some(theirs),
+        "the other stream's stays"
+    );
+    // Uploaded again: a fresh upload id, so a fresh object.
+    let again = begin(blobs, s, hash, 10, [1; 32]).await;
+    assert_ne!(again, first);
+    // A pending upload can be deleted too.
+    assert_eq!(blobs.delete(s, hash).await.unwrap().map(|r| (r.confirmed, r.upload_id)), Some((false, Some(again))));
 }
 
 pub async fn blobs_begin_and_confirm(stores: Stores) {

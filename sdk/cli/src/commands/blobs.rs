@@ -68,3 +68,11 @@ pub async fn get(globals: &Globals, id: &str, file: &Path) -> Result<()> {
     let size = downloaded.await.map_err(|e| logged_in.explain(e))?;
     output::one(json!({ "id": id.to_hex(), "size": size, "path": file }))
 }
+
+/// `synckit blob rm ID`: deletes the blob; prints {"id", "deleted": true}.
+pub async fn rm(globals: &Globals, id: &str) -> Result<()> {
+    let id = BlobId::from_hex(id).map_err(|_| anyhow::anyhow!("not a blob id: `synckit blob put` prints them"))?;
+    let logged_in = LoggedIn::open(globals)?;
+    logged_in.client.delete_blob(&id).await.map_err(|e| logged_in.explain(e.into()))?;
+    output::one(json!({ "id": id.to_hex(), "deleted": true }))
+}

@@ -520,6 +520,13 @@ async fn blobs_go_up_from_one_profile_and_come_down_on_another() {
     env.synckit("phone", &["blob", "get", &"0".repeat(64), "x"]).await.fails(1, "blob");
     assert!(!Path::new("x").exists() && !dir.join("x").exists());
     env.synckit("laptop", &["blob", "put", dir.join("missing").to_str().unwrap()]).await.fails(1, "missing");
+
+    // Deleted on one device, gone on the other.
+    let rm = env.synckit("laptop", &["blob", "rm", &id]).await.ok().json();
+    assert_eq!(rm, json!({"id": id, "deleted": true}));
+    env.synckit("phone", &["blob", "get", &id, copy.to_str().unwrap()]).await.fails(1, "blob");
+    env.synckit("laptop", &["blob", "rm", &id]).await.fails(1, "blob");
+    env.synckit("laptop", &["blob", "rm", "not-an-id"]).await.fails(1, "not a blob id");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

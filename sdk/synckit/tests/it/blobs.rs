@@ -26,6 +26,7 @@ on_each_engine!(
     a_refused_url_is_replaced,
     an_expired_url_is_refused,
     an_unknown_blob_is_not_found,
+    a_deleted_blob_is_gone_and_can_be_uploaded_again,
 );
 
 const KIB: usize = 1024;
@@ -301,6 +302,20 @@ async fn an_unknown_blob_is_not_found(store: Engine) {
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     let err = phone.download_blob_bytes(&prepared.id()).await.map(|bytes| bytes.len()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+}
+
+async fn a_deleted_blob_is_gone_and_can_be_uploaded_again(store: Engine) {
+    let rig = Rig::start(store).await;
+    let (laptop, phone) = rig.two_devices().await;
+    let uploaded = laptop.upload_blob(b"a photo".to_vec()).await.unwrap();
+    phone.delete_blob(&uploaded.id).await.unwrap();
+    let err = laptop.download_blob_bytes(&uploaded.id).await.map(|b| b.len()).unwrap_err();
+    assert_eq!((err.kind(), err.code()), (ErrorKind::NotFound, Some(ErrorCode::BlobNotFound)), "{err}");
+    let err = phone.delete_blob(&uploaded.id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "a repeated delete: {err}");
+    let again = laptop.upload_blob(b"a photo".to_vec()).await.unwrap();
+    assert_eq!((again.id, again.already_existed), (uploaded.id, false), "stored anew");
+    assert!(phone.download_blob_bytes(&again.id).await.unwrap() == b"a photo");
 }
 
 /// A store that answers a `Range` request with the whole blob makes the download start over, and it still arrives

@@ -595,7 +595,7 @@ async fn health_openapi_and_unknown_routes(app: TestServer) {
     let documented: std::collections::BTreeSet<&str> = paths.keys().map(String::as_str).collect();
     assert_eq!(documented, synckit_protocol::paths::ALL.iter().copied().collect(), "the OpenAPI document's paths");
     for path in synckit_protocol::paths::ALL {
-        let concrete = path.replace("{id}", &Uuid::nil().to_string());
+        let concrete = path.replace("{id}", &Uuid::nil().to_string()).replace("{hash}", &"0".repeat(64));
         for method in ["get", "post", "put", "patch", "delete"] {
             let (status, body) = app.send(method.to_uppercase().parse().unwrap(), &concrete, None, None).await;
             let served = !matches!(body["error"]["code"].as_str(), Some("not_found" | "method_not_allowed"));
@@ -623,7 +623,7 @@ async fn every_answer_is_documented(app: TestServer) {
     let (_, doc) = app.get("/api/openapi.json", None).await;
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
-        let concrete = path.replace("{id}", &Uuid::now_v7().to_string());
+        let concrete = path.replace("{id}", &Uuid::now_v7().to_string()).replace("{hash}", &"0".repeat(64));
         for (method, operation) in item.as_object().unwrap() {
             let mut probes: Vec<(Option<&str>, Option<&str>, &str)> = vec![
                 (None, None, ""),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use synckit_blob::ObjectKey;
@@ -20,6 +20,7 @@ on_each_engine!(
     unconfirmed_uploads_are_swept,
     a_sweep_never_removes_a_blob_confirmed_meanwhile,
     blobs_from_before_upload_ids_keep_working,
+    deleting_a_blob_removes_its_object_and_only_its_owner_can,
 );
 
 /// Some "ciphertext" and what the protocol says about it.
@@ -491,4 +492,44 @@ async fn bad_blob_settings_are_refused_at_start_up() {
         let err = Server::build(&settings).await.expect_err(named).to_string();
         assert!(err.contains(named), "{err}");
     }
+}
+
+async fn deleting_a_blob_removes_its_object_and_only_its_owner_can(app: TestServer) {
+    let (ada, bob) = (app.user().await, app.user().await);
+    let kept = blob(1000);
+    let doomed =
+        Blob { bytes: kept.bytes.clone(), checksum: kept.checksum.clone(), hash: hex::encode(random_bytes(32)) };
+    app.store(&ada, &kept).await;
+    app.store(&ada, &doomed).await;
+    let key = app.key(&ada, &doomed).await.expect("stored");
+    assert!(app.engines.objects.head(&key).await.unwrap().is_some());
+    let path = format!("/api/sync/blobs/{}", doomed.hash);
+
+    // Another user, a sign-in token, no token: nothing is deleted.
+    let (status, body) = app.send(Method::DELETE, &path, Some(&bob.token), None).await;
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "blob_not_found"), "{body}");
+    let (status, body) = app.send(Method::DELETE, &path, Some(&ada.sign_in_token), None).await;
+    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "device_token_required"), "{body}");
+    let (status, _) = app.send(Method::DELETE, &path, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(app.engines.objects.head(&key).await.unwrap().is_some(), "still there");
+
+    // The owner deletes it: gone from the catalogue and the store; the other blob stays.
+    let (status, body) = app.send(Method::DELETE, &path, Some(&ada.token), None).await;
+    assert_eq!((status, body), (StatusCode::NO_CONTENT, Value::Null));
+    assert_eq!(app.engines.objects.head(&key).await.unwrap(), None, "its object is removed");
+    app.assert_nothing_stored(&ada, &doomed).await;
+    let (status, _) = app.download_url(&ada, &kept).await;
+    assert_eq!(status, StatusCode::OK, "the other blob is untouched");
+    let (status, body) = app.send(Method::DELETE, &path, Some(&ada.token), None).await;
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "blob_not_found"), "a repeated delete");
+    let (status, body) = app.send(Method::DELETE, "/api/sync/blobs/not-a-hash", Some(&ada.token), None).await;
+    assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "invalid_request"), "{body}");
+
+    // Uploaded again, it is a new blob, under a new object.
+    app.store(&ada, &doomed).await;
+    let again = app.key(&ada, &doomed).await.unwrap();
+    assert_ne!(again.upload_id, key.upload_id);
+    let (status, body) = app.download_url(&ada, &doomed).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

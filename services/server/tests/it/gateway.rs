@@ -15,7 +15,11 @@ use uuid::Uuid;
 /// A route's path with its `{name}` segments filled in as a client would: ids, and a blob name of the right form.
 fn concrete(path: &str) -> String {
     let nil = Uuid::nil().to_string();
-    path.replace("{id}", &nil).replace("{app}", &nil).replace("{user}", &nil).replace("{name}", &"0".repeat(64))
+    path.replace("{id}", &nil)
+        .replace("{app}", &nil)
+        .replace("{user}", &nil)
+        .replace("{name}", &"0".repeat(64))
+        .replace("{hash}", &"0".repeat(64))
 }
 
 /// Every role's process serves exactly the table's paths of its role (and `all` every one), plus the paths every
