@@ -372,6 +372,6 @@ mod tests {
         assert!(text.contains("reverse_proxy 127.0.0.1:9004 127.0.0.1:9005 {"), "{text}");
         assert!(text.contains(" /api/sync/devices/* "), "{text}");
         assert_eq!(text.matches(" /api/apps/*").count(), 1, "{text}");
-        assert!(text.contains("@blob path /api/sync/blobs/upload /api/sync/blobs/confirm /api/sync/blobs/download /api/sync/blobs/local/*\n"), "{text}");
+        assert!(text.contains("@blob path /api/sync/blobs/upload /api/sync/blobs/confirm /api/sync/blobs/download /api/sync/blobs/* /api/sync/blobs/local/*\n"), "{text}");
     }
 }
