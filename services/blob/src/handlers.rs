@@ -190,7 +190,8 @@ pub async fn download(
 /// downloadable, nor counted as stored), then its object in the store. Uploading the same file again later works as
 /// a first upload.
 #[utoipa::path(delete, path = paths::BLOB, tag = "blobs", security(("device" = [])),
-    params(("hash" = String, Path, description = "the blob's content id: 64 lowercase hex characters")),
+    params(("hash" = String, Path, pattern = "^[0-9a-f]{64}$",
+        description = "the blob's content id: 64 lowercase hex characters")),
     responses(
         (status = 204, description = "deleted"),
         (status = 400, description = "- `invalid_request`: a malformed hash", body = ErrorBody),
