@@ -119,17 +119,29 @@ impl Login {
             }
         };
 
-        let profile = Profile {
-            server,
-            api_key: Some(api_key),
-            session: client.session().expect("still signed in"),
-            device_id: device.id,
-            device_name: device.name.clone(),
-            keychain: globals.keychain,
-        };
-        dir.save(&profile)?;
+        save_profile(globals, &dir, server, api_key, &client, &device)?;
         Ok(device)
     }
+}
+
+/// Saves the profile of a login: its server, app, session and device.
+fn save_profile(
+    globals: &Globals,
+    dir: &ProfileDir,
+    server: String,
+    api_key: String,
+    client: &SyncKitClient,
+    device: &Device,
+) -> Result<()> {
+    let profile = Profile {
+        server,
+        api_key: Some(api_key),
+        session: client.session().expect("still signed in"),
+        device_id: device.id,
+        device_name: device.name.clone(),
+        keychain: globals.keychain,
+    };
+    dir.save(&profile)
 }
 
 /// Unlocks the key and registers the device, once signed in.
@@ -283,15 +295,7 @@ async fn log_in_after_recovery(
     }
     let name = device_name.unwrap_or_else(host_name);
     let device = register(client, &name, previous.as_ref().map(|p| p.device_id)).await?;
-    let profile = Profile {
-        server,
-        api_key: Some(api_key),
-        session: client.session().expect("still signed in"),
-        device_id: device.id,
-        device_name: device.name.clone(),
-        keychain: globals.keychain,
-    };
-    dir.save(&profile)?;
+    save_profile(globals, &dir, server, api_key, client, &device)?;
     Ok(device)
 }
 
