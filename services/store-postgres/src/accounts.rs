@@ -29,7 +29,7 @@ pub(crate) const TOKEN_STANDING: &str = "SELECT u.token_version, \
 /// What deleting an app removes besides its row, table by table, each by the app id that leads its primary key (or
 /// unique index). Streams go first: deleting a head row waits for a push holding its lock, so that push's entries
 /// have committed before the entries are deleted.
-const APP_DATA: [&str; 5] = ["streams", "changes", "devices", "key_envelopes", "blobs"];
+const APP_DATA: [&str; 6] = ["streams", "changes", "devices", "key_envelopes", "blobs", "usage_days"];
 
 fn user(row: &Row) -> User {
     User {

@@ -1,4 +1,5 @@
 use async_trait::async_trait;
+use synckit_store::usage::today;
 use synckit_store::{BlobCatalog, BlobHash, BlobRecord, StoreError, StreamId, SweptUpload, UploadBegun};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
@@ -58,13 +59,24 @@ impl BlobCatalog for PgStore {
     #[instrument(level = "debug", name = "postgres delete_blob", skip_all,
         fields(otel.kind = "client", db.system.name = "postgresql", db.operation.name = "delete_blob"))]
     async fn delete(&self, stream: StreamId, hash: BlobHash) -> Result<Option<BlobRecord>, StoreError> {
+        // A confirmed blob's bytes stop counting as stored in the statement that removes it.
         let row = self
             .client()
             .await?
             .query_opt(
-                "DELETE FROM blobs WHERE app_id = $1 AND user_id = $2 AND hash = $3 \
-                 RETURNING size, checksum, confirmed_at IS NOT NULL, upload_id",
-                &[&stream.app_id, &stream.user_id, &hash.as_slice()],
+                "WITH gone AS ( \
+                     DELETE FROM blobs WHERE app_id = $1 AND user_id = $2 AND hash = $3 \
+                     RETURNING size, checksum, confirmed_at IS NOT NULL AS confirmed, upload_id), \
+                 stream AS ( \
+                     UPDATE streams SET blob_bytes = blob_bytes - gone.size FROM gone \
+                     WHERE gone.confirmed AND app_id = $1 AND user_id = $2), \
+                 day AS ( \
+                     INSERT INTO usage_days (app_id, day, user_id, stored_delta) \
+                     SELECT $1::uuid, $4::integer, $2::uuid, -size FROM gone WHERE confirmed \
+                     ON CONFLICT (app_id, day, user_id) \
+                     DO UPDATE SET stored_delta = usage_days.stored_delta + excluded.stored_delta) \
+                 SELECT size, checksum, confirmed, upload_id FROM gone",
+                &[&stream.app_id, &stream.user_id, &hash.as_slice(), &today()],
             )
             .await
             .map_err(db_error)?;
@@ -97,16 +109,44 @@ impl BlobCatalog for PgStore {
         checksum: [u8; 32],
     ) -> Result<bool, StoreError> {
         let client = self.client().await?;
-        let updated = client
-            .execute(
-                "UPDATE blobs SET confirmed_at = coalesce(confirmed_at, now()) \
-                 WHERE app_id = $1 AND user_id = $2 AND hash = $3 AND upload_id IS NOT DISTINCT FROM $4 \
-                     AND size = $5 AND checksum = $6",
-                &[&stream.app_id, &stream.user_id, &hash.as_slice(), &upload_id, &to_i64(size), &checksum.as_slice()],
+        let (app, user, hash) = (&stream.app_id, &stream.user_id, &hash.as_slice());
+        // The first confirmation alone adds the blob to what the stream stores and transferred, in the statement
+        // that confirms it: of two confirmations at once, the second waits for the first's row and then finds the
+        // blob confirmed.
+        let first = client
+            .query_one(
+                "WITH confirmed AS ( \
+                     UPDATE blobs SET confirmed_at = now() \
+                     WHERE app_id = $1 AND user_id = $2 AND hash = $3 AND upload_id IS NOT DISTINCT FROM $4 \
+                         AND size = $5 AND checksum = $6 AND confirmed_at IS NULL \
+                     RETURNING size), \
+                 stream AS ( \
+                     INSERT INTO streams (app_id, user_id, blob_bytes) SELECT $1::uuid, $2::uuid, size FROM confirmed \
+                     ON CONFLICT (app_id, user_id) DO UPDATE SET blob_bytes = streams.blob_bytes + excluded.blob_bytes), \
+                 day AS ( \
+                     INSERT INTO usage_days (app_id, day, user_id, transfer_bytes, stored_delta) \
+                     SELECT $1::uuid, $7::integer, $2::uuid, size, size FROM confirmed \
+                     ON CONFLICT (app_id, day, user_id) DO UPDATE SET \
+                         transfer_bytes = usage_days.transfer_bytes + excluded.transfer_bytes, \
+                         stored_delta = usage_days.stored_delta + excluded.stored_delta) \
+                 SELECT count(*) FROM confirmed",
+                &[app, user, hash, &upload_id, &to_i64(size), &checksum.as_slice(), &today()],
             )
             .await
             .map_err(db_error)?;
-        Ok(updated > 0)
+        if first.get::<_, i64>(0) > 0 {
+            return Ok(true);
+        }
+        // Confirming again is fine, and changes nothing.
+        let again = client
+            .query_opt(
+                "SELECT 1 FROM blobs WHERE app_id = $1 AND user_id = $2 AND hash = $3 \
+                     AND upload_id IS NOT DISTINCT FROM $4 AND size = $5 AND checksum = $6 AND confirmed_at IS NOT NULL",
+                &[app, user, hash, &upload_id, &to_i64(size), &checksum.as_slice()],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(again.is_some())
     }
 
     #[instrument(level = "debug", name = "postgres sweep_pending", skip_all,

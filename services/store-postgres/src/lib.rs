@@ -13,6 +13,7 @@
 //! - `changelog.rs`: the push and pull paths, the ones that must be fast.
 //! - `accounts.rs`: users, apps, devices, keys, secrets.
 //! - `blobs.rs`: the blob catalogue.
+//! - `usage.rs`: stored and transferred bytes per stream and day.
 //! - `plans.rs` (tests): the hot statements' cached plans read a batch, never the whole stream.
 //! - `error.rs`: which engine failures mean "unavailable, retry" and which are bugs.
 //! - `tls.rs`: TLS with rustls, as the URL's `sslmode` and `sslrootcert` ask.
@@ -24,6 +25,7 @@ mod error;
 #[cfg(test)]
 mod plans;
 mod tls;
+mod usage;
 
 use std::time::Duration;
 

@@ -38,7 +38,7 @@ async fn cached_plans_read_a_batch_not_the_stream() {
     let statements = [
         ("lock_head", "uuid, uuid", LOCK_HEAD),
         ("existing_ids", "uuid, uuid, uuid[]", EXISTING_IDS),
-        ("advance_head", "uuid, uuid, bigint", ADVANCE_HEAD),
+        ("advance_head", "uuid, uuid, bigint, bigint", ADVANCE_HEAD),
         ("read_page", "uuid, uuid, bigint, bigint, bigint", READ_PAGE),
         ("head", "uuid, uuid", HEAD),
     ];
@@ -52,7 +52,7 @@ async fn cached_plans_read_a_batch_not_the_stream() {
         [
             ("lock_head", stream.clone()),
             ("existing_ids", format!("{stream}, ARRAY[{ids}]::uuid[]")),
-            ("advance_head", format!("{stream}, 0")),
+            ("advance_head", format!("{stream}, 0, 0")),
             ("read_page", format!("{stream}, {}, {BATCH}, {}", STREAM_LEN / 2, i64::MAX)),
             ("head", stream.clone()),
         ]

@@ -23,7 +23,7 @@ fn user(r: &Row<'_>) -> rusqlite::Result<User> {
 }
 
 /// What deleting an app removes besides its row (and, by cascade, its redirect URIs), table by table.
-const APP_DATA: [&str; 5] = ["streams", "changes", "devices", "key_envelopes", "blobs"];
+const APP_DATA: [&str; 6] = ["streams", "changes", "devices", "key_envelopes", "blobs", "usage_days"];
 
 /// The apps `filter` (a `WHERE` clause on `apps a`, or nothing) selects, oldest first, each with its redirect URIs:
 /// one row per URI (or one with none), folded into their app.

@@ -1,9 +1,11 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
+use synckit_store::usage::today;
 use synckit_store::{BlobCatalog, BlobHash, BlobRecord, StoreError, StreamId, SweptUpload, UploadBegun};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::usage::add_to_day;
 use crate::{SqliteStore, now_micros, to_i64, to_u64, uuid_at};
 
 // Each reads one blob by its primary key, or the pending ones through the partial index `blobs_pending`.
@@ -17,8 +19,16 @@ pub(crate) const CONFIRMED: &str =
     "SELECT size, checksum, true, upload_id FROM blobs WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3";
 pub(crate) const BLOB: &str = "SELECT size, checksum, confirmed_at IS NOT NULL, upload_id FROM blobs \
      WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3";
-pub(crate) const CONFIRM: &str = "UPDATE blobs SET confirmed_at = coalesce(confirmed_at, ?7) \
-     WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3 AND upload_id IS ?4 AND size = ?5 AND checksum = ?6";
+/// The first confirmation: it answers the size, and a confirmation again nothing.
+pub(crate) const CONFIRM: &str = "UPDATE blobs SET confirmed_at = ?7 \
+     WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3 AND upload_id IS ?4 AND size = ?5 AND checksum = ?6 \
+         AND confirmed_at IS NULL \
+     RETURNING size";
+const CONFIRMED_AGAIN: &str = "SELECT 1 FROM blobs \
+     WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3 AND upload_id IS ?4 AND size = ?5 AND checksum = ?6 \
+         AND confirmed_at IS NOT NULL";
+const ADD_BLOB_BYTES: &str = "INSERT INTO streams (app_id, user_id, blob_bytes) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (app_id, user_id) DO UPDATE SET blob_bytes = blob_bytes + excluded.blob_bytes";
 pub(crate) const SWEEP: &str = "DELETE FROM blobs WHERE rowid IN ( \
          SELECT rowid FROM blobs WHERE confirmed_at IS NULL AND created_at < ?1 \
          ORDER BY created_at LIMIT ?2) \
@@ -74,13 +84,25 @@ impl BlobCatalog for SqliteStore {
 
     async fn delete(&self, stream: StreamId, hash: BlobHash) -> Result<Option<BlobRecord>, StoreError> {
         self.with_writer(move |conn| {
-            conn.query_row(
-                "DELETE FROM blobs WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3 \
-                 RETURNING size, checksum, confirmed_at IS NOT NULL, upload_id",
-                params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), hash],
-                record,
-            )
-            .optional()
+            let tx = conn.transaction()?;
+            let gone = tx
+                .query_row(
+                    "DELETE FROM blobs WHERE app_id = ?1 AND user_id = ?2 AND hash = ?3 \
+                     RETURNING size, checksum, confirmed_at IS NOT NULL, upload_id",
+                    params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), hash],
+                    record,
+                )
+                .optional()?;
+            // A confirmed blob's bytes stop counting as stored in the transaction that removes it.
+            if let Some(gone) = gone.filter(|g| g.confirmed) {
+                tx.execute(
+                    ADD_BLOB_BYTES,
+                    params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), -to_i64(gone.size)],
+                )?;
+                add_to_day(&tx, stream, today(), 0, -to_i64(gone.size))?;
+            }
+            tx.commit()?;
+            Ok(gone)
         })
         .await
     }
@@ -94,19 +116,32 @@ impl BlobCatalog for SqliteStore {
         checksum: [u8; 32],
     ) -> Result<bool, StoreError> {
         self.with_writer(move |conn| {
-            let updated = conn.execute(
-                CONFIRM,
-                params![
-                    stream.app_id.as_bytes(),
-                    stream.user_id.as_bytes(),
+            let (app, user) = (stream.app_id.as_bytes(), stream.user_id.as_bytes());
+            let upload_id = upload_id.as_ref().map(Uuid::as_bytes);
+            let tx = conn.transaction()?;
+            let first: Option<i64> = tx
+                .query_row(CONFIRM, params![app, user, hash, upload_id, to_i64(size), checksum, now_micros()], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            // The first confirmation alone adds the blob to what the stream stores and transferred.
+            let confirmed = match first {
+                Some(size) => {
+                    tx.execute(ADD_BLOB_BYTES, params![app, user, size])?;
+                    add_to_day(&tx, stream, today(), size, size)?;
+                    true
+                }
+                None => tx.prepare_cached(CONFIRMED_AGAIN)?.exists(params![
+                    app,
+                    user,
                     hash,
-                    upload_id.as_ref().map(Uuid::as_bytes),
+                    upload_id,
                     to_i64(size),
-                    checksum,
-                    now_micros()
-                ],
-            )?;
-            Ok(updated > 0)
+                    checksum
+                ])?,
+            };
+            tx.commit()?;
+            Ok(confirmed)
         })
         .await
     }

@@ -2,9 +2,11 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
-use synckit_store::{Appended, ChangelogStore, Entry, NewEntry, Page, StoreError, StreamId};
+use synckit_store::usage::today;
+use synckit_store::{Appended, ChangelogStore, Entry, NewEntry, Page, StoreError, StreamId, Superseded};
 use uuid::Uuid;
 
+use crate::usage::add_to_day;
 use crate::{SqliteStore, from_micros, now_micros, to_i64, to_u64, uuid_at};
 
 // Every statement here reads through a primary key or the unique index on change ids, so its cost follows the
@@ -12,12 +14,18 @@ use crate::{SqliteStore, from_micros, now_micros, to_i64, to_u64, uuid_at};
 pub(crate) const HEAD: &str = "SELECT head FROM streams WHERE app_id = ?1 AND user_id = ?2";
 /// One probe of the unique index `changes_change_id (app_id, user_id, change_id)` per pushed id.
 pub(crate) const EXISTS: &str = "SELECT 1 FROM changes WHERE app_id = ?1 AND user_id = ?2 AND change_id = ?3";
-const SET_HEAD: &str = "INSERT INTO streams (app_id, user_id, head) VALUES (?1, ?2, ?3) \
-     ON CONFLICT (app_id, user_id) DO UPDATE SET head = excluded.head";
+const SET_HEAD: &str = "INSERT INTO streams (app_id, user_id, head, changelog_bytes) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (app_id, user_id) DO UPDATE \
+         SET head = excluded.head, changelog_bytes = changelog_bytes + excluded.changelog_bytes";
 const INSERT_ENTRY: &str = "INSERT INTO changes (app_id, user_id, seq, change_id, device_id, payload, created_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+/// The size of the payload superseding the entry would drop; nothing when it is not there or superseded already.
+pub(crate) const SUPERSEDABLE: &str =
+    "SELECT length(payload) FROM changes WHERE app_id = ?1 AND user_id = ?2 AND seq = ?3 AND NOT superseded";
+pub(crate) const SUPERSEDE: &str =
+    "UPDATE changes SET payload = x'', superseded = 1 WHERE app_id = ?1 AND user_id = ?2 AND seq = ?3";
 /// A range of the primary key (app_id, user_id, seq) from the cursor on, cut by the LIMIT.
-pub(crate) const READ_PAGE: &str = "SELECT seq, change_id, device_id, payload, created_at FROM changes \
+pub(crate) const READ_PAGE: &str = "SELECT seq, change_id, device_id, payload, created_at, superseded FROM changes \
      WHERE app_id = ?1 AND user_id = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4";
 
 fn head(conn: &rusqlite::Connection, s: StreamId) -> rusqlite::Result<i64> {
@@ -56,11 +64,15 @@ impl ChangelogStore for SqliteStore {
             };
             let duplicates = (entries.len() - fresh.len()) as u32;
             if fresh.is_empty() {
-                return Ok(Appended { head: to_u64(head), accepted: 0, duplicates });
+                return Ok(Appended { head: to_u64(head), accepted: 0, duplicates, bytes: 0 });
             }
 
             let new_head = head + fresh.len() as i64;
-            tx.execute(SET_HEAD, params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), new_head])?;
+            let bytes: i64 = fresh.iter().map(|e| e.payload.len() as i64).sum();
+            tx.execute(SET_HEAD, params![stream.app_id.as_bytes(), stream.user_id.as_bytes(), new_head, bytes])?;
+            // What the push stored is both transferred and stored, counted in its transaction: a retry that stores
+            // nothing counts nothing.
+            add_to_day(&tx, stream, today(), bytes, bytes)?;
             {
                 let mut insert = tx.prepare_cached(INSERT_ENTRY)?;
                 let now = now_micros();
@@ -77,7 +89,7 @@ impl ChangelogStore for SqliteStore {
                 }
             }
             tx.commit()?;
-            Ok(Appended { head: to_u64(new_head), accepted: fresh.len() as u32, duplicates })
+            Ok(Appended { head: to_u64(new_head), accepted: fresh.len() as u32, duplicates, bytes: bytes as u64 })
         })
         .await
     }
@@ -104,11 +116,42 @@ impl ChangelogStore for SqliteStore {
                     device_id: uuid_at(r, 2)?,
                     payload: r.get(3)?,
                     created_at: from_micros(r.get(4)?),
+                    superseded: r.get(5)?,
                 });
             }
             drop(rows);
             drop(read_page);
             Ok(Page { entries, head: to_u64(head) })
+        })
+        .await
+    }
+
+    async fn supersede(&self, stream: StreamId, seqs: Vec<u64>) -> Result<Superseded, StoreError> {
+        self.with_writer(move |conn| {
+            let (app, user) = (stream.app_id.as_bytes(), stream.user_id.as_bytes());
+            let tx = conn.transaction()?;
+            let mut done = Superseded { entries: 0, bytes: 0 };
+            {
+                let (mut size, mut supersede) = (tx.prepare_cached(SUPERSEDABLE)?, tx.prepare_cached(SUPERSEDE)?);
+                for seq in seqs {
+                    let at = params![app, user, to_i64(seq)];
+                    if let Some(freed) = size.query_row(at, |r| r.get::<_, i64>(0)).optional()? {
+                        supersede.execute(at)?;
+                        done.entries += 1;
+                        done.bytes += to_u64(freed);
+                    }
+                }
+            }
+            if done.bytes > 0 {
+                let freed = -to_i64(done.bytes);
+                tx.execute(
+                    "UPDATE streams SET changelog_bytes = changelog_bytes + ?3 WHERE app_id = ?1 AND user_id = ?2",
+                    params![app, user, freed],
+                )?;
+                add_to_day(&tx, stream, today(), 0, freed)?;
+            }
+            tx.commit()?;
+            Ok(done)
         })
         .await
     }

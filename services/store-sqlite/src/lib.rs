@@ -13,7 +13,7 @@
 //! handed to its thread checks before it starts, and a push again once it holds SQLite's write lock.
 //!
 //! # Layout
-//! - `changelog.rs`, `accounts.rs`, `blobs.rs`: the ports.
+//! - `changelog.rs`, `accounts.rs`, `blobs.rs`, `usage.rs`: the ports.
 //! - `plans.rs` (tests): every hot statement searches an index, on an empty database and on a full one.
 //! - this file: opening, pragmas, migrations, and the blocking-call helper.
 
@@ -22,6 +22,7 @@ mod blobs;
 mod changelog;
 #[cfg(test)]
 mod plans;
+mod usage;
 
 use std::path::Path;
 use std::sync::Arc;

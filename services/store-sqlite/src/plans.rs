@@ -8,13 +8,13 @@ use rusqlite::{Connection, params};
 
 use crate::SqliteStore;
 use crate::blobs::{BLOB, CONFIRM, CONFIRMED, SWEEP};
-use crate::changelog::{EXISTS, HEAD, READ_PAGE};
+use crate::changelog::{EXISTS, HEAD, READ_PAGE, SUPERSEDABLE, SUPERSEDE};
 
 const STREAM_LEN: i64 = 100_000;
 
 /// Each statement, and the index constraint its search must use: the whole key of one row, or a range that starts at
 /// the cursor and ends at the LIMIT. A search on (app_id, user_id) alone would walk the whole stream.
-const STATEMENTS: [(&str, &str, &str); 7] = [
+const STATEMENTS: [(&str, &str, &str); 9] = [
     ("head", HEAD, "streams USING PRIMARY KEY (app_id=? AND user_id=?)"),
     (
         "duplicate check",
@@ -22,6 +22,12 @@ const STATEMENTS: [(&str, &str, &str); 7] = [
         "changes USING COVERING INDEX changes_change_id (app_id=? AND user_id=? AND change_id=?)",
     ),
     ("pull page", READ_PAGE, "changes USING INDEX sqlite_autoindex_changes_1 (app_id=? AND user_id=? AND seq>?)"),
+    (
+        "supersedable entry",
+        SUPERSEDABLE,
+        "changes USING INDEX sqlite_autoindex_changes_1 (app_id=? AND user_id=? AND seq=?)",
+    ),
+    ("supersession", SUPERSEDE, "changes USING INDEX sqlite_autoindex_changes_1 (app_id=? AND user_id=? AND seq=?)"),
     ("blob lookup", BLOB, "blobs USING INDEX sqlite_autoindex_blobs_1 (app_id=? AND user_id=? AND hash=?)"),
     ("confirmed blob", CONFIRMED, "blobs USING INDEX sqlite_autoindex_blobs_1 (app_id=? AND user_id=? AND hash=?)"),
     ("blob confirmation", CONFIRM, "blobs USING INDEX sqlite_autoindex_blobs_1 (app_id=? AND user_id=? AND hash=?)"),

@@ -80,6 +80,17 @@ pub struct PlanRecord {
     pub next: Option<PendingPlan>,
 }
 
+impl PlanRecord {
+    /// The storage limit and burst in force in billing period `period` (months since year 0): the waiting change's
+    /// once its period has come.
+    pub fn in_force(&self, period: i64) -> (u64, u32) {
+        match self.next {
+            Some(next) if next.from_period <= period => (next.storage_bytes, next.burst),
+            _ => (self.storage_bytes, self.burst),
+        }
+    }
+}
+
 /// A plan that starts with billing period `from_period` (months since year 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PendingPlan {

@@ -29,6 +29,8 @@ pub struct Appended {
     pub accepted: u32,
     /// Entries skipped: their change id was already in the stream, or repeated earlier in the same batch.
     pub duplicates: u32,
+    /// The payload bytes of the entries stored: what the append added to the stream's stored and transferred bytes.
+    pub bytes: u64,
 }
 
 /// A stored change.
@@ -37,8 +39,20 @@ pub struct Entry {
     pub seq: u64,
     pub change_id: Uuid,
     pub device_id: Uuid,
+    /// Empty when superseded.
     pub payload: Vec<u8>,
     pub created_at: OffsetDateTime,
+    /// Marked superseded by a device: its payload was dropped; its place and change id are kept.
+    pub superseded: bool,
+}
+
+/// What [`ChangelogStore::supersede`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Superseded {
+    /// Entries superseded now (not those superseded before).
+    pub entries: u32,
+    /// Their payload bytes, no longer stored.
+    pub bytes: u64,
 }
 
 /// A slice of a stream, read in one snapshot together with the stream's head.
@@ -70,6 +84,11 @@ pub trait ChangelogStore: Send + Sync + 'static {
     /// before the entry whose payload would take the page's payloads past `max_bytes` in total, except that it
     /// always holds the first entry after `after` when there is one, so a reader always makes progress.
     async fn read(&self, stream: StreamId, after: u64, limit: u32, max_bytes: usize) -> Result<Page, StoreError>;
+
+    /// Marks the stream's entries at `seqs` superseded: drops their payloads (they stop counting as stored) and keeps
+    /// their places and change ids, so sequence numbers stay contiguous and a late retry is still a duplicate.
+    /// Sequence numbers past the head, and entries superseded already, are skipped.
+    async fn supersede(&self, stream: StreamId, seqs: Vec<u64>) -> Result<Superseded, StoreError>;
 
     /// The stream's newest sequence number, 0 when it has none.
     async fn head(&self, stream: StreamId) -> Result<u64, StoreError>;

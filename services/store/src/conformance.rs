@@ -14,11 +14,13 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::usage::{Transfer, today};
 use crate::{
     AccountRecovery, AccountStore, App, AppKeyEnvelope, AuthorizationCode, BlobCatalog, BlobHash, BlobRecord,
     ChangelogStore, KeyConflict, KeyEnvelope, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewApp, NewEntry, NewUser,
     PendingPlan, PlanRecord, PutKeyOutcome, RecoverableKey, Recovered, RecoveredKey, Recovery, RecoveryKeyChange,
-    RecoveryKeyRefused, SecretName, StoreError, StreamId, SweptUpload, TokenStanding, UploadBegun,
+    RecoveryKeyRefused, SecretName, StoreError, StreamId, SweptUpload, TokenStanding, UploadBegun, UsageStore,
+    UserBytes,
 };
 
 /// The ports of one adapter.
@@ -27,6 +29,7 @@ pub struct Stores {
     pub changelog: Arc<dyn ChangelogStore>,
     pub accounts: Arc<dyn AccountStore>,
     pub blobs: Arc<dyn BlobCatalog>,
+    pub usage: Arc<dyn UsageStore>,
 }
 
 /// Emits one `#[tokio::test]` per conformance case, each on stores built by `$setup`.
@@ -53,6 +56,9 @@ macro_rules! conformance_suite {
             blobs_begin_and_confirm,
             blobs_are_deleted_and_can_come_back,
             blob_sweeps_take_old_pending_uploads_once,
+            usage_counts_what_is_stored_and_transferred_once,
+            usage_is_kept_per_day,
+            superseded_entries_keep_their_place_and_free_their_payloads,
         );
     };
     (@cases $setup:expr; $($case:ident),* $(,)?) => {
@@ -807,4 +813,131 @@ pub async fn blob_sweeps_take_old_pending_uploads_once(stores: Stores) {
     }
     assert_eq!(blobs.sweep_pending(later + time::Duration::seconds(5), 3).await.unwrap().len(), 3);
     assert_eq!(blobs.sweep_pending(later + time::Duration::seconds(5), 3).await.unwrap().len(), 2);
+}
+
+fn payload_bytes(entries: &[NewEntry]) -> u64 {
+    entries.iter().map(|e| e.payload.len() as u64).sum()
+}
+
+pub async fn usage_counts_what_is_stored_and_transferred_once(stores: Stores) {
+    let (usage, today) = (&*stores.usage, today());
+    let app = create_app(&*stores.accounts, &new_app(None, &[])).await;
+    let (s, t) =
+        (StreamId { app_id: app.id, user_id: Uuid::now_v7() }, StreamId { app_id: app.id, user_id: Uuid::now_v7() });
+    let standing = usage.standing(app.id, today).await.unwrap();
+    assert_eq!((standing.plan, standing.stored_bytes, standing.transfer_bytes), (None, 0, 0), "nothing yet");
+
+    // A push counts its payloads as stored and transferred; its retry, and a push of it with one more, only the new.
+    let first = entries(3);
+    stores.changelog.append(s, Uuid::now_v7(), first.clone()).await.unwrap();
+    stores.changelog.append(s, Uuid::now_v7(), first.clone()).await.unwrap();
+    let more = entries(1);
+    let again: Vec<NewEntry> = first.iter().cloned().chain(more.iter().cloned()).collect();
+    stores.changelog.append(s, Uuid::now_v7(), again).await.unwrap();
+    let pushed = payload_bytes(&first) + payload_bytes(&more);
+    let standing = usage.standing(app.id, today).await.unwrap();
+    assert_eq!((standing.stored_bytes, standing.transfer_bytes), (pushed, pushed));
+
+    // A blob counts once it is confirmed, once however often; deleting it frees what it stored.
+    let upload = begin(&*stores.blobs, t, [7; 32], 1000, [1; 32]).await;
+    assert_eq!(usage.standing(app.id, today).await.unwrap().stored_bytes, pushed, "pending uploads store nothing");
+    for _ in 0..2 {
+        assert!(stores.blobs.confirm(t, [7; 32], Some(upload), 1000, [1; 32]).await.unwrap());
+    }
+    let standing = usage.standing(app.id, today).await.unwrap();
+    assert_eq!((standing.stored_bytes, standing.transfer_bytes), (pushed + 1000, pushed + 1000));
+    let pending = begin(&*stores.blobs, t, [8; 32], 500, [1; 32]).await;
+    assert!(stores.blobs.delete(t, [8; 32]).await.unwrap().is_some(), "{pending}");
+    assert!(stores.blobs.delete(t, [7; 32]).await.unwrap().is_some());
+    let standing = usage.standing(app.id, today).await.unwrap();
+    assert_eq!((standing.stored_bytes, standing.transfer_bytes), (pushed, pushed + 1000), "deleting frees storage");
+
+    // What the services count themselves adds up, per stream and day.
+    let pulled = Transfer { stream: t, day: today, bytes: 300 };
+    usage.record_transfer(vec![pulled, pulled, Transfer { stream: s, day: today, bytes: 0 }]).await.unwrap();
+    usage.record_transfer(vec![Transfer { stream: stream(), day: today, bytes: 5 }]).await.unwrap();
+    let standing = usage.standing(app.id, today).await.unwrap();
+    assert_eq!(standing.transfer_bytes, pushed + 1600, "another app's transfer is its own");
+
+    let plan = PlanRecord { storage_bytes: 10, burst: 2, next: None };
+    stores.accounts.set_app_plan(app.id, plan).await.unwrap();
+    assert_eq!(usage.standing(app.id, today).await.unwrap().plan, Some(plan));
+
+    let report = usage.app_usage(app.id, today, today).await.unwrap();
+    assert_eq!((report.stored_bytes, report.transfer_bytes), (pushed, pushed + 1600));
+    let mut users = report.users.clone();
+    users.sort_by_key(|u| u.user_id != s.user_id);
+    assert_eq!(
+        users,
+        [
+            UserBytes { user_id: s.user_id, stored_bytes: pushed, transfer_bytes: pushed },
+            UserBytes { user_id: t.user_id, stored_bytes: 0, transfer_bytes: 1600 },
+        ]
+    );
+    assert_eq!(report.days.len(), 1);
+    assert_eq!(
+        (report.days[0].day, report.days[0].stored_bytes, report.days[0].transfer_bytes),
+        (today, pushed, pushed + 1600)
+    );
+
+    assert!(stores.accounts.delete_app(app.id).await.unwrap());
+    let standing = usage.standing(app.id, today).await.unwrap();
+    assert_eq!((standing.plan, standing.stored_bytes, standing.transfer_bytes), (None, 0, 0), "gone with its app");
+}
+
+pub async fn usage_is_kept_per_day(stores: Stores) {
+    let (usage, today) = (&*stores.usage, today());
+    let s = stream();
+    let stored = entries(2);
+    stores.changelog.append(s, Uuid::now_v7(), stored.clone()).await.unwrap();
+    let stored = payload_bytes(&stored);
+    // Transfers of earlier days (a flush that began before midnight lands on its own day).
+    usage
+        .record_transfer(vec![
+            Transfer { stream: s, day: today - 2, bytes: 40 },
+            Transfer { stream: s, day: today - 40, bytes: 7 },
+        ])
+        .await
+        .unwrap();
+    let report = usage.app_usage(s.app_id, today - 3, today).await.unwrap();
+    let days: Vec<(i32, u64, u64)> =
+        report.days.iter().map(|d| (d.day - today, d.stored_bytes, d.transfer_bytes)).collect();
+    // Before today's push the stream stored nothing.
+    assert_eq!(days, [(-3, 0, 0), (-2, 0, 40), (-1, 0, 0), (0, stored, stored)]);
+    assert_eq!((report.stored_bytes, report.transfer_bytes), (stored, stored + 40), "day -40 is before the period");
+    assert_eq!(usage.standing(s.app_id, today - 2).await.unwrap().transfer_bytes, stored + 40);
+    assert_eq!(usage.standing(s.app_id, today).await.unwrap().transfer_bytes, stored);
+    // Asked about days that have passed, today's push is after all of them.
+    let past = usage.app_usage(s.app_id, today - 3, today - 1).await.unwrap();
+    assert_eq!(past.days.iter().map(|d| d.stored_bytes).collect::<Vec<_>>(), [0, 0, 0]);
+    assert_eq!(past.transfer_bytes, 40);
+}
+
+pub async fn superseded_entries_keep_their_place_and_free_their_payloads(stores: Stores) {
+    let (changelog, s) = (&*stores.changelog, stream());
+    let device = Uuid::now_v7();
+    let appended = entries(5);
+    changelog.append(s, device, appended.clone()).await.unwrap();
+    let stored = stores.usage.standing(s.app_id, today()).await.unwrap().stored_bytes;
+    let freed = (appended[1].payload.len() + appended[3].payload.len()) as u64;
+
+    // Repeats, and a sequence number past the head, are skipped.
+    let done = changelog.supersede(s, vec![2, 4, 4, 99]).await.unwrap();
+    assert_eq!((done.entries, done.bytes), (2, freed));
+    assert_eq!(changelog.supersede(s, vec![2, 4]).await.unwrap().entries, 0, "superseded already");
+    assert_eq!(changelog.supersede(stream(), vec![1]).await.unwrap().entries, 0, "another stream has none");
+
+    let read = read_all(changelog, s).await;
+    assert_eq!(read.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5], "every place is kept");
+    for (entry, new) in read.iter().zip(&appended) {
+        let superseded = entry.seq == 2 || entry.seq == 4;
+        assert_eq!(entry.superseded, superseded, "{}", entry.seq);
+        assert_eq!(entry.change_id, new.change_id);
+        assert_eq!(entry.payload, if superseded { Vec::new() } else { new.payload.clone() });
+    }
+    assert_eq!(changelog.head(s).await.unwrap(), 5);
+    assert_eq!(stores.usage.standing(s.app_id, today()).await.unwrap().stored_bytes, stored - freed);
+    // A late retry of a superseded change is still a duplicate.
+    let retry = changelog.append(s, device, vec![appended[1].clone()]).await.unwrap();
+    assert_eq!((retry.head, retry.accepted, retry.duplicates), (5, 0, 1));
 }

@@ -7,6 +7,7 @@
 //!   server secrets.
 //! - [`blobs`]: [`BlobCatalog`], the blobs each stream has uploaded and confirmed (their bytes live in an object
 //!   store, not here).
+//! - [`usage`]: [`UsageStore`], the bytes each stream stores and transfers, per day, for plans and bills.
 //! - [`error`]: [`StoreError`], which tells unavailability (retry later) apart from everything else.
 //! - `conformance` (feature `conformance`): the suite, generic over the ports, run against every adapter.
 //!
@@ -17,6 +18,7 @@ pub mod accounts;
 pub mod blobs;
 pub mod changelog;
 pub mod error;
+pub mod usage;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -28,5 +30,6 @@ pub use accounts::{
     rewrap_conflict,
 };
 pub use blobs::{BlobCatalog, BlobHash, BlobRecord, SweptUpload, UploadBegun};
-pub use changelog::{Appended, ChangelogStore, Entry, NewEntry, Page, StreamId};
+pub use changelog::{Appended, ChangelogStore, Entry, NewEntry, Page, StreamId, Superseded};
 pub use error::StoreError;
+pub use usage::{AppBytes, Day, DayBytes, Standing, Transfer, UsageStore, UserBytes};
