@@ -111,6 +111,14 @@ pub enum ErrorCode {
     InvalidRedirectUri,
     /// 409: the account owns [`crate::limits::MAX_APPS_PER_ACCOUNT`] apps already: delete one first.
     TooManyApps,
+    /// 403: the push or blob upload would take the app past its plan's storage limit. Nothing was stored; pulls,
+    /// downloads and deletes still work, and the same request succeeds once the app has room (a larger plan, or
+    /// storage freed). 403 and not 5xx: the server is well, and repeating the request does not help until
+    /// something changes.
+    QuotaExceeded,
+    /// 429: the app has used its plan's transfer for this billing period, so its traffic is slowed, never refused
+    /// for good: retry after the `Retry-After` seconds.
+    TransferSlowed,
     /// A code this version of the protocol crate does not know. Keep it the last variant: the guard below
     /// [`ErrorCode::ALL`] counts the codes before it.
     #[serde(other)]
@@ -156,6 +164,8 @@ impl ErrorCode {
         Self::AppNotFound,
         Self::InvalidRedirectUri,
         Self::TooManyApps,
+        Self::QuotaExceeded,
+        Self::TransferSlowed,
     ];
 
     /// The code as it appears on the wire: its serde name (tested for every code).
@@ -201,6 +211,8 @@ impl ErrorCode {
             Self::AppNotFound => "app_not_found",
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::TooManyApps => "too_many_apps",
+            Self::QuotaExceeded => "quota_exceeded",
+            Self::TransferSlowed => "transfer_slowed",
             Self::Unknown => "unknown",
         }
     }
@@ -226,7 +238,11 @@ impl ErrorCode {
             | Self::InvalidRecoveryKey
             | Self::InvalidApiKey
             | Self::DeviceRemoved => 401,
-            Self::RegistrationClosed | Self::InvalidSignature | Self::DeviceTokenRequired | Self::DeviceMismatch => 403,
+            Self::RegistrationClosed
+            | Self::InvalidSignature
+            | Self::DeviceTokenRequired
+            | Self::DeviceMismatch
+            | Self::QuotaExceeded => 403,
             Self::DeviceNotFound | Self::KeyNotFound | Self::NotFound | Self::BlobNotFound | Self::AppNotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::RequestTimeout => 408,
@@ -237,7 +253,7 @@ impl ErrorCode {
             | Self::TooManyApps => 409,
             Self::BodyTooLarge | Self::EntryTooLarge | Self::EnvelopeTooLarge | Self::BlobTooLarge => 413,
             Self::UnsupportedMediaType => 415,
-            Self::RateLimited => 429,
+            Self::RateLimited | Self::TransferSlowed => 429,
             Self::Internal | Self::Unknown => 500,
             Self::Unavailable => 503,
         }

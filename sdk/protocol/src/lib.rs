@@ -16,6 +16,7 @@
 //! - [`paths`]: every endpoint's path.
 //! - [`plans`]: plans and prices: the pricing engine, billing periods, and the plan endpoints' bodies.
 //! - [`recovery`]: the recovery key, the way back from a forgotten password.
+//! - [`usage`]: what an app stores and transfers against its plan, and the headroom headers.
 //! - `schema.rs` (feature `openapi`): the OpenAPI schemas of fields whose rules a type cannot carry (lengths and
 //!   patterns), so that the published document says exactly what the server accepts.
 
@@ -36,6 +37,7 @@ pub mod paths;
 pub mod plans;
 pub mod recovery;
 pub mod sync;
+pub mod usage;
 
 pub use base64::{Base64Bytes, base64_len, base64_pattern};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};

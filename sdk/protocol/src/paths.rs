@@ -46,6 +46,8 @@ endpoints! {
     APPS_QUOTE = "/api/apps/quote";
     /// `GET` an app's plan, `PUT` a new one.
     APP_PLAN = "/api/apps/{id}/plan";
+    /// `GET`: what an app stores and transferred this billing period, against its limits.
+    APP_USAGE = "/api/apps/{id}/usage";
     /// `POST`: signs in to an app: a token.
     AUTH = "/api/sync/auth";
     /// `POST`: which app an API key is: its id, name and OAuth client id.
@@ -56,6 +58,8 @@ endpoints! {
     PUSH = "/api/sync/push";
     /// `POST`: a page of the stream after a cursor.
     PULL = "/api/sync/pull";
+    /// `POST`: marks entries of the stream superseded, freeing their payloads.
+    SUPERSEDE = "/api/sync/supersede";
     /// `GET`: the stream's size and newest cursor.
     STATUS = "/api/sync/status";
     /// `GET`: server-sent events that tell a device to pull.

@@ -180,6 +180,11 @@ impl Period {
         i64::from(self.year) * 12 + i64::from(u8::from(self.month)) - 1
     }
 
+    /// Its first day.
+    pub fn first_day(&self) -> time::Date {
+        time::Date::from_calendar_date(self.year, self.month, 1).expect("the first of a month is a date")
+    }
+
     /// The period of [`index`](Self::index) `index`.
     pub fn from_index(index: i64) -> Self {
         let year = i32::try_from(index.div_euclid(12)).expect("a stored period is of a plausible year");

@@ -1,7 +1,14 @@
-//! The changelog: `POST /api/sync/push`, `POST /api/sync/pull`, `GET /api/sync/status`.
+//! The changelog: `POST /api/sync/push`, `POST /api/sync/pull`, `GET /api/sync/status`, and
+//! `POST /api/sync/supersede`, which compacts it.
 //!
 //! A stream is one (app, user). Every pushed entry gets the stream's next sequence number; a cursor is the sequence
 //! number of the last entry a client has seen (0 before the first).
+//!
+//! Compaction: a device that knows a later entry makes an earlier one irrelevant to every device (a later full write
+//! or a delete of the same row, say) marks the earlier one superseded. The server drops its payload, which stops
+//! counting as stored, and keeps its place: pulls still hand it over, as `superseded` with an empty payload, so
+//! sequence numbers stay contiguous and every device, however far behind, converges on the entries that follow. Its
+//! change id stays too, so a late retry of it is still a duplicate and is never stored again.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -80,6 +87,29 @@ pub struct PulledEntry {
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
+    /// A device marked it superseded: its payload is gone (empty here), and it is to be skipped. Left out when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub superseded: bool,
+}
+
+/// `POST /api/sync/supersede`: entries of the caller's stream that later entries make irrelevant to every device.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SupersedeRequest {
+    /// Sequence numbers, 1 to the stream's head; at most [`crate::limits::MAX_PUSH_ENTRIES`].
+    #[cfg_attr(feature = "openapi", schema(max_items = 500))]
+    pub seqs: Vec<u64>,
+}
+
+/// Answer to [`SupersedeRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SupersedeResponse {
+    /// Entries superseded by this request (not those superseded already).
+    pub superseded: u32,
+    /// Payload bytes freed: no longer stored.
+    pub freed_bytes: u64,
 }
 
 /// `GET /api/sync/status`.
