@@ -10,6 +10,7 @@
 //!   token endpoint, the server's metadata, and the lookup of an app's client id by its API key.
 //! - [`plans`]: an app's plan, quoted and changed by its owner (or the operator), priced by
 //!   `synckit_protocol::plans`.
+//! - [`usage`]: an app's usage this billing period against its plan, for its owner and the operator.
 //! - `devices.rs`, `keys.rs`: the device registry and the wrapped master key, per (app, user).
 //! - `recovery.rs`: the recovery key: set it with the password, prove it, and recover a forgotten password.
 //! - [`credentials`]: how login keys and API keys are hashed and API keys made; shared with the admin commands.
@@ -26,6 +27,7 @@ pub mod plans;
 mod recovery;
 mod redirect_uris;
 pub mod throttle;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -35,7 +37,7 @@ use axum::routing::{delete, get, post, put};
 use synckit_http::{Authenticator, TokenKeys};
 use synckit_protocol::limits::{MAX_PUBLIC_BODY_BYTES, MAX_RECOVER_BODY_BYTES};
 use synckit_protocol::paths;
-use synckit_store::AccountStore;
+use synckit_store::{AccountStore, UsageStore};
 
 pub use throttle::{Throttle, ThrottleSettings};
 
@@ -43,6 +45,7 @@ pub use throttle::{Throttle, ThrottleSettings};
 #[derive(Clone, Debug, FromRef)]
 pub struct AuthState {
     pub accounts: Arc<dyn AccountStore>,
+    pub usage: Arc<dyn UsageStore>,
     pub authenticator: Authenticator,
     pub keys: Arc<TokenKeys>,
     pub settings: AuthSettings,
@@ -50,11 +53,16 @@ pub struct AuthState {
 }
 
 impl AuthState {
-    /// State over one account store and signing key.
-    pub fn new(accounts: Arc<dyn AccountStore>, keys: Arc<TokenKeys>, settings: AuthSettings) -> Self {
+    /// State over the account and usage stores and a signing key.
+    pub fn new(
+        accounts: Arc<dyn AccountStore>,
+        usage: Arc<dyn UsageStore>,
+        keys: Arc<TokenKeys>,
+        settings: AuthSettings,
+    ) -> Self {
         let authenticator = Authenticator { keys: keys.clone(), accounts: accounts.clone() };
         let throttle = Arc::new(Throttle::new(settings.sign_in));
-        Self { accounts, authenticator, keys, settings, throttle }
+        Self { accounts, usage, authenticator, keys, settings, throttle }
     }
 }
 
@@ -87,6 +95,7 @@ pub fn router(state: AuthState) -> Router {
         .route(paths::APP_ROTATE_KEY, post(apps::rotate_key))
         .route(paths::APPS_QUOTE, get(plans::quote))
         .route(paths::APP_PLAN, get(plans::get).put(plans::set))
+        .route(paths::APP_USAGE, get(usage::get))
         .route(paths::AUTH, post(accounts::authenticate).layer(public_body()))
         .route(paths::APP_INFO, post(oauth::app_info).layer(public_body()))
         .route(paths::OAUTH_AUTHORIZE, get(oauth::authorize).post(oauth::sign_in_form).layer(public_body()))
@@ -126,6 +135,7 @@ fn public_body() -> DefaultBodyLimit {
     plans::quote,
     plans::get,
     plans::set,
+    usage::get,
     recovery::set_recovery_key,
     recovery::recovery,
     recovery::recover,

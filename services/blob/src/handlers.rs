@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use synckit_http::{ApiError, AuthenticatedDevice, Json};
+use synckit_http::{ApiError, AuthenticatedDevice, Headroom, Json};
 use synckit_protocol::blobs::{
     BlobConfirmRequest, BlobConfirmResponse, BlobDownloadRequest, BlobDownloadResponse, BlobUploadRequest,
     BlobUploadResponse, is_blob_hash,
@@ -55,19 +55,31 @@ fn store_error(err: ObjectStoreError) -> ApiError {
 
 /// Where to upload a blob: a URL signed for exactly this length and SHA-256, or `already_exists` when the caller
 /// has this blob confirmed (nothing to do).
+///
+/// A blob that would take the app past its plan's storage limit is refused with 403 `quota_exceeded`; over the
+/// period's transfer budget the app is paced (429 `transfer_slowed`). The blob counts as stored and transferred once
+/// it is confirmed.
 #[utoipa::path(post, path = paths::BLOBS_UPLOAD, tag = "blobs", request_body = BlobUploadRequest,
     security(("device" = [])),
     responses(
-        (status = 200, body = BlobUploadResponse),
+        (status = 200, body = BlobUploadResponse, headers(
+            ("synckit-storage-remaining" = u64, description = "bytes the app may still store (apps with a plan)"),
+            ("synckit-transfer-remaining" = u64, description = "bytes the app may still transfer this period before \
+                it is slowed (apps with a plan)"),
+        )),
         (status = 400, description = "- `invalid_request`: a malformed hash or checksum", body = ErrorBody),
+        (status = 403, description = "- `quota_exceeded`: the blob would take the app past its plan's storage limit",
+            body = ErrorBody),
         (status = 413, description = "- `blob_too_large`: `size` is over the largest blob", body = ErrorBody),
+        (status = 429, description = "- `transfer_slowed`: the app used its transfer budget; retry after \
+            `Retry-After` seconds", body = ErrorBody),
     ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id, size = req.size))]
 pub async fn upload(
     State(state): State<BlobState>,
     auth: AuthenticatedDevice,
     Json(req): Json<BlobUploadRequest>,
-) -> Result<Json<BlobUploadResponse>, ApiError> {
+) -> Result<(Headroom, Json<BlobUploadResponse>), ApiError> {
     let hash = parse_hash(&req.hash)?;
     check_size(req.size)?;
     let checksum: [u8; 32] =
@@ -76,16 +88,23 @@ pub async fn upload(
         })?;
 
     let stream = auth.stream();
+    let already_exists = |headroom| {
+        let response =
+            BlobUploadResponse { upload_url: None, headers: Default::default(), already_exists: true, expires_in: 0 };
+        Ok((headroom, Json(response)))
+    };
+    state.meter.check_transfer(auth.app_id).await?;
+    let headroom = match state.meter.check_storage(auth.app_id, req.size).await {
+        Ok(headroom) => headroom,
+        // A blob the user has already takes no more room.
+        Err(full) => match state.catalog.blob(stream, hash).await?.filter(|r| r.confirmed) {
+            Some(_) => return already_exists(state.meter.headroom(auth.app_id).await?),
+            None => return Err(full),
+        },
+    };
     let upload_id = match state.catalog.begin_upload(stream, hash, req.size, checksum).await? {
         UploadBegun::Pending { upload_id } => upload_id,
-        UploadBegun::AlreadyConfirmed(_) => {
-            return Ok(Json(BlobUploadResponse {
-                upload_url: None,
-                headers: Default::default(),
-                already_exists: true,
-                expires_in: 0,
-            }));
-        }
+        UploadBegun::AlreadyConfirmed(_) => return already_exists(headroom),
     };
     let key = ObjectKey { stream, hash, upload_id };
     let signed = state
@@ -93,12 +112,13 @@ pub async fn upload(
         .presign_put(&key, req.size, &checksum, state.settings.url_expiry, holder(&auth))
         .await
         .map_err(store_error)?;
-    Ok(Json(BlobUploadResponse {
+    let response = BlobUploadResponse {
         upload_url: Some(signed.url),
         headers: signed.headers,
         already_exists: false,
         expires_in: state.settings.url_expiry.as_secs(),
-    }))
+    };
+    Ok((headroom, Json(response)))
 }
 
 /// Records an upload as done once the store holds exactly the declared bytes. Confirming again is harmless.
@@ -153,25 +173,37 @@ pub async fn confirm(
         return Err(ApiError::new(ErrorCode::BlobNotFound, "the upload expired or was replaced while confirming"));
     }
     synckit_http::metrics::blob_bytes_confirmed(record.size);
+    // The store counted it; the meter notes it.
+    let size = i64::try_from(record.size).unwrap_or(i64::MAX);
+    state.meter.stored(stream, size, record.size);
     Ok(confirmed())
 }
 
-/// Where to download a confirmed blob of the caller.
+/// Where to download a confirmed blob of the caller. Each URL signed counts the blob's size as transferred (the
+/// object store's own traffic is not read); over the period's transfer budget the app is paced (429
+/// `transfer_slowed`).
 #[utoipa::path(post, path = paths::BLOBS_DOWNLOAD, tag = "blobs", request_body = BlobDownloadRequest,
     security(("device" = [])),
     responses(
-        (status = 200, body = BlobDownloadResponse),
+        (status = 200, body = BlobDownloadResponse, headers(
+            ("synckit-storage-remaining" = u64, description = "bytes the app may still store (apps with a plan)"),
+            ("synckit-transfer-remaining" = u64, description = "bytes the app may still transfer this period before \
+                it is slowed (apps with a plan)"),
+        )),
         (status = 400, description = "- `invalid_request`: a malformed hash", body = ErrorBody),
         (status = 404, description = "- `blob_not_found`: no confirmed blob with this hash", body = ErrorBody),
+        (status = 429, description = "- `transfer_slowed`: the app used its transfer budget; retry after \
+            `Retry-After` seconds", body = ErrorBody),
     ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id))]
 pub async fn download(
     State(state): State<BlobState>,
     auth: AuthenticatedDevice,
     Json(req): Json<BlobDownloadRequest>,
-) -> Result<Json<BlobDownloadResponse>, ApiError> {
+) -> Result<(Headroom, Json<BlobDownloadResponse>), ApiError> {
     let hash = parse_hash(&req.hash)?;
     let stream = auth.stream();
+    state.meter.check_transfer(auth.app_id).await?;
     let record = state.catalog.blob(stream, hash).await?.filter(|r| r.confirmed);
     let Some(record) = record else {
         return Err(ApiError::new(ErrorCode::BlobNotFound, "no confirmed blob with this hash"));
@@ -179,11 +211,13 @@ pub async fn download(
     let key = ObjectKey { stream, hash, upload_id: record.upload_id };
     let signed =
         state.objects.presign_get(&key, state.settings.url_expiry, holder(&auth)).await.map_err(store_error)?;
-    Ok(Json(BlobDownloadResponse {
+    let headroom = state.meter.transferred(stream, record.size);
+    let response = BlobDownloadResponse {
         download_url: signed.url,
         size: record.size,
         expires_in: state.settings.url_expiry.as_secs(),
-    }))
+    };
+    Ok((headroom, Json(response)))
 }
 
 /// Deletes one of the user's blobs in this app, confirmed or still uploading: its record at once (it is no longer
@@ -209,6 +243,9 @@ pub async fn delete(
     let Some(record) = state.catalog.delete(stream, hash).await? else {
         return Err(ApiError::new(ErrorCode::BlobNotFound, "no blob with this hash"));
     };
+    if record.confirmed {
+        state.meter.stored(stream, -i64::try_from(record.size).unwrap_or(i64::MAX), 0);
+    }
     // The record is gone, so nothing signs a URL for the object again. If the store cannot remove the object now,
     // its bytes are unreachable and the operator's sweep of the app's prefix removes them; the delete stands.
     let key = ObjectKey { stream, hash, upload_id: record.upload_id };

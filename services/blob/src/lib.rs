@@ -27,7 +27,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{delete, post};
-use synckit_http::Authenticator;
+use synckit_http::{Authenticator, Meter};
 use synckit_protocol::paths;
 use synckit_store::BlobCatalog;
 
@@ -75,6 +75,8 @@ pub struct BlobState {
     pub objects: Arc<dyn ObjectStore>,
     pub authenticator: Authenticator,
     pub settings: BlobSettings,
+    /// Holds apps to their plans, and counts downloads.
+    pub meter: Meter,
 }
 
 /// The blob service's API routes. The embedded store's own transfer routes come from [`ObjectStore::routes`].

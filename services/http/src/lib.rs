@@ -17,6 +17,7 @@
 //! - [`metrics`]: the counts of entries pushed and pulled and of blob bytes, on the OpenTelemetry meter.
 //! - [`fallback`]: JSON answers for unknown routes and wrong methods.
 //! - [`secs`]: `Duration` settings read as whole seconds.
+//! - [`usage`]: [`Meter`], what apps store and transfer on the sync path, their limits and headroom.
 
 pub mod auth;
 pub mod budget;
@@ -29,9 +30,11 @@ pub mod metrics;
 pub mod secs;
 pub mod serve;
 pub mod timeout;
+pub mod usage;
 
 pub use auth::{Authenticated, AuthenticatedAccount, AuthenticatedDevice, Authenticator, TokenKeys};
 pub use budget::MemoryBudget;
 pub use error::ApiError;
 pub use json::Json;
 pub use keys::{KeyRing, ShortSecret};
+pub use usage::{Headroom, Meter};

@@ -1,4 +1,5 @@
-//! The SyncKit ingest service: `POST /api/sync/push` appends a device's encrypted changes to its stream.
+//! The SyncKit ingest service: `POST /api/sync/push` appends a device's encrypted changes to its stream, and
+//! `POST /api/sync/supersede` compacts it.
 //!
 //! The handler first takes a place in the stream's queue ([`admission`]: pushes to one stream take turns in the
 //! process, a bounded number of them, so that they never hold database connections while they wait for each other).
@@ -10,10 +11,12 @@
 //! - [`router`] and [`IngestState`]: the service, composed by `synckit-server`.
 //! - [`admission`]: the per-stream queues and the bound on pushes using the database at once.
 //! - `push.rs`: the push handler.
+//! - `supersede.rs`: compaction: entries a device marks superseded lose their payloads.
 //! - [`ApiDoc`]: this service's part of the OpenAPI document.
 
 pub mod admission;
 mod push;
+mod supersede;
 
 use std::sync::Arc;
 
@@ -21,7 +24,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::post;
 use synckit_bus::CommitBus;
-use synckit_http::Authenticator;
+use synckit_http::{Authenticator, Meter};
 use synckit_protocol::limits::MAX_PUSH_BODY_BYTES;
 use synckit_protocol::paths;
 use synckit_store::ChangelogStore;
@@ -38,16 +41,19 @@ pub struct IngestState {
     pub bus: Arc<dyn CommitBus>,
     /// Which pushes wait, and which may use the database.
     pub admission: PushAdmission,
+    /// Holds apps to their plans.
+    pub meter: Meter,
 }
 
 /// The ingest service's routes.
 pub fn router(state: IngestState) -> Router {
     Router::new()
         .route(paths::PUSH, post(push::push).layer(DefaultBodyLimit::max(MAX_PUSH_BODY_BYTES)))
+        .route(paths::SUPERSEDE, post(supersede::supersede))
         .with_state(state)
 }
 
 /// The ingest service's endpoints in the OpenAPI document.
 #[derive(Debug, utoipa::OpenApi)]
-#[openapi(paths(push::push))]
+#[openapi(paths(push::push, supersede::supersede))]
 pub struct ApiDoc;

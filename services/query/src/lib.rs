@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
-use synckit_http::Authenticator;
+use synckit_http::{Authenticator, Meter};
 use synckit_protocol::paths;
 use synckit_store::ChangelogStore;
 use tokio::sync::watch;
@@ -33,6 +33,8 @@ pub struct QueryState {
     pub events: EventSettings,
     /// Becomes true when the server shuts down: event streams end so connections can drain.
     pub shutdown: watch::Receiver<bool>,
+    /// Counts what pulls return, and paces apps over their transfer budget.
+    pub meter: Meter,
 }
 
 /// The query service's routes.

@@ -12,10 +12,10 @@ use base64::engine::general_purpose::STANDARD;
 use synckit_store::Entry;
 use time::format_description::well_known::Rfc3339;
 
-/// An entry's JSON beside its payload's base64, at most: the names and punctuation (~110 bytes), a seq of up to 20
-/// digits, two UUIDs and a timestamp of up to 30 characters (nanoseconds). An overrun would double the buffer of a
+/// An entry's JSON beside its payload's base64, at most: the names and punctuation (~130 bytes, a superseded
+/// entry's mark included), a seq of up to 20 digits, two UUIDs and a timestamp of up to 30 characters (nanoseconds). An overrun would double the buffer of a
 /// whole page, and put it past the pull's memory reservation.
-pub(crate) const JSON_BYTES_PER_ENTRY: u64 = 192;
+pub(crate) const JSON_BYTES_PER_ENTRY: u64 = 212;
 
 /// `{"entries":[…],"cursor":…,"has_more":…}` for `entries`.
 pub(crate) fn encode_page(entries: &[Entry], cursor: u64, has_more: bool) -> Vec<u8> {
@@ -37,7 +37,8 @@ pub(crate) fn encode_page(entries: &[Entry], cursor: u64, has_more: bool) -> Vec
         let written = STANDARD.encode_slice(&e.payload, &mut out[start..]).expect("the buffer was sized for it");
         out.truncate(start + written);
         let created_at = e.created_at.format(&Rfc3339).expect("stored timestamps format as RFC 3339");
-        write!(out, "\",\"created_at\":\"{created_at}\"}}").expect("writing to a Vec cannot fail");
+        write!(out, "\",\"created_at\":\"{created_at}\"").expect("writing to a Vec cannot fail");
+        out.extend_from_slice(if e.superseded { b",\"superseded\":true}" } else { b"}" });
     }
     write!(out, "],\"cursor\":{cursor},\"has_more\":{has_more}}}").expect("writing to a Vec cannot fail");
     out
@@ -62,10 +63,12 @@ mod tests {
                 device_id: Uuid::now_v7(),
                 payload: (0..len).map(|b| (b * 37 % 256) as u8).collect(),
                 created_at: OffsetDateTime::from_unix_timestamp_nanos(1_795_000_000_123_456_000 + i as i128).unwrap(),
+                superseded: false,
             })
             .collect();
         // The longest seq there is, and timestamps to the nanosecond: the most JSON an entry writes.
         entries[4].seq = u64::MAX;
+        entries[0].superseded = true;
         for (slice, cursor, has_more) in [(&entries[..], 11, true), (&entries[..0], 3, false)] {
             let payload_bytes: usize = slice.iter().map(|e| e.payload.len().div_ceil(3) * 4).sum();
             let encoded = encode_page(slice, cursor, has_more);
@@ -80,6 +83,7 @@ mod tests {
                         device_id: e.device_id,
                         payload: e.payload.clone().into(),
                         created_at: e.created_at,
+                        superseded: e.superseded,
                     })
                     .collect(),
                 cursor,

@@ -27,12 +27,21 @@ pub fn page_reservation(limit: u32) -> u64 {
 
 /// The caller's entries after `cursor`, oldest first: at most `limit` (500 by default), and at most 4 MiB of
 /// payloads (but always one entry). `has_more` says whether more follow.
+///
+/// The payloads returned count as the app's transfer; over the period's transfer budget pulls are paced (429
+/// `transfer_slowed`), never refused for good. The answer carries the app's headroom headers.
 #[utoipa::path(post, path = paths::PULL, tag = "sync", request_body = PullRequest, security(("device" = [])),
     responses(
-        (status = 200, body = PullResponse),
+        (status = 200, body = PullResponse, headers(
+            ("synckit-storage-remaining" = u64, description = "bytes the app may still store (apps with a plan)"),
+            ("synckit-transfer-remaining" = u64, description = "bytes the app may still transfer this period before \
+                it is slowed (apps with a plan)"),
+        )),
         (status = 400, description = "- `invalid_limit`: `limit` is not 1 to 500", body = ErrorBody),
         (status = 409, description = "- `cursor_beyond_head`: the cursor is past the stream's newest entry: another \
             server, user or app, or data restored from an older backup", body = ErrorBody),
+        (status = 429, description = "- `transfer_slowed`: the app used its transfer budget; retry after \
+            `Retry-After` seconds", body = ErrorBody),
     ))]
 #[instrument(skip_all, err(Display, level = "debug"), fields(user.id = %auth.user_id, app.id = %auth.app_id, cursor = req.cursor))]
 pub async fn pull(
@@ -48,6 +57,7 @@ pub async fn pull(
             format!("limit must be 1 to {MAX_PULL_LIMIT}, got {limit}"),
         ));
     }
+    state.meter.check_transfer(auth.app_id).await?;
     // Before the store is read: a 20-byte request must not make the server build a page it has no room for.
     let memory = reserve.bytes(page_reservation(limit)).await?;
     let page = state.changelog.read(auth.stream(), req.cursor, limit, MAX_PULL_PAGE_BYTES).await?;
@@ -61,10 +71,12 @@ pub async fn pull(
     // Sequence numbers are contiguous, so anything below the head not yet returned is still to come.
     let body = encode_page(&page.entries, cursor, cursor < page.head);
     synckit_http::metrics::entries_pulled(page.entries.len() as u64);
+    let payloads: u64 = page.entries.iter().map(|e| e.payload.len() as u64).sum();
+    let headroom = state.meter.transferred(auth.stream(), payloads);
     drop(page);
     // The rows are gone; the JSON stays until it is written.
     memory.shrink_to(body.capacity() as u64);
-    let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    let mut response = (headroom, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     response.extensions_mut().insert(memory);
     Ok(response)
 }

@@ -1,4 +1,4 @@
-//! Operator commands: `synckit-server admin create-app`, `list-apps`, `rotate-key`, `quote` and `set-plan`, on any
+//! Operator commands: `synckit-server admin create-app`, `list-apps`, `rotate-key`, `quote`, `set-plan` and `usage`, on any
 //! app of the deployment. They do what an app's owner does at `/api/apps`, through the same operations; apps they
 //! create have no owner, and plans they set apply at once.
 
@@ -7,7 +7,7 @@ use serde::Serialize;
 use synckit_auth::plans::{Change, change_plan};
 use synckit_protocol::apps::{AppList, RotatedApiKey};
 use synckit_protocol::plans::{AppPlan, Plan, Quote};
-use synckit_store::AccountStore;
+use synckit_store::{AccountStore, UsageStore};
 use uuid::Uuid;
 
 /// What `synckit-server admin create-app` prints.
@@ -55,4 +55,29 @@ pub async fn set_plan(
 ) -> anyhow::Result<AppPlan> {
     let plan = Plan::from_gb(storage_gb, burst)?;
     change_plan(accounts, app_id, plan, Change::AtOnce).await?.with_context(|| format!("there is no app {app_id}"))
+}
+
+/// What `synckit-server admin usage` prints: the app's usage this billing period against its limits.
+#[derive(Debug, Serialize)]
+pub struct Usage {
+    pub period: String,
+    pub stored_bytes: u64,
+    pub transfer_bytes: u64,
+    /// `null` while the app has no plan.
+    pub storage_limit_bytes: Option<u64>,
+    pub transfer_limit_bytes: Option<u64>,
+}
+
+/// The app's usage this billing period.
+pub async fn usage(accounts: &dyn AccountStore, usage: &dyn UsageStore, app_id: Uuid) -> anyhow::Result<Usage> {
+    let usage = synckit_auth::usage::usage_of(accounts, usage, app_id)
+        .await?
+        .with_context(|| format!("there is no app {app_id}"))?;
+    Ok(Usage {
+        period: usage.period,
+        stored_bytes: usage.stored_bytes,
+        transfer_bytes: usage.transfer_bytes,
+        storage_limit_bytes: usage.storage_limit_bytes,
+        transfer_limit_bytes: usage.transfer_limit_bytes,
+    })
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use synckit_blob::{LocalStore, ObjectStore, S3Store};
 use synckit_bus::{CommitBus, InProcessBus, NatsBus};
-use synckit_store::{AccountStore, BlobCatalog, ChangelogStore, StoreError};
+use synckit_store::{AccountStore, BlobCatalog, ChangelogStore, StoreError, UsageStore};
 use synckit_store_postgres::{PgOptions, PgStore};
 use synckit_store_sqlite::{SqliteOptions, SqliteStore};
 
@@ -21,12 +21,25 @@ pub struct Engines {
     pub changelog: Arc<dyn ChangelogStore>,
     pub accounts: Arc<dyn AccountStore>,
     pub blobs: Arc<dyn BlobCatalog>,
+    pub usage: Arc<dyn UsageStore>,
     pub bus: Arc<dyn CommitBus>,
     pub objects: Arc<dyn ObjectStore>,
 }
 
 /// The storage ports, all on one database.
-pub type Stores = (Arc<dyn ChangelogStore>, Arc<dyn AccountStore>, Arc<dyn BlobCatalog>);
+#[derive(Clone, Debug)]
+pub struct Stores {
+    pub changelog: Arc<dyn ChangelogStore>,
+    pub accounts: Arc<dyn AccountStore>,
+    pub blobs: Arc<dyn BlobCatalog>,
+    pub usage: Arc<dyn UsageStore>,
+}
+
+impl Stores {
+    fn all_on<S: ChangelogStore + AccountStore + BlobCatalog + UsageStore>(store: Arc<S>) -> Self {
+        Self { changelog: store.clone(), accounts: store.clone(), blobs: store.clone(), usage: store }
+    }
+}
 
 impl Engines {
     /// Opens the engines and applies pending migrations. The embedded blob store needs its URL secret (see
@@ -39,9 +52,9 @@ impl Engines {
             }
             None => Arc::new(InProcessBus::default()),
         };
-        let (changelog, accounts, blobs) = Self::open_storage(settings).await?;
+        let Stores { changelog, accounts, blobs, usage } = Self::open_storage(settings).await?;
         let objects = Self::open_objects(settings, &*accounts).await?;
-        Ok(Self { changelog, accounts, blobs, bus, objects })
+        Ok(Self { changelog, accounts, blobs, usage, bus, objects })
     }
 
     async fn open_objects(settings: &Settings, accounts: &dyn AccountStore) -> anyhow::Result<Arc<dyn ObjectStore>> {
@@ -74,7 +87,7 @@ impl Engines {
                 migrate_with_retry(&store, settings.database.startup_retry).await?;
                 crate::telemetry::observe_pools(&store);
                 tracing::info!("storage: postgres");
-                Ok((store.clone(), store.clone(), store))
+                Ok(Stores::all_on(store))
             }
             None => {
                 let dir = &settings.data_dir;
@@ -87,7 +100,7 @@ impl Engines {
                         .with_context(|| format!("opening the database {}", path.display()))?,
                 );
                 tracing::info!(path = %path.display(), "storage: embedded sqlite");
-                Ok((store.clone(), store.clone(), store))
+                Ok(Stores::all_on(store))
             }
         }
     }

@@ -26,6 +26,7 @@ pub mod telemetry;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -33,7 +34,7 @@ use synckit_auth::{AuthSettings, AuthState};
 use synckit_blob::BlobState;
 use synckit_http::budget::{BodyLimits, Budgeted, DEFAULT_BODY_LIMIT, reserve_request};
 use synckit_http::serve::{ServeOptions, serve};
-use synckit_http::{Authenticator, MemoryBudget, TokenKeys, fallback};
+use synckit_http::{Authenticator, MemoryBudget, Meter, TokenKeys, fallback};
 use synckit_ingest::{AdmissionLimits, IngestState, PushAdmission};
 use synckit_protocol::limits::{MAX_PUBLIC_BODY_BYTES, MAX_PUSH_BODY_BYTES, MAX_RECOVER_BODY_BYTES};
 use synckit_protocol::paths;
@@ -55,6 +56,8 @@ pub struct Server {
     serve_options: ServeOptions,
     /// Tells long-lived responses (event streams) to end when shutdown begins, so connections can drain.
     shutting_down: watch::Sender<bool>,
+    /// Counts what the sync services move; flushed once more after the last request.
+    meter: Meter,
 }
 
 impl Server {
@@ -63,7 +66,12 @@ impl Server {
         settings.validate()?;
         let engines = Engines::open(settings).await?;
         let (shutting_down, shutdown_rx) = watch::channel(false);
-        let router = routes(settings, &engines, shutdown_rx).await?;
+        let meter = Meter::new(engines.usage.clone());
+        let mut stop = shutdown_rx.clone();
+        tokio::spawn(meter.clone().flush_every(METER_FLUSH_INTERVAL, async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        }));
+        let router = routes(settings, &engines, &meter, shutdown_rx).await?;
         let serve_options = ServeOptions {
             header_read_timeout: settings.serve.header_read_timeout,
             max_connections: settings.serve.max_connections,
@@ -72,7 +80,7 @@ impl Server {
             write_timeout: settings.serve.write_timeout,
             shutdown_grace: settings.serve.shutdown_grace,
         };
-        Ok(Self { engines, router, serve_options, shutting_down })
+        Ok(Self { engines, router, serve_options, shutting_down, meter })
     }
 
     /// The composed routes, for serving or for driving in tests.
@@ -88,6 +96,8 @@ impl Server {
             let _ = shutting_down.send(true);
         };
         serve(listener, self.router, self.serve_options, shutdown).await;
+        // What the drained requests moved.
+        self.meter.flush().await;
     }
 }
 
@@ -105,7 +115,15 @@ fn body_limits() -> BodyLimits {
         .route(paths::ACCOUNTS_RECOVER, MAX_RECOVER_BODY_BYTES as u64)
 }
 
-async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receiver<bool>) -> anyhow::Result<Router> {
+/// How often the transfer the services counted is added to the store.
+const METER_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+async fn routes(
+    settings: &Settings,
+    engines: &Engines,
+    meter: &Meter,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Router> {
     let token_keys = secrets::keys(Secret::Token, settings, &*engines.accounts).await?;
     let keys = Arc::new(TokenKeys::from_ring(&token_keys));
     let authenticator = Authenticator { keys: keys.clone(), accounts: engines.accounts.clone() };
@@ -119,7 +137,12 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
             prelogin_key: Arc::from(prelogin.current().secret()),
             sign_in: settings.sign_in,
         };
-        api = api.merge(synckit_auth::router(AuthState::new(engines.accounts.clone(), keys.clone(), auth_settings)));
+        api = api.merge(synckit_auth::router(AuthState::new(
+            engines.accounts.clone(),
+            engines.usage.clone(),
+            keys.clone(),
+            auth_settings,
+        )));
     }
     if role.runs(Role::Ingest) {
         let limits = AdmissionLimits {
@@ -131,6 +154,7 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
             authenticator: authenticator.clone(),
             bus: engines.bus.clone(),
             admission: PushAdmission::new(limits),
+            meter: meter.clone(),
         }));
     }
     if role.runs(Role::Query) {
@@ -142,6 +166,7 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
             hub,
             events: settings.events.clone(),
             shutdown: shutdown.clone(),
+            meter: meter.clone(),
         }));
     }
     // Transfers to and from the embedded blob store take longer than API calls: they have their own deadline.
@@ -152,6 +177,7 @@ async fn routes(settings: &Settings, engines: &Engines, shutdown: watch::Receive
             objects: engines.objects.clone(),
             authenticator: authenticator.clone(),
             settings: settings.blob,
+            meter: meter.clone(),
         };
         synckit_blob::sweep::spawn_sweeper(
             state.catalog.clone(),

@@ -97,6 +97,12 @@ enum AdminCommand {
         #[arg(long, value_name = "B")]
         burst: Option<u32>,
     },
+    /// Print an app's usage this billing period as {"period", "stored_bytes", "transfer_bytes",
+    /// "storage_limit_bytes", "transfer_limit_bytes"} (limits null without a plan).
+    Usage {
+        #[arg(long, value_name = "ID")]
+        app: uuid::Uuid,
+    },
 }
 
 fn main() -> ExitCode {
@@ -160,17 +166,21 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin(command) => {
-            let (_, accounts, _) = Engines::open_storage(&settings).await?;
+            let stores = Engines::open_storage(&settings).await?;
+            let accounts = &*stores.accounts;
             let printed = match command {
                 AdminCommand::CreateApp { name, redirect_uris } => {
-                    serde_json::to_string(&admin::create_app(&*accounts, &name, &redirect_uris).await?)?
+                    serde_json::to_string(&admin::create_app(accounts, &name, &redirect_uris).await?)?
                 }
-                AdminCommand::ListApps => serde_json::to_string(&admin::list_apps(&*accounts).await?)?,
+                AdminCommand::ListApps => serde_json::to_string(&admin::list_apps(accounts).await?)?,
                 AdminCommand::RotateKey { app_id } => {
-                    serde_json::to_string(&admin::rotate_key(&*accounts, app_id).await?)?
+                    serde_json::to_string(&admin::rotate_key(accounts, app_id).await?)?
                 }
                 AdminCommand::SetPlan { app, storage_gb, burst } => {
-                    serde_json::to_string(&admin::set_plan(&*accounts, app, &storage_gb, burst).await?)?
+                    serde_json::to_string(&admin::set_plan(accounts, app, &storage_gb, burst).await?)?
+                }
+                AdminCommand::Usage { app } => {
+                    serde_json::to_string(&admin::usage(accounts, &*stores.usage, app).await?)?
                 }
                 AdminCommand::Quote { .. } => unreachable!("quoted above, without storage"),
             };

@@ -22,3 +22,4 @@ mod revocation;
 mod secrets;
 mod sign_in_throttle;
 mod unavailable;
+mod usage;
