@@ -27,6 +27,7 @@ fuzz_target!(|payload: &[u8]| {
         device_id: OTHER_DEVICE,
         payload: payload.into(),
         created_at: OffsetDateTime::UNIX_EPOCH,
+        superseded: false,
     };
     let page = fuzzing::open_page(keys(), APP, USER, DEVICE, vec![entry]);
     assert_eq!(page.cursor, 7);

@@ -29,8 +29,15 @@ pub enum ErrorKind {
     NotFound,
     /// A concurrent change won (the key envelope changed, the email is taken).
     Conflict,
-    /// The server asked to slow down; [`Error::retry_after`] says for how long.
+    /// The server asked to slow down; [`Error::retry_after`] says for how long. Also an app over its plan's transfer
+    /// budget for the period (`transfer_slowed`): its traffic is paced, never refused for good, and the SDK waits and
+    /// retries such answers itself, without counting them against `max_retries`, within `total_timeout`.
     RateLimited,
+    /// The app is at its plan's storage limit (`quota_exceeded`): the push or blob upload stored nothing. Pulls,
+    /// downloads and deletes still work. Changes refused this way stay in the outbox, and a later
+    /// [`sync`](crate::SyncKitClient::sync) (or live sync, every poll interval) pushes them once the app has room: a
+    /// larger plan, or storage freed.
+    QuotaExceeded,
     /// The server refused the request as malformed or too large: a bug in the caller or the SDK. For blobs,
     /// [`Error::code`] tells a blob over the limit (`blob_too_large`), bytes other than those declared
     /// (`blob_mismatch`) and a signed URL that expired (`invalid_signature`: ask for a new one) apart.
@@ -195,7 +202,8 @@ fn kind_of(code: ErrorCode, status: u16) -> ErrorKind {
         | ErrorCode::NotFound
         | ErrorCode::AppNotFound => ErrorKind::NotFound,
         ErrorCode::EmailTaken | ErrorCode::VersionConflict | ErrorCode::TooManyApps => ErrorKind::Conflict,
-        ErrorCode::RateLimited => ErrorKind::RateLimited,
+        ErrorCode::RateLimited | ErrorCode::TransferSlowed => ErrorKind::RateLimited,
+        ErrorCode::QuotaExceeded => ErrorKind::QuotaExceeded,
         ErrorCode::InvalidJson
         | ErrorCode::InvalidRequest
         | ErrorCode::UnsupportedMediaType
@@ -319,6 +327,8 @@ mod tests {
         (ErrorCode::AppNotFound, ErrorKind::NotFound),
         (ErrorCode::InvalidRedirectUri, ErrorKind::InvalidRequest),
         (ErrorCode::TooManyApps, ErrorKind::Conflict),
+        (ErrorCode::QuotaExceeded, ErrorKind::QuotaExceeded),
+        (ErrorCode::TransferSlowed, ErrorKind::RateLimited),
     ];
 
     fn answer(code: ErrorCode, status: u16) -> Error {
@@ -340,12 +350,13 @@ mod tests {
     #[test]
     fn an_unknown_code_is_placed_by_its_status_as_known_codes_are() {
         // Some codes are more precise than their status: a 401 of unknown meaning is about the session, not the
-        // password, a 403 one is a refusal by policy, not a blob URL, and a 409 one is a conflict to resolve, not a
-        // cursor past the head or bytes other than declared, which no retry or re-read fixes.
+        // password, a 403 one is a refusal by policy, not a blob URL or a full app, and a 409 one is a conflict to
+        // resolve, not a cursor past the head or bytes other than declared, which no retry or re-read fixes.
         let precise = [
             ErrorCode::InvalidCredentials,
             ErrorCode::InvalidRecoveryKey,
             ErrorCode::InvalidSignature,
+            ErrorCode::QuotaExceeded,
             ErrorCode::CursorBeyondHead,
             ErrorCode::BlobMismatch,
         ];

@@ -184,7 +184,9 @@ impl Transport {
                     (err, retryable)
                 }
             };
-            if !retryable || attempt >= self.max_retries {
+            // An app over its transfer budget is paced: waiting as asked is the way through, not a failed attempt.
+            let paced = err.code() == Some(ErrorCode::TransferSlowed);
+            if !retryable || (attempt >= self.max_retries && !paced) {
                 return Err(err);
             }
             let delay = err.retry_after().unwrap_or_else(|| backoff(attempt));
@@ -193,7 +195,9 @@ impl Transport {
             }
             tracing::debug!(%method, path, attempt, ?delay, error = %err, "retrying");
             tokio::time::sleep(delay).await;
-            attempt += 1;
+            if !paced {
+                attempt += 1;
+            }
         }
     }
 }

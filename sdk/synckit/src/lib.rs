@@ -118,7 +118,7 @@ pub use crypto::RecoveryKey;
 pub use crypto::blob::BlobId;
 pub use error::{Error, ErrorKind, Result};
 pub use live::{LiveOptions, LivePage, LiveSync};
-pub use model::{ChangeEntry, ChangeOp, Device, Session, Status};
+pub use model::{ChangeEntry, ChangeOp, Compacted, Device, Session, Status};
 pub use page::{PullPage, SyncPage, SyncReport, SyncedChange, Undecryptable, UndecryptableReason};
 /// The server's error codes, as [`Error::code`] returns them.
 pub use synckit_protocol::ErrorCode;

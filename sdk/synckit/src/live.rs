@@ -8,7 +8,8 @@
 //!
 //! It pushes too: the device's outbox on connecting (so after every reconnect, when the network is back) and
 //! whenever the app enqueues, so an app that uses live sync only ever calls
-//! [`enqueue`](crate::SyncKitClient::enqueue).
+//! [`enqueue`](crate::SyncKitClient::enqueue). Changes the server refuses because the app is at its plan's storage
+//! limit stay in the outbox, live sync goes on pulling, and every poll interval it tries them again.
 //!
 //! An entry that cannot be read is not an error here either: it travels in [`LivePage::undecryptable`] and live
 //! sync goes on past it. Only what no retry can mend (the session ended, encryption locked) stops it.
@@ -138,10 +139,12 @@ struct Worker {
     enqueued: watch::Receiver<u64>,
 }
 
-/// What woke the worker: the outbox has something to push, or the stream may have something to pull.
+/// What woke the worker: the outbox has something to push, the stream may have something to pull, or the poll
+/// interval passed.
 enum Wake {
     Push,
     Pull(bool),
+    Poll,
 }
 
 /// Whether an error ends live sync or is worth a reconnect. Entries that do not decrypt are not errors (pages
@@ -189,10 +192,19 @@ impl Worker {
                     None => return Err(Error::new(ErrorKind::Transport, "the server closed the event stream")),
                 },
                 Ok(()) = self.enqueued.changed() => Wake::Push,
-                () = tokio::time::sleep(self.options.poll_interval) => Wake::Pull(true),
+                () = tokio::time::sleep(self.options.poll_interval) => Wake::Poll,
             };
             match wake {
                 Wake::Push => self.push_outbox().await?,
+                Wake::Poll => {
+                    // Changes a full app could not store wait for room: try them again now and then.
+                    if self.client.pending().await? > 0 {
+                        self.push_outbox().await?;
+                    }
+                    if !self.catch_up().await? {
+                        return Ok(());
+                    }
+                }
                 Wake::Pull(true) => {
                     if !self.catch_up().await? {
                         return Ok(());
@@ -204,9 +216,18 @@ impl Worker {
     }
 
     /// Pushes everything in the outbox, including what is enqueued meanwhile.
+    /// Pushes the outbox. A refusal for the app's storage limit keeps the changes in the outbox and live sync going
+    /// (pulls still work); the next poll tries again.
     async fn push_outbox(&mut self) -> Result<()> {
         self.enqueued.borrow_and_update();
-        self.client.push_outbox(self.device_id).await.map(|_| ())
+        match self.client.push_outbox(self.device_id).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::QuotaExceeded => {
+                tracing::warn!(error = %e, "changes kept in the outbox: the app is at its storage limit");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Pulls until nothing is left, handing each non-empty page over. False when the consumer is gone.

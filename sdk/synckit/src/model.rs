@@ -123,6 +123,15 @@ pub struct Status {
     pub cursor: u64,
 }
 
+/// What [`SyncKitClient::supersede`](crate::SyncKitClient::supersede) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Compacted {
+    /// Entries superseded now (not those superseded before).
+    pub superseded: u64,
+    /// Payload bytes the server no longer stores.
+    pub freed_bytes: u64,
+}
+
 /// A signed-in session, to save and restore across runs (it holds a bearer token: store it privately).
 ///
 /// After [`authenticate`](crate::SyncKitClient::authenticate) it holds a short-lived sign-in token, which sets up

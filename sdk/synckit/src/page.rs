@@ -245,7 +245,8 @@ fn open_entries(
 ) -> (Vec<SyncedChange>, Vec<Undecryptable>) {
     let mut changes = Vec::with_capacity(entries.size_hint().0);
     let mut undecryptable = Vec::new();
-    for entry in entries {
+    // A superseded entry's payload was dropped by compaction: a later entry of the stream stands for it.
+    for entry in entries.filter(|e| !e.superseded) {
         match open_entry(&entry, keys, session) {
             Ok(change) => changes.push(SyncedChange {
                 seq: entry.seq,
@@ -304,7 +305,14 @@ mod tests {
     }
 
     fn entry(seq: u64, change_id: Uuid, device_id: Uuid, payload: Vec<u8>) -> PulledEntry {
-        PulledEntry { seq, change_id, device_id, payload: payload.into(), created_at: OffsetDateTime::UNIX_EPOCH }
+        PulledEntry {
+            seq,
+            change_id,
+            device_id,
+            payload: payload.into(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            superseded: false,
+        }
     }
 
     #[test]

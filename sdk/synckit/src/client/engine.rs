@@ -121,6 +121,10 @@ impl SyncKitClient {
     /// On any other error nothing is lost either: what the server acknowledged has left the outbox, the rest
     /// waits, and the cursor is that of the last page applied. Call `sync` again.
     ///
+    /// When the app is at its plan's storage limit the push is refused, and sync still pulls and applies every page,
+    /// then fails with [`ErrorKind::QuotaExceeded`]: the refused changes wait in the outbox, and a later sync pushes
+    /// them, once, when the app has room.
+    ///
     /// ```no_run
     /// # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
     /// let mut notes = std::collections::BTreeMap::new();
@@ -142,7 +146,12 @@ impl SyncKitClient {
     pub async fn sync(&self, device_id: Uuid, mut apply: impl FnMut(SyncPage) -> ApplyResult) -> Result<SyncReport> {
         let session = self.require_session()?;
         let keys = self.keys()?;
-        let pushed = self.push_outbox(device_id).await?;
+        // A full app still pulls: what others stored is the device's to see, whatever it cannot store itself.
+        let (pushed, refused) = match self.push_outbox(device_id).await {
+            Ok(pushed) => (pushed, None),
+            Err(e) if e.kind() == ErrorKind::QuotaExceeded => (0, Some(e)),
+            Err(e) => return Err(e),
+        };
         let store = self.inner.cursor_store.clone();
         let name = self.cursor_name(device_id)?;
         let start = {
@@ -191,7 +200,18 @@ impl SyncKitClient {
             }
         }
         report.pending = self.pending().await?;
-        Ok(report)
+        match refused {
+            Some(refused) => Err(Error::new(
+                ErrorKind::QuotaExceeded,
+                format!(
+                    "{} changes wait in the outbox: the app is at its plan's storage limit; everything new was pulled \
+                     (to cursor {}), and the next sync pushes them once the app has room",
+                    report.pending, report.cursor
+                ),
+            )
+            .with_source(refused)),
+            None => Ok(report),
+        }
     }
 
     /// The outbox queue: one per server, app and user, whichever device id pushes it, so that what a profile

@@ -5,7 +5,10 @@ use std::collections::HashSet;
 use reqwest::Method;
 use synckit_protocol::limits::{MAX_ENTRY_BYTES, MAX_PULL_LIMIT, MAX_PUSH_ENTRIES};
 use synckit_protocol::paths;
-use synckit_protocol::sync::{PullRequest, PullResponse, PushEntry, PushRequest, PushResponse, StatusResponse};
+use synckit_protocol::sync::{
+    PullRequest, PullResponse, PushEntry, PushRequest, PushResponse, StatusResponse, SupersedeRequest,
+    SupersedeResponse,
+};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -13,7 +16,7 @@ use crate::SyncKitClient;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::Retry;
 use crate::live::{LiveOptions, LiveSync};
-use crate::model::{ChangeEntry, Status};
+use crate::model::{ChangeEntry, Compacted, Status};
 use crate::page::PullPage;
 
 impl SyncKitClient {
@@ -146,6 +149,47 @@ impl SyncKitClient {
     pub(crate) async fn pull_encrypted(&self, cursor: u64) -> Result<PullResponse> {
         let req = PullRequest { cursor, limit: Some(MAX_PULL_LIMIT) };
         self.call(Method::POST, paths::PULL, true, Some(&req), Retry::Idempotent).await
+    }
+
+    /// Compacts the changelog: marks the entries at `seqs` superseded, so that the server drops their payloads and
+    /// they stop counting against the app's storage. Their places stay: pulls skip them, every device converges on
+    /// the entries after them, and a late retry of one is still recognised and never stored again.
+    ///
+    /// Mark an entry only when a later entry of the stream makes it irrelevant to every device: a later insert or
+    /// update of the same row (changes carry the whole row) or its delete. Keep deletes themselves: a device that has
+    /// the row needs them. Sequence numbers come from [`SyncedChange::seq`](crate::SyncedChange::seq); those past the
+    /// head, and entries superseded already, are skipped. Sent in requests of 500, each safe to repeat.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &synckit::SyncKitClient, device: uuid::Uuid) -> synckit::Result<()> {
+    /// // Each row's newest seq; an older change of a row is superseded by its newer one.
+    /// let mut newest = std::collections::HashMap::new();
+    /// let mut superseded = Vec::new();
+    /// client
+    ///     .sync(device, |page| {
+    ///         for c in page.changes {
+    ///             if let Some(older) = newest.insert((c.change.table.clone(), c.change.row_id.clone()), c.seq) {
+    ///                 superseded.push(older);
+    ///             }
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .await?;
+    /// let compacted = client.supersede(superseded).await?;
+    /// println!("freed {} bytes", compacted.freed_bytes);
+    /// # Ok(()) }
+    /// ```
+    pub async fn supersede(&self, seqs: impl IntoIterator<Item = u64>) -> Result<Compacted> {
+        let seqs: Vec<u64> = seqs.into_iter().collect();
+        let mut done = Compacted::default();
+        for batch in seqs.chunks(MAX_PUSH_ENTRIES) {
+            let req = SupersedeRequest { seqs: batch.to_vec() };
+            let answer: SupersedeResponse =
+                self.call(Method::POST, paths::SUPERSEDE, true, Some(&req), Retry::Idempotent).await?;
+            done.superseded += u64::from(answer.superseded);
+            done.freed_bytes += answer.freed_bytes;
+        }
+        Ok(done)
     }
 
     /// How many changes this user's stream holds, and its newest cursor.

@@ -9,6 +9,7 @@ mod no_plaintext;
 mod outbox;
 mod outbox_crash;
 mod outbox_faults;
+mod quota;
 mod recovery;
 mod retries;
 mod retry_policy;
