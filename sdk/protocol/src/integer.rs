@@ -21,6 +21,37 @@ pub(crate) fn option<'de, D: Deserializer<'de>, T: TryFrom<u64>>(deserializer: D
     deserializer.deserialize_any(Integer)?.map(in_range).transpose()
 }
 
+/// A list of sequence numbers: integers of 0 to `i64::MAX`, the largest a stream can number.
+pub(crate) fn sequence_numbers<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u64>, D::Error> {
+    struct Numbers;
+    impl<'de> Visitor<'de> for Numbers {
+        type Value = Vec<u64>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of sequence numbers")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut numbers = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(512));
+            while let Some(SequenceNumber(n)) = seq.next_element()? {
+                numbers.push(n);
+            }
+            Ok(numbers)
+        }
+    }
+    deserializer.deserialize_seq(Numbers)
+}
+
+/// One of [`sequence_numbers`].
+struct SequenceNumber(u64);
+
+impl<'de> serde::Deserialize<'de> for SequenceNumber {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let n: i64 = deserialize(deserializer)?;
+        Ok(Self(n as u64))
+    }
+}
+
 fn in_range<T: TryFrom<u64>, E: Error>(value: u64) -> Result<T, E> {
     T::try_from(value).map_err(|_| E::invalid_value(Unexpected::Unsigned(value), &"an integer within range"))
 }
@@ -70,6 +101,8 @@ mod tests {
         count: u64,
         #[serde(default, deserialize_with = "super::option")]
         limit: Option<u32>,
+        #[serde(default, deserialize_with = "super::sequence_numbers")]
+        seqs: Vec<u64>,
     }
 
     fn read(json: &str) -> Result<Sample, String> {
@@ -78,7 +111,7 @@ mod tests {
 
     #[test]
     fn whole_numbers_in_any_notation_are_read_and_others_refused() {
-        let sample = |count, limit| Ok(Sample { count, limit });
+        let sample = |count, limit| Ok(Sample { count, limit, seqs: Vec::new() });
         assert_eq!(read(r#"{"count": 228}"#), sample(228, None));
         assert_eq!(read(r#"{"count": 228.0, "limit": 5.0}"#), sample(228, Some(5)));
         assert_eq!(read(r#"{"count": 2.28e2, "limit": null}"#), sample(228, None));
@@ -94,9 +127,14 @@ mod tests {
             r#"{"count": "1"}"#,
             r#"{"count": 1, "limit": 4294967296}"#,
             r#"{"count": 1, "limit": 0.5}"#,
+            r#"{"count": 1, "seqs": [9223372036854775808]}"#,
+            r#"{"count": 1, "seqs": [1, -1]}"#,
+            r#"{"count": 1, "seqs": 1}"#,
         ] {
             assert!(read(refused).is_err(), "{refused}");
         }
         assert!(read(r#"{"limit": 1}"#).unwrap_err().contains("missing field `count`"));
+        let seqs = read(r#"{"count": 0, "seqs": [1, 2.0, 9223372036854775807]}"#).unwrap().seqs;
+        assert_eq!(seqs, [1, 2, i64::MAX as u64]);
     }
 }

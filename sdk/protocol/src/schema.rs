@@ -11,7 +11,7 @@ use crate::apps::REDIRECT_URI_PATTERN;
 use crate::base64::schema::sized;
 use crate::limits::{
     LOGIN_KEY_BYTES, LOGIN_SALT_BYTES, MAX_APP_NAME_CHARS, MAX_DEVICE_FIELD_CHARS, MAX_EMAIL_CHARS, MAX_ENTRY_BYTES,
-    MAX_ENVELOPE_BYTES, MAX_REDIRECT_URI_CHARS, MAX_REDIRECT_URIS,
+    MAX_ENVELOPE_BYTES, MAX_PUSH_ENTRIES, MAX_REDIRECT_URI_CHARS, MAX_REDIRECT_URIS,
 };
 
 /// What `str::trim` removes.
@@ -64,6 +64,12 @@ pub(crate) fn redirect_uris() -> Array {
         .max_length(Some(MAX_REDIRECT_URI_CHARS))
         .pattern(Some(REDIRECT_URI_PATTERN));
     ArrayBuilder::new().items(uri).max_items(Some(MAX_REDIRECT_URIS)).unique_items(true).build()
+}
+
+/// Sequence numbers to supersede: at most [`MAX_PUSH_ENTRIES`], each 0 to `i64::MAX`.
+pub(crate) fn sequence_numbers() -> Array {
+    let seq = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).maximum(Some(i64::MAX));
+    ArrayBuilder::new().items(seq).max_items(Some(MAX_PUSH_ENTRIES)).build()
 }
 
 /// A login salt: [`LOGIN_SALT_BYTES`] bytes.

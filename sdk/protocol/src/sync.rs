@@ -98,7 +98,8 @@ pub struct PulledEntry {
 #[serde(deny_unknown_fields)]
 pub struct SupersedeRequest {
     /// Sequence numbers, 1 to the stream's head; at most [`crate::limits::MAX_PUSH_ENTRIES`].
-    #[cfg_attr(feature = "openapi", schema(max_items = 500))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::sequence_numbers))]
+    #[serde(deserialize_with = "crate::integer::sequence_numbers")]
     pub seqs: Vec<u64>,
 }
 

@@ -20,10 +20,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(rejection_to_error(rejection)),
+        if !declares_json(&req) {
+            return Err(not_json());
         }
+        let body = read(req, state).await?;
+        parse(&body)
     }
 }
 
@@ -37,20 +38,32 @@ impl<T: DeserializeOwned + Send + 'static> Json<T> {
         if !declares_json(&req) {
             return Err(not_json());
         }
-        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large()
-            } else {
-                ApiError::new(ErrorCode::InvalidRequest, rejection.body_text())
-            }
-        })?;
-        let parsed = if body.len() <= PARSE_IN_PLACE_BYTES {
-            axum::Json::<T>::from_bytes(&body)
+        let body = read(req, state).await?;
+        if body.len() <= PARSE_IN_PLACE_BYTES {
+            parse(&body)
         } else {
-            crate::bulk::run(move || axum::Json::<T>::from_bytes(&body)).await.map_err(|e| ApiError::internal(&e))?
-        };
-        parsed.map(|axum::Json(value)| Self(value)).map_err(rejection_to_error)
+            crate::bulk::run(move || parse(&body)).await.map_err(|e| ApiError::internal(&e))?
+        }
     }
+}
+
+async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            ApiError::new(ErrorCode::InvalidRequest, rejection.body_text())
+        }
+    })
+}
+
+/// Every request body of the API is a JSON object. serde would also read a struct from an array of its fields in
+/// order (`[[1, 2]]` for `{"seqs": [1, 2]}`), a form the API does not speak; it is refused here, once for all.
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<Json<T>, ApiError> {
+    if body.trim_ascii_start().first() == Some(&b'[') {
+        return Err(ApiError::invalid("the body must be a JSON object, not an array"));
+    }
+    axum::Json::<T>::from_bytes(body).map(|axum::Json(value)| Json(value)).map_err(rejection_to_error)
 }
 
 /// The largest body [`Json::from_request_off_runtime`] parses on the worker that read it: well under a millisecond of
@@ -74,7 +87,6 @@ fn rejection_to_error(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonDataError(e) => ApiError::new(ErrorCode::InvalidRequest, e.body_text()),
         JsonRejection::JsonSyntaxError(e) => ApiError::new(ErrorCode::InvalidJson, e.body_text()),
-        JsonRejection::MissingJsonContentType(_) => not_json(),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
         other => ApiError::new(ErrorCode::InvalidRequest, other.body_text()),
     }

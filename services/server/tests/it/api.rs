@@ -471,6 +471,12 @@ async fn bad_push_requests_change_nothing(app: TestServer) {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert_eq!(code(&resp.json().await.unwrap()), "invalid_json");
 
+    // A struct as the array of its fields, which serde alone would read: the API speaks objects only.
+    for (path, body) in [("/api/sync/push", json!([user.device_id, [entry(b"x")]])), ("/api/sync/pull", json!([0]))] {
+        let (status, refused) = app.post(path, t, body).await;
+        assert_eq!((status, code(&refused)), (StatusCode::BAD_REQUEST, "invalid_request"), "{path}: {refused}");
+    }
+
     let resp =
         app.http.post(format!("{}/api/sync/push", app.url)).bearer_auth(&user.token).body("{}").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
