@@ -41,6 +41,9 @@ use crate::ApiError;
 pub const REFRESH: Duration = Duration::from_secs(1);
 /// The pace of an app's traffic on one instance once its transfer budget is used: bytes of ciphertext per second.
 pub const SLOWED_BYTES_PER_SEC: u64 = 256 * 1024;
+/// Apps whose view an instance keeps before it forgets those not seen for [`FORGET_AFTER`].
+const MAX_APPS_SEEN: usize = 10_000;
+const FORGET_AFTER: Duration = Duration::from_secs(60);
 
 /// The meter. Cheap to clone; clones share it.
 #[derive(Clone, Debug)]
@@ -178,6 +181,10 @@ impl Meter {
             bucket,
             bucket_at,
         };
+        if state.apps.len() >= MAX_APPS_SEEN {
+            // Apps not seen for a while are read again when they come back.
+            state.apps.retain(|_, view| view.read_at.elapsed() < FORGET_AFTER);
+        }
         let view = state.apps.entry(app_id).insert_entry(view).into_mut();
         Ok(f(view))
     }
