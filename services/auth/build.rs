@@ -1,4 +1,4 @@
-//! Builds the sign-in page's assets into `$OUT_DIR/assets`, which `src/oauth/assets.rs` embeds: the page's own
+//! Builds the assets of the server's pages into `$OUT_DIR/assets`, which `src/assets.rs` embeds: the pages' own
 //! files from `web/src`, and hash-wasm's Argon2id build from the npm registry, installed with npm from
 //! `web/package-lock.json` (`npm ci`, once per lockfile; npm's cache makes later installs local). Nothing is fetched
 //! when the server runs.

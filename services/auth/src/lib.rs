@@ -6,8 +6,9 @@
 //!   the console's sign-in, which issues a token of the account alone.
 //! - [`apps`]: app registration at `/api/apps`, by the app's owner with a console token; its operations are shared
 //!   with the operator's commands. `redirect_uris.rs`: which redirect URIs an app may register.
-//! - `oauth.rs`: browser sign-in with OAuth 2.0 authorization code and PKCE: the sign-in page and its assets, the
-//!   token endpoint, the server's metadata, and the lookup of an app's client id by its API key.
+//! - `oauth.rs`: browser sign-in with OAuth 2.0 authorization code and PKCE: the sign-in page, the token endpoint,
+//!   the server's metadata, and the lookup of an app's client id by its API key.
+//! - `assets.rs`: the pages' static files, built in by `build.rs`; `html.rs`: the headers every page is sent with.
 //! - [`plans`]: an app's plan, quoted and changed by its owner (or the operator), priced by
 //!   `synckit_protocol::plans`.
 //! - [`usage`]: an app's usage this billing period against its plan, for its owner and the operator.
@@ -19,8 +20,10 @@
 
 mod accounts;
 pub mod apps;
+mod assets;
 pub mod credentials;
 mod devices;
+mod html;
 mod keys;
 mod oauth;
 pub mod plans;
@@ -101,14 +104,14 @@ pub fn router(state: AuthState) -> Router {
         .route(paths::OAUTH_AUTHORIZE, get(oauth::authorize).post(oauth::sign_in_form).layer(public_body()))
         .route(paths::OAUTH_TOKEN, post(oauth::token).layer(public_body()))
         .route(paths::OAUTH_METADATA, get(oauth::metadata))
-        .route(OAUTH_ASSETS, get(oauth::asset))
+        .route(OAUTH_ASSETS, get(assets::sign_in))
         .route(paths::DEVICES, post(devices::register).get(devices::list))
         .route(paths::DEVICE, delete(devices::remove))
         .route(paths::KEYS, get(keys::get).put(keys::put))
         .with_state(state)
 }
 
-/// The sign-in page's script, style, icon and Argon2 worker.
+/// The sign-in page's script, style and icon, and its login-key derivation.
 pub const OAUTH_ASSETS: &str = "/oauth/assets/{name}";
 
 /// The body limit of the endpoints anyone may call without a token.

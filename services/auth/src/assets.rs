@@ -1,6 +1,8 @@
-//! The sign-in page's static files, embedded at build time (`build.rs`): its script, style and icon from `web/src`,
-//! the Web Worker that derives the login key, and hash-wasm's Argon2id build from the npm registry, which the worker
-//! loads. Served at `/oauth/assets/{name}`.
+//! The static files of the server's pages, embedded at build time (`build.rs`) from `web/src`, with hash-wasm's
+//! Argon2id build from the npm registry.
+//!
+//! - `/oauth/assets/{name}`: the sign-in page's script, style and icon, and the login-key derivation
+//!   (`loginkey.js`), the Web Worker that runs it and the Argon2 build the worker loads.
 
 use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -12,22 +14,33 @@ macro_rules! asset {
     };
 }
 
-/// Each asset: its name, content type and bytes.
-const ASSETS: [(&str, &str, &[u8]); 5] = [
-    ("signin.js", "text/javascript; charset=utf-8", asset!("signin.js")),
-    ("worker.js", "text/javascript; charset=utf-8", asset!("worker.js")),
-    ("argon2.js", "text/javascript; charset=utf-8", asset!("argon2.js")),
-    ("signin.css", "text/css; charset=utf-8", asset!("signin.css")),
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// One file: its name, content type and bytes.
+type Asset = (&'static str, &'static str, &'static [u8]);
+
+/// Served at `/oauth/assets/{name}`.
+const SIGN_IN: [Asset; 6] = [
+    ("signin.js", JS, asset!("signin.js")),
+    ("loginkey.js", JS, asset!("loginkey.js")),
+    ("worker.js", JS, asset!("worker.js")),
+    ("argon2.js", JS, asset!("argon2.js")),
+    ("signin.css", CSS, asset!("signin.css")),
     ("favicon.svg", "image/svg+xml", asset!("favicon.svg")),
 ];
 
 /// The policy of the worker, which is its own document: it loads the Argon2 build from this server and compiles
-/// its WebAssembly (`'wasm-unsafe-eval'`, which the page itself does not get), and fetches nothing.
+/// its WebAssembly (`'wasm-unsafe-eval'`, which the pages themselves do not get), and fetches nothing.
 const WORKER_POLICY: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'";
 
 /// `GET /oauth/assets/{name}`.
-pub async fn get(Path(name): Path<String>) -> Response {
-    let Some((_, content_type, bytes)) = ASSETS.iter().find(|(n, _, _)| *n == name) else {
+pub async fn sign_in(Path(name): Path<String>) -> Response {
+    serve(&SIGN_IN, &name)
+}
+
+fn serve(assets: &[Asset], name: &str) -> Response {
+    let Some((_, content_type, bytes)) = assets.iter().find(|(n, _, _)| *n == name) else {
         return (StatusCode::NOT_FOUND, "no such asset").into_response();
     };
     let mut response = (
