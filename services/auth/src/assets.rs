@@ -1,8 +1,9 @@
 //! The static files of the server's pages, embedded at build time (`build.rs`) from `web/src`, with hash-wasm's
 //! Argon2id build from the npm registry.
 //!
-//! - `/oauth/assets/{name}`: the sign-in page's script, style and icon, and the login-key derivation
-//!   (`loginkey.js`), the Web Worker that runs it and the Argon2 build the worker loads.
+//! - `/oauth/assets/{name}`: the sign-in page's script, style and icon, and what the console shares with it: the
+//!   login-key derivation (`loginkey.js`), the Web Worker that runs it and the Argon2 build the worker loads.
+//! - `/console/assets/{name}`: the console's own scripts and style. The console's HTML is [`CONSOLE_PAGE`].
 
 use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -30,6 +31,16 @@ const SIGN_IN: [Asset; 6] = [
     ("favicon.svg", "image/svg+xml", asset!("favicon.svg")),
 ];
 
+/// Served at `/console/assets/{name}`.
+const CONSOLE: [Asset; 3] = [
+    ("console.js", JS, asset!("console.js")),
+    ("console-chart.js", JS, asset!("console-chart.js")),
+    ("console.css", CSS, asset!("console.css")),
+];
+
+/// The console's page, which has no values of the server's in it: its script fills it in.
+pub const CONSOLE_PAGE: &str = include_str!(concat!(env!("OUT_DIR"), "/assets/console.html"));
+
 /// The policy of the worker, which is its own document: it loads the Argon2 build from this server and compiles
 /// its WebAssembly (`'wasm-unsafe-eval'`, which the pages themselves do not get), and fetches nothing.
 const WORKER_POLICY: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'";
@@ -37,6 +48,11 @@ const WORKER_POLICY: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-
 /// `GET /oauth/assets/{name}`.
 pub async fn sign_in(Path(name): Path<String>) -> Response {
     serve(&SIGN_IN, &name)
+}
+
+/// `GET /console/assets/{name}`.
+pub async fn console(Path(name): Path<String>) -> Response {
+    serve(&CONSOLE, &name)
 }
 
 fn serve(assets: &[Asset], name: &str) -> Response {

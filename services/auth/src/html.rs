@@ -1,5 +1,5 @@
-//! What every HTML page of this server is sent with: its Content-Security-Policy, and the headers that keep it out of
-//! frames, caches and content sniffing.
+//! What every HTML page of this server (the sign-in page, the console) is sent with: its Content-Security-Policy, and
+//! the headers that keep it out of frames, caches and content sniffing.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -8,7 +8,9 @@
 //!   with the operator's commands. `redirect_uris.rs`: which redirect URIs an app may register.
 //! - `oauth.rs`: browser sign-in with OAuth 2.0 authorization code and PKCE: the sign-in page, the token endpoint,
 //!   the server's metadata, and the lookup of an app's client id by its API key.
-//! - `assets.rs`: the pages' static files, built in by `build.rs`; `html.rs`: the headers every page is sent with.
+//! - `console.rs`: the developer console at [`CONSOLE`], a page whose script manages the account's apps through
+//!   `/api/apps`. `assets.rs`: the pages' static files, built in by `build.rs`; `html.rs`: the headers every page
+//!   is sent with.
 //! - [`plans`]: an app's plan, quoted and changed by its owner (or the operator), priced by
 //!   `synckit_protocol::plans`.
 //! - [`usage`]: an app's usage this billing period against its plan, for its owner and the operator.
@@ -21,6 +23,7 @@
 mod accounts;
 pub mod apps;
 mod assets;
+mod console;
 pub mod credentials;
 mod devices;
 mod html;
@@ -105,14 +108,22 @@ pub fn router(state: AuthState) -> Router {
         .route(paths::OAUTH_TOKEN, post(oauth::token).layer(public_body()))
         .route(paths::OAUTH_METADATA, get(oauth::metadata))
         .route(OAUTH_ASSETS, get(assets::sign_in))
+        .route(CONSOLE, get(console::page))
+        .route(CONSOLE_ASSETS, get(assets::console))
         .route(paths::DEVICES, post(devices::register).get(devices::list))
         .route(paths::DEVICE, delete(devices::remove))
         .route(paths::KEYS, get(keys::get).put(keys::put))
         .with_state(state)
 }
 
-/// The sign-in page's script, style and icon, and its login-key derivation.
+/// The sign-in page's script, style and icon, and the login-key derivation it shares with the console.
 pub const OAUTH_ASSETS: &str = "/oauth/assets/{name}";
+
+/// The developer console's page.
+pub const CONSOLE: &str = "/console";
+
+/// The console's own script and style.
+pub const CONSOLE_ASSETS: &str = "/console/assets/{name}";
 
 /// The body limit of the endpoints anyone may call without a token.
 fn public_body() -> DefaultBodyLimit {
