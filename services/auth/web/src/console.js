@@ -173,6 +173,8 @@
   /** The server refused the token (expired, or revoked by a password change): sign in again, keeping the page. */
   function sessionEnded() {
     const hadSession = session !== null;
+    // The same account, most likely: its email is filled in (after a reload, the form had none).
+    if (hadSession && !email.value) email.value = session.email;
     saveSession(null);
     showSignIn(
       hadSession
