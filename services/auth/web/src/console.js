@@ -213,6 +213,8 @@
         await api("POST", "/api/accounts/register", { email: address, salt: base64(salt), login_key: loginKey }, {
           open: true,
         });
+        // The account exists from here on: should signing in fail, trying again signs in rather than up.
+        setMode("sign_in");
       }
       const signedIn = await api("POST", "/api/accounts/console-auth", { email: address, login_key: loginKey }, {
         open: true,
