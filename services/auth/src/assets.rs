@@ -3,7 +3,8 @@
 //!
 //! - `/oauth/assets/{name}`: the sign-in page's script, style and icon, and what the console shares with it: the
 //!   login-key derivation (`loginkey.js`), the Web Worker that runs it and the Argon2 build the worker loads.
-//! - `/console/assets/{name}`: the console's own scripts and style. The console's HTML is [`CONSOLE_PAGE`].
+//! - `/console/assets/{name}`: the console's own script (`console.js`, which imports the other `console-*.js` as
+//!   modules) and style. The console's HTML is [`CONSOLE_PAGE`].
 
 use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -31,10 +32,14 @@ const SIGN_IN: [Asset; 6] = [
     ("favicon.svg", "image/svg+xml", asset!("favicon.svg")),
 ];
 
-/// Served at `/console/assets/{name}`.
-const CONSOLE: [Asset; 3] = [
+/// Served at `/console/assets/{name}`: `console.js` and the modules it imports.
+const CONSOLE: [Asset; 7] = [
     ("console.js", JS, asset!("console.js")),
+    ("console-api.js", JS, asset!("console-api.js")),
     ("console-chart.js", JS, asset!("console-chart.js")),
+    ("console-plan.js", JS, asset!("console-plan.js")),
+    ("console-usage.js", JS, asset!("console-usage.js")),
+    ("console-util.js", JS, asset!("console-util.js")),
     ("console.css", CSS, asset!("console.css")),
 ];
 
