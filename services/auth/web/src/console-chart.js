@@ -28,16 +28,17 @@ export function drawChart(figure, { kind, title, summary, points, days, limit, l
 
   const [width, height] = [480, 190];
   const [left, right, top, bottom] = [60, 10, 16, 24];
-  // The scale's top: the limit or the largest value, whichever is higher, with room above for the limit's label.
-  const highest = Math.max(limit || 0, ...points.map(([, v]) => v), 1);
-  const top_ = highest * 1.12;
+  // The scale's top: the limit or the largest value, whichever is higher, with room above for the limit's label;
+  // with neither (nothing used, no plan), a baseline alone.
+  const highest = Math.max(limit || 0, ...points.map(([, v]) => v));
+  const top_ = Math.max(highest, 1) * 1.12;
   const x = (day) => left + ((day - 1) / Math.max(days - 1, 1)) * (width - left - right);
   const y = (value) => top + (1 - value / top_) * (height - top - bottom);
   const described = `${title}: ${summary}`;
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": described });
   chart.append(svg("title", {}, described));
 
-  for (const fraction of [0, 0.5, 1]) {
+  for (const fraction of highest > 0 ? [0, 0.5, 1] : [0]) {
     const value = highest * fraction;
     chart.append(svg("line", { class: "grid", x1: left, x2: width - right, y1: y(value), y2: y(value) }));
     const at = { class: "axis-label", x: left - 6, y: y(value) + 4, "text-anchor": "end" };

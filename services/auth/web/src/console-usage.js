@@ -53,7 +53,8 @@ function render(usage) {
     label: "Budget",
   });
 
-  const users = [...usage.users].sort((a, b) => b.stored_bytes - a.stored_bytes || b.transfer_bytes - a.transfer_bytes);
+  // The largest first, as the server lists them.
+  const users = usage.users;
   const rows = users.map((user) => {
     const row = document.createElement("tr");
     const id = document.createElement("code");
