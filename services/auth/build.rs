@@ -1,7 +1,7 @@
-//! Builds the sign-in page's assets into `$OUT_DIR/assets`, which `src/oauth/assets.rs` embeds: the page's own
-//! files from `web/src`, and hash-wasm's Argon2id build from the npm registry, installed with npm from
-//! `web/package-lock.json` (`npm ci`, once per lockfile; npm's cache makes later installs local). Nothing is fetched
-//! when the server runs.
+//! Builds the assets of the server's pages (the sign-in page and the console) into `$OUT_DIR/assets`, which
+//! `src/assets.rs` embeds: the pages' own files from `web/src`, and hash-wasm's Argon2id build from the npm
+//! registry, installed with npm from `web/package-lock.json` (`npm ci`, once per lockfile; npm's cache makes later
+//! installs local). Nothing is fetched when the server runs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

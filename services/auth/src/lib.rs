@@ -6,8 +6,11 @@
 //!   the console's sign-in, which issues a token of the account alone.
 //! - [`apps`]: app registration at `/api/apps`, by the app's owner with a console token; its operations are shared
 //!   with the operator's commands. `redirect_uris.rs`: which redirect URIs an app may register.
-//! - `oauth.rs`: browser sign-in with OAuth 2.0 authorization code and PKCE: the sign-in page and its assets, the
-//!   token endpoint, the server's metadata, and the lookup of an app's client id by its API key.
+//! - `oauth.rs`: browser sign-in with OAuth 2.0 authorization code and PKCE: the sign-in page, the token endpoint,
+//!   the server's metadata, and the lookup of an app's client id by its API key.
+//! - `console.rs`: the developer console at [`CONSOLE`], a page whose script manages the account's apps through
+//!   `/api/apps`. `assets.rs`: the pages' static files, built in by `build.rs`; `html.rs`: the headers every page
+//!   is sent with.
 //! - [`plans`]: an app's plan, quoted and changed by its owner (or the operator), priced by
 //!   `synckit_protocol::plans`.
 //! - [`usage`]: an app's usage this billing period against its plan, for its owner and the operator.
@@ -19,8 +22,11 @@
 
 mod accounts;
 pub mod apps;
+mod assets;
+mod console;
 pub mod credentials;
 mod devices;
+mod html;
 mod keys;
 mod oauth;
 pub mod plans;
@@ -101,15 +107,23 @@ pub fn router(state: AuthState) -> Router {
         .route(paths::OAUTH_AUTHORIZE, get(oauth::authorize).post(oauth::sign_in_form).layer(public_body()))
         .route(paths::OAUTH_TOKEN, post(oauth::token).layer(public_body()))
         .route(paths::OAUTH_METADATA, get(oauth::metadata))
-        .route(OAUTH_ASSETS, get(oauth::asset))
+        .route(OAUTH_ASSETS, get(assets::sign_in))
+        .route(CONSOLE, get(console::page))
+        .route(CONSOLE_ASSETS, get(assets::console))
         .route(paths::DEVICES, post(devices::register).get(devices::list))
         .route(paths::DEVICE, delete(devices::remove))
         .route(paths::KEYS, get(keys::get).put(keys::put))
         .with_state(state)
 }
 
-/// The sign-in page's script, style, icon and Argon2 worker.
+/// The sign-in page's script, style and icon, and the login-key derivation it shares with the console.
 pub const OAUTH_ASSETS: &str = "/oauth/assets/{name}";
+
+/// The developer console's page.
+pub const CONSOLE: &str = "/console";
+
+/// The console's own script and style.
+pub const CONSOLE_ASSETS: &str = "/console/assets/{name}";
 
 /// The body limit of the endpoints anyone may call without a token.
 fn public_body() -> DefaultBodyLimit {

@@ -2,7 +2,7 @@
 //! RFC 8252 for native apps, following RFC 9700), for the apps registered at `/api/apps`.
 //!
 //! - `GET /oauth/authorize` checks the request ([`request`]) and renders the sign-in page ([`page`]), which derives
-//!   the login key in the browser ([`assets`]) and posts it, never the password, to `POST /oauth/authorize`. That
+//!   the login key in the browser ([`crate::assets`]) and posts it, never the password, to `POST /oauth/authorize`. That
 //!   checks the request again and the CSRF token, signs in (or signs up) as `POST /api/sync/auth` does, throttled
 //!   alike, and sends the browser back to the app with a single-use code.
 //! - `POST /oauth/token` exchanges the code and its verifier for the sign-in token `/api/sync/auth` gives, with
@@ -10,7 +10,6 @@
 //! - `GET /.well-known/oauth-authorization-server` (RFC 8414), and `POST /api/sync/app`, which tells an app its
 //!   client id from its API key.
 
-mod assets;
 mod page;
 mod request;
 
@@ -36,8 +35,6 @@ use synckit_protocol::{Base64Bytes, ErrorBody, ErrorCode, paths};
 use synckit_store::{AuthorizationCode, User};
 use time::{Duration, OffsetDateTime};
 use tracing::instrument;
-
-pub use assets::get as asset;
 
 use crate::AuthState;
 use crate::accounts::{app_for_key, create_account, sign_in};

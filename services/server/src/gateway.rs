@@ -89,6 +89,8 @@ pub const ROUTES: &[Route] = &[
     Route::by(Role::Auth, paths::OAUTH_TOKEN),
     Route::by(Role::Auth, paths::OAUTH_METADATA),
     Route::by(Role::Auth, synckit_auth::OAUTH_ASSETS),
+    Route::by(Role::Auth, synckit_auth::CONSOLE),
+    Route::by(Role::Auth, synckit_auth::CONSOLE_ASSETS),
     Route::by(Role::Auth, paths::DEVICES),
     Route::by(Role::Auth, paths::DEVICE),
     Route::by(Role::Auth, paths::KEYS),
@@ -312,6 +314,8 @@ mod tests {
                 paths::OAUTH_AUTHORIZE,
                 paths::OAUTH_METADATA,
                 synckit_auth::OAUTH_ASSETS,
+                synckit_auth::CONSOLE,
+                synckit_auth::CONSOLE_ASSETS,
                 "/healthz",
                 "/readyz",
             ]

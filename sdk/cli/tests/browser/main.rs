@@ -1,11 +1,16 @@
-//! `synckit login --browser` in a real browser: Debian's Chromium, driven headless by playwright-core
-//! (`driver.mjs`, which the CLI starts as `$BROWSER`), signs in on the server's page with the keyboard, the CLI gets
-//! the code at its loopback callback, exchanges it, unlocks encryption with the password and registers the device;
-//! then what it pushes reaches another device. Every request the browser sent is checked: none carries the password.
-//! The page's worker also derives the shared login-key vectors, which the SDK's own test checks in Rust.
+//! The server's pages in a real browser: Debian's Chromium, driven headless by playwright-core.
+//!
+//! - Here, `synckit login --browser`: the browser (`driver.mjs`, which the CLI starts as `$BROWSER`) signs in on the
+//!   server's page with the keyboard, the CLI gets the code at its loopback callback, exchanges it, unlocks
+//!   encryption with the password and registers the device; then what it pushes reaches another device. Every
+//!   request the browser sent is checked: none carries the password. The page's worker also derives the shared
+//!   login-key vectors, which the SDK's own test checks in Rust.
+//! - [`console`]: the developer console, from sign-up to the usage charts (`console.mjs`).
 //!
 //! Needs `/usr/bin/chromium` and `tests/browser/node_modules` (`ops/ensure-chromium`, which `ops/test` runs); fails,
 //! never skips, without them.
+
+mod console;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

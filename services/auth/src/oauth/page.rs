@@ -1,11 +1,12 @@
 //! The sign-in page: HTML written here, with every value escaped, and the headers that lock it down. Its script,
-//! style, icon and the Argon2 worker are the static assets of [`super::assets`]; the page has no inline script or
+//! style, icon and the Argon2 worker are the static assets of [`crate::assets`]; the page has no inline script or
 //! style, so its Content-Security-Policy allows only files of this server.
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 
 use super::request::AuthorizationRequest;
+use crate::html;
 
 /// What the sign-in form shows and carries.
 pub struct SignInForm<'a> {
@@ -108,7 +109,7 @@ fn message_body(title: &str, message: &str, extra: &str) -> String {
     )
 }
 
-fn respond(status: StatusCode, title: &str, body: &str, form_action: &str, mut headers: HeaderMap) -> Response {
+fn respond(status: StatusCode, title: &str, body: &str, form_action: &str, headers: HeaderMap) -> Response {
     let html = format!(
         r#"<!doctype html>
 <html lang="en">
@@ -118,6 +119,7 @@ fn respond(status: StatusCode, title: &str, body: &str, form_action: &str, mut h
   <title>{} · SyncKit</title>
   <link rel="icon" href="/oauth/assets/favicon.svg" type="image/svg+xml">
   <link rel="stylesheet" href="/oauth/assets/signin.css">
+  <script src="/oauth/assets/loginkey.js" defer></script>
   <script src="/oauth/assets/signin.js" defer></script>
 </head>
 <body>
@@ -131,15 +133,7 @@ fn respond(status: StatusCode, title: &str, body: &str, form_action: &str, mut h
         "default-src 'none'; script-src 'self'; worker-src 'self'; connect-src 'self'; style-src 'self'; \
          img-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     );
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_str(&csp).expect("the policy is ASCII"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    // Not `no-referrer`: with it, browsers send `Origin: null` on the form's post, which the CSRF check refuses.
-    // `same-origin` keeps the page's address (the authorization request) from the app it redirects to.
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    (status, headers, html).into_response()
+    html::page(status, html, &csp, headers)
 }
 
 /// Where the person goes after signing in, and who registered the app: the page cannot vouch for an app that any

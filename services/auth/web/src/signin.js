@@ -1,11 +1,11 @@
 // The sign-in page of an OAuth authorization request. The password never leaves this page: on submit the page asks
-// the server for the account's salt (pre-login), derives the login key from the password in a Web Worker, and posts
-// the form with the key in place of the password (the password fields have no `name`, so a browser never sends
-// them, with or without this script).
+// the server for the account's salt (pre-login), derives the login key from the password in a Web Worker
+// (`loginkey.js`, loaded before this), and posts the form with the key in place of the password (the password fields
+// have no `name`, so a browser never sends them, with or without this script).
 "use strict";
 
 (() => {
-  const LOGIN_KDF = { algorithm: "argon2id", memory_kib: 65536, iterations: 3, parallelism: 1 };
+  const { derive, accountSalt, newSalt, base64 } = window.SyncKitLoginKey;
 
   const form = document.getElementById("signin");
   // A page that only says what went wrong has no form.
@@ -54,56 +54,6 @@
     if (clearError) showError("");
   }
 
-  function base64(bytes) {
-    let binary = "";
-    for (const b of bytes) binary += String.fromCharCode(b);
-    return btoa(binary);
-  }
-
-  function unbase64(text) {
-    return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-  }
-
-  function derive(secret, salt) {
-    return new Promise((resolve, reject) => {
-      const worker = new Worker("/oauth/assets/worker.js");
-      worker.onmessage = (event) => {
-        worker.terminate();
-        if (event.data.error) reject(new Error(`The key could not be derived: ${event.data.error}`));
-        else resolve(event.data.key);
-      };
-      worker.onerror = (event) => {
-        worker.terminate();
-        reject(new Error(`The key could not be derived: ${event.message || "the worker failed"}`));
-      };
-      worker.postMessage({ password: secret, salt });
-    });
-  }
-
-  async function accountSalt(address) {
-    let response;
-    try {
-      response = await fetch("/api/accounts/prelogin", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ email: address }),
-        credentials: "omit",
-      });
-    } catch {
-      throw new Error("The server cannot be reached. Check your connection and try again.");
-    }
-    const body = await response.json().catch(() => null);
-    if (!response.ok) {
-      throw new Error((body && body.error && body.error.message) || `The server answered ${response.status}.`);
-    }
-    const kdf = body.kdf || {};
-    if (Object.keys(LOGIN_KDF).some((k) => kdf[k] !== LOGIN_KDF[k])) {
-      // The derivation is fixed by the protocol: a server asking for a weaker one is refused.
-      throw new Error("The server asked for a different password derivation than SyncKit's; nothing was sent.");
-    }
-    return unbase64(body.salt);
-  }
-
   form.addEventListener("submit", async (event) => {
     // Cancel goes to the server as it is, which sends the browser back to the app.
     if (event.submitter && event.submitter.name === "cancel") return;
@@ -128,8 +78,7 @@
     setBusy(true);
     try {
       const address = email.value.trim();
-      const salt =
-        mode === "sign_up" ? crypto.getRandomValues(new Uint8Array(32)) : await accountSalt(address);
+      const salt = mode === "sign_up" ? newSalt() : await accountSalt(address);
       const key = await derive(password.value, salt);
       form.elements.login_key.value = base64(key);
       form.elements.salt.value = mode === "sign_up" ? base64(salt) : "";

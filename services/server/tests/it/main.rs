@@ -8,6 +8,7 @@ mod apps;
 mod blobs;
 mod concurrency;
 mod connections;
+mod console;
 mod events;
 mod fairness;
 mod gateway;

@@ -520,6 +520,7 @@ async fn the_page_its_assets_and_the_metadata_are_served_locked_down(app: TestSe
 
     for (asset, content_type) in [
         ("signin.js", "text/javascript; charset=utf-8"),
+        ("loginkey.js", "text/javascript; charset=utf-8"),
         ("worker.js", "text/javascript; charset=utf-8"),
         ("argon2.js", "text/javascript; charset=utf-8"),
         ("signin.css", "text/css; charset=utf-8"),
