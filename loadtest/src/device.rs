@@ -87,6 +87,9 @@ pub struct Device {
     pub token: String,
 }
 
+/// An account as its devices wait for it: set once, by whichever device gets there first.
+type AccountCell = Arc<OnceCell<Arc<Account>>>;
+
 /// The login key every account of this process signs up and in with.
 struct Login {
     salt: Vec<u8>,
@@ -110,7 +113,7 @@ pub struct Fleet {
     /// Devices started so far, by scenario.
     started: Mutex<HashMap<Kind, Arc<AtomicUsize>>>,
     /// Accounts by scenario and number, each set up once by the first of its devices to get there.
-    accounts: Mutex<HashMap<(Kind, usize), Arc<OnceCell<Arc<Account>>>>>,
+    accounts: Mutex<HashMap<(Kind, usize), AccountCell>>,
 }
 
 impl Fleet {
