@@ -76,6 +76,8 @@ struct AppView {
     /// The pacing of an app over its transfer budget: bytes it may move now, negative when in debt.
     bucket: f64,
     bucket_at: Instant,
+    /// Since when a request has been reading the store's figures again.
+    refreshing: Option<Instant>,
 }
 
 impl AppView {
@@ -144,15 +146,28 @@ impl Meter {
     /// `f` of it.
     async fn with_view<T>(&self, app_id: Uuid, f: impl FnOnce(&mut AppView) -> T) -> Result<T, ApiError> {
         let period = Period::current();
-        let fresh = |view: &AppView| view.period == period && view.read_at.elapsed() < REFRESH;
         {
             let mut state = self.state();
-            if let Some(view) = state.apps.get_mut(&app_id).filter(|v| fresh(v)) {
-                return Ok(f(view));
+            if let Some(view) = state.apps.get_mut(&app_id) {
+                // One request reads the store again; the others meanwhile go by the view as it is. A read whose
+                // request went away (dropped mid-way) is given up after a while, and another request reads.
+                let reading = view.refreshing.is_some_and(|since| since.elapsed() < REFRESH * 5);
+                if reading || (view.period == period && view.read_at.elapsed() < REFRESH) {
+                    return Ok(f(view));
+                }
+                view.refreshing = Some(Instant::now());
             }
         }
         let read_at = Instant::now();
-        let standing = self.inner.store.standing(app_id, day_of(period.first_day())).await?;
+        let standing = match self.inner.store.standing(app_id, day_of(period.first_day())).await {
+            Ok(standing) => standing,
+            Err(e) => {
+                if let Some(view) = self.state().apps.get_mut(&app_id) {
+                    view.refreshing = None;
+                }
+                return Err(e.into());
+            }
+        };
         let (storage_limit, transfer_limit) = match standing.plan {
             Some(plan) => {
                 let (storage, burst) = plan.in_force(period.index());
@@ -180,6 +195,7 @@ impl Meter {
             transferred: standing.transfer_bytes.saturating_add(unflushed),
             bucket,
             bucket_at,
+            refreshing: None,
         };
         if state.apps.len() >= MAX_APPS_SEEN {
             // Apps not seen for a while are read again when they come back.
