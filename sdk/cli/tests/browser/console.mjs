@@ -6,33 +6,16 @@
 // it reads the usage charts, deletes a second app and signs out. What it saw goes to $DRIVER_OUT/console.json: the
 // texts a person would read at each step, every request the browser sent with its body, console errors and what the
 // page kept in storage. Every wait is bounded.
-import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const { CONSOLE_URL: url, CONSOLE_EMAIL: email, CONSOLE_PASSWORD: password, DRIVER_OUT: out } = process.env;
 const report = { requests: [], consoleErrors: [], steps: {} };
 const stdin = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 
-const profile = mkdtempSync(join(tmpdir(), "synckit-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1280, height: 900 },
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-  timeout: 60_000,
-});
-context.setDefaultTimeout(30_000);
+const { context, close } = await launch({ width: 1280, height: 900, timeout: 30_000 });
 
 /** The visible text of `selector`, spaces collapsed. */
 async function text(page, selector) {
@@ -249,7 +232,6 @@ try {
   }
 } finally {
   writeFileSync(join(out, "console.json"), JSON.stringify(report, null, 2));
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
   process.exit(0);
 }

@@ -6,33 +6,14 @@
 // browser sent with its body, console errors, the derived vectors, whether the progress indicator showed, and the
 // text of the page the browser ended on. It stops by itself: every wait is bounded.
 import { readFileSync, writeFileSync } from "node:fs";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const url = process.argv[process.argv.length - 1];
 const { SIGNIN_EMAIL: email, SIGNIN_PASSWORD: password, DRIVER_OUT: out, LOGIN_VECTORS: vectorsPath } = process.env;
 const report = { url, requests: [], consoleErrors: [], derived: [], progressShown: false, finalUrl: "", finalText: "" };
 
-// The flags these machines need (no GPU, no network beyond loopback); a fresh profile every run.
-const profile = mkdtempSync(join(tmpdir(), "synckit-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1280, height: 800 },
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-  timeout: 60_000,
-});
-context.setDefaultTimeout(60_000);
+const { context, close } = await launch({ width: 1280, height: 800, timeout: 60_000 });
 
 try {
   context.on("request", (request) => {
@@ -99,6 +80,5 @@ try {
   report.error = String(error && error.stack ? error.stack : error);
 } finally {
   writeFileSync(join(out, "driver.json"), JSON.stringify(report, null, 2));
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }
