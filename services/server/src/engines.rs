@@ -7,7 +7,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use synckit_blob::{LocalStore, ObjectStore, S3Store};
 use synckit_bus::{CommitBus, InProcessBus, NatsBus};
-use synckit_store::{AccountStore, BlobCatalog, ChangelogStore, StoreError, UsageStore};
+use synckit_store::{AccountStore, BlobCatalog, ChangelogStore, StoreError, Stores, UsageStore};
 use synckit_store_postgres::{PgOptions, PgStore};
 use synckit_store_sqlite::{SqliteOptions, SqliteStore};
 
@@ -24,21 +24,6 @@ pub struct Engines {
     pub usage: Arc<dyn UsageStore>,
     pub bus: Arc<dyn CommitBus>,
     pub objects: Arc<dyn ObjectStore>,
-}
-
-/// The storage ports, all on one database.
-#[derive(Clone, Debug)]
-pub struct Stores {
-    pub changelog: Arc<dyn ChangelogStore>,
-    pub accounts: Arc<dyn AccountStore>,
-    pub blobs: Arc<dyn BlobCatalog>,
-    pub usage: Arc<dyn UsageStore>,
-}
-
-impl Stores {
-    fn all_on<S: ChangelogStore + AccountStore + BlobCatalog + UsageStore>(store: Arc<S>) -> Self {
-        Self { changelog: store.clone(), accounts: store.clone(), blobs: store.clone(), usage: store }
-    }
 }
 
 impl Engines {

@@ -9,7 +9,7 @@ async fn fresh_stores() -> Stores {
     let url = synckit_testkit::fresh_database().await.expect("test database");
     let store = Arc::new(PgStore::connect(&url, &PgOptions::default()).expect("pool"));
     store.migrate().await.expect("migrations");
-    Stores { changelog: store.clone(), accounts: store.clone(), blobs: store.clone(), usage: store }
+    Stores::all_on(store)
 }
 
 synckit_store::conformance_suite!(fresh_stores());

@@ -9,7 +9,7 @@ async fn fresh_stores() -> Stores {
     // The directory must outlive the store; a test process is short, so it is simply leaked.
     let dir = tempfile::tempdir().expect("temp dir").keep();
     let store = Arc::new(SqliteStore::open(&dir.join("synckit.db")).expect("open"));
-    Stores { changelog: store.clone(), accounts: store.clone(), blobs: store.clone(), usage: store }
+    Stores::all_on(store)
 }
 
 synckit_store::conformance_suite!(fresh_stores());

@@ -10,7 +10,6 @@
 //! Every case uses random ids and emails, so cases do not depend on each other's data.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -19,18 +18,10 @@ use crate::{
     AccountRecovery, AccountStore, App, AppKeyEnvelope, AuthorizationCode, BlobCatalog, BlobHash, BlobRecord,
     ChangelogStore, KeyConflict, KeyEnvelope, KeyRewrap, LoginKeyChange, LoginKeyChanged, NewApp, NewEntry, NewUser,
     PendingPlan, PlanRecord, PutKeyOutcome, RecoverableKey, Recovered, RecoveredKey, Recovery, RecoveryKeyChange,
-    RecoveryKeyRefused, SecretName, StoreError, StreamId, SweptUpload, TokenStanding, UploadBegun, UsageStore,
-    UserBytes,
+    RecoveryKeyRefused, SecretName, StoreError, StreamId, SweptUpload, TokenStanding, UploadBegun, UserBytes,
 };
 
-/// The ports of one adapter.
-#[derive(Clone, Debug)]
-pub struct Stores {
-    pub changelog: Arc<dyn ChangelogStore>,
-    pub accounts: Arc<dyn AccountStore>,
-    pub blobs: Arc<dyn BlobCatalog>,
-    pub usage: Arc<dyn UsageStore>,
-}
+pub use crate::Stores;
 
 /// Emits one `#[tokio::test]` per conformance case, each on stores built by `$setup`.
 #[macro_export]

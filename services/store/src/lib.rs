@@ -33,3 +33,19 @@ pub use blobs::{BlobCatalog, BlobHash, BlobRecord, SweptUpload, UploadBegun};
 pub use changelog::{Appended, ChangelogStore, Entry, NewEntry, Page, StreamId, Superseded};
 pub use error::StoreError;
 pub use usage::{AppBytes, Day, DayBytes, Standing, Transfer, UsageStore, UserBytes};
+
+/// Every port of one deployment's storage.
+#[derive(Clone, Debug)]
+pub struct Stores {
+    pub changelog: std::sync::Arc<dyn ChangelogStore>,
+    pub accounts: std::sync::Arc<dyn AccountStore>,
+    pub blobs: std::sync::Arc<dyn BlobCatalog>,
+    pub usage: std::sync::Arc<dyn UsageStore>,
+}
+
+impl Stores {
+    /// Every port on one adapter.
+    pub fn all_on<S: ChangelogStore + AccountStore + BlobCatalog + UsageStore>(store: std::sync::Arc<S>) -> Self {
+        Self { changelog: store.clone(), accounts: store.clone(), blobs: store.clone(), usage: store }
+    }
+}
