@@ -12,6 +12,8 @@
 //! - An entry's whole plaintext (table, op, row id, timestamp, data) is sealed with a fresh 24-byte nonce and the
 //!   (app, user, change id) as associated data, so the server cannot move a payload to another entry or user.
 //!   Payload = nonce ‖ ciphertext ‖ tag: 40 bytes of overhead.
+//! - Keys, salts and nonces come from the OS's random source. Entries sealed together ([`EntrySealer`]) share a
+//!   random 16-byte nonce prefix and count in the last 8 bytes, so a batch costs one draw and one XChaCha20 subkey.
 //!
 //! Key derivation is slow on purpose; callers run [`derive_key`] off the async runtime.
 //!
@@ -24,6 +26,7 @@
 //! assert_eq!(keys.open_entry(&payload, app, user, change).unwrap(), b"secret");
 //! ```
 
+mod aead;
 pub mod blob;
 mod envelope;
 mod recovery;
@@ -40,13 +43,12 @@ pub use recovery::{
 };
 
 use argon2::{Algorithm, Argon2, AssociatedData, ParamsBuilder, Version};
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use self::aead::XChaCha20Poly1305;
 use crate::error::{Error, ErrorKind, Result};
 use crate::page::UndecryptableReason;
 
@@ -164,7 +166,7 @@ impl SecretKey {
     }
 }
 
-/// Random bytes, e.g. a salt.
+/// Random bytes from the OS, e.g. a salt.
 ///
 /// ```
 /// let salt: [u8; 16] = synckit::crypto::random_bytes();
@@ -251,7 +253,7 @@ impl Keys {
         };
         let entries = subkey(b"entries");
         Self {
-            entries: XChaCha20Poly1305::new(entries.as_bytes().into()),
+            entries: XChaCha20Poly1305::new(entries.as_bytes()),
             blobs: subkey(b"blobs"),
             blob_ids: subkey(b"blob ids"),
         }
@@ -268,6 +270,24 @@ impl Keys {
         self.seal_entry_with_nonce(plaintext, &random_bytes(), app_id, user_id, change_id)
     }
 
+    /// Seals many entries of (app, user) at the cost of the AEAD alone: their nonces share a random prefix, so the
+    /// sealer draws from the OS and derives XChaCha20's subkey once, where [`Keys::seal_entry`] pays both per entry
+    /// (together more than sealing a 256-byte entry). Each opens with [`Keys::open_entry`] as any other.
+    ///
+    /// ```
+    /// use synckit::crypto::{Keys, SecretKey};
+    /// let (keys, id) = (Keys::derive(&SecretKey::generate()), uuid::Uuid::now_v7());
+    /// let mut sealer = keys.entry_sealer(id, id);
+    /// let (a, b) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    /// let (first, second) = (sealer.seal(b"one", a), sealer.seal(b"two", b));
+    /// assert_eq!(keys.open_entry(&first, id, id, a).unwrap(), b"one");
+    /// assert_eq!(keys.open_entry(&second, id, id, b).unwrap(), b"two");
+    /// ```
+    pub fn entry_sealer(&self, app_id: Uuid, user_id: Uuid) -> EntrySealer {
+        let prefix = random_bytes();
+        EntrySealer { key: self.entries.prefix_key(&prefix), prefix, counter: 0, app_id, user_id }
+    }
+
     /// [`Keys::seal_entry`] under a given nonce: deterministic, so never to be called with a nonce used before.
     pub(crate) fn seal_entry_with_nonce(
         &self,
@@ -277,14 +297,9 @@ impl Keys {
         user_id: Uuid,
         change_id: Uuid,
     ) -> Vec<u8> {
-        let aad = entry_aad(app_id, user_id, change_id);
-        let sealed = self
-            .entries
-            .encrypt(&xnonce(nonce), Payload { msg: plaintext, aad: &aad })
-            .expect("XChaCha20-Poly1305 encryption of an in-memory buffer cannot fail");
-        let mut payload = Vec::with_capacity(NONCE_BYTES + sealed.len());
+        let mut payload = Vec::with_capacity(ENTRY_OVERHEAD + plaintext.len());
         payload.extend_from_slice(nonce);
-        payload.extend_from_slice(&sealed);
+        self.entries.seal_into(nonce, &entry_aad(app_id, user_id, change_id), plaintext, &mut payload);
         payload
     }
 
@@ -324,16 +339,48 @@ impl Keys {
         if payload.len() < ENTRY_OVERHEAD {
             return Err(UndecryptableReason::Malformed);
         }
-        let (nonce, sealed) = payload.split_at(NONCE_BYTES);
+        let (nonce, sealed) = payload.split_first_chunk::<NONCE_BYTES>().ok_or(UndecryptableReason::Malformed)?;
         self.entries
-            .decrypt(&xnonce(nonce), Payload { msg: sealed, aad: &entry_aad(app_id, user_id, change_id) })
+            .open(nonce, &entry_aad(app_id, user_id, change_id), sealed)
             .map_err(|_| UndecryptableReason::AuthenticationFailed)
     }
 }
 
-fn xnonce(bytes: &[u8]) -> XNonce {
-    let bytes: [u8; NONCE_BYTES] = bytes.try_into().expect("nonces are 24 bytes");
-    bytes.into()
+/// Seals entries of one (app, user); made by [`Keys::entry_sealer`].
+///
+/// Entry `n` of a sealer gets the nonce `prefix ‖ n` (8 bytes, little-endian), the prefix 16 random bytes drawn for
+/// this sealer alone: nonces of one sealer differ by their counter, and two sealers' prefixes collide with
+/// probability 2⁻¹²⁸ per pair, as random 24-byte nonces would. A sealer lives on the thread that seals; a process
+/// forked meanwhile copies its memory but not that thread, so never seals with it.
+pub struct EntrySealer {
+    /// XChaCha20-Poly1305 under the entries key for nonces beginning with `prefix`.
+    key: aead::PrefixKey,
+    prefix: [u8; aead::PREFIX_BYTES],
+    counter: u64,
+    app_id: Uuid,
+    user_id: Uuid,
+}
+
+impl std::fmt::Debug for EntrySealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntrySealer")
+            .field("app_id", &self.app_id)
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EntrySealer {
+    /// Seals one entry's plaintext under a nonce no other entry gets.
+    pub fn seal(&mut self, plaintext: &[u8], change_id: Uuid) -> Vec<u8> {
+        let suffix = self.counter.to_le_bytes();
+        self.counter = self.counter.checked_add(1).expect("2^64 entries are never sealed by one sealer");
+        let mut payload = Vec::with_capacity(ENTRY_OVERHEAD + plaintext.len());
+        payload.extend_from_slice(&self.prefix);
+        payload.extend_from_slice(&suffix);
+        self.key.seal_into(&suffix, &entry_aad(self.app_id, self.user_id, change_id), plaintext, &mut payload);
+        payload
+    }
 }
 
 fn entry_aad(app_id: Uuid, user_id: Uuid, change_id: Uuid) -> [u8; 16 + 48] {
@@ -372,6 +419,23 @@ mod tests {
         assert_eq!(kind(other.open_entry(&payload, app, user, change)), ErrorKind::Crypto);
         // A fresh nonce every time.
         assert_ne!(payload, keys.seal_entry(b"{\"table\":\"notes\"}", app, user, change));
+    }
+
+    #[test]
+    fn a_sealer_gives_every_entry_its_own_nonce_across_its_draws() {
+        let (app, user) = (Uuid::now_v7(), Uuid::now_v7());
+        let keys = Keys::derive(&SecretKey::generate());
+        let mut sealer = keys.entry_sealer(app, user);
+        let mut nonces = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let change = Uuid::now_v7();
+            let payload = sealer.seal(b"same plaintext", change);
+            assert_eq!(keys.open_entry(&payload, app, user, change).unwrap(), b"same plaintext");
+            assert!(nonces.insert(payload[..NONCE_BYTES].to_vec()), "a nonce was used twice");
+        }
+        // Another sealer: another prefix.
+        let other = keys.entry_sealer(app, user).seal(b"same plaintext", Uuid::now_v7());
+        assert!(nonces.iter().all(|n| n[..16] != other[..16]));
     }
 
     #[test]

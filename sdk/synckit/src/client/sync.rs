@@ -91,12 +91,13 @@ impl SyncKitClient {
         let keys = self.keys()?;
         let mut seen = HashSet::new();
         let mut sealed = Vec::new();
+        let mut sealer = keys.entry_sealer(session.app_id, session.user_id);
         for (change_id, change) in changes {
             if !seen.insert(change_id) {
                 return Err(Error::new(ErrorKind::InvalidInput, format!("change id {change_id} is given twice")));
             }
             let plaintext = Zeroizing::new(serde_json::to_vec(&change).expect("a change entry serialises"));
-            let payload = keys.seal_entry(&plaintext, session.app_id, session.user_id, change_id);
+            let payload = sealer.seal(&plaintext, change_id);
             if payload.len() > MAX_ENTRY_BYTES {
                 return Err(Error::new(
                     ErrorKind::InvalidInput,

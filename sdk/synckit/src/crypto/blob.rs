@@ -23,13 +23,12 @@
 
 use std::io::Read;
 
-use chacha20poly1305::aead::{Aead, KeyInit};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{Keys, TAG_BYTES};
+use super::aead::XChaCha20Poly1305;
+use super::{Keys, NONCE_BYTES, TAG_BYTES};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Plaintext bytes per chunk.
@@ -173,7 +172,7 @@ impl Keys {
         let hkdf = Hkdf::<Sha256>::new(None, self.blobs.as_bytes());
         let mut key = zeroize::Zeroizing::new([0u8; 32]);
         hkdf.expand_multi_info(&[b"synckit/blob/v1", &id.0], key.as_mut()).expect("32 bytes is a valid length");
-        XChaCha20Poly1305::new(key.as_ref().into())
+        XChaCha20Poly1305::new(&key)
     }
 }
 
@@ -211,11 +210,11 @@ impl BlobIdHasher {
     }
 }
 
-fn nonce(counter: u32, last: bool) -> XNonce {
-    let mut nonce = [0u8; 24];
+fn nonce(counter: u32, last: bool) -> [u8; NONCE_BYTES] {
+    let mut nonce = [0u8; NONCE_BYTES];
     nonce[19..23].copy_from_slice(&counter.to_be_bytes());
     nonce[23] = u8::from(last);
-    nonce.into()
+    nonce
 }
 
 /// Seals a blob chunk by chunk. Feed it the plaintext in order, in pieces of [`CHUNK_BYTES`] (the last may be
@@ -255,7 +254,7 @@ impl BlobSealer {
         let counter = u32::try_from(self.next)
             .map_err(|_| Error::new(ErrorKind::InvalidInput, "the blob is too large to encrypt"))?;
         self.next += 1;
-        Ok(self.cipher.encrypt(&nonce(counter, last), plaintext).expect("sealing an in-memory chunk cannot fail"))
+        Ok(self.cipher.seal(&nonce(counter, last), &[], plaintext))
     }
 
     /// Seals a whole in-memory plaintext (for small blobs and tests).
@@ -316,7 +315,7 @@ impl BlobOpener {
         let counter = u32::try_from(self.next).map_err(|_| broken("too many chunks"))?;
         let plain = self
             .cipher
-            .decrypt(&nonce(counter, last), sealed)
+            .open(&nonce(counter, last), &[], sealed)
             .map_err(|_| broken("a chunk is tampered, out of order, truncated, or under another key"))?;
         self.next += 1;
         Ok(plain)

@@ -25,14 +25,13 @@
 //! wrapping key) is exactly what a hostile server can forge, so it is never adopted on its own word: see
 //! [`Envelope::confirm_legacy`].
 
-use chacha20poly1305::XChaCha20Poly1305;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::{KEY_BYTES, KdfParams, NONCE_BYTES, SALT_BYTES, SecretKey, TAG_BYTES, argon2id, random_bytes, xnonce};
+use super::aead::XChaCha20Poly1305;
+use super::{KEY_BYTES, KdfParams, NONCE_BYTES, SALT_BYTES, SecretKey, TAG_BYTES, argon2id, random_bytes};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The envelope version [`wrap_master_key`] writes.
@@ -115,11 +114,9 @@ pub(crate) fn seal_v2(
     let mut plaintext = Zeroizing::new([0u8; KEY_BYTES + CHECK_BYTES]);
     plaintext[..KEY_BYTES].copy_from_slice(master.as_bytes());
     plaintext[KEY_BYTES..].copy_from_slice(&key_check(master, app_id, user_id));
-    let sealed = XChaCha20Poly1305::new(wrapping.as_bytes().into())
-        .encrypt(&xnonce(nonce), Payload { msg: plaintext.as_slice(), aad: &aad_v2(&envelope, app_id, user_id) })
-        .map_err(|_| Error::new(ErrorKind::Crypto, "sealing the master key failed"))?;
+    let aad = aad_v2(&envelope, app_id, user_id);
     envelope.extend_from_slice(nonce);
-    envelope.extend_from_slice(&sealed);
+    XChaCha20Poly1305::new(wrapping.as_bytes()).seal_into(nonce, &aad, plaintext.as_slice(), &mut envelope);
     Ok(envelope)
 }
 
@@ -144,7 +141,7 @@ pub struct Envelope<'a> {
     /// Version, parameters and salt: bound into a version 2 envelope's associated data.
     header: &'a [u8],
     salt: &'a [u8],
-    nonce: &'a [u8],
+    nonce: &'a [u8; NONCE_BYTES],
     sealed: &'a [u8],
 }
 
@@ -193,7 +190,7 @@ impl<'a> Envelope<'a> {
             ));
         }
         let (header, rest) = bytes.split_at(HEADER_BYTES);
-        let (nonce, sealed) = rest.split_at(NONCE_BYTES);
+        let (nonce, sealed) = rest.split_first_chunk().expect("the length was checked");
         Ok(Self { version, params, header, salt: &header[HEADER_BYTES - SALT_BYTES..], nonce, sealed })
     }
 
@@ -224,8 +221,8 @@ impl<'a> Envelope<'a> {
             return Err(Error::new(ErrorKind::Crypto, LEGACY_REFUSED));
         }
         let opened = Zeroizing::new(
-            XChaCha20Poly1305::new(wrapping.as_bytes().into())
-                .decrypt(&xnonce(self.nonce), Payload { msg: self.sealed, aad: &aad_v2(self.header, app_id, user_id) })
+            XChaCha20Poly1305::new(wrapping.as_bytes())
+                .open(self.nonce, &aad_v2(self.header, app_id, user_id), self.sealed)
                 .map_err(|_| Error::new(ErrorKind::WrongPassword, "the password does not open the key envelope"))?,
         );
         let (key, check) = opened.split_at(KEY_BYTES);
@@ -269,8 +266,8 @@ impl<'a> Envelope<'a> {
             return Err(Error::new(ErrorKind::Crypto, "only a version 1 key envelope is confirmed; open this one"));
         }
         let opened = Zeroizing::new(
-            XChaCha20Poly1305::new(wrapping.as_bytes().into())
-                .decrypt(&xnonce(self.nonce), Payload { msg: self.sealed, aad: &aad_v1(app_id, user_id) })
+            XChaCha20Poly1305::new(wrapping.as_bytes())
+                .open(self.nonce, &aad_v1(app_id, user_id), self.sealed)
                 .map_err(|_| Error::new(ErrorKind::WrongPassword, "the password does not open the key envelope"))?,
         );
         if SecretKey::from_bytes(&opened)? != *held {

@@ -32,15 +32,14 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chacha20poly1305::XChaCha20Poly1305;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use super::aead::XChaCha20Poly1305;
 use super::envelope::{CHECK_BYTES, check_matches, key_check};
-use super::{KEY_BYTES, NONCE_BYTES, SecretKey, TAG_BYTES, random_bytes, xnonce};
+use super::{KEY_BYTES, NONCE_BYTES, SecretKey, TAG_BYTES, random_bytes};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The first byte of a recovery envelope.
@@ -239,13 +238,10 @@ fn seal_with(master: &SecretKey, wrapping: &SecretKey, nonce: &[u8; NONCE_BYTES]
     let mut plaintext = Zeroizing::new([0u8; KEY_BYTES + CHECK_BYTES]);
     plaintext[..KEY_BYTES].copy_from_slice(master.as_bytes());
     plaintext[KEY_BYTES..].copy_from_slice(&key_check(master, app, user));
-    let sealed = XChaCha20Poly1305::new(wrapping.as_bytes().into())
-        .encrypt(&xnonce(nonce), Payload { msg: plaintext.as_slice(), aad: &aad(app, user) })
-        .expect("XChaCha20-Poly1305 encryption of an in-memory buffer cannot fail");
     let mut envelope = Vec::with_capacity(RECOVERY_ENVELOPE_BYTES);
     envelope.push(RECOVERY_ENVELOPE_VERSION);
     envelope.extend_from_slice(nonce);
-    envelope.extend_from_slice(&sealed);
+    XChaCha20Poly1305::new(wrapping.as_bytes()).seal_into(nonce, &aad(app, user), plaintext.as_slice(), &mut envelope);
     envelope
 }
 
@@ -277,10 +273,10 @@ pub fn open_recovery_envelope(
             ),
         ));
     }
-    let (nonce, sealed) = envelope[1..].split_at(NONCE_BYTES);
+    let (nonce, sealed) = envelope[1..].split_first_chunk().expect("the length was checked");
     let opened = Zeroizing::new(
-        XChaCha20Poly1305::new(recovery_key.wrapping_key().as_bytes().into())
-            .decrypt(&xnonce(nonce), Payload { msg: sealed, aad: &aad(app_id, user_id) })
+        XChaCha20Poly1305::new(recovery_key.wrapping_key().as_bytes())
+            .open(nonce, &aad(app_id, user_id), sealed)
             .map_err(|_| {
                 Error::new(
                     ErrorKind::Crypto,

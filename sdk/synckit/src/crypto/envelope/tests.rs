@@ -15,9 +15,7 @@ fn header(version: u8, params: KdfParams, salt: &[u8; SALT_BYTES]) -> Vec<u8> {
 /// can make one.
 fn seal(header: Vec<u8>, wrapping: &SecretKey, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     let nonce: [u8; NONCE_BYTES] = random_bytes();
-    let sealed = XChaCha20Poly1305::new(wrapping.as_bytes().into())
-        .encrypt(&xnonce(&nonce), Payload { msg: plaintext, aad })
-        .unwrap();
+    let sealed = XChaCha20Poly1305::new(wrapping.as_bytes()).seal(&nonce, aad, plaintext);
     [header, nonce.to_vec(), sealed].concat()
 }
 

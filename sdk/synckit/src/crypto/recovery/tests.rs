@@ -115,9 +115,7 @@ fn a_key_without_its_check_is_refused() {
     let (app, user, key) = (Uuid::now_v7(), Uuid::now_v7(), RecoveryKey::generate());
     let nonce: [u8; NONCE_BYTES] = random_bytes();
     let plaintext = [7u8; KEY_BYTES + CHECK_BYTES];
-    let sealed = XChaCha20Poly1305::new(key.wrapping_key().as_bytes().into())
-        .encrypt(&xnonce(&nonce), Payload { msg: plaintext.as_slice(), aad: &aad(app, user) })
-        .unwrap();
+    let sealed = XChaCha20Poly1305::new(key.wrapping_key().as_bytes()).seal(&nonce, &aad(app, user), &plaintext);
     let forged = [&[RECOVERY_ENVELOPE_VERSION][..], &nonce, &sealed].concat();
     let err = open_recovery_envelope(&forged, &key, app, user).unwrap_err();
     assert!(err.to_string().contains("key check"), "{err}");
