@@ -12,11 +12,12 @@ use crate::device::Account;
 
 /// `count` new changes whose serialised plaintext is `plaintext_bytes` long (or as short as an entry gets), sealed.
 pub(crate) fn seal(account: &Account, count: usize, plaintext_bytes: usize) -> Vec<PushEntry> {
+    let mut sealer = account.keys.entry_sealer(account.app_id, account.user_id);
     (0..count)
         .map(|_| {
             let change_id = Uuid::now_v7();
             let plaintext = change(change_id, plaintext_bytes);
-            let payload = account.keys.seal_entry(&plaintext, account.app_id, account.user_id, change_id);
+            let payload = sealer.seal(&plaintext, change_id);
             PushEntry { change_id, payload: payload.into() }
         })
         .collect()

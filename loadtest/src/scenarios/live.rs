@@ -1,5 +1,7 @@
 //! `live`: devices of one account (4 by default) each hold the event stream (`GET /api/sync/events`) for the whole
-//! run and push one small change every `--interval-ms`. For every push, each other device of the account measures
+//! run and push one small change every `--interval-ms`; a device that was told of the others' commits since its last
+//! push pulls and decrypts them first, as a live-syncing device does. For every push, each other device of the
+//! account measures
 //! the time from the push's acknowledgement (its answer arriving at the pushing device) to the `commit` event with
 //! that cursor arriving on its own stream: goose records it as the custom request `EVENT commit after ack`, in
 //! microseconds, so its percentiles are in every report and `--threshold "p99<50ms for EVENT commit after ack"`
@@ -20,7 +22,7 @@ use synckit_protocol::sync::{PushRequest, PushResponse};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::steady::SMALL_ENTRY_BYTES;
+use super::steady::{SMALL_ENTRY_BYTES, pull_all};
 use super::{Kind, Session, session, set_up, step};
 use crate::api::{self, Call, Failure};
 use crate::device::Fleet;
@@ -83,6 +85,7 @@ async fn listen_and_push(fleet: &Fleet, user: &mut GooseUser) -> TransactionResu
         let mut seen = stream.seen.lock().unwrap_or_else(PoisonError::into_inner);
         (std::mem::take(&mut seen.commits), seen.ended.take())
     };
+    let told = !commits.is_empty();
     let mut waiting = Vec::new();
     for (cursor, arrived) in commits {
         match device.account.acked_at(cursor) {
@@ -112,6 +115,9 @@ async fn listen_and_push(fleet: &Fleet, user: &mut GooseUser) -> TransactionResu
         }
     }
 
+    if told {
+        pull_all(user, &session).await?;
+    }
     let req = PushRequest { device_id: device.id, entries: entries::seal(&device.account, 1, SMALL_ENTRY_BYTES) };
     let goose = Call::new(GooseMethod::Post, paths::PUSH, "push").token(&device.token).json(&req).send(user).await?;
     let acked = Instant::now();

@@ -11,7 +11,7 @@ use synckit_protocol::limits::MAX_PULL_LIMIT;
 use synckit_protocol::paths;
 use synckit_protocol::sync::{PullRequest, PullResponse, PushRequest, PushResponse};
 
-use super::{Kind, session, set_up, step};
+use super::{Kind, Session, session, set_up, step};
 use crate::api::Call;
 use crate::device::Fleet;
 use crate::entries;
@@ -34,7 +34,12 @@ async fn change_and_pull(fleet: &Fleet, user: &mut GooseUser) -> TransactionResu
     let req = PushRequest { device_id: device.id, entries: entries::seal(&device.account, count, SMALL_ENTRY_BYTES) };
     let _: PushResponse =
         Call::new(GooseMethod::Post, paths::PUSH, "push").token(&device.token).json(&req).call(user).await?;
+    pull_all(user, &session).await
+}
 
+/// Pulls and decrypts everything of the account past the device's cursor, page by page, and moves the cursor.
+pub(crate) async fn pull_all(user: &mut GooseUser, session: &Session) -> TransactionResult {
+    let device = &session.device;
     let mut cursor = session.cursor.load(Ordering::Relaxed);
     loop {
         let req = PullRequest { cursor, limit: Some(MAX_PULL_LIMIT) };
