@@ -82,11 +82,13 @@ async fn run(o: &Options) {
         Some((gateway, api_key)) => (None, gateway.trim_end_matches('/').to_owned(), api_key.clone()),
         None => {
             let db = synckit_testkit::fresh_database().await.expect("a Postgres to benchmark on");
+            // Every idle stream is a connection: the cap on connections must leave room for the measuring ones.
+            let max_connections = (o.idle + 100).to_string();
             let (server, api_key) = server::start_server(
                 server::THIS_BUILD,
                 &db,
                 data.path(),
-                &[("SYNCKIT_EVENTS_MAX_PER_USER", "1000000")],
+                &[("SYNCKIT_EVENTS_MAX_PER_USER", "1000000"), ("SYNCKIT_SERVE_MAX_CONNECTIONS", &max_connections)],
             )
             .await;
             let url = server.url.clone();
