@@ -12,8 +12,9 @@
 //! - An entry's whole plaintext (table, op, row id, timestamp, data) is sealed with a fresh 24-byte nonce and the
 //!   (app, user, change id) as associated data, so the server cannot move a payload to another entry or user.
 //!   Payload = nonce ‖ ciphertext ‖ tag: 40 bytes of overhead.
-//! - Keys, salts and nonces come from the OS's random source. Entries sealed together ([`EntrySealer`]) share a
-//!   random 16-byte nonce prefix and count in the last 8 bytes, so a batch costs one draw and one XChaCha20 subkey.
+//! - Keys, salts and nonces come from the OS's random source. Entries sealed together ([`EntrySealer`]) share one
+//!   draw: a random 16-byte nonce prefix, and a count in the last 8 bytes from a random start, so a batch costs one
+//!   draw and one XChaCha20 subkey.
 //!
 //! Key derivation is slow on purpose; callers run [`derive_key`] off the async runtime.
 //!
@@ -284,8 +285,15 @@ impl Keys {
     /// assert_eq!(keys.open_entry(&second, id, id, b).unwrap(), b"two");
     /// ```
     pub fn entry_sealer(&self, app_id: Uuid, user_id: Uuid) -> EntrySealer {
-        let prefix = random_bytes();
-        EntrySealer { key: self.entries.prefix_key(&prefix), prefix, counter: 0, app_id, user_id }
+        let first: [u8; NONCE_BYTES] = random_bytes();
+        let (prefix, start) = split_nonce(&first);
+        EntrySealer {
+            key: self.entries.prefix_key(prefix),
+            prefix: *prefix,
+            counter: u64::from_le_bytes(*start),
+            app_id,
+            user_id,
+        }
     }
 
     /// [`Keys::seal_entry`] under a given nonce: deterministic, so never to be called with a nonce used before.
@@ -348,10 +356,14 @@ impl Keys {
 
 /// Seals entries of one (app, user); made by [`Keys::entry_sealer`].
 ///
-/// Entry `n` of a sealer gets the nonce `prefix ‖ n` (8 bytes, little-endian), the prefix 16 random bytes drawn for
-/// this sealer alone: nonces of one sealer differ by their counter, and two sealers' prefixes collide with
-/// probability 2⁻¹²⁸ per pair, as random 24-byte nonces would. A sealer lives on the thread that seals; a process
-/// forked meanwhile copies its memory but not that thread, so never seals with it.
+/// A sealer draws 24 random bytes once: its first entry's nonce. Entry `n` gets the nonce `prefix ‖ start + n` (the
+/// last 8 bytes, little-endian, wrapping): nonces of one sealer differ by their counter, and two sealers' 16-byte
+/// prefixes collide with probability 2⁻¹²⁸ per pair (random 24-byte nonces: 2⁻¹⁹²). A lone entry's nonce is 24
+/// random bytes, and a counter that starts anywhere does not show an entry's place in its batch; the shared prefix
+/// does show which entries were sealed together (`docs/security.md`).
+///
+/// Keep a sealer only while sealing one batch: a sealer copied with its process (a `fork`, a VM snapshot restored
+/// twice) would hand the same nonces out twice. The SDK seals each batch in one synchronous call.
 pub struct EntrySealer {
     /// XChaCha20-Poly1305 under the entries key for nonces beginning with `prefix`.
     key: aead::PrefixKey,
@@ -374,13 +386,20 @@ impl EntrySealer {
     /// Seals one entry's plaintext under a nonce no other entry gets.
     pub fn seal(&mut self, plaintext: &[u8], change_id: Uuid) -> Vec<u8> {
         let suffix = self.counter.to_le_bytes();
-        self.counter = self.counter.checked_add(1).expect("2^64 entries are never sealed by one sealer");
+        // Unique for 2^64 entries, which no sealer reaches.
+        self.counter = self.counter.wrapping_add(1);
         let mut payload = Vec::with_capacity(ENTRY_OVERHEAD + plaintext.len());
         payload.extend_from_slice(&self.prefix);
         payload.extend_from_slice(&suffix);
         self.key.seal_into(&suffix, &entry_aad(self.app_id, self.user_id, change_id), plaintext, &mut payload);
         payload
     }
+}
+
+/// A nonce's 16-byte prefix and 8-byte suffix.
+fn split_nonce(nonce: &[u8; NONCE_BYTES]) -> (&[u8; aead::PREFIX_BYTES], &[u8; aead::SUFFIX_BYTES]) {
+    let (prefix, suffix) = nonce.split_first_chunk().expect("a nonce is longer than its prefix");
+    (prefix, suffix.try_into().expect("the rest of a nonce is its suffix"))
 }
 
 fn entry_aad(app_id: Uuid, user_id: Uuid, change_id: Uuid) -> [u8; 16 + 48] {
@@ -433,9 +452,11 @@ mod tests {
             assert_eq!(keys.open_entry(&payload, app, user, change).unwrap(), b"same plaintext");
             assert!(nonces.insert(payload[..NONCE_BYTES].to_vec()), "a nonce was used twice");
         }
-        // Another sealer: another prefix.
+        // Another sealer: another prefix, and a count from another start (a batch's first nonce is all random).
         let other = keys.entry_sealer(app, user).seal(b"same plaintext", Uuid::now_v7());
         assert!(nonces.iter().all(|n| n[..16] != other[..16]));
+        let another = keys.entry_sealer(app, user).seal(b"same plaintext", Uuid::now_v7());
+        assert_ne!(other[16..NONCE_BYTES], another[16..NONCE_BYTES]);
     }
 
     #[test]

@@ -36,7 +36,7 @@ impl XChaCha20Poly1305 {
 
     /// Appends `plaintext` sealed under `nonce` with `aad` to `out`: the ciphertext, then the 16-byte tag.
     pub(crate) fn seal_into(&self, nonce: &[u8; NONCE_BYTES], aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
-        let (prefix, suffix) = split(nonce);
+        let (prefix, suffix) = super::split_nonce(nonce);
         self.prefix_key(prefix).seal_into(suffix, aad, plaintext, out);
     }
 
@@ -49,7 +49,7 @@ impl XChaCha20Poly1305 {
 
     /// Opens what [`XChaCha20Poly1305::seal`] sealed under the same key, nonce and associated data.
     pub(crate) fn open(&self, nonce: &[u8; NONCE_BYTES], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Unauthentic> {
-        let (prefix, suffix) = split(nonce);
+        let (prefix, suffix) = super::split_nonce(nonce);
         self.prefix_key(prefix).open(suffix, aad, sealed)
     }
 
@@ -60,11 +60,6 @@ impl XChaCha20Poly1305 {
         subkey.zeroize();
         PrefixKey(LessSafeKey::new(key))
     }
-}
-
-fn split(nonce: &[u8; NONCE_BYTES]) -> (&[u8; PREFIX_BYTES], &[u8; SUFFIX_BYTES]) {
-    let (prefix, suffix) = nonce.split_first_chunk::<PREFIX_BYTES>().expect("a nonce is longer than its prefix");
-    (prefix, suffix.try_into().expect("the rest of a nonce is its suffix"))
 }
 
 /// XChaCha20-Poly1305 for nonces with one 16-byte prefix, given their last 8 bytes: made by
